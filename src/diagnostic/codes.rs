@@ -1,0 +1,102 @@
+//! Stable diagnostic codes. A code is never reused for a different meaning; retired codes stay
+//! listed. Every code has a fixture under `tests/fixtures/diagnostics/`.
+
+use super::Severity;
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $sev:ident, $summary:literal;)*) => {
+        /// A stable diagnostic code such as `RB1002`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code {
+            $(#[doc = $summary] $variant,)*
+        }
+
+        impl Code {
+            /// All codes, in numeric order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as printed, e.g. `RB1002`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+
+            /// One-line summary, used in docs and SARIF rule metadata.
+            pub fn summary(self) -> &'static str {
+                match self { $(Code::$variant => $summary,)* }
+            }
+
+            pub fn default_severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$sev,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    // Reading rule files.
+    YamlSyntax = "RB0001", Error, "the file is not valid YAML";
+    UnknownKind = "RB0002", Error, "unknown document kind";
+    UnknownKey = "RB0003", Error, "unknown key";
+    WrongType = "RB0004", Error, "value has the wrong type";
+    MissingField = "RB0005", Error, "required field is missing";
+    DuplicateName = "RB0006", Error, "two documents of one kind share a name";
+    UnreadableFile = "RB0007", Error, "a rule file could not be read";
+    InvalidValue = "RB0008", Error, "value is not one of the allowed values";
+    InvalidDuration = "RB0009", Error, "invalid duration or rate";
+    InvalidSecretRef = "RB0010", Error, "invalid secret reference";
+    EmptyRuleSet = "RB0011", Warning, "no rule files found";
+    // Expressions.
+    ExprSyntax = "RB1001", Error, "expression syntax error";
+    UnknownFunction = "RB1002", Error, "unknown function";
+    WrongArity = "RB1003", Error, "wrong number of arguments";
+    ArgumentType = "RB1004", Error, "argument has the wrong type";
+    OperatorType = "RB1005", Error, "operator applied to values of the wrong type";
+    NonBooleanCondition = "RB1006", Error, "condition is not boolean";
+    UnknownField = "RB1007", Error, "field is not in the declared record schema";
+    InvalidJsonPath = "RB1008", Error, "invalid JSONPath query";
+    InvalidArgument = "RB1009", Error, "constant argument is invalid (regex, format, key)";
+    TemplateSyntax = "RB1010", Error, "template syntax error";
+    UnknownVariable = "RB1011", Error, "unknown variable in template";
+    // Flows and cross-file references.
+    UnknownReference = "RB2001", Error, "reference to an undefined provider, object, policy, record or flow";
+    TargetType = "RB2002", Error, "mapped value does not fit the target field's declared type";
+    UnknownTargetField = "RB2003", Error, "target field is not declared by the provider object";
+    MissingRequiredTarget = "RB2004", Error, "a required target field is not mapped";
+    UnknownMatchKey = "RB2005", Error, "duplicate rule matches on a field the mapping does not produce";
+    PolicyInputMissing = "RB2006", Error, "policy input is not available in the flow's record";
+    SecretInOutput = "RB2007", Warning, "a secret flows into a payload field unsealed";
+    // Policy tables.
+    RowArity = "RB3001", Error, "row has the wrong number of cells";
+    UnreachableRow = "RB3002", Error, "row can never match under hit policy `first`";
+    OverlappingRows = "RB3003", Error, "rows overlap under hit policy `unique`";
+    NoDefaultRow = "RB3004", Warning, "table has no row that matches every input";
+    OutputType = "RB3005", Error, "output value has the wrong type";
+    CellSyntax = "RB3006", Error, "cell is not a valid test";
+    // Tests.
+    TestUnknownFlow = "RB4001", Error, "test refers to an undefined flow or policy";
+    TestInvalid = "RB4002", Error, "test case is malformed";
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique() {
+        let set: HashSet<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(set.len(), Code::ALL.len());
+    }
+}

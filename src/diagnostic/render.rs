@@ -1,0 +1,1 @@
+//! Renderers for diagnostics: human, concise, JSON, SARIF.

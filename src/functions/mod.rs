@@ -1,0 +1,359 @@
+//! The builtin function library, one file per function.
+//!
+//! Every function declares a [`Signature`] that the type checker uses, documentation, and
+//! [`Example`]s that are both rendered into the generated docs and run as tests.
+//!
+//! # Null propagation
+//! When a parameter's declared type is not optional and the argument is `null` at run time, the
+//! call returns `null` without running the function (`lower(null)` is `null`), and the type
+//! checker makes the result type optional. Functions that handle null themselves (`coalesce`,
+//! `default`, `is_empty`, ...) declare optional parameters.
+//!
+//! # Custom functions
+//! An embedding service implements [`Function`] and registers it with
+//! [`Registry::register`]; custom functions are type-checked like builtins.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::types::Type;
+
+pub mod clock;
+pub use clock::{Clock, FixedClock, SystemClock};
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// A function's parameter.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    /// Declared type. A non-optional type means null arguments propagate (see module docs).
+    pub ty: Type,
+    /// The argument may be left out (only trailing parameters).
+    pub optional: bool,
+}
+
+impl Param {
+    pub fn new(name: &'static str, ty: Type) -> Self {
+        Param {
+            name,
+            ty,
+            optional: false,
+        }
+    }
+
+    /// A trailing parameter that may be omitted.
+    pub fn opt(name: &'static str, ty: Type) -> Self {
+        Param {
+            name,
+            ty,
+            optional: true,
+        }
+    }
+}
+
+/// What a function accepts and returns.
+#[derive(Clone, Debug)]
+pub struct Signature {
+    pub params: Vec<Param>,
+    /// A parameter that may repeat after `params` (e.g. `coalesce(a, b, c, ...)`).
+    pub variadic: Option<Param>,
+    pub returns: Type,
+    /// The function can fail on some inputs of the right type (e.g. `to_number("abc")`); such a
+    /// failure is a per-record error naming the rule and target field.
+    pub fallible: bool,
+}
+
+impl Signature {
+    pub fn new(params: Vec<Param>, returns: Type) -> Self {
+        Signature {
+            params,
+            variadic: None,
+            returns,
+            fallible: false,
+        }
+    }
+
+    pub fn fallible(mut self) -> Self {
+        self.fallible = true;
+        self
+    }
+
+    pub fn variadic(mut self, param: Param) -> Self {
+        self.variadic = Some(param);
+        self
+    }
+
+    /// Smallest and largest accepted argument count (`None`: unbounded).
+    pub fn arity(&self) -> (usize, Option<usize>) {
+        let min = self.params.iter().filter(|p| !p.optional).count();
+        let max = if self.variadic.is_some() {
+            None
+        } else {
+            Some(self.params.len())
+        };
+        (min, max)
+    }
+
+    /// The declared parameter at position `i`, following a variadic tail.
+    pub fn param(&self, i: usize) -> Option<&Param> {
+        self.params.get(i).or(self.variadic.as_ref())
+    }
+}
+
+/// Which part of the library a function belongs to (groups the generated docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    String,
+    Null,
+    Number,
+    Date,
+    Collection,
+    Encoding,
+    Identity,
+    Json,
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Category::String => "Strings",
+            Category::Null => "Null handling",
+            Category::Number => "Numbers",
+            Category::Date => "Dates",
+            Category::Collection => "Collections",
+            Category::Encoding => "Encoding and cryptography",
+            Category::Identity => "Identity",
+            Category::Json => "JSON",
+        })
+    }
+}
+
+/// A documented example that also runs as a test.
+#[derive(Clone, Copy, Debug)]
+pub struct Example {
+    pub title: &'static str,
+    /// An expression, e.g. `lower("ADA@Example.com")`.
+    pub source: &'static str,
+    /// The record the expression runs against, as JSON (`{}` when fields are not used).
+    pub record: &'static str,
+    /// The expected result as JSON, or `error: <text the error contains>`.
+    pub result: &'static str,
+}
+
+/// State a function computed once, at compile time, from constant arguments
+/// (e.g. a compiled regex). Passed back on every call.
+pub type Prepared = Arc<dyn Any + Send + Sync>;
+
+/// What a call sees besides its arguments.
+pub struct CallContext<'a> {
+    pub clock: &'a dyn Clock,
+    pub prepared: Option<&'a Prepared>,
+}
+
+impl CallContext<'_> {
+    /// The prepared state, downcast to the type the function stored.
+    pub fn prepared<T: 'static>(&self) -> Option<&T> {
+        self.prepared.and_then(|p| p.downcast_ref::<T>())
+    }
+}
+
+/// A runtime failure of one call; the engine adds the location and target field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FnError(pub String);
+
+impl FnError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        FnError(msg.into())
+    }
+}
+
+/// A function callable from expressions.
+pub trait Function: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn category(&self) -> Category;
+    /// One paragraph of documentation (Markdown).
+    fn doc(&self) -> &'static str;
+    fn signature(&self) -> Signature;
+    fn examples(&self) -> &'static [Example] {
+        &[]
+    }
+
+    /// The return type for these (already checked) argument types; refine the declared one,
+    /// e.g. `first(array<string>)` is `string?`.
+    fn return_type(&self, _args: &[Type]) -> Type {
+        self.signature().returns
+    }
+
+    /// Validates constant arguments at compile time and precomputes state from them.
+    /// `consts[i]` is `Some` when argument `i` is a literal. An `Err` becomes diagnostic RB1009.
+    fn prepare(&self, _consts: &[Option<&Value>]) -> Result<Option<Prepared>, String> {
+        Ok(None)
+    }
+
+    /// Runs the function. Arguments have been checked against the signature (nulls for
+    /// non-optional parameters never arrive here).
+    fn call(&self, args: &[Cow<'_, Value>], cx: &CallContext<'_>) -> Result<Value, FnError>;
+}
+
+/// The functions available to a rule set: the builtins plus any registered by the embedder.
+#[derive(Clone)]
+pub struct Registry {
+    functions: BTreeMap<String, Arc<dyn Function>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.functions.keys()).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl Registry {
+    /// An empty registry (no builtins).
+    pub fn empty() -> Self {
+        Registry {
+            functions: BTreeMap::new(),
+        }
+    }
+
+    /// All builtin functions.
+    pub fn builtin() -> Self {
+        let mut r = Self::empty();
+        for f in builtins::all() {
+            r.register(f);
+        }
+        r
+    }
+
+    /// Adds (or replaces) a function.
+    pub fn register(&mut self, f: Arc<dyn Function>) {
+        self.functions.insert(f.name().to_string(), f);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Function>> {
+        self.functions.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(|k| k.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Function>> {
+        self.functions.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.functions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+    }
+}
+
+/// A short name for a JSON value's type, for error messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Helpers for function bodies: typed access to checked arguments.
+pub(crate) mod arg {
+    use super::FnError;
+    use serde_json::Value;
+    use std::borrow::Cow;
+
+    pub fn str<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Result<&'v str, FnError> {
+        match args.get(i).map(|a| a.as_ref()) {
+            Some(Value::String(s)) => Ok(s),
+            Some(v) => Err(FnError(format!(
+                "argument {} must be a string, got {}",
+                i + 1,
+                super::type_name(v)
+            ))),
+            None => Err(FnError(format!("missing argument {}", i + 1))),
+        }
+    }
+
+    pub fn num(args: &[Cow<'_, Value>], i: usize) -> Result<f64, FnError> {
+        match args.get(i).map(|a| a.as_ref()) {
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .ok_or_else(|| FnError("number out of range".into())),
+            Some(v) => Err(FnError(format!(
+                "argument {} must be a number, got {}",
+                i + 1,
+                super::type_name(v)
+            ))),
+            None => Err(FnError(format!("missing argument {}", i + 1))),
+        }
+    }
+
+    pub fn array<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Result<&'v [Value], FnError> {
+        match args.get(i).map(|a| a.as_ref()) {
+            Some(Value::Array(a)) => Ok(a),
+            Some(v) => Err(FnError(format!(
+                "argument {} must be an array, got {}",
+                i + 1,
+                super::type_name(v)
+            ))),
+            None => Err(FnError(format!("missing argument {}", i + 1))),
+        }
+    }
+
+    /// An optional trailing argument, `None` when omitted or null.
+    pub fn opt<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Option<&'v Value> {
+        args.get(i).map(|a| a.as_ref()).filter(|v| !v.is_null())
+    }
+}
+
+/// Converts an `f64` result to a JSON number, integers without a fraction.
+pub fn number(n: f64) -> Result<Value, FnError> {
+    if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+        Ok(Value::from(n as i64))
+    } else {
+        serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| FnError(format!("{n} is not a finite number")))
+    }
+}
+
+/// Declares the builtin function modules and lists them.
+macro_rules! builtins {
+    ($($module:ident :: $ty:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        mod builtins {
+            use std::sync::Arc;
+            use super::Function;
+
+            /// Every builtin function.
+            pub fn all() -> Vec<Arc<dyn Function>> {
+                vec![$(Arc::new(super::$module::$ty)),*]
+            }
+        }
+    };
+}
+
+builtins! {
+    lower::Lower,
+}

@@ -1,0 +1,441 @@
+//! The rule-file document model: what the loader produces from YAML and the compiler consumes.
+//!
+//! Every value that a diagnostic may point at is [`Spanned`]. Expressions and templates are
+//! kept as text here (with the span of the YAML scalar that holds them); the compiler parses
+//! them, so one place reports all expression errors.
+
+use serde_json::Value;
+
+use crate::span::Span;
+use crate::types::Type;
+
+/// A value and where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// One YAML document of a rule file.
+#[derive(Clone, Debug)]
+pub enum Document {
+    Provider(ProviderDoc),
+    Flow(FlowDoc),
+    Policy(PolicyDoc),
+    Record(RecordDoc),
+    Tests(TestsDoc),
+}
+
+impl Document {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Document::Provider(_) => "provider",
+            Document::Flow(_) => "flow",
+            Document::Policy(_) => "policy",
+            Document::Record(_) => "record",
+            Document::Tests(_) => "test",
+        }
+    }
+
+    /// The document's name and its span (test files are named after their file).
+    pub fn name(&self) -> &Spanned<String> {
+        match self {
+            Document::Provider(d) => &d.name,
+            Document::Flow(d) => &d.name,
+            Document::Policy(d) => &d.name,
+            Document::Record(d) => &d.name,
+            Document::Tests(d) => &d.name,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// `kind: record`: a declared record schema. Expressions over a flow whose source names a
+/// record may only use its fields.
+#[derive(Clone, Debug)]
+pub struct RecordDoc {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub fields: Vec<FieldDecl>,
+    pub span: Span,
+}
+
+/// A declared field: of a record schema or of a provider object.
+#[derive(Clone, Debug)]
+pub struct FieldDecl {
+    pub name: Spanned<String>,
+    /// The field's type, e.g. `string`, `number?`, `array<string>`; `email`, `phone`, `url`,
+    /// `date`, `datetime` and `enum` are strings with a format.
+    pub ty: Spanned<Type>,
+    /// The type name as written (`email`, `enum`, ...), for format checks and docs.
+    pub format: String,
+    pub required: bool,
+    /// Allowed values of an `enum` field.
+    pub options: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flows
+
+/// `kind: flow`: which records go where, how they are mapped, which policy applies and how
+/// duplicates are handled.
+#[derive(Clone, Debug)]
+pub struct FlowDoc {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub source: SourceSpec,
+    pub target: TargetSpec,
+    /// Expression giving each record's key in outcomes (defaults to the first match key).
+    pub key: Option<Spanned<String>>,
+    /// Named secrets usable in expressions as `secrets.NAME`, e.g. `${env:JAMF_KEY}`.
+    pub secrets: Vec<(Spanned<String>, Spanned<String>)>,
+    /// The policy table applied to every record; its outputs are `policy.OUTPUT`.
+    pub policy: Option<Spanned<String>>,
+    pub mapping: Mapping,
+    pub options: MappingOptions,
+    pub duplicates: Option<DuplicateRule>,
+    pub tests: Vec<TestCase>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SourceSpec {
+    /// A `kind: record` schema the input records follow.
+    pub record: Option<Spanned<String>>,
+    /// Fields that must be present and non-null; records without them fail before mapping.
+    pub require: Vec<Spanned<String>>,
+    /// A boolean expression; records for which it is false are skipped.
+    pub filter: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TargetSpec {
+    pub provider: Spanned<String>,
+    pub object: Spanned<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MappingOptions {
+    /// Leave out target fields whose value is null (reverse-ETL "don't sync nulls").
+    pub omit_nulls: bool,
+    /// Target fields that must be non-null in every payload.
+    pub required: Vec<Spanned<String>>,
+}
+
+/// An ordered list of target fields and how each is produced.
+#[derive(Clone, Debug, Default)]
+pub struct Mapping {
+    pub entries: Vec<MappingEntry>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MappingEntry {
+    pub target: Spanned<String>,
+    pub value: MappingValue,
+}
+
+#[derive(Clone, Debug)]
+pub enum MappingValue {
+    /// `field: lower(email)` — an expression.
+    Expr(Spanned<String>),
+    /// `field: { value: lead }`, or a YAML number/bool — a constant.
+    Const(Spanned<Value>),
+    /// `field: { template: "Lead from {{ source }}" }` — a minijinja template over the record.
+    Template(Spanned<String>),
+    /// `field: { fields: { ... } }` or a nested mapping — an object built the same way.
+    Nested(Mapping, Span),
+}
+
+/// How to find an existing target record and what to do when one exists.
+#[derive(Clone, Debug)]
+pub struct DuplicateRule {
+    /// Payload fields that identify a record, tried in order.
+    pub match_keys: Vec<Spanned<String>>,
+    pub on_match: Spanned<OnMatch>,
+    pub on_multiple: Spanned<OnMultiple>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMatch {
+    Update,
+    Skip,
+    CreateNew,
+    Merge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMultiple {
+    Fail,
+    First,
+    MostRecent,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy tables
+
+/// `kind: policy`: a decision table.
+#[derive(Clone, Debug)]
+pub struct PolicyDoc {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub hit: Spanned<HitPolicy>,
+    /// One expression per input column, evaluated on the record (`department`).
+    pub inputs: Vec<Spanned<String>>,
+    pub outputs: Vec<OutputDecl>,
+    pub rows: Vec<Row>,
+    pub tests: Vec<TestCase>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HitPolicy {
+    /// The first matching row wins.
+    First,
+    /// Every matching row, in order; outputs become arrays.
+    Collect,
+    /// At most one row may match (a second match is a runtime error).
+    Unique,
+}
+
+#[derive(Clone, Debug)]
+pub struct OutputDecl {
+    pub name: Spanned<String>,
+    /// Declared type; when absent the first row's value decides.
+    pub ty: Option<Spanned<Type>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Input cells (unary tests, as text with spans) then output cells (constants).
+    pub inputs: Vec<Spanned<Cell>>,
+    pub outputs: Vec<Spanned<Value>>,
+    pub span: Span,
+}
+
+/// An input cell as written: a string is parsed as a unary test; other scalars are equality
+/// tests against that constant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Test(String),
+    Const(Value),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/// A test file (`kind: test`): cases for one flow or policy.
+#[derive(Clone, Debug)]
+pub struct TestsDoc {
+    /// The file's stem, for reporting.
+    pub name: Spanned<String>,
+    /// `flow: NAME` or `policy: NAME`.
+    pub subject: TestSubject,
+    pub cases: Vec<TestCase>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum TestSubject {
+    Flow(Spanned<String>),
+    Policy(Spanned<String>),
+}
+
+/// One fixture: an input record and what must come out.
+#[derive(Clone, Debug)]
+pub struct TestCase {
+    pub name: Spanned<String>,
+    pub input: Spanned<Value>,
+    /// Secret values for this case (tests never read the environment).
+    pub secrets: Vec<(String, String)>,
+    pub expect: Expectation,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Expectation {
+    /// `equals` (default): the payload must be exactly this; `contains`: a subset.
+    pub matching: MatchMode,
+    pub payload: Option<Spanned<Value>>,
+    pub policy: Option<Spanned<Value>>,
+    /// `dry_run` (mapped fine), `skipped` (filtered out) or `failed`.
+    pub status: Option<Spanned<String>>,
+    /// Text the failure reason must contain.
+    pub error: Option<Spanned<String>>,
+    /// The outcome key.
+    pub key: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatchMode {
+    #[default]
+    Equals,
+    Contains,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Providers
+
+/// `kind: provider`: how to talk to one system over HTTP.
+#[derive(Clone, Debug)]
+pub struct ProviderDoc {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub base_url: Spanned<String>,
+    pub auth: Option<Spanned<Auth>>,
+    pub rate_limit: Option<Spanned<RateLimit>>,
+    pub retry: Option<Spanned<RetryPolicy>>,
+    /// Per-request timeout.
+    pub timeout: Option<Spanned<std::time::Duration>>,
+    /// Headers sent with every request (values may hold secret references).
+    pub headers: Vec<(Spanned<String>, Spanned<String>)>,
+    pub objects: Vec<ObjectDoc>,
+    /// Error classification shared by all objects (objects may add their own first).
+    pub errors: Vec<ErrorRule>,
+    pub span: Span,
+}
+
+/// Authentication. Secret values are kept as text with `${env:..}` / `${file:..}` references.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    ApiKey {
+        /// `header` or `query`.
+        location: ApiKeyLocation,
+        name: Spanned<String>,
+        value: Spanned<String>,
+    },
+    Bearer {
+        token: Spanned<String>,
+    },
+    Basic {
+        username: Spanned<String>,
+        password: Spanned<String>,
+    },
+    OAuth2Refresh {
+        token_url: Spanned<String>,
+        client_id: Spanned<String>,
+        client_secret: Spanned<String>,
+        refresh_token: Spanned<String>,
+        scopes: Vec<String>,
+    },
+    OAuth2ClientCredentials {
+        token_url: Spanned<String>,
+        client_id: Spanned<String>,
+        client_secret: Spanned<String>,
+        scopes: Vec<String>,
+    },
+    /// Basic credentials exchanged for a bearer token with an expiry (Jamf Pro).
+    TokenExchange {
+        token_url: Spanned<String>,
+        username: Spanned<String>,
+        password: Spanned<String>,
+        /// JSONPath of the token in the response.
+        token: Spanned<String>,
+        /// JSONPath of the expiry (RFC 3339 timestamp) or `expires_in` seconds.
+        expires: Option<Spanned<String>>,
+        keep_alive_url: Option<Spanned<String>>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKeyLocation {
+    Header,
+    Query,
+}
+
+/// `100 per 10s`, or `{ requests: 100, per: 10s }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: std::time::Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: std::time::Duration,
+    pub max: std::time::Duration,
+    /// Status codes to retry, plus transport errors when `network` is listed.
+    pub on_status: Vec<u16>,
+    pub on_network: bool,
+    pub respect_retry_after: bool,
+}
+
+/// An object (entity) of a provider: its fields and operations.
+#[derive(Clone, Debug)]
+pub struct ObjectDoc {
+    pub name: Spanned<String>,
+    /// Declared fields; mapping targets are checked against them.
+    pub fields: Vec<FieldDecl>,
+    pub operations: Vec<Operation>,
+    pub errors: Vec<ErrorRule>,
+    /// Per-operation rate limits (e.g. HubSpot search: 4 per 1s).
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// `create`, `update`, `search`, `batch_upsert`, `get`, `delete`, `list`, or custom.
+    pub name: Spanned<String>,
+    pub method: Spanned<String>,
+    /// Path template (minijinja), e.g. `/crm/v3/objects/contacts/{{ id }}`.
+    pub path: Spanned<String>,
+    pub query: Vec<(Spanned<String>, Spanned<String>)>,
+    pub headers: Vec<(Spanned<String>, Spanned<String>)>,
+    /// Body template: a YAML value whose strings are minijinja templates.
+    pub body: Option<Spanned<Value>>,
+    /// JSONPath of the created/updated record's id in the response.
+    pub id: Option<Spanned<String>>,
+    /// JSONPath of the result items (search results, batch results).
+    pub results: Option<Spanned<String>>,
+    /// JSONPath of per-item errors in a batch response.
+    pub item_errors: Option<Spanned<String>>,
+    pub max_batch: Option<Spanned<u32>>,
+    pub rate_limit: Option<Spanned<RateLimit>>,
+    pub span: Span,
+}
+
+/// How to recognise a kind of error in a response.
+#[derive(Clone, Debug)]
+pub struct ErrorRule {
+    pub status: Vec<u16>,
+    /// Optional text the body must contain (e.g. `DUPLICATE_VALUE`).
+    pub contains: Option<Spanned<String>>,
+    pub kind: Spanned<ErrorKind>,
+    /// Expression over `{status, body, message}` extracting the existing record's id.
+    pub existing_id: Option<Spanned<String>>,
+    /// Expression giving the provider's message.
+    pub message: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Duplicate,
+    Validation,
+    Auth,
+    RateLimited,
+    Transient,
+    NotFound,
+    Fatal,
+}
