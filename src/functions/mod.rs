@@ -7,7 +7,13 @@
 //! When a parameter's declared type is not optional and the argument is `null` at run time, the
 //! call returns `null` without running the function (`lower(null)` is `null`), and the type
 //! checker makes the result type optional. Functions that handle null themselves (`coalesce`,
-//! `default`, `is_empty`, ...) declare optional parameters.
+//! `default`, `is_empty`, ...) declare parameters typed `T?` or `any`: such parameters receive
+//! null ([`Param::accepts_null`]).
+//!
+//! # Compile once
+//! [`Function::prepare`] sees the literal arguments of a call site once, at compile time: regex
+//! functions compile their pattern there, date functions their format, `fernet_*` their key, so
+//! that an invalid constant is a lint error and the per-record call does no parsing.
 //!
 //! # Custom functions
 //! An embedding service implements [`Function`] and registers it with
@@ -25,6 +31,10 @@ use crate::types::Type;
 
 pub mod clock;
 pub use clock::{Clock, FixedClock, SystemClock};
+
+mod common;
+mod dates;
+mod pattern;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -55,6 +65,12 @@ impl Param {
             ty,
             optional: true,
         }
+    }
+
+    /// Whether a null argument reaches the function. When false, a null argument makes the
+    /// call evaluate to null without running the function.
+    pub fn accepts_null(&self) -> bool {
+        self.ty.is_optional() || self.ty == Type::Any
     }
 }
 
@@ -320,9 +336,51 @@ pub(crate) mod arg {
         }
     }
 
+    /// A whole number (a fraction is an error), e.g. an index or a count of days.
+    pub fn int(args: &[Cow<'_, Value>], i: usize) -> Result<i64, FnError> {
+        let n = num(args, i)?;
+        if n.fract() != 0.0 || n.abs() >= 9.007_199_254_740_992e15 {
+            return Err(FnError(format!(
+                "argument {} must be a whole number, got {n}",
+                i + 1
+            )));
+        }
+        Ok(n as i64)
+    }
+
+    pub fn object<'v>(
+        args: &'v [Cow<'_, Value>],
+        i: usize,
+    ) -> Result<&'v serde_json::Map<String, Value>, FnError> {
+        match args.get(i).map(|a| a.as_ref()) {
+            Some(Value::Object(o)) => Ok(o),
+            Some(v) => Err(FnError(format!(
+                "argument {} must be an object, got {}",
+                i + 1,
+                super::type_name(v)
+            ))),
+            None => Err(FnError(format!("missing argument {}", i + 1))),
+        }
+    }
+
+    static NULL: Value = Value::Null;
+
+    /// Any argument, null when missing.
+    pub fn any<'v>(args: &'v [Cow<'_, Value>], i: usize) -> &'v Value {
+        args.get(i).map(|a| a.as_ref()).unwrap_or(&NULL)
+    }
+
     /// An optional trailing argument, `None` when omitted or null.
     pub fn opt<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Option<&'v Value> {
         args.get(i).map(|a| a.as_ref()).filter(|v| !v.is_null())
+    }
+
+    /// An optional trailing string argument, `None` when omitted or null.
+    pub fn opt_str<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Result<Option<&'v str>, FnError> {
+        match opt(args, i) {
+            None => Ok(None),
+            Some(_) => str(args, i).map(Some),
+        }
     }
 }
 
@@ -355,5 +413,6 @@ macro_rules! builtins {
 }
 
 builtins! {
+    // Strings
     lower::Lower,
 }
