@@ -415,4 +415,21 @@ macro_rules! builtins {
 builtins! {
     // Strings
     lower::Lower,
+    upper::Upper,
+    trim::Trim,
+    split::Split,
+    join::Join,
+    replace::Replace,
+    regex_match::RegexMatch,
+    regex_capture::RegexCapture,
+    regex_replace::RegexReplace,
+    substring::Substring,
+    starts_with::StartsWith,
+    ends_with::EndsWith,
+    contains::Contains,
+    title_case::TitleCase,
+    slugify::Slugify,
+    truncate::Truncate,
+    pad_start::PadStart,
+    to_string::ToString,
 }
