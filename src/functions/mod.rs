@@ -432,4 +432,17 @@ builtins! {
     truncate::Truncate,
     pad_start::PadStart,
     to_string::ToString,
+    // Null handling
+    coalesce::Coalesce,
+    default::Default,
+    is_empty::IsEmpty,
+    is_null::IsNull,
+    // Numbers
+    to_number::ToNumber,
+    round::Round,
+    min::Min,
+    max::Max,
+    abs::Abs,
+    floor::Floor,
+    ceil::Ceil,
 }
