@@ -445,4 +445,10 @@ builtins! {
     abs::Abs,
     floor::Floor,
     ceil::Ceil,
+    // Dates
+    now::Now,
+    parse_date::ParseDate,
+    format_date::FormatDate,
+    add_days::AddDays,
+    date_diff::DateDiff,
 }
