@@ -451,4 +451,14 @@ builtins! {
     format_date::FormatDate,
     add_days::AddDays,
     date_diff::DateDiff,
+    // Collections
+    len::Len,
+    first::First,
+    last::Last,
+    unique::Unique,
+    sort::Sort,
+    reverse::Reverse,
+    flatten::Flatten,
+    keys::Keys,
+    values::Values,
 }
