@@ -461,4 +461,18 @@ builtins! {
     flatten::Flatten,
     keys::Keys,
     values::Values,
+    // Encoding and cryptography
+    sha256::Sha256,
+    hmac_sha256::HmacSha256,
+    base64_encode::Base64Encode,
+    base64_decode::Base64Decode,
+    fernet_encrypt::FernetEncrypt,
+    fernet_decrypt::FernetDecrypt,
+    // Identity
+    normalize_email::NormalizeEmail,
+    normalize_phone::NormalizePhone,
+    uuid_v5::UuidV5,
+    // JSON
+    to_json::ToJson,
+    parse_json::ParseJson,
 }
