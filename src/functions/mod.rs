@@ -32,6 +32,8 @@ use crate::types::Type;
 pub mod clock;
 pub use clock::{Clock, FixedClock, SystemClock};
 
+pub mod docs;
+
 mod common;
 mod dates;
 mod pattern;
@@ -475,4 +477,59 @@ builtins! {
     // JSON
     to_json::ToJson,
     parse_json::ParseJson,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_is_complete_and_documented() {
+        let registry = Registry::builtin();
+        assert!(registry.len() >= 40, "only {} functions", registry.len());
+        assert_eq!(
+            registry.len(),
+            builtins::all().len(),
+            "two functions share a name"
+        );
+        let mut problems = Vec::new();
+        for f in registry.iter() {
+            if f.doc().trim().is_empty() {
+                problems.push(format!("{}() has no doc", f.name()));
+            }
+            if f.examples().len() < 2 {
+                problems.push(format!("{}() has fewer than 2 examples", f.name()));
+            }
+            let sig = f.signature();
+            let optional_then_required = sig
+                .params
+                .windows(2)
+                .any(|w| w[0].optional && !w[1].optional);
+            if optional_then_required {
+                problems.push(format!(
+                    "{}(): an omittable parameter is not trailing",
+                    f.name()
+                ));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn names_are_snake_case() {
+        for name in Registry::builtin().names() {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_optional_and_any_parameters_see_null() {
+        assert!(!Param::new("x", Type::String).accepts_null());
+        assert!(Param::new("x", Type::optional(Type::String)).accepts_null());
+        assert!(Param::new("x", Type::Any).accepts_null());
+    }
 }
