@@ -90,7 +90,9 @@ fn function_section(out: &mut String, f: &dyn Function) {
         doc = f.doc().trim(),
     );
     if sig.fallible {
-        out.push_str("\n*Fallible:* some values make it fail, which is an error for that record.\n");
+        out.push_str(
+            "\n*Fallible:* some values make it fail, which is an error for that record.\n",
+        );
     }
     let examples = f.examples();
     if examples.is_empty() {
