@@ -177,3 +177,19 @@ fn a_document_with_errors_keeps_its_good_parts() {
         .collect();
     assert_eq!(targets, ["a", "d"]);
 }
+
+#[test]
+fn documents_left_out_are_listed_by_name() {
+    let loaded = load_str(
+        "x.yaml",
+        "kind: flow\nname: broken\nmapping: { a: b }\n---\nkind: record\nfields: {}\n",
+    );
+    assert_eq!(codes(&loaded), vec![Code::MissingField, Code::MissingField]);
+    assert!(loaded.rules.documents.is_empty());
+    let names: Vec<_> = loaded
+        .incomplete
+        .iter()
+        .map(|i| (i.kind, i.name.value.as_str()))
+        .collect();
+    assert_eq!(names, [("flow", "broken")]);
+}

@@ -54,6 +54,18 @@ pub struct Loaded {
     pub rules: RuleSet,
     /// Sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// Documents that have a name but were left out because of errors in required parts.
+    /// Later stages should not report references to these names as undefined: the reason
+    /// is already among `diagnostics`.
+    pub incomplete: Vec<Incomplete>,
+}
+
+/// A named document that could not be decoded completely.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incomplete {
+    /// `provider`, `flow`, `policy` or `record`.
+    pub kind: &'static str,
+    pub name: Spanned<String>,
 }
 
 impl Loaded {
@@ -186,6 +198,7 @@ pub fn load_sources(files: &[(String, String)]) -> Loaded {
 
 fn decode_all(sources: SourceMap, ids: &[FileId], mut diags: Vec<Diagnostic>) -> Loaded {
     let mut documents = Vec::new();
+    let mut incomplete = Vec::new();
     for &id in ids {
         let Some(file) = sources.get(id) else {
             continue;
@@ -199,7 +212,11 @@ fn decode_all(sources: SourceMap, ids: &[FileId], mut diags: Vec<Diagnostic>) ->
         for node in &nodes {
             let (doc, doc_diags) = decode_document(&sources, node, &stem);
             diags.extend(doc_diags);
-            documents.extend(doc);
+            match doc {
+                Ok(doc) => documents.push(doc),
+                Err(Some(named)) => incomplete.push(named),
+                Err(None) => {}
+            }
         }
     }
     if documents.is_empty() && diags.is_empty() {
@@ -218,15 +235,20 @@ fn decode_all(sources: SourceMap, ids: &[FileId], mut diags: Vec<Diagnostic>) ->
     Loaded {
         rules: RuleSet { sources, documents },
         diagnostics: diags,
+        incomplete,
     }
 }
 
+/// What became of one YAML document: the document, or (when it could not be completed)
+/// its kind and name if it had one.
+type DecodeResult = Result<Document, Option<Incomplete>>;
+
 /// Decodes one YAML document into a [`Document`], with its diagnostics.
-pub fn decode_document(
+fn decode_document(
     sources: &SourceMap,
     node: &Node,
     file_stem: &str,
-) -> (Option<Document>, Vec<Diagnostic>) {
+) -> (DecodeResult, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let kinds_help = format!(
         "the kind is one of {}",
@@ -249,7 +271,7 @@ pub fn decode_document(
             .with_label("expected a mapping starting with `kind:`")
             .with_help("start the document with `kind: flow` (or provider, policy, record, test)"),
         );
-        return (None, diags);
+        return (Err(None), diags);
     }
     let Some(kind_node) = node.get("kind") else {
         let first_line = first_line(sources, node.span);
@@ -258,7 +280,7 @@ pub fn decode_document(
                 .with_label("`kind` is required in every document")
                 .with_help(format!("add `kind: ...` at the top; {kinds_help}")),
         );
-        return (None, diags);
+        return (Err(None), diags);
     };
     let Some(kind_text) = kind_node.as_str() else {
         diags.push(
@@ -270,7 +292,7 @@ pub fn decode_document(
             .with_label("expected a document kind")
             .with_help(kinds_help),
         );
-        return (None, diags);
+        return (Err(None), diags);
     };
     let Some(kind) = KINDS.iter().copied().find(|k| *k == kind_text) else {
         let help = match decode::closest(kind_text, KINDS) {
@@ -286,7 +308,7 @@ pub fn decode_document(
             .with_label("unknown kind")
             .with_help(help),
         );
-        return (None, diags);
+        return (Err(None), diags);
     };
 
     let mut cx = Cx::new(sources, kind);
@@ -298,7 +320,7 @@ pub fn decode_document(
         _ => testcase::KEYS,
     };
     let Some(fields) = cx.fields(node, None, keys) else {
-        return (None, cx.diags);
+        return (Err(None), cx.diags);
     };
     // Missing fields of a document are reported on its `kind: ...` entry.
     let kind_line = node
@@ -319,7 +341,9 @@ pub fn decode_document(
     });
     let doc = if kind == "test" {
         let stem = Spanned::new(file_stem.to_string(), kind_node.span);
-        testcase::decode(&mut cx, &fields, name, stem).map(Document::Tests)
+        testcase::decode(&mut cx, &fields, name, stem)
+            .map(Document::Tests)
+            .ok_or(None)
     } else {
         if !fields.has("name") {
             cx.missing(
@@ -337,7 +361,10 @@ pub fn decode_document(
             "policy" => policy::decode(&mut cx, &fields, placeholder).map(Document::Policy),
             _ => record::decode(&mut cx, &fields, placeholder).map(Document::Record),
         };
-        doc.filter(|_| name.is_some())
+        match (doc, name) {
+            (Some(doc), Some(_)) => Ok(doc),
+            (_, name) => Err(name.map(|name| Incomplete { kind, name })),
+        }
     };
     (doc, cx.diags)
 }

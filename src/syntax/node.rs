@@ -143,11 +143,19 @@ pub fn parse_documents(file: FileId, text: &str) -> (Vec<Node>, Vec<Diagnostic>)
             }
             diags.clear();
             let mut docs = Vec::new();
+            let mut failed = false;
             for (start, end) in parts {
                 match parse_part(file, &text[start..end], start, &mut diags) {
                     Ok(part_docs) => docs.extend(part_docs),
-                    Err(d) => diags.push(d),
+                    Err(d) => {
+                        failed = true;
+                        diags.push(d);
+                    }
                 }
+            }
+            if !failed {
+                // The parts are fine on their own; the file as a whole is not.
+                diags.push(whole_error);
             }
             (docs, diags)
         }
@@ -253,12 +261,21 @@ fn clean_message(message: &str) -> String {
 fn byte_offset(text: &str, loc: &serde_saphyr::Location) -> usize {
     let span = loc.span();
     if let Some(b) = span.byte_offset() {
-        return (b as usize).min(text.len());
+        return floor_boundary(text, b as usize);
     }
     let chars = span.offset() as usize;
     text.char_indices()
         .nth(chars)
         .map_or(text.len(), |(i, _)| i)
+}
+
+/// The largest char boundary of `text` at or before `i`.
+fn floor_boundary(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// The shape `serde-saphyr` fills in; children carry their locations.
@@ -441,7 +458,7 @@ impl Converter<'_> {
                 .map(char::len_utf8)
                 .sum(),
         };
-        (start, len.min(self.text.len() - start))
+        (start, floor_boundary(self.text, start + len) - start)
     }
 
     /// Extends a flow collection's end over its closing bracket.

@@ -42,18 +42,10 @@ struct Window<'a> {
 impl<'a> Window<'a> {
     fn new(file: &'a SourceFile, spans: &[Span]) -> Self {
         let len = file.text.len();
-        let start = spans
-            .iter()
-            .map(|s| s.start as usize)
-            .min()
-            .unwrap_or(0)
-            .min(len);
-        let end = spans
-            .iter()
-            .map(|s| s.end as usize)
-            .max()
-            .unwrap_or(0)
-            .min(len);
+        let start = spans.iter().map(|s| s.start as usize).min().unwrap_or(0);
+        let start = floor_boundary(&file.text, start);
+        let end = spans.iter().map(|s| s.end as usize).max().unwrap_or(0);
+        let end = floor_boundary(&file.text, end.max(start));
         let line_start = file.text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = file.text[end..].find('\n').map_or(len, |i| end + i);
         let (first_line, _) = file.line_col(line_start as u32);
@@ -70,9 +62,12 @@ impl<'a> Window<'a> {
 
     /// A file span as a range within the window.
     fn local(&self, span: Span) -> Range<usize> {
-        let clamp =
-            |o: u32| (o as usize).clamp(self.range.start, self.range.end) - self.range.start;
-        clamp(span.start)..clamp(span.end)
+        let clamp = |o: u32| {
+            let o = (o as usize).clamp(self.range.start, self.range.end);
+            floor_boundary(&self.file.text, o) - self.range.start
+        };
+        let start = clamp(span.start);
+        start..clamp(span.end).max(start)
     }
 }
 
@@ -140,4 +135,31 @@ fn render_one(renderer: &Renderer, d: &Diagnostic, sources: &SourceMap) -> Strin
         group = group.element(Level::HELP.message(help.as_str()));
     }
     renderer.render(&[group])
+}
+
+/// The largest char boundary of `text` at or before `i`.
+fn floor_boundary(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Code;
+
+    #[test]
+    fn spans_inside_characters_and_past_the_end_do_not_panic() {
+        let mut map = SourceMap::new();
+        let id = map.add("f.yaml", "name: é\n");
+        for (start, end) in [(7, 8), (6, 100), (100, 200), (8, 7)] {
+            let d = Diagnostic::new(Code::UnknownKey, Span::new(id, start, end), "m")
+                .with_related(Span::new(id, 1, 7), "r");
+            let out = render(&[d], &map, false);
+            assert!(out.contains("f.yaml"), "{out}");
+        }
+    }
 }
