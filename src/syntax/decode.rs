@@ -78,7 +78,23 @@ impl<'a> Cx<'a> {
             ),
         )
         .with_label(format!("expected {expected}"))
-        .with_help_opt(help);
+        .with_help_opt(help.or_else(|| default_help(node, expected)));
+        self.push(d);
+    }
+
+    /// `RB0004` for a mapping key that is not a name (`[a]: x`, `{a: b}: x`).
+    pub fn bad_key(&mut self, key: &Node) {
+        let d = Diagnostic::new(
+            Code::WrongType,
+            key.span,
+            format!(
+                "keys in {} must be names, found {}",
+                self.here(),
+                key.describe()
+            ),
+        )
+        .with_label("expected a name")
+        .with_help("write a plain name before the colon, e.g. `email: ...`");
         self.push(d);
     }
 
@@ -138,7 +154,7 @@ impl<'a> Cx<'a> {
         };
         for (key, value) in entries {
             let Some(name) = key.as_str() else {
-                self.wrong_type(key, "a key name (a string)", None);
+                self.bad_key(key);
                 continue;
             };
             if !allowed.contains(&name) {
@@ -188,7 +204,7 @@ impl<'a> Cx<'a> {
                 NodeKind::Number(_) | NodeKind::Bool(_) => {
                     out.push((Spanned::new(key.to_string(), key.span), key, value))
                 }
-                _ => self.wrong_type(key, "a name (a string)", None),
+                _ => self.bad_key(key),
             }
         }
         out
@@ -202,10 +218,7 @@ impl<'a> Cx<'a> {
         match &node.kind {
             NodeKind::String(s) => Some(Spanned::new(s.clone(), node.span)),
             _ => {
-                let help = node
-                    .is_scalar()
-                    .then(|| format!("quote it to make it a string: `\"{node}\"`"));
-                self.wrong_type(node, "a string", help.filter(|_| !node_is_empty(node)));
+                self.wrong_type(node, "a string", None);
                 None
             }
         }
@@ -282,7 +295,11 @@ impl<'a> Cx<'a> {
                         self.here()
                     ),
                 )
-                .with_label("out of range");
+                .with_label("out of range")
+                .with_help(format!(
+                    "write a whole number between {min} and {}",
+                    u32::MAX
+                ));
                 self.push(d);
                 None
             }
@@ -559,6 +576,23 @@ impl<'n> Fields<'n> {
         }
         self.opt(cx, name, f)
     }
+}
+
+/// A generic hint for an `RB0004` that has no specific one.
+fn default_help(node: &Node, expected: &str) -> Option<String> {
+    if node_is_empty(node) {
+        return Some("write a value after the colon".to_string());
+    }
+    Some(match expected {
+        "a mapping" => {
+            "write `key: value` entries, indented below the key or as `{ key: value }`".to_string()
+        }
+        "a list" => "write a list as `[a, b]` or as `- item` lines below the key".to_string(),
+        "a string" if node.is_scalar() => format!("quote it to make it a string: `\"{node}\"`"),
+        "a string" => "write a single value here".to_string(),
+        "a whole number" => "write a number such as `100`, without quotes".to_string(),
+        _ => return None,
+    })
 }
 
 fn node_is_empty(node: &Node) -> bool {

@@ -385,7 +385,11 @@ struct Converter<'a> {
 
 impl Converter<'_> {
     fn node(&self, raw: serde_saphyr::Spanned<Raw>, diags: &mut Vec<Diagnostic>) -> Node {
-        let (start, len) = self.range(&raw.referenced);
+        let (mut start, len) = self.range(&raw.referenced);
+        // An empty value (`key:`) is located at its colon; place it right after the colon.
+        if len == 0 && matches!(raw.value, Raw::Null) && self.text[start..].starts_with(':') {
+            start += 1;
+        }
         let mut end = start + len;
         let kind = match raw.value {
             Raw::Null => NodeKind::Null,
@@ -579,6 +583,32 @@ mod tests {
         let text = format!("a: {}{}\n", "[".repeat(500), "]".repeat(500));
         let (_, _, diags) = parse(&text);
         assert_eq!(diags.len(), 1);
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_expand() {
+        let text = "base: &b { method: POST, path: /x }\nop:\n  <<: *b\n  path: /y\nalias: *b\n";
+        let (map, docs, diags) = parse(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let op = docs[0].get("op").expect("op");
+        assert_eq!(
+            op.to_json(),
+            serde_json::json!({"method": "POST", "path": "/y"})
+        );
+        let alias = docs[0].get("alias").expect("alias");
+        assert_eq!(alias.get("method").and_then(Node::as_str), Some("POST"));
+        // Aliased values point at the alias.
+        assert_eq!(map.slice(alias.span), Some("*b"));
+    }
+
+    #[test]
+    fn empty_values_sit_after_their_colon() {
+        let (map, docs, _) = parse("a:\nb: 1\n");
+        let a = docs[0].get("a").expect("a");
+        assert_eq!(a.kind, NodeKind::Null);
+        assert_eq!((a.span.start, a.span.end), (2, 2));
+        assert_eq!(a.describe(), "nothing");
+        assert_eq!(map.locate(a.span).column, 3);
     }
 
     #[test]

@@ -119,7 +119,9 @@ pub(crate) fn decode(
 fn base_url(cx: &mut Cx<'_>, node: &Node) -> Option<Spanned<String>> {
     let url = cx.secret_text(node)?;
     let v = url.value.trim();
-    if !(v.starts_with("https://") || v.starts_with("http://") || v.starts_with("${")) {
+    // A secret reference or a template (`{{ instance_url }}`) is checked when it is resolved.
+    let deferred = v.starts_with("${") || v.starts_with("{{");
+    if !(deferred || v.starts_with("https://") || v.starts_with("http://")) {
         let d = Diagnostic::new(
             Code::InvalidValue,
             url.span,
