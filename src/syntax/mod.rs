@@ -1,5 +1,5 @@
 //! Reading rule files: YAML with a source position for every value, decoded into the
-//! [`doc`] model with every problem reported as a [`Diagnostic`](crate::diagnostic::Diagnostic).
+//! [`doc`] model with every problem reported as a [`Diagnostic`].
 //!
 //! ```text
 //! files ──read──> SourceMap ──parse (node)──> Node trees ──decode──> Vec<Document> + diagnostics
@@ -8,6 +8,52 @@
 //! Loading never stops at the first problem: a bad key, value or document is reported and
 //! skipped, and the rest of the file is still read. Names are not resolved here (duplicate
 //! names and references across files are the compiler's business).
+//!
+//! # Spelling details and defaults
+//!
+//! The shapes follow [`doc`]; beyond them the loader decides:
+//!
+//! - YAML 1.2 scalars: only `true`/`false` are booleans (`on`, `yes`, `no` are strings, so
+//!   `retry.on` works as a key). Duplicate keys are an `RB0001` error; the first entry is kept.
+//!   Anchors, aliases and `<<` merge keys work; aliased values are located at the alias.
+//! - A file may hold several `---` documents; a syntax error in one still lets the others
+//!   load. Empty documents are skipped.
+//! - Lists of names (`source.require`, `options.required`, `duplicates.match`, `policy.inputs`,
+//!   `policy.outputs`, `retry.on`) also accept a single string.
+//! - `source: lead` is short for `source: { record: lead }`.
+//! - Mapping values: a string is an expression; a number, boolean or `null` a constant; a
+//!   mapping with exactly one of the keys `value`, `template`, `expr` or `fields` is that form;
+//!   any other mapping is a nested object. A list is an error (write `{ value: [...] }`), and so
+//!   is an empty value.
+//! - `duplicates.on_match` defaults to `update`, `on_multiple` to `fail`; `hit` to `first`.
+//! - Flow `secrets` values must contain a secret reference (a literal would put the secret in
+//!   the rule file). Secret references are checked in auth settings, headers, query values,
+//!   `base_url` and flow secrets.
+//! - Durations are `<number><unit>` groups with units `ms`, `s`, `m`, `h` (`1m30s`, `1.5s`);
+//!   rates are `N per DURATION`, `N/DURATION`, `N per second|minute|hour` or
+//!   `{ requests, per }`.
+//! - `retry`: `attempts` 3, `base` 500ms, `max` 30s, `on` `[429, 502, 503, 504, network]`,
+//!   `respect_retry_after` true unless given; `backoff: exponential` is accepted (the only
+//!   strategy). `max` shorter than `base` is an `RB0009` error.
+//! - `auth: none` is short for `{ type: none }`; `api_key.in` defaults to `header`;
+//!   `token_exchange.token` defaults to `$.token`; `scopes` is a list or a space-separated
+//!   string.
+//! - HTTP methods may be written in any case and are stored in upper case.
+//! - `base_url` must start with `http://` or `https://`, unless it starts with a secret
+//!   reference or a template (`{{ instance_url }}`).
+//! - An error rule needs `status` (a number or a list) or `contains`, or both.
+//! - Record and object fields: `name: TYPE` or `{ type, required, options, description }`;
+//!   `required` defaults to false; `type: enum` needs `options`. [`doc::FieldDecl::format`]
+//!   keeps the type as written (`email`, `number?`).
+//! - Policy rows: `[test..., output...]` split after as many cells as there are inputs, or
+//!   `{ when: [tests], then: [outputs] }`. Row arity is checked by the compiler.
+//! - Test cases: `input` defaults to `{}`; `expect` must check something; `status` is
+//!   `dry_run`, `skipped` or `failed`; `error` goes with `failed`, `payload` with `dry_run`;
+//!   policy tests may only expect `policy` (`RB4002` otherwise).
+//! - `kind: test` documents name one subject (`flow:` or `policy:`) and are named after their
+//!   file unless they have a `name`.
+//! - A document missing a required part (its `name`, a flow's `target` or `mapping`, ...) is
+//!   left out of the rule set and listed in [`Loaded::incomplete`].
 
 mod decode;
 pub mod doc;

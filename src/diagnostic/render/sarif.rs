@@ -90,10 +90,18 @@ fn physical(loc: &Location) -> Value {
     })
 }
 
-/// A relative URI reference for a file path: forward slashes, reserved characters escaped.
+/// A URI for a file path: relative paths stay relative references, absolute ones become
+/// `file://` URIs; forward slashes, reserved characters escaped.
 fn uri(path: &str) -> String {
+    let path = path.replace('\\', "/");
+    let bytes = path.as_bytes();
     let mut out = String::new();
-    for c in path.replace('\\', "/").chars() {
+    if path.starts_with('/') {
+        out.push_str("file://");
+    } else if bytes.len() > 2 && bytes[1] == b':' && bytes[2] == b'/' {
+        out.push_str("file:///");
+    }
+    for c in path.chars() {
         match c {
             'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '.' | '_' | '~' | '/' | ':' => out.push(c),
             _ => {
@@ -115,5 +123,7 @@ mod tests {
     fn uris_are_escaped() {
         assert_eq!(uri("rules/my flows/x.yaml"), "rules/my%20flows/x.yaml");
         assert_eq!(uri("rules\\x.yaml"), "rules/x.yaml");
+        assert_eq!(uri("/tmp/r/x.yaml"), "file:///tmp/r/x.yaml");
+        assert_eq!(uri("C:\\r\\x.yaml"), "file:///C:/r/x.yaml");
     }
 }
