@@ -127,7 +127,10 @@ impl<'a> Cx<'a> {
             format!("{} is missing required field `{field}`", self.here()),
         )
         .with_label(format!("`{field}` is required here"))
-        .with_help(help.unwrap_or_else(|| format!("add `{field}: ...`")));
+        .with_help(help.unwrap_or_else(|| match example(field) {
+            Some(e) => format!("add `{field}: {e}`"),
+            None => format!("add `{field}: ...`"),
+        }));
         self.push(d);
     }
 
@@ -576,6 +579,35 @@ impl<'n> Fields<'n> {
         }
         self.opt(cx, name, f)
     }
+}
+
+/// An example value for a required field, for "add `field: ...`" hints.
+fn example(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "target" => "{ provider: NAME, object: NAME }",
+        "mapping" => "{ email: lower(email) }",
+        "base_url" => "https://api.example.com",
+        "method" => "POST",
+        "path" => "/v1/things",
+        "kind" => "duplicate",
+        "type" => "string",
+        "inputs" => "[department]",
+        "outputs" => "[smart_group]",
+        "rows" => "[ [ '\"IT\"', IT_Computers ] ]",
+        "fields" => "{ email: string }",
+        "cases" => "[ { name: ..., input: {...}, expect: {...} } ]",
+        "expect" => "{ payload: {...} }",
+        "match" => "[email]",
+        "provider" | "object" | "name" => "NAME",
+        "token" | "value" | "password" | "client_secret" | "refresh_token" => "\"${env:NAME}\"",
+        "client_id" | "username" => "\"${env:NAME}\"",
+        "token_url" => "/oauth/token",
+        "requests" => "100",
+        "per" => "10s",
+        "when" => "['\"IT\"']",
+        "then" => "[IT_Computers]",
+        _ => return None,
+    })
 }
 
 /// A generic hint for an `RB0004` that has no specific one.

@@ -320,12 +320,30 @@ fn decode_document(
         return (Err(None), diags);
     }
     let Some(kind_node) = node.get("kind") else {
-        let first_line = first_line(sources, node.span);
-        diags.push(
-            Diagnostic::new(Code::MissingField, first_line, "document has no `kind`")
-                .with_label("`kind` is required in every document")
-                .with_help(format!("add `kind: ...` at the top; {kinds_help}")),
-        );
+        // A misspelt `kind:` key is the likely cause; point at it.
+        let misspelt = node.as_map().and_then(|entries| {
+            entries.iter().find(|(k, _)| {
+                k.as_str()
+                    .is_some_and(|k| decode::closest(k, &["kind"]).is_some())
+            })
+        });
+        let d = match misspelt {
+            Some((key, _)) => Diagnostic::new(
+                Code::MissingField,
+                key.span,
+                format!("document has no `kind`; found `{}`", key.key_text()),
+            )
+            .with_label("misspelt `kind`?")
+            .with_help(format!("did you mean `kind`? {kinds_help}")),
+            None => Diagnostic::new(
+                Code::MissingField,
+                first_line(sources, node.span),
+                "document has no `kind`",
+            )
+            .with_label("`kind` is required in every document")
+            .with_help(format!("add `kind: ...` at the top; {kinds_help}")),
+        };
+        diags.push(d);
         return (Err(None), diags);
     };
     let Some(kind_text) = kind_node.as_str() else {
