@@ -1,1 +1,0 @@
-//! Renderers for diagnostics: human, concise, JSON, SARIF.

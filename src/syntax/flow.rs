@@ -1,0 +1,243 @@
+//! `kind: flow` documents.
+
+use super::decode::{Cx, Fields};
+use super::doc::{
+    DuplicateRule, FlowDoc, Mapping, MappingEntry, MappingOptions, MappingValue, OnMatch,
+    OnMultiple, SourceSpec, Spanned, TargetSpec,
+};
+use super::node::{Node, NodeKind};
+use super::testcase::{self, Subject};
+use crate::diagnostic::{Code, Diagnostic};
+
+pub(crate) const KEYS: &[&str] = &[
+    "kind",
+    "name",
+    "description",
+    "source",
+    "target",
+    "key",
+    "secrets",
+    "policy",
+    "mapping",
+    "options",
+    "duplicates",
+    "tests",
+];
+
+const ON_MATCH: &[(&str, OnMatch)] = &[
+    ("update", OnMatch::Update),
+    ("skip", OnMatch::Skip),
+    ("create_new", OnMatch::CreateNew),
+    ("merge", OnMatch::Merge),
+];
+
+const ON_MULTIPLE: &[(&str, OnMultiple)] = &[
+    ("fail", OnMultiple::Fail),
+    ("first", OnMultiple::First),
+    ("most_recent", OnMultiple::MostRecent),
+];
+
+/// Keys with a meaning inside a mapping entry written as a mapping.
+const VALUE_FORMS: &[&str] = &["value", "template", "expr", "fields"];
+
+pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<FlowDoc> {
+    let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
+    let source = f.opt(cx, "source", source).unwrap_or_default();
+    let target = f.require(cx, "target", target);
+    let key = f.opt(cx, "key", |cx, n, _| cx.string(n));
+    let secrets = f
+        .opt(cx, "secrets", |cx, n, _| Some(secrets(cx, n)))
+        .unwrap_or_default();
+    let policy = f.opt(cx, "policy", |cx, n, _| cx.string(n));
+    let mapping = f.require(cx, "mapping", |cx, n, _| Some(mapping(cx, n)));
+    let options = f.opt(cx, "options", options).unwrap_or_default();
+    let duplicates = f.opt(cx, "duplicates", duplicates);
+    let tests = f
+        .opt(cx, "tests", |cx, n, _| {
+            Some(testcase::cases(cx, n, Subject::Flow))
+        })
+        .unwrap_or_default();
+    Some(FlowDoc {
+        name,
+        description,
+        source,
+        target: target?,
+        key,
+        secrets,
+        policy,
+        mapping: mapping.unwrap_or_default(),
+        options,
+        duplicates,
+        tests,
+        span: f.span,
+    })
+}
+
+/// `source: { record, require, filter }`, or `source: RECORD` for short.
+fn source(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<SourceSpec> {
+    if let NodeKind::String(s) = &node.kind {
+        return Some(SourceSpec {
+            record: Some(Spanned::new(s.clone(), node.span)),
+            ..SourceSpec::default()
+        });
+    }
+    let f = cx.fields(node, Some(key), &["record", "require", "filter"])?;
+    Some(SourceSpec {
+        record: f.opt(cx, "record", |cx, n, _| cx.string(n)),
+        require: f
+            .opt(cx, "require", |cx, n, _| Some(cx.string_list(n)))
+            .unwrap_or_default(),
+        filter: f.opt(cx, "filter", |cx, n, _| cx.string(n)),
+    })
+}
+
+fn target(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<TargetSpec> {
+    if node.as_map().is_none() {
+        cx.wrong_type(
+            node,
+            "a mapping",
+            Some("write `target: { provider: NAME, object: NAME }`".into()),
+        );
+        return None;
+    }
+    let f = cx.fields(node, Some(key), &["provider", "object"])?;
+    let provider = f.require(cx, "provider", |cx, n, _| cx.string(n));
+    let object = f.require(cx, "object", |cx, n, _| cx.string(n));
+    Some(TargetSpec {
+        provider: provider?,
+        object: object?,
+    })
+}
+
+/// `secrets: { NAME: "${env:VAR}" }`: each value must reference a secret, never hold one.
+fn secrets(cx: &mut Cx<'_>, node: &Node) -> Vec<(Spanned<String>, Spanned<String>)> {
+    let pairs = cx.string_map(node, true);
+    for (name, value) in &pairs {
+        if !value.value.contains("${") {
+            let d = Diagnostic::new(
+                Code::InvalidSecretRef,
+                value.span,
+                format!(
+                    "secret `{}` in {} is not a secret reference",
+                    name.value,
+                    cx.here()
+                ),
+            )
+            .with_label("a literal value here would put the secret in the rule file")
+            .with_help(format!(
+                "reference it instead, e.g. `${{env:{}}}`",
+                name.value.to_ascii_uppercase()
+            ));
+            cx.push(d);
+        }
+    }
+    pairs
+}
+
+/// A mapping of target fields to how each is produced.
+pub(crate) fn mapping(cx: &mut Cx<'_>, node: &Node) -> Mapping {
+    let mut entries = Vec::new();
+    for (target, _, value) in cx.entries(node) {
+        let v = cx.at(target.value.clone(), |cx| mapping_value(cx, value));
+        if let Some(value) = v {
+            entries.push(MappingEntry { target, value });
+        }
+    }
+    Mapping { entries }
+}
+
+fn mapping_value(cx: &mut Cx<'_>, node: &Node) -> Option<MappingValue> {
+    match &node.kind {
+        NodeKind::String(s) => Some(MappingValue::Expr(Spanned::new(s.clone(), node.span))),
+        NodeKind::Null if node.span.start == node.span.end => {
+            cx.wrong_type(
+                node,
+                "an expression",
+                Some("write an expression, or `{ value: null }` for a null constant".into()),
+            );
+            None
+        }
+        NodeKind::Null | NodeKind::Bool(_) | NodeKind::Number(_) => {
+            Some(MappingValue::Const(cx.json(node)))
+        }
+        NodeKind::Seq(_) => {
+            cx.wrong_type(
+                node,
+                "an expression or a mapping",
+                Some(
+                    "for a constant list write `{ value: [...] }`; for a computed one write an \
+                     expression in quotes, e.g. `\"[a, b]\"`"
+                        .into(),
+                ),
+            );
+            None
+        }
+        NodeKind::Map(entries) => {
+            let form = match entries.as_slice() {
+                [(k, v)] => k
+                    .as_str()
+                    .filter(|k| VALUE_FORMS.contains(k))
+                    .map(|k| (k, v)),
+                _ => None,
+            };
+            match form {
+                Some(("value", v)) => Some(MappingValue::Const(cx.json(v))),
+                Some(("template", v)) => cx
+                    .at("template", |cx| cx.string(v))
+                    .map(MappingValue::Template),
+                Some(("expr", v)) => cx.at("expr", |cx| cx.string(v)).map(MappingValue::Expr),
+                Some((_, v)) => {
+                    let inner = cx.at("fields", |cx| mapping(cx, v));
+                    Some(MappingValue::Nested(inner, v.span))
+                }
+                None => Some(MappingValue::Nested(mapping(cx, node), node.span)),
+            }
+        }
+    }
+}
+
+fn options(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<MappingOptions> {
+    let f = cx.fields(node, Some(key), &["omit_nulls", "required"])?;
+    Some(MappingOptions {
+        omit_nulls: f
+            .opt(cx, "omit_nulls", |cx, n, _| cx.bool(n))
+            .unwrap_or(false),
+        required: f
+            .opt(cx, "required", |cx, n, _| Some(cx.string_list(n)))
+            .unwrap_or_default(),
+    })
+}
+
+fn duplicates(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<DuplicateRule> {
+    let f = cx.fields(node, Some(key), &["match", "on_match", "on_multiple"])?;
+    let match_keys = f.require(cx, "match", |cx, n, _| Some(cx.string_list(n)));
+    let on_match = f
+        .opt(cx, "on_match", |cx, n, _| {
+            cx.choice(n, ON_MATCH, "duplicate policy")
+        })
+        .unwrap_or(Spanned::new(OnMatch::Update, key));
+    let on_multiple = f
+        .opt(cx, "on_multiple", |cx, n, _| {
+            cx.choice(n, ON_MULTIPLE, "multiple-match policy")
+        })
+        .unwrap_or(Spanned::new(OnMultiple::Fail, key));
+    let match_keys = match_keys?;
+    if match_keys.is_empty()
+        && let Some(n) = f.get("match")
+    {
+        let d = Diagnostic::new(
+            Code::MissingField,
+            n.span,
+            format!("{} needs at least one match key", cx.here()),
+        )
+        .with_label("no match keys")
+        .with_help("list the payload fields that identify a record, e.g. `match: [email]`");
+        cx.push(d);
+    }
+    Some(DuplicateRule {
+        match_keys,
+        on_match,
+        on_multiple,
+        span: f.span,
+    })
+}

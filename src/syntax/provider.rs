@@ -1,0 +1,510 @@
+//! `kind: provider` documents: how to talk to one system over HTTP.
+
+use std::time::Duration;
+
+use super::decode::{Cx, Fields};
+use super::doc::{
+    ApiKeyLocation, Auth, ErrorKind, ErrorRule, ObjectDoc, Operation, ProviderDoc, RetryPolicy,
+    Spanned,
+};
+use super::node::{Node, NodeKind};
+use super::record::field_decls;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::span::Span;
+
+pub(crate) const KEYS: &[&str] = &[
+    "kind",
+    "name",
+    "description",
+    "base_url",
+    "auth",
+    "rate_limit",
+    "retry",
+    "timeout",
+    "headers",
+    "objects",
+    "errors",
+];
+
+const AUTH_TYPES: &[&str] = &[
+    "none",
+    "api_key",
+    "bearer",
+    "basic",
+    "oauth2_refresh",
+    "oauth2_client_credentials",
+    "token_exchange",
+];
+
+const RETRY_KEYS: &[&str] = &[
+    "attempts",
+    "base",
+    "max",
+    "on",
+    "respect_retry_after",
+    "backoff",
+];
+
+const OBJECT_KEYS: &[&str] = &["description", "fields", "operations", "errors"];
+
+const OPERATION_KEYS: &[&str] = &[
+    "description",
+    "method",
+    "path",
+    "query",
+    "headers",
+    "body",
+    "id",
+    "results",
+    "item_errors",
+    "max_batch",
+    "rate_limit",
+];
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+const ERROR_RULE_KEYS: &[&str] = &["status", "contains", "kind", "existing_id", "message"];
+
+const ERROR_KINDS: &[(&str, ErrorKind)] = &[
+    ("duplicate", ErrorKind::Duplicate),
+    ("validation", ErrorKind::Validation),
+    ("auth", ErrorKind::Auth),
+    ("rate_limited", ErrorKind::RateLimited),
+    ("transient", ErrorKind::Transient),
+    ("not_found", ErrorKind::NotFound),
+    ("fatal", ErrorKind::Fatal),
+];
+
+/// Retry defaults when `retry:` is given without some of its settings.
+const DEFAULT_ATTEMPTS: u32 = 3;
+const DEFAULT_BASE: Duration = Duration::from_millis(500);
+const DEFAULT_MAX: Duration = Duration::from_secs(30);
+const DEFAULT_RETRY_ON: &[u16] = &[429, 502, 503, 504];
+
+pub(crate) fn decode(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    name: Spanned<String>,
+) -> Option<ProviderDoc> {
+    let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
+    let base_url = f.require(cx, "base_url", |cx, n, _| base_url(cx, n));
+    let auth = f.opt(cx, "auth", auth);
+    let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
+    let retry = f.opt(cx, "retry", retry);
+    let timeout = f.opt(cx, "timeout", |cx, n, _| cx.duration(n));
+    let headers = f
+        .opt(cx, "headers", |cx, n, _| Some(cx.string_map(n, true)))
+        .unwrap_or_default();
+    let objects = f
+        .opt(cx, "objects", |cx, n, _| Some(objects(cx, n)))
+        .unwrap_or_default();
+    let errors = f
+        .opt(cx, "errors", |cx, n, _| Some(error_rules(cx, n)))
+        .unwrap_or_default();
+    Some(ProviderDoc {
+        name,
+        description,
+        base_url: base_url?,
+        auth,
+        rate_limit,
+        retry,
+        timeout,
+        headers,
+        objects,
+        errors,
+        span: f.span,
+    })
+}
+
+fn base_url(cx: &mut Cx<'_>, node: &Node) -> Option<Spanned<String>> {
+    let url = cx.secret_text(node)?;
+    let v = url.value.trim();
+    // A secret reference or a template (`{{ instance_url }}`) is checked when it is resolved.
+    let deferred = v.starts_with("${") || v.starts_with("{{");
+    if !(deferred || v.starts_with("https://") || v.starts_with("http://")) {
+        let d = Diagnostic::new(
+            Code::InvalidValue,
+            url.span,
+            format!("`base_url` `{v}` is not an http(s) URL"),
+        )
+        .with_label("expected `https://...`")
+        .with_help("write the API's root URL, e.g. `https://api.hubapi.com`");
+        cx.push(d);
+    }
+    Some(url)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Auth
+
+fn auth(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<Spanned<Auth>> {
+    if node.as_str() == Some("none") {
+        return Some(Spanned::new(Auth::None, node.span));
+    }
+    if node.as_map().is_none() {
+        cx.wrong_type(
+            node,
+            "a mapping",
+            Some(
+                "write `auth: { type: bearer, token: \"${env:API_TOKEN}\" }` or `auth: none`"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    let Some(type_node) = node.get("type") else {
+        let f = cx.fields(node, Some(key), &all_auth_keys())?;
+        cx.missing(
+            f.owner,
+            "type",
+            Some(format!("the auth type is one of {}", list(AUTH_TYPES))),
+        );
+        return None;
+    };
+    let ty = cx.at("type", |cx| cx.string(type_node))?;
+    let Some(allowed) = auth_keys(&ty.value) else {
+        cx.at("type", |cx| {
+            cx.invalid_value(ty.span, &ty.value, AUTH_TYPES, "auth type")
+        });
+        return None;
+    };
+    let f = cx.fields(node, Some(key), &allowed)?;
+    let secret = |cx: &mut Cx<'_>, name: &str| f.require(cx, name, |cx, n, _| cx.secret_text(n));
+    let auth = match ty.value.as_str() {
+        "none" => Auth::None,
+        "api_key" => {
+            let location = f
+                .opt(cx, "in", |cx, n, _| {
+                    cx.choice(
+                        n,
+                        &[
+                            ("header", ApiKeyLocation::Header),
+                            ("query", ApiKeyLocation::Query),
+                        ],
+                        "api key location",
+                    )
+                })
+                .map_or(ApiKeyLocation::Header, |l| l.value);
+            let name = f.require(cx, "name", |cx, n, _| cx.string(n));
+            let value = secret(cx, "value");
+            Auth::ApiKey {
+                location,
+                name: name?,
+                value: value?,
+            }
+        }
+        "bearer" => Auth::Bearer {
+            token: secret(cx, "token")?,
+        },
+        "basic" => {
+            let username = secret(cx, "username");
+            let password = secret(cx, "password");
+            Auth::Basic {
+                username: username?,
+                password: password?,
+            }
+        }
+        "oauth2_refresh" => {
+            let token_url = secret(cx, "token_url");
+            let client_id = secret(cx, "client_id");
+            let client_secret = secret(cx, "client_secret");
+            let refresh_token = secret(cx, "refresh_token");
+            let scopes = scopes(cx, &f);
+            Auth::OAuth2Refresh {
+                token_url: token_url?,
+                client_id: client_id?,
+                client_secret: client_secret?,
+                refresh_token: refresh_token?,
+                scopes,
+            }
+        }
+        "oauth2_client_credentials" => {
+            let token_url = secret(cx, "token_url");
+            let client_id = secret(cx, "client_id");
+            let client_secret = secret(cx, "client_secret");
+            let scopes = scopes(cx, &f);
+            Auth::OAuth2ClientCredentials {
+                token_url: token_url?,
+                client_id: client_id?,
+                client_secret: client_secret?,
+                scopes,
+            }
+        }
+        _ => {
+            let token_url = secret(cx, "token_url");
+            let username = secret(cx, "username");
+            let password = secret(cx, "password");
+            let token = f
+                .opt(cx, "token", |cx, n, _| cx.string(n))
+                .unwrap_or_else(|| Spanned::new("$.token".to_string(), ty.span));
+            let expires = f.opt(cx, "expires", |cx, n, _| cx.string(n));
+            let keep_alive_url = f.opt(cx, "keep_alive_url", |cx, n, _| cx.secret_text(n));
+            Auth::TokenExchange {
+                token_url: token_url?,
+                username: username?,
+                password: password?,
+                token,
+                expires,
+                keep_alive_url,
+            }
+        }
+    };
+    Some(Spanned::new(auth, node.span))
+}
+
+/// The keys allowed for one auth type (`None` for an unknown type).
+fn auth_keys(ty: &str) -> Option<Vec<&'static str>> {
+    let specific: &[&str] = match ty {
+        "none" => &[],
+        "api_key" => &["in", "name", "value"],
+        "bearer" => &["token"],
+        "basic" => &["username", "password"],
+        "oauth2_refresh" => &[
+            "token_url",
+            "client_id",
+            "client_secret",
+            "refresh_token",
+            "scopes",
+        ],
+        "oauth2_client_credentials" => &["token_url", "client_id", "client_secret", "scopes"],
+        "token_exchange" => &[
+            "token_url",
+            "username",
+            "password",
+            "token",
+            "expires",
+            "keep_alive_url",
+        ],
+        _ => return None,
+    };
+    let mut keys = vec!["type"];
+    keys.extend_from_slice(specific);
+    Some(keys)
+}
+
+fn all_auth_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&str> = AUTH_TYPES
+        .iter()
+        .filter_map(|t| auth_keys(t))
+        .flatten()
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// `scopes: [a, b]` or `scopes: "a b"`.
+fn scopes(cx: &mut Cx<'_>, f: &Fields<'_>) -> Vec<String> {
+    f.opt(cx, "scopes", |cx, n, _| {
+        Some(match &n.kind {
+            NodeKind::String(s) => s.split_whitespace().map(str::to_string).collect(),
+            _ => cx.string_list(n).into_iter().map(|s| s.value).collect(),
+        })
+    })
+    .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retry
+
+fn retry(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<Spanned<RetryPolicy>> {
+    let f = cx.fields(node, Some(key), RETRY_KEYS)?;
+    let attempts = f
+        .opt(cx, "attempts", |cx, n, _| cx.u32(n, 1))
+        .map_or(DEFAULT_ATTEMPTS, |a| a.value);
+    let base = f.opt(cx, "base", |cx, n, _| cx.duration(n));
+    let max = f.opt(cx, "max", |cx, n, _| cx.duration(n));
+    f.opt(cx, "backoff", |cx, n, _| {
+        cx.choice(n, &[("exponential", ())], "backoff strategy")
+    });
+    let (on_status, on_network) = f
+        .opt(cx, "on", |cx, n, _| Some(retry_on(cx, n)))
+        .unwrap_or_else(|| (DEFAULT_RETRY_ON.to_vec(), true));
+    let respect_retry_after = f
+        .opt(cx, "respect_retry_after", |cx, n, _| cx.bool(n))
+        .unwrap_or(true);
+    if let (Some(base), Some(max)) = (&base, &max)
+        && max.value < base.value
+    {
+        let d = Diagnostic::new(
+            Code::InvalidDuration,
+            max.span,
+            "`retry.max` is shorter than `retry.base`",
+        )
+        .with_label("the longest wait between attempts")
+        .with_related(base.span, "the first wait")
+        .with_help("make `max` at least as long as `base`");
+        cx.push(d);
+    }
+    Some(Spanned::new(
+        RetryPolicy {
+            attempts,
+            base: base.map_or(DEFAULT_BASE, |b| b.value),
+            max: max.map_or(DEFAULT_MAX, |m| m.value),
+            on_status,
+            on_network,
+            respect_retry_after,
+        },
+        node.span,
+    ))
+}
+
+/// `on: [429, 503, network]`.
+fn retry_on(cx: &mut Cx<'_>, node: &Node) -> (Vec<u16>, bool) {
+    let mut statuses = Vec::new();
+    let mut network = false;
+    let items = cx.list(node, true);
+    for (i, item) in items.into_iter().enumerate() {
+        cx.item(i, |cx| match &item.kind {
+            NodeKind::String(s) if s == "network" => network = true,
+            NodeKind::String(s) if s.parse::<u64>().is_err() => {
+                cx.invalid_value(item.span, s, &["network"], "retry condition");
+            }
+            _ => statuses.extend(cx.status(item)),
+        });
+    }
+    (statuses, network)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects and operations
+
+fn objects(cx: &mut Cx<'_>, node: &Node) -> Vec<ObjectDoc> {
+    let mut out = Vec::new();
+    for (name, key, value) in cx.entries(node) {
+        let object = cx.at(name.value.clone(), |cx| {
+            let f = cx.fields(value, Some(key.span), OBJECT_KEYS)?;
+            let fields = f
+                .opt(cx, "fields", |cx, n, _| Some(field_decls(cx, n)))
+                .unwrap_or_default();
+            let operations = f
+                .opt(cx, "operations", |cx, n, _| Some(operations(cx, n)))
+                .unwrap_or_default();
+            let errors = f
+                .opt(cx, "errors", |cx, n, _| Some(error_rules(cx, n)))
+                .unwrap_or_default();
+            Some(ObjectDoc {
+                name,
+                fields,
+                operations,
+                errors,
+                span: value.span,
+            })
+        });
+        out.extend(object);
+    }
+    out
+}
+
+fn operations(cx: &mut Cx<'_>, node: &Node) -> Vec<Operation> {
+    let mut out = Vec::new();
+    for (name, key, value) in cx.entries(node) {
+        let op = cx.at(name.value.clone(), |cx| {
+            operation(cx, name, key.span, value)
+        });
+        out.extend(op);
+    }
+    out
+}
+
+fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> Option<Operation> {
+    let f = cx.fields(node, Some(key), OPERATION_KEYS)?;
+    let method = f.require(cx, "method", |cx, n, _| method(cx, n));
+    let path = f.require(cx, "path", |cx, n, _| cx.string(n));
+    let query = f
+        .opt(cx, "query", |cx, n, _| Some(cx.string_map(n, true)))
+        .unwrap_or_default();
+    let headers = f
+        .opt(cx, "headers", |cx, n, _| Some(cx.string_map(n, true)))
+        .unwrap_or_default();
+    let body = f.opt(cx, "body", |cx, n, _| Some(cx.json(n)));
+    let id = f.opt(cx, "id", |cx, n, _| cx.string(n));
+    let results = f.opt(cx, "results", |cx, n, _| cx.string(n));
+    let item_errors = f.opt(cx, "item_errors", |cx, n, _| cx.string(n));
+    let max_batch = f.opt(cx, "max_batch", |cx, n, _| cx.u32(n, 1));
+    let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
+    Some(Operation {
+        name,
+        method: method?,
+        path: path?,
+        query,
+        headers,
+        body,
+        id,
+        results,
+        item_errors,
+        max_batch,
+        rate_limit,
+        span: f.span,
+    })
+}
+
+/// An HTTP method; lower case is accepted and stored in upper case.
+fn method(cx: &mut Cx<'_>, node: &Node) -> Option<Spanned<String>> {
+    let m = cx.string(node)?;
+    let upper = m.value.to_ascii_uppercase();
+    if METHODS.contains(&upper.as_str()) {
+        return Some(Spanned::new(upper, m.span));
+    }
+    cx.invalid_value(m.span, &m.value, METHODS, "HTTP method");
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error classification
+
+fn error_rules(cx: &mut Cx<'_>, node: &Node) -> Vec<ErrorRule> {
+    let items = cx.list(node, false);
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        out.extend(cx.item(i, |cx| error_rule(cx, item)));
+    }
+    out
+}
+
+fn error_rule(cx: &mut Cx<'_>, node: &Node) -> Option<ErrorRule> {
+    let f = cx.fields(node, None, ERROR_RULE_KEYS)?;
+    let status = f
+        .opt(cx, "status", |cx, n, _| {
+            Some(match &n.kind {
+                NodeKind::Seq(items) => {
+                    let mut codes = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        codes.extend(cx.item(i, |cx| cx.status(item)));
+                    }
+                    codes
+                }
+                _ => cx.status(n).into_iter().collect(),
+            })
+        })
+        .unwrap_or_default();
+    let contains = f.opt(cx, "contains", |cx, n, _| cx.text(n));
+    let kind = f.require(cx, "kind", |cx, n, _| {
+        cx.choice(n, ERROR_KINDS, "error kind")
+    });
+    let existing_id = f.opt(cx, "existing_id", |cx, n, _| cx.string(n));
+    let message = f.opt(cx, "message", |cx, n, _| cx.string(n));
+    if !f.has("status") && !f.has("contains") {
+        cx.missing(
+            f.owner,
+            "status",
+            Some("an error rule matches on `status`, `contains` or both".into()),
+        );
+    }
+    Some(ErrorRule {
+        status,
+        contains,
+        kind: kind?,
+        existing_id,
+        message,
+        span: f.span,
+    })
+}
+
+fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
