@@ -109,8 +109,8 @@ impl Function for Min {
             },
             Example {
                 title: "a string is an error",
-                source: r#"min(1, "2")"#,
-                record: "{}",
+                source: "min(prices)",
+                record: r#"{"prices": [1, "2"]}"#,
                 result: "error: min() compares numbers, got string",
             },
         ]

@@ -64,7 +64,7 @@ impl Function for RegexCapture {
         &[
             Example {
                 title: "an id in an error message (group 1 by default)",
-                source: r#"regex_capture(message, "Existing ID: ([0-9]+)")"#,
+                source: r#"regex_capture(message, "Existing ID: (\\d+)")"#,
                 record: r#"{"message": "Contact already exists. Existing ID: 5101"}"#,
                 result: r#""5101""#,
             },

@@ -20,7 +20,8 @@ impl Function for RegexMatch {
     fn doc(&self) -> &'static str {
         "Whether `pattern` matches anywhere in the string; anchor it with `^...$` to match the \
          whole string. Patterns use Rust `regex` syntax (no look-around or back-references; \
-         matching takes linear time). A literal pattern is compiled once and checked by `lint`; \
+         matching takes linear time); in a string literal a backslash is doubled, so the regex \
+         `\\d+` is written `\"\\\\d+\"`. A literal pattern is compiled once and checked by `lint`; \
          a computed one is compiled on each call and an invalid one is an error."
     }
     fn signature(&self) -> Signature {
@@ -37,7 +38,7 @@ impl Function for RegexMatch {
         &[
             Example {
                 title: "a whole-string check",
-                source: r#"regex_match(zip, "^[0-9]{5}$")"#,
+                source: r#"regex_match(zip, "^\\d{5}$")"#,
                 record: r#"{"zip": "94103"}"#,
                 result: "true",
             },
@@ -46,6 +47,12 @@ impl Function for RegexMatch {
                 source: r#"regex_match(title, "(?i)manager")"#,
                 record: r#"{"title": "Sales Manager, EMEA"}"#,
                 result: "true",
+            },
+            Example {
+                title: "an invalid literal pattern is a lint error",
+                source: r#"regex_match(name, "(unclosed")"#,
+                record: "{}",
+                result: "error: invalid regex \"(unclosed\": unclosed group",
             },
             Example {
                 title: "an invalid pattern from a field",
