@@ -77,8 +77,9 @@ impl Context<'_> {
                 texts.push(text.value);
             }
             for (col, value) in row.outputs.iter().enumerate() {
+                // Any output may be null; otherwise it must have the column's type.
                 if let Some((name, ty)) = outputs.get(col)
-                    && !ty.accepts(&value.value)
+                    && !Type::optional(ty.clone()).accepts(&value.value)
                 {
                     self.report(
                         Diagnostic::new(
@@ -178,7 +179,7 @@ impl Context<'_> {
                         })
                         .unwrap_or(Type::Any),
                 };
-                (o.name.value.clone(), Type::optional(ty))
+                (o.name.value.clone(), ty)
             })
             .collect()
     }
