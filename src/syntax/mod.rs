@@ -140,6 +140,11 @@ pub enum LoadError {
 /// A path that does not exist or cannot be read is a [`LoadError`]; a file inside a directory
 /// that cannot be read is an `RB0007` diagnostic.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    load_paths_with(paths, &[])
+}
+
+/// Like [`load_paths`], with in-memory files (name, text) joining the same rule set.
+pub fn load_paths_with(paths: &[PathBuf], extra: &[(String, String)]) -> Result<Loaded, LoadError> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut unreadable: Vec<(PathBuf, String)> = Vec::new();
     let mut seen_dirs = HashSet::new();
@@ -203,7 +208,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
         diags.push(unreadable_file(id, &why));
     }
 
-    if files.is_empty() && diags.is_empty() {
+    for (name, text) in extra {
+        ids.push(sources.add(name.clone(), text.clone()));
+    }
+
+    if files.is_empty() && diags.is_empty() && extra.is_empty() {
         let shown = paths
             .iter()
             .map(|p| format!("`{}`", p.display()))

@@ -1,0 +1,169 @@
+//! Compiling one expression written in a rule file, and walking expression trees.
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::expr::{self, Expr, ExprKind, Scope};
+use crate::plan::ExprAt;
+use crate::syntax::doc::Spanned;
+use crate::types::Type;
+
+use super::Context;
+
+impl Context<'_> {
+    /// Parses and type-checks `text`, reporting problems at their exact place in the file.
+    pub fn compile_expr(&mut self, text: &Spanned<String>, scope: &Scope<'_>) -> Option<ExprAt> {
+        let ast = self.parse_expr(text)?;
+        self.compile_ast(&ast, text, scope)
+    }
+
+    pub fn parse_expr(&mut self, text: &Spanned<String>) -> Option<Expr> {
+        match expr::parse(&text.value) {
+            Ok(ast) => Some(ast),
+            Err(e) => {
+                let span = text.span.inner(
+                    self.sources,
+                    &text.value,
+                    e.range.start as usize,
+                    e.range.end as usize,
+                );
+                self.report(
+                    Diagnostic::new(Code::ExprSyntax, span, e.message).with_help_opt(e.help),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn compile_ast(
+        &mut self,
+        ast: &Expr,
+        text: &Spanned<String>,
+        scope: &Scope<'_>,
+    ) -> Option<ExprAt> {
+        match expr::compile(ast, scope) {
+            Ok((compiled, ty)) => Some(ExprAt {
+                compiled,
+                source: text.value.clone(),
+                ty,
+                span: text.span,
+                location: self.sources.locate(text.span),
+            }),
+            Err(errors) => {
+                for e in errors {
+                    self.report_check_error(text, e);
+                }
+                None
+            }
+        }
+    }
+
+    pub fn report_check_error(&mut self, text: &Spanned<String>, e: expr::CheckError) {
+        let span = text.span.inner(
+            self.sources,
+            &text.value,
+            e.range.start as usize,
+            e.range.end as usize,
+        );
+        let mut d = Diagnostic::new(e.code, span, e.message).with_help_opt(e.help);
+        if let Some(label) = e.label {
+            d = d.with_label(label);
+        }
+        self.report(d);
+    }
+
+    /// Provider error-classification expressions run over `{status, body, message}`.
+    pub fn check_error_expr(&mut self, text: &Spanned<String>) {
+        let bindings = [
+            ("status".to_string(), Type::Number),
+            ("body".to_string(), Type::Any),
+            ("message".to_string(), Type::optional(Type::String)),
+        ];
+        let empty = std::collections::BTreeMap::new();
+        let scope = Scope {
+            registry: self.registry,
+            record: Some(&empty),
+            bindings: &bindings,
+        };
+        self.compile_expr(text, &scope);
+    }
+}
+
+/// Calls `f` on every node of the tree, parents first.
+pub fn walk<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
+    f(e);
+    match &e.kind {
+        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::JsonPath(_) => {}
+        ExprKind::Array(items) => items.iter().for_each(|i| walk(i, f)),
+        ExprKind::Object(fields) => fields.iter().for_each(|(_, v)| walk(v, f)),
+        ExprKind::Field(t, _) | ExprKind::Unary(_, t) => walk(t, f),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {
+            walk(a, f);
+            walk(b, f);
+        }
+        ExprKind::Slice(t, a, b) => {
+            walk(t, f);
+            for x in [a, b].into_iter().flatten() {
+                walk(x, f);
+            }
+        }
+        ExprKind::If(c, a, b) => {
+            walk(c, f);
+            walk(a, f);
+            walk(b, f);
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
+    }
+}
+
+/// Root names an expression reads (record fields and bindings).
+pub fn root_names(e: &Expr) -> Vec<&str> {
+    let mut out = Vec::new();
+    walk(e, &mut |n| {
+        if let ExprKind::Name(name) = &n.kind {
+            out.push(name.as_str());
+        }
+    });
+    out
+}
+
+/// `secrets.NAME` accesses, with the range of each.
+pub fn secret_uses(e: &Expr) -> Vec<(&str, crate::expr::TextRange)> {
+    let mut out = Vec::new();
+    walk(e, &mut |n| {
+        if let ExprKind::Field(target, field) = &n.kind
+            && matches!(&target.kind, ExprKind::Name(root) if root == "secrets")
+        {
+            out.push((field.as_str(), n.range));
+        }
+    });
+    out
+}
+
+/// Functions whose output does not reveal their secret input (hashes, MACs, ciphertexts).
+const SEALING: &[&str] = &[
+    "sha256",
+    "hmac_sha256",
+    "fernet_encrypt",
+    "uuid_v5",
+    "len",
+    "is_empty",
+];
+
+/// Whether a secret can reach the expression's value without passing through a sealing function.
+pub fn leaks_secret(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Name(n) => n == "secrets",
+        ExprKind::Call { name, .. } if SEALING.contains(&name.as_str()) => false,
+        ExprKind::Literal(_) | ExprKind::JsonPath(_) => false,
+        ExprKind::Array(items) => items.iter().any(leaks_secret),
+        ExprKind::Object(fields) => fields.iter().any(|(_, v)| leaks_secret(v)),
+        ExprKind::Field(t, _) | ExprKind::Unary(_, t) => leaks_secret(t),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => leaks_secret(a) || leaks_secret(b),
+        ExprKind::Slice(t, a, b) => {
+            leaks_secret(t)
+                || a.as_deref().is_some_and(leaks_secret)
+                || b.as_deref().is_some_and(leaks_secret)
+        }
+        ExprKind::If(_, a, b) => leaks_secret(a) || leaks_secret(b),
+        ExprKind::Call { args, .. } => args.iter().any(leaks_secret),
+    }
+}

@@ -1,0 +1,274 @@
+//! The embedding API: build an [`Engine`] from rule files or strings, then evaluate records.
+//!
+//! ```
+//! use rulebridge::Engine;
+//! use serde_json::json;
+//!
+//! let engine = Engine::builder()
+//!     .rules_str("rules.yaml", r#"
+//! kind: provider
+//! name: crm
+//! base_url: https://crm.example.com
+//! objects:
+//!   contact:
+//!     operations:
+//!       create: { method: POST, path: /contacts }
+//! ---
+//! kind: flow
+//! name: signup
+//! source: { require: [email] }
+//! target: { provider: crm, object: contact }
+//! mapping:
+//!   email: lower(trim(email))
+//!   tier: if seats > 10 then "team" else "solo"
+//! duplicates: { match: [email] }
+//! "#)
+//!     .build()?;
+//!
+//! let outcome = engine.runner("signup")?.evaluate(0, &json!({"email": " Ada@Example.com ", "seats": 12}));
+//! assert_eq!(outcome.payload, Some(json!({"email": "ada@example.com", "tier": "team"})));
+//! # Ok::<(), rulebridge::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::compile;
+use crate::diagnostic::{self, Diagnostic};
+use crate::exec::{self, ExecContext, Outcome};
+use crate::functions::{Clock, Function, Registry, SystemClock};
+use crate::plan::{FlowPlan, Plan};
+use crate::secrets::{Secret, SecretRef};
+use crate::syntax;
+
+/// Errors of the embedding API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] syntax::LoadError),
+    /// The rule set has errors; `rendered` is the human-readable report.
+    #[error("the rule set has {} error(s):\n{rendered}", diagnostics.iter().filter(|d| d.is_error()).count())]
+    Invalid {
+        diagnostics: Vec<Diagnostic>,
+        rendered: String,
+    },
+    #[error("unknown flow `{name}`{}", suggestion.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    UnknownFlow {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("flow `{flow}` needs secret `{name}`: {source}")]
+    Secret {
+        flow: String,
+        name: String,
+        #[source]
+        source: crate::secrets::SecretError,
+    },
+    #[error("flow `{flow}`: secret `{name}` has an invalid reference: {message}")]
+    SecretRef {
+        flow: String,
+        name: String,
+        message: String,
+    },
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    paths: Vec<PathBuf>,
+    strings: Vec<(String, String)>,
+    registry: Registry,
+    clock: Arc<dyn Clock>,
+    secrets: Vec<(String, Secret)>,
+}
+
+impl EngineBuilder {
+    /// Adds a rules directory or file (may be called several times; all form one rule set).
+    pub fn rules_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.paths.push(path.into());
+        self
+    }
+
+    /// Adds an in-memory rule file.
+    pub fn rules_str(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.strings.push((name.into(), text.into()));
+        self
+    }
+
+    /// Registers a custom function, type-checked like the builtins.
+    pub fn function(mut self, f: Arc<dyn Function>) -> Self {
+        self.registry.register(f);
+        self
+    }
+
+    /// Sets where `now()` comes from (a fixed clock makes results reproducible).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Supplies a secret value directly, instead of the flow's `${env:..}`/`${file:..}`
+    /// reference.
+    pub fn secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.secrets.push((name.into(), Secret::new(value.into())));
+        self
+    }
+
+    /// Loads, checks and compiles the rules. Any error diagnostic fails the build.
+    pub fn build(self) -> Result<Engine, Error> {
+        let loaded = if self.paths.is_empty() {
+            syntax::load_sources(&self.strings)
+        } else {
+            syntax::load_paths_with(&self.paths, &self.strings)?
+        };
+        let compiled = compile::compile_loaded(&loaded, &self.registry);
+        let mut diagnostics = loaded.diagnostics;
+        diagnostics.extend(compiled.diagnostics);
+        diagnostic::sort(&mut diagnostics);
+        let plan = match compiled.plan {
+            Some(plan) if !diagnostics.iter().any(|d| d.is_error()) => plan,
+            _ => {
+                let rendered = diagnostic::render::render(
+                    &diagnostics,
+                    &loaded.rules.sources,
+                    diagnostic::render::Format::Concise,
+                    false,
+                );
+                return Err(Error::Invalid {
+                    diagnostics,
+                    rendered,
+                });
+            }
+        };
+        let base = self
+            .paths
+            .first()
+            .map(|p| {
+                if p.is_dir() {
+                    p.clone()
+                } else {
+                    p.parent().map(Path::to_path_buf).unwrap_or_default()
+                }
+            })
+            .unwrap_or_default();
+        Ok(Engine {
+            plan,
+            warnings: diagnostics,
+            registry: self.registry,
+            clock: self.clock,
+            secrets: self.secrets,
+            base,
+        })
+    }
+}
+
+/// A compiled rule set ready to evaluate records. Cheap to share across threads.
+pub struct Engine {
+    plan: Plan,
+    warnings: Vec<Diagnostic>,
+    registry: Registry,
+    clock: Arc<dyn Clock>,
+    secrets: Vec<(String, Secret)>,
+    base: PathBuf,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            paths: Vec::new(),
+            strings: Vec::new(),
+            registry: Registry::builtin(),
+            clock: Arc::new(SystemClock),
+            secrets: Vec::new(),
+        }
+    }
+
+    /// The compiled plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Warnings found while compiling (errors fail [`EngineBuilder::build`]).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A runner for one flow (by name or file path), with its secrets resolved.
+    pub fn runner(&self, flow: &str) -> Result<FlowRunner, Error> {
+        let plan = self
+            .plan
+            .find_flow(flow)
+            .ok_or_else(|| Error::UnknownFlow {
+                name: flow.to_string(),
+                suggestion: diagnostic::suggest(flow, self.plan.flows().map(|f| f.name.as_str())),
+            })?;
+        let mut cx = ExecContext::new(self.clock.clone());
+        for (name, reference) in &plan.secrets {
+            let value = match self.secrets.iter().find(|(n, _)| n == name) {
+                Some((_, v)) => v.clone(),
+                None => SecretRef::parse(reference)
+                    .map_err(|message| Error::SecretRef {
+                        flow: plan.name.clone(),
+                        name: name.clone(),
+                        message,
+                    })?
+                    .resolve(&self.base)
+                    .map_err(|source| Error::Secret {
+                        flow: plan.name.clone(),
+                        name: name.clone(),
+                        source,
+                    })?,
+            };
+            cx = cx.with_secret(name, &value);
+        }
+        Ok(FlowRunner {
+            flow: plan.clone(),
+            cx,
+        })
+    }
+}
+
+/// One flow with everything it needs to run.
+#[derive(Debug, Clone)]
+pub struct FlowRunner {
+    flow: Arc<FlowPlan>,
+    cx: ExecContext,
+}
+
+impl FlowRunner {
+    pub fn flow(&self) -> &FlowPlan {
+        &self.flow
+    }
+
+    pub fn context(&self) -> &ExecContext {
+        &self.cx
+    }
+
+    /// Dry-runs one record: the payload and policy result that would be sent.
+    pub fn evaluate(&self, index: usize, record: &Value) -> Outcome {
+        exec::stream::outcome_for(&self.flow, &self.cx, index, record).0
+    }
+
+    /// Dry-runs an NDJSON stream, writing one outcome line per record.
+    pub fn dry_run(
+        &self,
+        input: impl std::io::BufRead,
+        out: impl std::io::Write,
+        progress: impl FnMut(usize),
+    ) -> std::io::Result<exec::stream::Summary> {
+        exec::stream::dry_run(&self.flow, &self.cx, input, out, progress)
+    }
+}

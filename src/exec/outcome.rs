@@ -1,0 +1,132 @@
+//! Per-record outcomes, in the shape the CLI prints as NDJSON.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::span::Location;
+
+/// What happened to a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Created,
+    Updated,
+    Skipped,
+    Failed,
+    /// Evaluated without sending (dry run).
+    DryRun,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Updated => "updated",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::DryRun => "dry_run",
+        }
+    }
+}
+
+/// Why a record failed, in categories an operator can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The input line is not a JSON object, misses a required field, or has no identity key.
+    InvalidRecord,
+    /// An expression, template or policy failed on this record.
+    Mapping,
+    /// The policy table rejected the record (e.g. two rows matched under `unique`).
+    Policy,
+    /// A required target field came out null.
+    Validation,
+    /// Another record in the same input has the same identity key.
+    DuplicateKey,
+}
+
+/// A per-record failure: kind, reason, and where in the rules it happened.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordError {
+    pub kind: FailureKind,
+    pub message: String,
+    /// The target field being produced, e.g. `firstname` or `address.city`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `file:line:col` of the rule that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+impl RecordError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        RecordError {
+            kind,
+            message: message.into(),
+            field: None,
+            at: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
+    }
+
+    pub fn at(mut self, location: &Location) -> Self {
+        self.at = Some(location.to_string());
+        self
+    }
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(field) = &self.field {
+            write!(f, "mapping.{field}")?;
+            if let Some(at) = &self.at {
+                write!(f, " at {at}")?;
+            }
+            write!(f, ": ")?;
+        } else if let Some(at) = &self.at {
+            write!(f, "at {at}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// The outcome of one input record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Position in the input, from 0.
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RecordError>,
+}
+
+impl Outcome {
+    pub fn failed(index: usize, key: Option<String>, error: RecordError) -> Self {
+        Outcome {
+            index,
+            key,
+            status: Status::Failed,
+            target_id: None,
+            payload: None,
+            policy: None,
+            reason: None,
+            error: Some(error),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The execution plan: what `compile` produces and `exec` runs.
+//!
+//! A [`Plan`] is immutable, `Send + Sync` and cheap to clone (an `Arc` inside): build it once,
+//! share it between threads or requests. Everything in it is already parsed, resolved and
+//! type-checked; secrets appear only as references, never as values.
+
+mod display;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::expr::{Compiled, CompiledTest};
+use crate::span::{Location, SourceMap, Span};
+use crate::syntax::doc::{HitPolicy, OnMatch, OnMultiple, ProviderDoc, TestCase, TestsDoc};
+use crate::types::Type;
+
+pub use display::PlanView;
+
+/// A compiled rule set.
+#[derive(Clone)]
+pub struct Plan {
+    pub(crate) inner: Arc<PlanInner>,
+}
+
+pub(crate) struct PlanInner {
+    pub sources: SourceMap,
+    pub flows: BTreeMap<String, Arc<FlowPlan>>,
+    pub policies: BTreeMap<String, Arc<PolicyPlan>>,
+    pub providers: BTreeMap<String, Arc<ProviderDoc>>,
+    /// `kind: test` files, for `rulebridge test`.
+    pub test_files: Vec<TestsDoc>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("flows", &self.inner.flows.keys().collect::<Vec<_>>())
+            .field("policies", &self.inner.policies.keys().collect::<Vec<_>>())
+            .field(
+                "providers",
+                &self.inner.providers.keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Plan {
+    pub fn flow(&self, name: &str) -> Option<&Arc<FlowPlan>> {
+        self.inner.flows.get(name)
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = &Arc<FlowPlan>> {
+        self.inner.flows.values()
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&Arc<PolicyPlan>> {
+        self.inner.policies.get(name)
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &Arc<PolicyPlan>> {
+        self.inner.policies.values()
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Arc<ProviderDoc>> {
+        self.inner.providers.get(name)
+    }
+
+    pub fn sources(&self) -> &SourceMap {
+        &self.inner.sources
+    }
+
+    pub fn test_files(&self) -> &[TestsDoc] {
+        &self.inner.test_files
+    }
+
+    /// Finds a flow by name, or by the path of the file that defines it.
+    pub fn find_flow(&self, name_or_path: &str) -> Option<&Arc<FlowPlan>> {
+        self.flow(name_or_path).or_else(|| {
+            let wanted = std::path::Path::new(name_or_path);
+            self.flows().find(|f| {
+                self.inner
+                    .sources
+                    .get(f.span.file)
+                    .is_some_and(|file| std::path::Path::new(&file.name) == wanted)
+            })
+        })
+    }
+}
+
+/// A compiled expression together with where it was written, for runtime error messages.
+#[derive(Debug)]
+pub struct ExprAt {
+    pub compiled: Compiled,
+    pub source: String,
+    pub ty: Type,
+    pub span: Span,
+    pub location: Location,
+}
+
+/// A compiled flow.
+#[derive(Debug)]
+pub struct FlowPlan {
+    pub name: String,
+    pub description: Option<String>,
+    pub record: Option<String>,
+    pub require: Vec<String>,
+    pub filter: Option<ExprAt>,
+    pub provider: String,
+    pub object: String,
+    pub key: Option<ExprAt>,
+    /// Secret names and their references (`${env:NAME}`), in binding order.
+    pub secrets: Vec<(String, String)>,
+    pub policy: Option<Arc<PolicyPlan>>,
+    pub mapping: MappingPlan,
+    pub omit_nulls: bool,
+    pub required: Vec<String>,
+    pub duplicates: Option<DuplicatePlan>,
+    /// Top-level payload fields computed from secrets: shown as `***` in dry-run output.
+    pub redacted: Vec<String>,
+    pub tests: Vec<TestCase>,
+    pub span: Span,
+}
+
+/// How a payload is built: target fields in order.
+#[derive(Debug, Default)]
+pub struct MappingPlan {
+    pub fields: Vec<FieldPlan>,
+}
+
+#[derive(Debug)]
+pub struct FieldPlan {
+    pub target: String,
+    pub value: ValuePlan,
+    /// The static type of the value.
+    pub ty: Type,
+    pub location: Location,
+}
+
+#[derive(Debug)]
+pub enum ValuePlan {
+    Expr(ExprAt),
+    Const(Value),
+    Template(TemplatePlan),
+    Nested(MappingPlan),
+}
+
+/// A minijinja template compiled at plan time.
+pub struct TemplatePlan {
+    pub source: String,
+    pub env: Arc<minijinja::Environment<'static>>,
+    pub name: String,
+}
+
+impl std::fmt::Debug for TemplatePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DuplicatePlan {
+    pub match_keys: Vec<String>,
+    pub on_match: OnMatch,
+    pub on_multiple: OnMultiple,
+}
+
+/// A compiled decision table.
+#[derive(Debug)]
+pub struct PolicyPlan {
+    pub name: String,
+    pub description: Option<String>,
+    pub hit: HitPolicy,
+    pub inputs: Vec<ExprAt>,
+    pub outputs: Vec<(String, Type)>,
+    pub rows: Vec<RowPlan>,
+    /// Rows reachable per value of the first input, for tables of 8+ rows.
+    pub index: Option<RowIndex>,
+    pub tests: Vec<TestCase>,
+    pub doc_span: Span,
+}
+
+impl PolicyPlan {
+    /// The type of `policy` in flows using this table.
+    pub fn result_type(&self) -> Type {
+        match self.hit {
+            HitPolicy::Collect => Type::array(Type::Object),
+            HitPolicy::First | HitPolicy::Unique => Type::optional(Type::Object),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RowPlan {
+    pub tests: Vec<CompiledTest>,
+    /// The cells as written, for plan output.
+    pub cells: Vec<String>,
+    pub outputs: Vec<Value>,
+    pub location: Location,
+}
+
+/// Candidate rows by the first input's value: rows whose first cell is an equality test on a
+/// string constant are found by hashing; the rest are always candidates.
+#[derive(Debug, Default)]
+pub struct RowIndex {
+    pub by_value: std::collections::HashMap<String, Vec<usize>>,
+    pub always: Vec<usize>,
+}
+
+impl RowIndex {
+    /// Row indices to try, in table order, for a first-input value.
+    pub fn candidates(&self, first: &Value) -> Vec<usize> {
+        let keyed = match first {
+            Value::String(s) => self.by_value.get(s.as_str()).map(|v| v.as_slice()),
+            _ => None,
+        }
+        .unwrap_or(&[]);
+        let mut out = Vec::with_capacity(keyed.len() + self.always.len());
+        let (mut i, mut j) = (0, 0);
+        while i < keyed.len() || j < self.always.len() {
+            let take_keyed =
+                j >= self.always.len() || (i < keyed.len() && keyed[i] < self.always[j]);
+            if take_keyed {
+                out.push(keyed[i]);
+                i += 1;
+            } else {
+                out.push(self.always[j]);
+                j += 1;
+            }
+        }
+        out
+    }
+}

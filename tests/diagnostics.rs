@@ -1,0 +1,64 @@
+//! One bad rule file per diagnostic code: `lint` must report that code at the right place.
+//! Fixture names start with the code they demonstrate; the snapshot holds the concise output.
+
+use std::path::Path;
+
+use rulebridge::diagnostic::render::{self, Format};
+use rulebridge::{Registry, compile, syntax};
+
+/// Lints one file the way `rulebridge lint FILE` does.
+fn lint(path: &Path) -> (String, Vec<String>) {
+    let rel = path
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(path)
+        .to_path_buf();
+    let loaded = syntax::load_paths(&[rel]).expect("fixture is readable");
+    let compiled = compile::compile_loaded(&loaded, &Registry::builtin());
+    let mut diags = loaded.diagnostics.clone();
+    diags.extend(compiled.diagnostics);
+    rulebridge::diagnostic::sort(&mut diags);
+    let codes = diags.iter().map(|d| d.code.as_str().to_string()).collect();
+    (
+        render::render(&diags, &loaded.rules.sources, Format::Concise, false),
+        codes,
+    )
+}
+
+#[test]
+fn each_fixture_reports_its_code() {
+    insta::glob!("fixtures/diagnostics/*.yaml", |path| {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let code = name.split('-').next().unwrap_or_default();
+        let (output, codes) = lint(path);
+        assert!(
+            codes.iter().any(|c| c == code),
+            "{name}: expected {code}, got {codes:?}\n{output}"
+        );
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        insta::with_settings!({ description => source, omit_expression => true }, {
+            insta::assert_snapshot!(output);
+        });
+    });
+}
+
+#[test]
+fn human_output_shows_the_snippet_and_hint() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/diagnostics/RB1002-unknown-function.yaml");
+    let rel = path
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(&path)
+        .to_path_buf();
+    let loaded = syntax::load_paths(&[rel]).expect("fixture is readable");
+    let compiled = compile::compile_loaded(&loaded, &Registry::builtin());
+    let out = render::render(
+        &compiled.diagnostics,
+        &loaded.rules.sources,
+        Format::Human,
+        false,
+    );
+    insta::assert_snapshot!(out);
+}
