@@ -724,7 +724,8 @@ impl Checker<'_, '_> {
                 continue;
             }
             let propagate_null = !param.ty.is_optional() && param.ty != Type::Any && nullable(ty);
-            optional_result |= propagate_null && ty.is_optional();
+            // An `any` argument may be null at run time too: the result may then be null.
+            optional_result |= propagate_null && nullable(ty);
             rules.push(ArgRule {
                 propagate_null,
                 check: (!surely_fits(ty, &param.ty, true)).then(|| param.ty.clone()),
