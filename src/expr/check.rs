@@ -89,6 +89,7 @@ pub fn compile(expr: &Expr, scope: &Scope) -> Result<(Compiled, Type), Vec<Check
     if checker.errors.is_empty() {
         Ok((Compiled::from_node(node), ty))
     } else {
+        checker.errors.sort_by_key(|e| e.range.start);
         Err(checker.errors)
     }
 }
@@ -266,7 +267,7 @@ impl Checker<'_, '_> {
                     Err((m, h)) => {
                         self.error(
                             CheckError::new(Code::OperatorType, e.range, m)
-                                .label(tt.to_string())
+                                .label(format!("{tt}[{it}]"))
                                 .help(h),
                         );
                         Type::Any
@@ -397,7 +398,7 @@ impl Checker<'_, '_> {
                 let node = match cn.as_const() {
                     Some(Value::Bool(true)) => an,
                     Some(Value::Bool(false)) => bn,
-                    _ => Node::If(Box::new(cn), Box::new(an), Box::new(bn), e.range),
+                    _ => Node::If(Box::new(cn), Box::new(an), Box::new(bn), c.range),
                 };
                 (node, ty)
             }
@@ -568,7 +569,7 @@ impl Checker<'_, '_> {
                     self.op_error(
                         a.range,
                         format!(
-                            "`in` {} needs a string on the left, found {at}",
+                            "`in` on {} needs a string on the left, found {at}",
                             if kb == Kind::String {
                                 "a string"
                             } else {
@@ -589,8 +590,12 @@ impl Checker<'_, '_> {
                 };
                 let ty = match (base(ka, &at), base(kb, &bt)) {
                     (None, None) => Some(Type::Any),
+                    // With one side unknown, a successful `+` still has the other's kind.
+                    (Some(Type::Array(_)), None) | (None, Some(Type::Array(_))) => {
+                        Some(Type::array(Type::Any))
+                    }
                     (Some(t), None) | (None, Some(t))
-                        if matches!(kind(&t), Kind::Number | Kind::String | Kind::Array) =>
+                        if matches!(kind(&t), Kind::Number | Kind::String) =>
                     {
                         Some(t)
                     }
@@ -752,7 +757,7 @@ impl Checker<'_, '_> {
                         range,
                         format!("invalid argument to `{name}`: {message}"),
                     )
-                    .label(message),
+                    .label(format!("rejected by `{name}`")),
                 );
                 return PLACEHOLDER();
             }

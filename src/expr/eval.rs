@@ -97,6 +97,7 @@ pub(crate) enum Node {
     Not(Box<Node>, TextRange),
     Neg(Box<Node>, TextRange),
     Binary(BinaryOp, Box<Node>, Box<Node>, TextRange),
+    /// The range is the condition's, where its errors point.
     If(Box<Node>, Box<Node>, Box<Node>, TextRange),
     Call(Box<Call>),
 }

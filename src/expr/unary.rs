@@ -216,6 +216,7 @@ pub fn compile_test(
         }
     };
     if !checker.errors.is_empty() {
+        checker.errors.sort_by_key(|e| e.range.start);
         return Err(checker.errors);
     }
     Ok(CompiledTest {

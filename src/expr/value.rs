@@ -82,7 +82,8 @@ pub fn contains(needle: &Value, haystack: &Value) -> Result<bool, String> {
         (Value::String(s), Value::String(sub)) => Ok(s.contains(sub.as_str())),
         (Value::String(_), Value::Null) => Ok(false),
         (Value::Object(_) | Value::String(_), _) => Err(format!(
-            "`in` {} needs a string on the left, got {}",
+            "`in` on {} {} needs a string on the left, got {}",
+            if haystack.is_object() { "an" } else { "a" },
             type_name(haystack),
             type_name(needle)
         )),
