@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use crate::diagnostic::Code;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::span::{SourceMap, Span};
 
 use super::ast::TextRange;
 
@@ -102,3 +103,63 @@ impl fmt::Display for EvalError {
 }
 
 impl std::error::Error for EvalError {}
+
+/// Maps a range inside an expression to the rule file. `at` is the span of the YAML value
+/// holding the expression and `text` its decoded string.
+fn file_span(at: Span, sources: &SourceMap, text: &str, range: TextRange) -> Span {
+    at.inner(sources, text, range.start as usize, range.end as usize)
+}
+
+impl ParseError {
+    /// This error as diagnostic RB1001 in the rule file.
+    pub fn to_diagnostic(&self, at: Span, sources: &SourceMap, text: &str) -> Diagnostic {
+        Diagnostic::new(
+            Code::ExprSyntax,
+            file_span(at, sources, text, self.range),
+            self.message.clone(),
+        )
+        .with_help_opt(self.help.clone())
+    }
+}
+
+impl CheckError {
+    /// This error as a diagnostic in the rule file.
+    pub fn to_diagnostic(&self, at: Span, sources: &SourceMap, text: &str) -> Diagnostic {
+        let mut d = Diagnostic::new(
+            self.code,
+            file_span(at, sources, text, self.range),
+            self.message.clone(),
+        )
+        .with_help_opt(self.help.clone());
+        if let Some(label) = &self.label {
+            d = d.with_label(label.clone());
+        }
+        d
+    }
+}
+
+impl EvalError {
+    /// Where in the rule file the failing part of the expression is.
+    pub fn span(&self, at: Span, sources: &SourceMap, text: &str) -> Span {
+        file_span(at, sources, text, self.range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_errors_point_into_the_file() {
+        let mut map = SourceMap::new();
+        let file = map.add("flow.yaml", "email: 'lowr(email)'\n");
+        let at = Span::new(file, 7, 20);
+        let e = CheckError::new(Code::UnknownFunction, TextRange::new(0, 4), "unknown")
+            .label("here")
+            .help(Some("did you mean `lower`?".into()));
+        let d = e.to_diagnostic(at, &map, "lowr(email)");
+        assert_eq!(map.slice(d.span), Some("lowr"));
+        assert_eq!(d.code, Code::UnknownFunction);
+        assert_eq!(d.label.as_deref(), Some("here"));
+    }
+}
