@@ -11,8 +11,10 @@ use super::ast::TextRange;
 /// A syntax error (diagnostic RB1001).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// Where the problem is, inside the expression text.
     pub range: TextRange,
     pub message: String,
+    /// How to fix it, when there is an obvious fix.
     pub help: Option<String>,
 }
 
@@ -42,11 +44,14 @@ impl std::error::Error for ParseError {}
 /// A type or name error found while compiling; one expression may produce several.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckError {
+    /// One of RB1002–RB1009.
     pub code: Code,
+    /// Where the problem is, inside the expression text.
     pub range: TextRange,
     pub message: String,
     /// Short text shown at the range ("expected string").
     pub label: Option<String>,
+    /// A suggestion ("did you mean `lower`?") or the function's signature.
     pub help: Option<String>,
 }
 
@@ -83,6 +88,7 @@ impl std::error::Error for CheckError {}
 /// A per-record failure (a field of a string, division by zero, a function error).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvalError {
+    /// The part of the expression that failed (a call, an operator, a path).
     pub range: TextRange,
     pub message: String,
 }

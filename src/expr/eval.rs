@@ -22,6 +22,7 @@ pub struct Env<'a> {
     pub record: &'a Value,
     /// Values for [`Scope::bindings`](super::Scope::bindings), by slot.
     pub bindings: &'a [&'a Value],
+    /// What `now()` and relative dates read.
     pub clock: &'a dyn Clock,
 }
 
