@@ -855,7 +855,11 @@ mod tests {
         assert!(surely_fits(&Type::Null, &s, true));
         assert!(!surely_fits(&Type::Any, &s, true));
         assert!(!surely_fits(&arr(Type::Any), &arr(s.clone()), true));
-        assert!(!surely_fits(&arr(Type::optional(s.clone())), &arr(s.clone()), true));
+        assert!(!surely_fits(
+            &arr(Type::optional(s.clone())),
+            &arr(s.clone()),
+            true
+        ));
         assert!(surely_fits(&arr(s.clone()), &arr(Type::Any), true));
         assert!(surely_fits(&Type::Number, &Type::Any, true));
     }
