@@ -23,6 +23,7 @@ use super::value::NULL;
 /// What names mean while checking.
 #[derive(Clone, Copy)]
 pub struct Scope<'a> {
+    /// The functions calls resolve against.
     pub registry: &'a Registry,
     /// Declared record fields; `None` = any field allowed, typed `any`.
     pub record: Option<&'a BTreeMap<String, Type>>,
@@ -837,5 +838,79 @@ pub(crate) fn index_type(target: &Type, index: &Type) -> Result<Type, TypeError>
             Some("use a slice: `[0:1]` is the first character".into()),
         )),
         other => Err((format!("cannot index {other}"), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::parse;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_checks_only_where_types_do_not_prove_the_parameter() {
+        let s = Type::String;
+        let arr = |t| Type::array(t);
+        assert!(surely_fits(&s, &s, true));
+        assert!(surely_fits(&Type::optional(s.clone()), &s, true));
+        assert!(surely_fits(&Type::Null, &s, true));
+        assert!(!surely_fits(&Type::Any, &s, true));
+        assert!(!surely_fits(&arr(Type::Any), &arr(s.clone()), true));
+        assert!(!surely_fits(
+            &arr(Type::optional(s.clone())),
+            &arr(s.clone()),
+            true
+        ));
+        assert!(surely_fits(&arr(s.clone()), &arr(Type::Any), true));
+        assert!(surely_fits(&Type::Number, &Type::Any, true));
+    }
+
+    #[test]
+    fn bindings_resolve_before_record_fields() {
+        let registry = Registry::builtin();
+        let fields: BTreeMap<String, Type> = [("policy".to_string(), Type::String)].into();
+        let bindings = [
+            ("secrets".to_string(), Type::Object),
+            ("policy".to_string(), Type::Object),
+        ];
+        let scope = Scope {
+            registry: &registry,
+            record: Some(&fields),
+            bindings: &bindings,
+        };
+        let expr = parse("policy.limit").unwrap_or_else(|e| panic!("{e}"));
+        let (compiled, ty) = compile(&expr, &scope).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(ty, Type::Any);
+        let record = json!({"policy": "not this"});
+        let (secrets, policy) = (json!({}), json!({"limit": 5}));
+        let clock = FixedClock::default_test();
+        let env = Env {
+            record: &record,
+            bindings: &[&secrets, &policy],
+            clock: &clock,
+        };
+        assert_eq!(compiled.eval(&env).map(Cow::into_owned), Ok(json!(5)));
+        // A missing binding value is an error, not a panic.
+        let env = Env::new(&record, &clock);
+        assert!(compiled.eval(&env).is_err());
+    }
+
+    #[test]
+    fn constants_fold() {
+        let registry = Registry::builtin();
+        let scope = Scope::new(&registry);
+        for (src, value) in [
+            ("1 + 2 * 3", json!(7)),
+            ("[1, -2][1]", json!(-2)),
+            ("if 1 > 2 then x else \"b\"", json!("b")),
+            ("null ?? \"d\"", json!("d")),
+        ] {
+            let expr = parse(src).unwrap_or_else(|e| panic!("{e}"));
+            let (compiled, _) = compile(&expr, &scope).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(compiled.as_const(), Some(&value), "{src}");
+        }
+        let expr = parse("lower(\"A\")").unwrap_or_else(|e| panic!("{e}"));
+        let (compiled, _) = compile(&expr, &scope).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(compiled.as_const(), None, "calls are not folded");
     }
 }
