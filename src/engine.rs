@@ -257,6 +257,15 @@ impl FlowRunner {
         &self.cx
     }
 
+    /// A sender that writes this flow's records through `connector`.
+    pub fn sender(
+        &self,
+        connector: Arc<dyn crate::connect::Connector>,
+        options: exec::send::SendOptions,
+    ) -> exec::send::Sender {
+        exec::send::Sender::new(self.flow.clone(), self.cx.clone(), connector, options)
+    }
+
     /// Dry-runs one record: the payload and policy result that would be sent.
     pub fn evaluate(&self, index: usize, record: &Value) -> Outcome {
         exec::stream::outcome_for(&self.flow, &self.cx, index, record).0

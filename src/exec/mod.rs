@@ -5,6 +5,7 @@
 
 mod outcome;
 mod policy;
+pub mod send;
 pub mod stream;
 
 use std::borrow::Cow;

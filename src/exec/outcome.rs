@@ -43,6 +43,21 @@ pub enum FailureKind {
     Validation,
     /// Another record in the same input has the same identity key.
     DuplicateKey,
+    /// Several target records match the identity key and `on_multiple: fail`.
+    MultipleMatches,
+    /// The target system says the record already exists, and it could not be updated instead.
+    Duplicate,
+    /// The target system refused the credentials (after a refresh).
+    Auth,
+    /// Still rate limited after the retries.
+    RateLimited,
+    /// A temporary failure (5xx, timeout, dropped connection) that outlived the retries, or
+    /// the record's deadline passed.
+    Transient,
+    /// The target record to update no longer exists.
+    NotFound,
+    /// The target system refused the request for another reason.
+    Rejected,
 }
 
 /// A per-record failure: kind, reason, and where in the rules it happened.
@@ -56,6 +71,12 @@ pub struct RecordError {
     /// `file:line:col` of the rule that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// HTTP status of the target system's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The target system's own message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_message: Option<String>,
 }
 
 impl RecordError {
@@ -65,6 +86,30 @@ impl RecordError {
             message: message.into(),
             field: None,
             at: None,
+            status: None,
+            provider_message: None,
+        }
+    }
+
+    /// A failure reported by the target system while doing `what` (e.g. `create`).
+    pub fn from_target(what: &str, e: &crate::connect::ConnectError) -> Self {
+        use crate::connect::ErrorKind as K;
+        let kind = match e.kind {
+            K::Duplicate => FailureKind::Duplicate,
+            K::Validation => FailureKind::Validation,
+            K::Auth => FailureKind::Auth,
+            K::RateLimited => FailureKind::RateLimited,
+            K::Transient => FailureKind::Transient,
+            K::NotFound => FailureKind::NotFound,
+            K::Fatal => FailureKind::Rejected,
+        };
+        RecordError {
+            kind,
+            message: format!("{what} failed: {e}"),
+            field: e.field.clone(),
+            at: None,
+            status: e.status,
+            provider_message: Some(e.message.clone()),
         }
     }
 
