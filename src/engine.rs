@@ -30,12 +30,14 @@
 //! # Ok::<(), rulebridge::Error>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::compile;
+use crate::connect::Connector;
 use crate::diagnostic::{self, Diagnostic};
 use crate::exec::{self, ExecContext, Outcome};
 use crate::functions::{Clock, Function, Registry, SystemClock};
@@ -72,6 +74,8 @@ pub enum Error {
         name: String,
         message: String,
     },
+    #[error("no connector for provider `{provider}`: {reason}")]
+    Connector { provider: String, reason: String },
 }
 
 /// Builds an [`Engine`].
@@ -81,6 +85,7 @@ pub struct EngineBuilder {
     registry: Registry,
     clock: Arc<dyn Clock>,
     secrets: Vec<(String, Secret)>,
+    connectors: BTreeMap<String, Arc<dyn Connector>>,
 }
 
 impl EngineBuilder {
@@ -105,6 +110,13 @@ impl EngineBuilder {
     /// Sets where `now()` comes from (a fixed clock makes results reproducible).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Registers a custom connector for a provider: flows targeting `provider` write through
+    /// it instead of the HTTP connector built from the provider file.
+    pub fn connector(mut self, provider: impl Into<String>, connector: Arc<dyn Connector>) -> Self {
+        self.connectors.insert(provider.into(), connector);
         self
     }
 
@@ -158,6 +170,7 @@ impl EngineBuilder {
             registry: self.registry,
             clock: self.clock,
             secrets: self.secrets,
+            connectors: self.connectors,
             base,
         })
     }
@@ -170,6 +183,7 @@ pub struct Engine {
     registry: Registry,
     clock: Arc<dyn Clock>,
     secrets: Vec<(String, Secret)>,
+    connectors: BTreeMap<String, Arc<dyn Connector>>,
     base: PathBuf,
 }
 
@@ -189,7 +203,13 @@ impl Engine {
             registry: Registry::builtin(),
             clock: Arc::new(SystemClock),
             secrets: Vec::new(),
+            connectors: BTreeMap::new(),
         }
+    }
+
+    /// The connector registered for `provider`, if any.
+    pub fn registered_connector(&self, provider: &str) -> Option<Arc<dyn Connector>> {
+        self.connectors.get(provider).cloned()
     }
 
     /// The compiled plan.
