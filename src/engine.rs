@@ -134,7 +134,12 @@ impl EngineBuilder {
         } else {
             syntax::load_paths_with(&self.paths, &self.strings)?
         };
-        let compiled = compile::compile_loaded(&loaded, &self.registry);
+        let cache = self
+            .paths
+            .first()
+            .map(|p| crate::connect::fields::FieldCache::for_rules(p))
+            .unwrap_or_default();
+        let compiled = compile::compile_loaded_with_fields(&loaded, &self.registry, &cache);
         let mut diagnostics = loaded.diagnostics;
         diagnostics.extend(compiled.diagnostics);
         diagnostic::sort(&mut diagnostics);

@@ -57,8 +57,18 @@ impl Context<'_> {
             }
         }
 
-        // Target provider and object.
+        // Target provider and object; its fields are the declared ones, or else the ones
+        // discovered earlier (`rulebridge fields`) and cached next to the rules.
         let object = self.resolve_object(doc, r);
+        let discovered: Vec<FieldDecl> = match object {
+            Some(o) if o.fields.is_empty() => self.discovered_fields(&doc.target.provider.value, o),
+            _ => Vec::new(),
+        };
+        let target_fields: Option<&[FieldDecl]> = match object {
+            Some(o) if !o.fields.is_empty() => Some(o.fields.as_slice()),
+            Some(_) => Some(discovered.as_slice()),
+            None => None,
+        };
 
         // Policy table.
         let policy = match &doc.policy {
@@ -133,7 +143,7 @@ impl Context<'_> {
         let mapping = self.compile_mapping(
             &doc.mapping,
             &scope,
-            object.map(|o| o.fields.as_slice()),
+            target_fields,
             &secret_names,
             &mut redacted,
             "",
@@ -146,8 +156,8 @@ impl Context<'_> {
             .iter()
             .map(|e| e.target.value.as_str())
             .collect();
-        if let Some(object) = object {
-            for f in object.fields.iter().filter(|f| f.required) {
+        if let Some(fields) = target_fields {
+            for f in fields.iter().filter(|f| f.required) {
                 if !mapped.contains(f.name.value.as_str()) {
                     self.report(
                         Diagnostic::new(
@@ -238,6 +248,35 @@ impl Context<'_> {
             tests: doc.tests.clone(),
             span: doc.span,
         })
+    }
+
+    /// Cached discovered fields as declarations, located at the object's name.
+    fn discovered_fields(&self, provider: &str, object: &ObjectDoc) -> Vec<FieldDecl> {
+        let Some(cache) = self.fields else {
+            return Vec::new();
+        };
+        let at = object.name.span;
+        cache
+            .load(provider, &object.name.value)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| !f.read_only)
+            .map(|f| {
+                let (options, format) = match &f.ty {
+                    crate::connect::fields::FieldType::Enum { options } => {
+                        (options.clone(), "enum".to_string())
+                    }
+                    t => (Vec::new(), t.name().to_string()),
+                };
+                FieldDecl {
+                    name: Spanned::new(f.name.clone(), at),
+                    ty: Spanned::new(f.ty.value_type(), at),
+                    format,
+                    required: f.required,
+                    options,
+                }
+            })
+            .collect()
     }
 
     fn error_count(&self) -> usize {

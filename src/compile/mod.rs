@@ -11,6 +11,7 @@ mod template;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::connect::fields::FieldCache;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::functions::Registry;
 use crate::plan::{Plan, PlanInner};
@@ -28,20 +29,36 @@ pub struct Compilation {
 
 /// Compiles a rule set with the given functions.
 pub fn compile(rules: &RuleSet, registry: &Registry) -> Compilation {
-    compile_with(rules, registry, &[])
+    compile_with(rules, registry, &[], None)
 }
 
 /// Compiles what was loaded. Names of documents the loader had to leave out are not reported
 /// again as undefined: their problem is already among the load diagnostics.
 pub fn compile_loaded(loaded: &Loaded, registry: &Registry) -> Compilation {
-    compile_with(&loaded.rules, registry, &loaded.incomplete)
+    compile_with(&loaded.rules, registry, &loaded.incomplete, None)
 }
 
-fn compile_with(rules: &RuleSet, registry: &Registry, incomplete: &[Incomplete]) -> Compilation {
+/// Like [`compile_loaded`], checking mappings into objects without declared fields against
+/// the fields discovered earlier (`rulebridge fields`).
+pub fn compile_loaded_with_fields(
+    loaded: &Loaded,
+    registry: &Registry,
+    fields: &FieldCache,
+) -> Compilation {
+    compile_with(&loaded.rules, registry, &loaded.incomplete, Some(fields))
+}
+
+fn compile_with(
+    rules: &RuleSet,
+    registry: &Registry,
+    incomplete: &[Incomplete],
+    fields: Option<&FieldCache>,
+) -> Compilation {
     let mut cx = Context {
         sources: &rules.sources,
         registry,
         incomplete,
+        fields,
         diagnostics: Vec::new(),
     };
     let plan = cx.run(rules);
@@ -58,6 +75,7 @@ pub(crate) struct Context<'a> {
     pub sources: &'a SourceMap,
     pub registry: &'a Registry,
     pub incomplete: &'a [Incomplete],
+    pub fields: Option<&'a FieldCache>,
     pub diagnostics: Vec<Diagnostic>,
 }
 

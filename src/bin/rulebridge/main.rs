@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use rulebridge::connect::fields::FieldCache;
 use rulebridge::diagnostic::render::{self, Format};
 use rulebridge::diagnostic::{self, Diagnostic, Severity};
 use rulebridge::plan::PlanView;
@@ -150,7 +151,12 @@ fn check(
 )> {
     let loaded = syntax::load_paths(paths)?;
     let registry = rulebridge::Registry::builtin();
-    let compiled = compile::compile_loaded(&loaded, &registry);
+    // Objects without declared fields are checked against the discovered-field cache.
+    let cache = paths
+        .first()
+        .map(|p| FieldCache::for_rules(p))
+        .unwrap_or_default();
+    let compiled = compile::compile_loaded_with_fields(&loaded, &registry, &cache);
     let mut diags = loaded.diagnostics.clone();
     diags.extend(compiled.diagnostics);
     diagnostic::sort(&mut diags);
