@@ -5,6 +5,8 @@
 //! provider file (auth, rate limits, retries, operations, error classification); an embedding
 //! service may register its own connectors for systems that are not HTTP APIs.
 
+pub mod http;
+
 use std::fmt;
 
 use futures::future::BoxFuture;
