@@ -6,6 +6,7 @@
 //! service may register its own connectors for systems that are not HTTP APIs.
 
 pub mod fields;
+pub mod http;
 
 use std::fmt;
 

@@ -403,12 +403,18 @@ pub struct Operation {
     pub headers: Vec<(Spanned<String>, Spanned<String>)>,
     /// Body template: a YAML value whose strings are minijinja templates.
     pub body: Option<Spanned<Value>>,
+    /// Batch operations: the template of one item (over `payload`, `key`, `field`); the body
+    /// reads the rendered items as `items` (e.g. HubSpot's `{id, idProperty, properties}`).
+    pub item: Option<Spanned<Value>>,
     /// JSONPath of the created/updated record's id in the response.
     pub id: Option<Spanned<String>>,
     /// JSONPath of the result items (search results, batch results).
     pub results: Option<Spanned<String>>,
     /// JSONPath of per-item errors in a batch response.
     pub item_errors: Option<Spanned<String>>,
+    /// JSONPath, relative to one result item, of the flag telling whether an upsert created
+    /// the record (HubSpot `$.new`, Salesforce `$.created`).
+    pub created: Option<Spanned<String>>,
     pub max_batch: Option<Spanned<u32>>,
     pub rate_limit: Option<Spanned<RateLimit>>,
     pub span: Span,

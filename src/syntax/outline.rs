@@ -386,10 +386,14 @@ impl Writer<'_> {
         if let Some(b) = &op.body {
             extra.push(format!("body: {}", self.json(b)));
         }
+        if let Some(i) = &op.item {
+            extra.push(format!("item: {}", self.json(i)));
+        }
         for (name, v) in [
             ("id", &op.id),
             ("results", &op.results),
             ("item_errors", &op.item_errors),
+            ("created", &op.created),
         ] {
             if let Some(v) = v {
                 extra.push(format!("{name}: {}", self.s(v)));

@@ -54,9 +54,11 @@ const OPERATION_KEYS: &[&str] = &[
     "query",
     "headers",
     "body",
+    "item",
     "id",
     "results",
     "item_errors",
+    "created",
     "max_batch",
     "rate_limit",
 ];
@@ -418,9 +420,11 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         .opt(cx, "headers", |cx, n, _| Some(cx.string_map(n, true)))
         .unwrap_or_default();
     let body = f.opt(cx, "body", |cx, n, _| Some(cx.json(n)));
+    let item = f.opt(cx, "item", |cx, n, _| Some(cx.json(n)));
     let id = f.opt(cx, "id", |cx, n, _| cx.string(n));
     let results = f.opt(cx, "results", |cx, n, _| cx.string(n));
     let item_errors = f.opt(cx, "item_errors", |cx, n, _| cx.string(n));
+    let created = f.opt(cx, "created", |cx, n, _| cx.string(n));
     let max_batch = f.opt(cx, "max_batch", |cx, n, _| cx.u32(n, 1));
     let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
     Some(Operation {
@@ -430,9 +434,11 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         query,
         headers,
         body,
+        item,
         id,
         results,
         item_errors,
+        created,
         max_batch,
         rate_limit,
         span: f.span,

@@ -1,0 +1,425 @@
+//! Batch upserts: chunking, mapping per-item results back to inputs, isolating bad items.
+//!
+//! Items are sent in chunks of the operation's `max_batch` (default
+//! [`DEFAULT_MAX_BATCH`]). Every input gets exactly one result:
+//!
+//! * **Results** (the `results` JSONPath, else a top-level array or `results`) are matched to
+//!   inputs by identity when each carries it (`properties.<field>` or `<field>` equal to the
+//!   item's key; case-insensitively, as HubSpot lower-cases e-mails), else by position. A
+//!   result with `success: false` (Salesforce collections) is that item's error. The record id
+//!   is the operation's `id` JSONPath over the result, else `id`/`Id`; whether it was created is
+//!   the `created` JSONPath, else a boolean `new` or `created`.
+//! * **Item errors** (the `item_errors` JSONPath, else `errors`) are matched to inputs by
+//!   `context.ids` / `context.<field>` values equal to a key, or by an input index (`index`,
+//!   `inputIndex`, `context.index`), and classified as if each were a response of its own.
+//! * A chunk **refused as a whole** (400 or 422): items named by its errors fail and the others
+//!   are sent again; with no item named, the chunk is split in halves, recursively, until the
+//!   bad items are alone.
+//! * Any other failure (auth, rate limit or transient error after the retries) is every item's
+//!   error.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::classify::classify_item;
+use super::operation::id_text;
+use super::{HttpConnector, ObjectPlan, OpPlan, response_id};
+use crate::connect::{ConnectError, ErrorKind, UpsertItem, Written};
+
+/// Chunk size of a batch operation without `max_batch`.
+pub const DEFAULT_MAX_BATCH: usize = 100;
+
+type ItemResult = Result<Written, ConnectError>;
+
+enum Outcome {
+    /// Results for (some of) the chunk's items; the rest are sent again.
+    Done {
+        results: Vec<(usize, ItemResult)>,
+        resend: Vec<usize>,
+    },
+    /// Refused as a whole without saying which items: split.
+    Split(ConnectError),
+}
+
+impl HttpConnector {
+    pub(crate) async fn upsert_batch_impl(
+        &self,
+        object: &str,
+        field: &str,
+        items: &[UpsertItem<'_>],
+        deadline: Option<Instant>,
+    ) -> Vec<ItemResult> {
+        let (obj, op) = match self.operation(object, "batch_upsert") {
+            Ok(x) => x,
+            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let max = op.max_batch.unwrap_or(DEFAULT_MAX_BATCH).max(1);
+        let all: Vec<usize> = (0..items.len()).collect();
+        let mut queue: VecDeque<Vec<usize>> = all.chunks(max).map(<[usize]>::to_vec).collect();
+        let mut out: Vec<Option<ItemResult>> = vec![None; items.len()];
+        while let Some(group) = queue.pop_front() {
+            match self
+                .send_chunk(obj, op, field, items, &group, deadline)
+                .await
+            {
+                Outcome::Done { results, resend } => {
+                    for (i, r) in results {
+                        if let Some(slot) = out.get_mut(i) {
+                            slot.get_or_insert(r);
+                        }
+                    }
+                    if !resend.is_empty() && resend.len() < group.len() {
+                        queue.push_front(resend);
+                    }
+                }
+                Outcome::Split(err) => {
+                    if group.len() <= 1 {
+                        for i in group {
+                            if let Some(slot) = out.get_mut(i) {
+                                slot.get_or_insert(Err(err.clone()));
+                            }
+                        }
+                    } else {
+                        let (a, b) = group.split_at(group.len() / 2);
+                        tracing::debug!(provider = %self.name, op = %op.what, size = group.len(), "batch refused as a whole; splitting");
+                        queue.push_front(b.to_vec());
+                        queue.push_front(a.to_vec());
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ConnectError::new(
+                        ErrorKind::Fatal,
+                        "the batch response has no result for this item",
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    async fn send_chunk(
+        &self,
+        obj: &ObjectPlan,
+        op: &OpPlan,
+        field: &str,
+        items: &[UpsertItem<'_>],
+        group: &[usize],
+        deadline: Option<Instant>,
+    ) -> Outcome {
+        let all_fail = |e: ConnectError| Outcome::Done {
+            results: group.iter().map(|&i| (i, Err(e.clone()))).collect(),
+            resend: Vec::new(),
+        };
+        let cx = match self.batch_context(op, field, items, group) {
+            Ok(cx) => cx,
+            Err(e) => return all_fail(e),
+        };
+        let keys: Vec<&str> = group.iter().map(|&i| items[i].key).collect();
+        match self.run_keeping_response(obj, op, &cx, deadline).await {
+            Ok(resp) => self.map_results(obj, op, field, group, &keys, &resp.body),
+            Err(failed) => {
+                let whole = matches!(failed.error.status, Some(400 | 422));
+                let Some(resp) = failed.response.filter(|_| whole) else {
+                    return all_fail(failed.error);
+                };
+                let errors = item_errors(op, &resp.body);
+                let mut results = Vec::new();
+                let mut named = vec![false; group.len()];
+                for e in &errors {
+                    for pos in error_targets(e, field, &keys) {
+                        if !named[pos] {
+                            named[pos] = true;
+                            results
+                                .push((group[pos], Err(classify_item(&obj.rules, &self.rules, e))));
+                        }
+                    }
+                }
+                if results.is_empty() {
+                    return Outcome::Split(failed.error);
+                }
+                let resend = group
+                    .iter()
+                    .zip(&named)
+                    .filter(|(_, n)| !**n)
+                    .map(|(&i, _)| i)
+                    .collect();
+                Outcome::Done { results, resend }
+            }
+        }
+    }
+
+    /// The context of one chunk: every item rendered through the `item` template.
+    fn batch_context(
+        &self,
+        op: &OpPlan,
+        field: &str,
+        items: &[UpsertItem<'_>],
+        group: &[usize],
+    ) -> Result<super::Context, ConnectError> {
+        let mut rendered = Vec::with_capacity(group.len());
+        for &i in group {
+            let item = &items[i];
+            let value = match &op.item {
+                Some(t) => {
+                    let mut m = Map::new();
+                    m.insert("payload".into(), item.payload.clone());
+                    m.insert("key".into(), Value::from(item.key));
+                    m.insert("field".into(), Value::from(field));
+                    self.templates.render_body(t, &self.context(m))?
+                }
+                None => item.payload.clone(),
+            };
+            rendered.push(value);
+        }
+        let rendered = Value::Array(rendered);
+        let mut m = Map::new();
+        m.insert("items".into(), rendered.clone());
+        m.insert("inputs".into(), rendered.clone());
+        m.insert("records".into(), rendered);
+        m.insert(
+            "payloads".into(),
+            Value::Array(group.iter().map(|&i| items[i].payload.clone()).collect()),
+        );
+        m.insert(
+            "keys".into(),
+            Value::Array(group.iter().map(|&i| Value::from(items[i].key)).collect()),
+        );
+        m.insert("field".into(), Value::from(field));
+        if let Some(&first) = group.first() {
+            m.insert("first".into(), items[first].payload.clone());
+        }
+        Ok(self.context(m))
+    }
+
+    fn map_results(
+        &self,
+        obj: &ObjectPlan,
+        op: &OpPlan,
+        field: &str,
+        group: &[usize],
+        keys: &[&str],
+        body: &Value,
+    ) -> Outcome {
+        let mut assigned: Vec<Option<ItemResult>> = vec![None; group.len()];
+        // Per-item errors first: they say which item they belong to.
+        let mut unplaced_errors = Vec::new();
+        for e in item_errors(op, body) {
+            let targets = error_targets(&e, field, keys);
+            for &pos in &targets {
+                if assigned[pos].is_none() {
+                    assigned[pos] = Some(Err(classify_item(&obj.rules, &self.rules, &e)));
+                }
+            }
+            if targets.is_empty() {
+                unplaced_errors.push(e);
+            }
+        }
+        let results = match &op.results {
+            Some(q) => q.all(body),
+            None => match body {
+                Value::Array(a) => a.clone(),
+                _ => body
+                    .get("results")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+        };
+        let to_result = |r: &Value| -> ItemResult {
+            if r.get("success") == Some(&Value::Bool(false)) {
+                let first_error = r
+                    .get("errors")
+                    .and_then(|e| e.get(0))
+                    .cloned()
+                    .unwrap_or_else(|| r.clone());
+                return Err(classify_item(&obj.rules, &self.rules, &first_error));
+            }
+            Ok(Written {
+                id: response_id(op, r),
+                created: created(op, r),
+            })
+        };
+        // By identity, when every result carries one that names a distinct open item.
+        let by_identity: Option<Vec<usize>> = {
+            let mut taken = vec![false; group.len()];
+            results
+                .iter()
+                .map(|r| {
+                    let pos = identity_position(r, field, keys, &taken)?;
+                    taken[pos] = true;
+                    Some(pos)
+                })
+                .collect()
+        };
+        match by_identity {
+            Some(positions) if !results.is_empty() => {
+                for (r, pos) in results.iter().zip(positions) {
+                    if assigned[pos].is_none() {
+                        assigned[pos] = Some(to_result(r));
+                    }
+                }
+            }
+            _ => {
+                // By position among the items no error claimed.
+                let open: Vec<usize> = (0..group.len())
+                    .filter(|&p| assigned[p].is_none())
+                    .collect();
+                if open.len() == results.len() {
+                    for (r, pos) in results.iter().zip(open) {
+                        assigned[pos] = Some(to_result(r));
+                    }
+                } else if !results.is_empty() {
+                    tracing::warn!(provider = %self.name, op = %op.what, results = results.len(), open = open.len(), "batch results cannot be matched to the items");
+                }
+            }
+        }
+        // Items the response says nothing about: an error no item claimed explains them.
+        let fallback = unplaced_errors
+            .first()
+            .map(|e| classify_item(&obj.rules, &self.rules, e));
+        let results = assigned
+            .into_iter()
+            .zip(group)
+            .map(|(r, &i)| {
+                let r = r.unwrap_or_else(|| {
+                    Err(fallback.clone().unwrap_or_else(|| {
+                        ConnectError::new(
+                            ErrorKind::Fatal,
+                            "the batch response has no result for this item",
+                        )
+                    }))
+                });
+                (i, r)
+            })
+            .collect();
+        Outcome::Done {
+            results,
+            resend: Vec::new(),
+        }
+    }
+}
+
+fn item_errors(op: &OpPlan, body: &Value) -> Vec<Value> {
+    match &op.item_errors {
+        Some(q) => q.all(body),
+        None => body
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter(|e| e.is_object()).cloned().collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn created(op: &OpPlan, r: &Value) -> Option<bool> {
+    match &op.created {
+        Some(q) => q.first(r).and_then(|v| v.as_bool()),
+        None => ["new", "created"]
+            .iter()
+            .find_map(|k| r.get(*k).and_then(Value::as_bool)),
+    }
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
+}
+
+/// The position of the open item a result names by its identity value.
+fn identity_position(r: &Value, field: &str, keys: &[&str], taken: &[bool]) -> Option<usize> {
+    let candidates = [r.get("properties").and_then(|p| p.get(field)), r.get(field)];
+    candidates.into_iter().flatten().find_map(|v| {
+        let v = id_text(v)?;
+        keys.iter()
+            .enumerate()
+            .find(|(p, k)| !taken[*p] && same_key(k, &v))
+            .map(|(p, _)| p)
+    })
+}
+
+/// The items an error names: by key in `context.ids` / `context.<field>`, or by index.
+fn error_targets(e: &Value, field: &str, keys: &[&str]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut add = |p: usize| {
+        if p < keys.len() && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    let context = e.get("context");
+    for named in [
+        context.and_then(|c| c.get("ids")),
+        context.and_then(|c| c.get(field)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let values: Vec<&Value> = match named {
+            Value::Array(a) => a.iter().collect(),
+            v => vec![v],
+        };
+        for v in values {
+            if let Some(text) = id_text(v) {
+                for (p, k) in keys.iter().enumerate() {
+                    if same_key(k, &text) {
+                        add(p);
+                    }
+                }
+            }
+        }
+    }
+    for index in [
+        e.get("index"),
+        e.get("inputIndex"),
+        context.and_then(|c| c.get("index")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let values: Vec<&Value> = match index {
+            Value::Array(a) => a.iter().collect(),
+            v => vec![v],
+        };
+        for v in values {
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            };
+            if let Some(n) = n.and_then(|n| usize::try_from(n).ok()) {
+                add(n);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn errors_name_their_items() {
+        let keys = ["a@x.com", "b@x.com", "c@x.com"];
+        let e = json!({"message": "bad", "context": {"ids": ["B@x.com"]}});
+        assert_eq!(error_targets(&e, "email", &keys), vec![1]);
+        let e = json!({"message": "bad", "context": {"index": ["2"]}});
+        assert_eq!(error_targets(&e, "email", &keys), vec![2]);
+        let e = json!({"message": "bad"});
+        assert!(error_targets(&e, "email", &keys).is_empty());
+    }
+
+    #[test]
+    fn results_name_their_items() {
+        let keys = ["a@x.com", "b@x.com"];
+        let r = json!({"id": "9", "properties": {"email": "b@x.com"}});
+        assert_eq!(
+            identity_position(&r, "email", &keys, &[false, false]),
+            Some(1)
+        );
+        assert_eq!(identity_position(&r, "email", &keys, &[false, true]), None);
+    }
+}

@@ -1,0 +1,241 @@
+//! A scripted API server on 127.0.0.1 for the HTTP connector tests, and provider loading.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use rulebridge::connect::http::{HttpConnector, HttpOptions};
+use rulebridge::secrets::Secret;
+use rulebridge::syntax::doc::{Document, ProviderDoc};
+use serde_json::Value;
+
+/// One request the server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// JSON when it parses, else the raw text (form bodies), null when empty.
+    pub body: Value,
+    pub at: Instant,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A form field of a form-encoded body.
+    pub fn form(&self, name: &str) -> Option<String> {
+        let text = self.body.as_str()?;
+        url::form_urlencoded::parse(text.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+/// What the server answers.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+type Script = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
+
+/// A running server: its URL and what it saw.
+#[derive(Clone)]
+pub struct Server {
+    pub url: String,
+    log: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    pub fn seen(&self) -> Vec<Seen> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Requests to `path` (any method).
+    pub fn to(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+}
+
+/// Starts a server that answers every request with `script(request, n)`, where `n` counts
+/// the earlier requests with the same method and path.
+pub async fn serve(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Server {
+    let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let script: Arc<Script> = Arc::new(script);
+    let app = {
+        let log = log.clone();
+        axum::Router::new().fallback(move |req: Request| {
+            let log = log.clone();
+            let counts = counts.clone();
+            let script = script.clone();
+            async move {
+                let at = Instant::now();
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, 10 << 20)
+                    .await
+                    .unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let body = if text.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&text).unwrap_or(Value::String(text))
+                };
+                let seen = Seen {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                    query: parts.uri.query().map(str::to_string),
+                    headers: parts.headers,
+                    body,
+                    at,
+                };
+                let n = {
+                    let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = c
+                        .entry(format!("{} {}", seen.method, seen.path))
+                        .or_insert(0);
+                    *n += 1;
+                    *n - 1
+                };
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(seen.clone());
+                let reply = script(&seen, n);
+                if !reply.delay.is_zero() {
+                    tokio::time::sleep(reply.delay).await;
+                }
+                let mut response = Response::builder()
+                    .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK));
+                for (k, v) in &reply.headers {
+                    response = response.header(k, v);
+                }
+                response
+                    .body(Body::from(reply.body))
+                    .unwrap_or_else(|_| Response::new(Body::empty()))
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Server { url, log }
+}
+
+/// The provider document of a YAML text.
+pub fn provider(yaml: &str) -> ProviderDoc {
+    let loaded = rulebridge::syntax::load_paths_with(&[], &[("provider.yaml".into(), yaml.into())])
+        .expect("load the provider");
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{d:?}"))
+        .collect();
+    assert!(errors.is_empty(), "provider has errors: {errors:#?}");
+    loaded
+        .rules
+        .documents
+        .into_iter()
+        .find_map(|d| match d {
+            Document::Provider(p) => Some(p),
+            _ => None,
+        })
+        .expect("a provider document")
+}
+
+/// A provider kit from `rules/providers`.
+pub fn kit(name: &str) -> ProviderDoc {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("rules/providers")
+        .join(format!("{name}.yaml"));
+    let loaded = rulebridge::syntax::load_paths(&[path]).expect("load the kit");
+    loaded
+        .rules
+        .documents
+        .into_iter()
+        .find_map(|d| match d {
+            Document::Provider(p) => Some(p),
+            _ => None,
+        })
+        .expect("a provider document")
+}
+
+/// Options pointing at `server` with the given credentials (the environment is not read).
+pub fn options(server: &Server, secrets: &[(&str, &str)]) -> HttpOptions {
+    HttpOptions {
+        base_url: Some(server.url.clone()),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(v.to_string())))
+            .collect(),
+        read_env: false,
+        ..HttpOptions::default()
+    }
+}
+
+pub fn connector(yaml: &str, server: &Server, secrets: &[(&str, &str)]) -> HttpConnector {
+    HttpConnector::new(&provider(yaml), options(server, secrets)).expect("build the connector")
+}
+
+/// A provider with one `contact` object; `extra` is spliced in at the top level.
+pub fn simple(auth: &str, extra: &str) -> String {
+    format!(
+        r#"kind: provider
+name: test
+base_url: http://placeholder.invalid
+auth: {auth}
+{extra}
+objects:
+  contact:
+    operations:
+      search: {{ method: POST, path: /contacts/search, body: {{ q: "{{{{ key }}}}" }}, results: "$.results[*]" }}
+      create: {{ method: POST, path: /contacts, body: {{ properties: "{{{{ payload }}}}" }}, id: "$.id" }}
+      update: {{ method: PATCH, path: "/contacts/{{{{ id }}}}", body: {{ properties: "{{{{ payload }}}}" }} }}
+"#
+    )
+}
