@@ -226,8 +226,19 @@ impl HttpConnector {
             }
             match (&options.base_url, origin(u), origin(&declared_base)) {
                 (Some(_), Some(o), Some(d)) if o == d => {
-                    let over = origin(&base_url).unwrap_or_default();
-                    format!("{over}{}", &u[o.len()..])
+                    // The override stands for the declared base: keep any prefix it adds
+                    // before the declared base's own path (a sandbox mounts each API under
+                    // its own path).
+                    let declared_path = declared_base[d.len()..].trim_end_matches('/');
+                    let root = base_url
+                        .strip_suffix(declared_path)
+                        .filter(|_| !declared_path.is_empty())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| {
+                            let over = origin(&base_url).unwrap_or_default();
+                            if declared_path.is_empty() { base_url.clone() } else { over }
+                        });
+                    format!("{root}{}", &u[o.len()..])
                 }
                 _ => u.to_string(),
             }
