@@ -85,6 +85,7 @@ pub struct EngineBuilder {
     registry: Registry,
     clock: Arc<dyn Clock>,
     secrets: Vec<(String, Secret)>,
+    credentials: Vec<(String, Secret)>,
     connectors: BTreeMap<String, Arc<dyn Connector>>,
 }
 
@@ -110,6 +111,14 @@ impl EngineBuilder {
     /// Sets where `now()` comes from (a fixed clock makes results reproducible).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Supplies the value of a credential that rule files reference as `${env:NAME}` (used
+    /// before the process environment; e.g. sandbox credentials, a tenant's keys).
+    pub fn credential(mut self, env_name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.credentials
+            .push((env_name.into(), Secret::new(value.into())));
         self
     }
 
@@ -175,6 +184,7 @@ impl EngineBuilder {
             registry: self.registry,
             clock: self.clock,
             secrets: self.secrets,
+            credentials: self.credentials,
             connectors: self.connectors,
             base,
         })
@@ -188,6 +198,7 @@ pub struct Engine {
     registry: Registry,
     clock: Arc<dyn Clock>,
     secrets: Vec<(String, Secret)>,
+    credentials: Vec<(String, Secret)>,
     connectors: BTreeMap<String, Arc<dyn Connector>>,
     base: PathBuf,
 }
@@ -208,8 +219,56 @@ impl Engine {
             registry: Registry::builtin(),
             clock: Arc::new(SystemClock),
             secrets: Vec::new(),
+            credentials: Vec::new(),
             connectors: BTreeMap::new(),
         }
+    }
+
+    fn credential(&self, env_name: &str) -> Option<&Secret> {
+        self.credentials
+            .iter()
+            .find(|(n, _)| n == env_name)
+            .map(|(_, v)| v)
+    }
+
+    /// The connector for a provider: a registered custom one, or the HTTP connector built
+    /// from the provider file. `base_url` overrides the file's base URL; otherwise the
+    /// environment variable `RULEBRIDGE_BASE_URL_<PROVIDER>` does, if set.
+    pub fn connector(
+        &self,
+        provider: &str,
+        base_url: Option<&str>,
+    ) -> Result<Arc<dyn Connector>, Error> {
+        if let Some(c) = self.connectors.get(provider) {
+            return Ok(c.clone());
+        }
+        let doc = self
+            .plan
+            .provider(provider)
+            .ok_or_else(|| Error::Connector {
+                provider: provider.to_string(),
+                reason: "no provider file defines it".into(),
+            })?;
+        let env_var = format!(
+            "RULEBRIDGE_BASE_URL_{}",
+            provider.to_uppercase().replace('-', "_")
+        );
+        let base_url = base_url
+            .map(str::to_string)
+            .or_else(|| std::env::var(env_var).ok());
+        let options = crate::connect::http::HttpOptions {
+            base_url,
+            secrets_base_dir: self.base.clone(),
+            secrets: self.credentials.clone(),
+            ..Default::default()
+        };
+        let http = crate::connect::http::HttpConnector::new(doc, options).map_err(|e| {
+            Error::Connector {
+                provider: provider.to_string(),
+                reason: e.message,
+            }
+        })?;
+        Ok(Arc::new(http))
     }
 
     /// The connector registered for `provider`, if any.
@@ -244,18 +303,26 @@ impl Engine {
         for (name, reference) in &plan.secrets {
             let value = match self.secrets.iter().find(|(n, _)| n == name) {
                 Some((_, v)) => v.clone(),
-                None => SecretRef::parse(reference)
-                    .map_err(|message| Error::SecretRef {
+                None => {
+                    let r = SecretRef::parse(reference).map_err(|message| Error::SecretRef {
                         flow: plan.name.clone(),
                         name: name.clone(),
                         message,
-                    })?
-                    .resolve(&self.base)
-                    .map_err(|source| Error::Secret {
-                        flow: plan.name.clone(),
-                        name: name.clone(),
-                        source,
-                    })?,
+                    })?;
+                    // Credentials given to the builder stand in for the environment.
+                    let given = match &r {
+                        SecretRef::Env(var) => self.credential(var).cloned(),
+                        _ => None,
+                    };
+                    match given {
+                        Some(v) => v,
+                        None => r.resolve(&self.base).map_err(|source| Error::Secret {
+                            flow: plan.name.clone(),
+                            name: name.clone(),
+                            source,
+                        })?,
+                    }
+                }
             };
             cx = cx.with_secret(name, &value);
         }

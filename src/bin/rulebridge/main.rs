@@ -72,6 +72,22 @@ enum Command {
         /// Evaluate and print payloads without sending anything.
         #[arg(long)]
         dry_run: bool,
+        /// Records (or batches) in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Send to another base URL: `PROVIDER=URL` (repeatable). The environment variable
+        /// `RULEBRIDGE_BASE_URL_<PROVIDER>` does the same.
+        #[arg(long = "base-url", value_name = "PROVIDER=URL")]
+        base_urls: Vec<String>,
+        /// Include each record's (redacted) payload in its outcome.
+        #[arg(long)]
+        payloads: bool,
+        /// Send records one by one even where the target has a batch upsert.
+        #[arg(long)]
+        no_batch: bool,
+        /// Seconds allowed per record, retries included.
+        #[arg(long, default_value_t = 120)]
+        record_timeout: u64,
     },
     /// List the builtin functions (or print their reference as Markdown).
     Functions {
@@ -121,7 +137,25 @@ fn main() -> ExitCode {
             rules,
             input,
             dry_run,
-        } => run(&flow, rules, &input, dry_run),
+            concurrency,
+            base_urls,
+            payloads,
+            no_batch,
+            record_timeout,
+        } => {
+            if dry_run {
+                run(&flow, rules, &input)
+            } else {
+                let send = SendArgs {
+                    concurrency,
+                    base_urls,
+                    payloads,
+                    batch: !no_batch,
+                    record_timeout,
+                };
+                send_records(&flow, rules, &input, send)
+            }
+        }
         Command::Functions { markdown } => functions(markdown),
     };
     match result {
@@ -285,12 +319,77 @@ fn plan(flow: &str, rules: PathBuf, format: PlanFormat) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn run(flow: &str, rules: PathBuf, input: &str, dry_run: bool) -> anyhow::Result<u8> {
-    if !dry_run {
-        anyhow::bail!(
-            "sending records needs the HTTP connectors, which this build does not include; use --dry-run to see the payloads"
+struct SendArgs {
+    concurrency: usize,
+    base_urls: Vec<String>,
+    payloads: bool,
+    batch: bool,
+    record_timeout: u64,
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} records {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
+        bar
+    })
+}
+
+/// Sends the records of a flow to its target system.
+fn send_records(flow: &str, rules: PathBuf, input: &str, args: SendArgs) -> anyhow::Result<u8> {
+    let mut overrides = std::collections::BTreeMap::new();
+    for b in &args.base_urls {
+        let Some((provider, url)) = b.split_once('=') else {
+            anyhow::bail!("--base-url takes PROVIDER=URL, got `{b}`");
+        };
+        overrides.insert(provider.to_string(), url.to_string());
     }
+    let engine = engine(rules)?;
+    let runner = engine.runner(flow)?;
+    let provider = runner.flow().provider.clone();
+    let connector = engine.connector(&provider, overrides.get(&provider).map(String::as_str))?;
+    let options = rulebridge::exec::send::SendOptions {
+        concurrency: args.concurrency.max(1),
+        record_deadline: Some(std::time::Duration::from_secs(args.record_timeout.max(1))),
+        include_payload: args.payloads,
+        batch: args.batch,
+    };
+    let sender = runner.sender(connector, options);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bar = progress_bar();
+    let summary = rt.block_on(async {
+        let out = io::BufWriter::new(io::stdout().lock());
+        let progress = |n: usize| {
+            if let Some(b) = &bar {
+                b.set_position(n as u64);
+            }
+        };
+        if input == "-" {
+            sender
+                .run(tokio::io::BufReader::new(tokio::io::stdin()), out, progress)
+                .await
+        } else {
+            let file = tokio::fs::File::open(input)
+                .await
+                .map_err(|e| io::Error::other(format!("cannot read {input}: {e}")))?;
+            sender
+                .run(tokio::io::BufReader::new(file), out, progress)
+                .await
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    eprintln!("{summary}");
+    Ok(if summary.failed > 0 { EXIT_PROBLEMS } else { 0 })
+}
+
+fn run(flow: &str, rules: PathBuf, input: &str) -> anyhow::Result<u8> {
     let engine = engine(rules)?;
     let runner = engine.runner(flow)?;
     let reader: Box<dyn io::BufRead> = if input == "-" {
@@ -300,16 +399,7 @@ fn run(flow: &str, rules: PathBuf, input: &str, dry_run: bool) -> anyhow::Result
             std::fs::File::open(input).map_err(|e| anyhow::anyhow!("cannot read {input}: {e}"))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    let bar = if io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} records {per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        Some(bar)
-    } else {
-        None
-    };
+    let bar = progress_bar();
     let out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let summary = runner.dry_run(reader, out, |n| {
         if let Some(b) = &bar {

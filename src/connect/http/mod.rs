@@ -236,7 +236,11 @@ impl HttpConnector {
                         .map(str::to_string)
                         .unwrap_or_else(|| {
                             let over = origin(&base_url).unwrap_or_default();
-                            if declared_path.is_empty() { base_url.clone() } else { over }
+                            if declared_path.is_empty() {
+                                base_url.clone()
+                            } else {
+                                over
+                            }
                         });
                     format!("{root}{}", &u[o.len()..])
                 }
