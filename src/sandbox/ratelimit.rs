@@ -56,6 +56,19 @@ impl Rolling {
             remaining: limit.saturating_sub(q.len() as u32),
         }
     }
+
+    /// Requests of `key` inside the window now (without counting one).
+    pub fn used(&mut self, key: &str) -> u32 {
+        let now = Instant::now();
+        let window = self.window;
+        match self.hits.get_mut(key) {
+            Some(q) => {
+                q.retain(|&t| now.saturating_duration_since(t) < window);
+                q.len() as u32
+            }
+            None => 0,
+        }
+    }
 }
 
 /// Seconds for a `Retry-After` header (rounded up, at least 1).
