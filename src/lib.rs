@@ -20,6 +20,7 @@ pub mod exec;
 pub mod expr;
 pub mod functions;
 pub mod plan;
+pub mod sandbox;
 pub mod secrets;
 pub mod span;
 pub mod suite;

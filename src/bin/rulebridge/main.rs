@@ -94,6 +94,31 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Serve local fakes of the vendor APIs (HubSpot, Salesforce, Chatwoot, Jamf, ...) on
+    /// 127.0.0.1 until Ctrl-C.
+    Sandbox {
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Fraction of requests answered 500/502/503.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Latency added to every response, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Up to this much more latency, uniformly, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
+        /// Fraction of requests whose connection is closed without a response.
+        #[arg(long, default_value_t = 0.0)]
+        drop_rate: f64,
+        /// Multiplies every rate limit (0.1: a 429 storm).
+        #[arg(long, default_value_t = 1.0)]
+        rate_limit_factor: f64,
+        /// Seed of the fault decisions, ids and tokens.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -157,6 +182,26 @@ fn main() -> ExitCode {
             }
         }
         Command::Functions { markdown } => functions(markdown),
+        Command::Sandbox {
+            port,
+            error_rate,
+            latency_ms,
+            jitter_ms,
+            drop_rate,
+            rate_limit_factor,
+            seed,
+        } => sandbox(
+            port,
+            rulebridge::sandbox::Faults {
+                error_rate,
+                latency_ms,
+                jitter_ms,
+                drop_rate,
+                rate_limit_factor,
+                ..Default::default()
+            },
+            seed,
+        ),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -436,4 +481,49 @@ fn functions(markdown: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn sandbox(port: u16, faults: rulebridge::sandbox::Faults, seed: u64) -> anyhow::Result<u8> {
+    use rulebridge::sandbox::{self, SandboxConfig};
+    for (name, rate) in [
+        ("--error-rate", faults.error_rate),
+        ("--drop-rate", faults.drop_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            anyhow::bail!("{name} must be between 0 and 1 (got {rate})");
+        }
+    }
+    if !(faults.rate_limit_factor.is_finite() && faults.rate_limit_factor > 0.0) {
+        anyhow::bail!("--rate-limit-factor must be a positive number");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let sb = sandbox::start(SandboxConfig {
+            port,
+            seed,
+            faults,
+            ..SandboxConfig::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+        {
+            let mut out = io::stdout().lock();
+            writeln!(out, "sandbox listening on {}", sb.url())?;
+            for p in sandbox::PROVIDERS {
+                writeln!(out, "  {p:<15} {}", sb.base_url(p))?;
+            }
+            writeln!(out, "  {:<15} {}/_sandbox", "control", sb.url())?;
+            writeln!(out, "credentials:")?;
+            for (k, v) in sandbox::CREDENTIALS {
+                writeln!(out, "  {k}={v}")?;
+            }
+            out.flush()?;
+        }
+        eprintln!("press Ctrl-C to stop");
+        tokio::signal::ctrl_c().await?;
+        sb.shutdown().await;
+        Ok(0)
+    })
 }

@@ -1,0 +1,430 @@
+//! Shared in-memory state: every fake's records, issued tokens, request counters and logs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::faults::{FaultEngine, Faults};
+use super::{
+    SandboxConfig, chatwoot, hubspot, jamf, jamf_bootstrap, salesforce, taskcrm, usersync,
+};
+
+/// Locks a mutex, ignoring poisoning: a panicked request must not take the sandbox down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub cfg: SandboxConfig,
+    pub addr: SocketAddr,
+    pub started: Instant,
+    pub started_at: DateTime<Utc>,
+    faults: Mutex<FaultEngine>,
+    metrics: Mutex<Metrics>,
+    pub tokens: Mutex<Tokens>,
+    rng: Mutex<StdRng>,
+    pub hubspot: Mutex<hubspot::Data>,
+    pub salesforce: Mutex<salesforce::Data>,
+    pub chatwoot: Mutex<chatwoot::Data>,
+    pub jamf: Mutex<jamf::Data>,
+    pub bootstrap: Mutex<jamf_bootstrap::Data>,
+    pub usersync: Mutex<usersync::Data>,
+    pub taskcrm: Mutex<taskcrm::Data>,
+}
+
+impl Shared {
+    pub fn new(cfg: SandboxConfig, addr: SocketAddr) -> Shared {
+        Shared {
+            faults: Mutex::new(FaultEngine::new(cfg.faults.clone(), cfg.seed)),
+            metrics: Mutex::new(Metrics::default()),
+            tokens: Mutex::new(Tokens::default()),
+            rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x05ee_d1d5)),
+            hubspot: Mutex::new(hubspot::Data::new()),
+            salesforce: Mutex::new(salesforce::Data::new()),
+            chatwoot: Mutex::new(chatwoot::Data::new()),
+            jamf: Mutex::new(jamf::Data::new()),
+            bootstrap: Mutex::new(jamf_bootstrap::Data::new()),
+            usersync: Mutex::new(usersync::Data::new()),
+            taskcrm: Mutex::new(taskcrm::Data::new()),
+            started: Instant::now(),
+            started_at: Utc::now(),
+            addr,
+            cfg,
+        }
+    }
+
+    pub fn reset(&self) {
+        *lock(&self.faults) = FaultEngine::new(self.cfg.faults.clone(), self.cfg.seed);
+        *lock(&self.metrics) = Metrics::default();
+        *lock(&self.tokens) = Tokens::default();
+        *lock(&self.rng) = StdRng::seed_from_u64(self.cfg.seed ^ 0x05ee_d1d5);
+        *lock(&self.hubspot) = hubspot::Data::new();
+        *lock(&self.salesforce) = salesforce::Data::new();
+        *lock(&self.chatwoot) = chatwoot::Data::new();
+        *lock(&self.jamf) = jamf::Data::new();
+        *lock(&self.bootstrap) = jamf_bootstrap::Data::new();
+        *lock(&self.usersync) = usersync::Data::new();
+        *lock(&self.taskcrm) = taskcrm::Data::new();
+    }
+
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).settings().clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.faults).set(faults);
+    }
+
+    pub fn fault_engine(&self) -> MutexGuard<'_, FaultEngine> {
+        lock(&self.faults)
+    }
+
+    /// A configured limit lowered by the fault settings' `rate_limit_factor` (never below 1).
+    pub fn limit(&self, base: u32) -> u32 {
+        let factor = lock(&self.faults).settings().rate_limit_factor;
+        if !(factor.is_finite()) || factor <= 0.0 {
+            return 1;
+        }
+        ((base as f64 * factor).floor() as u32).max(1)
+    }
+
+    pub fn tokens_expire_all(&self) -> usize {
+        lock(&self.tokens).expire_all()
+    }
+
+    /// A fresh (seeded) UUID in the usual v4 layout.
+    pub fn uuid(&self) -> String {
+        let bytes: [u8; 16] = lock(&self.rng).random();
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
+
+    /// `len` random characters from `alphabet`.
+    pub fn random_string(&self, alphabet: &[u8], len: usize) -> String {
+        let mut rng = lock(&self.rng);
+        (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect()
+    }
+
+    pub fn random_u64(&self) -> u64 {
+        lock(&self.rng).random()
+    }
+
+    pub fn elapsed_ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    pub fn record(&self, provider: &str, entry: LogEntry) {
+        let cap = self.cfg.log_capacity;
+        lock(&self.metrics).record(provider, entry, cap);
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        lock(&self.metrics).next_seq()
+    }
+
+    /// Every provider's records and counters (or one provider's).
+    pub fn snapshot(&self, only: Option<&str>, with_log: bool) -> StateSnapshot {
+        let mut providers = BTreeMap::new();
+        let metrics = lock(&self.metrics).clone();
+        for &name in super::PROVIDERS {
+            if only.is_some_and(|o| o != name) {
+                continue;
+            }
+            let records = match name {
+                "hubspot" => lock(&self.hubspot).records(),
+                "salesforce" => lock(&self.salesforce).records(),
+                "chatwoot" => lock(&self.chatwoot).records(),
+                "jamf" => lock(&self.jamf).records(),
+                "jamf-bootstrap" => lock(&self.bootstrap).records(),
+                "usersync" => lock(&self.usersync).records(),
+                "taskcrm" => lock(&self.taskcrm).records(),
+                _ => BTreeMap::new(),
+            };
+            let m = metrics.providers.get(name).cloned().unwrap_or_default();
+            providers.insert(
+                name.to_string(),
+                ProviderState {
+                    records,
+                    requests: m.requests,
+                    rate_limited: m.rate_limited,
+                    injected_errors: m.injected_errors,
+                    dropped: m.dropped,
+                    endpoints: m.endpoints,
+                    log: if with_log {
+                        m.log.into_iter().collect()
+                    } else {
+                        Vec::new()
+                    },
+                },
+            );
+        }
+        StateSnapshot {
+            started_at: self
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            faults: self.faults(),
+            providers,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tokens
+
+/// Tokens issued by the fakes' token endpoints.
+#[derive(Default)]
+pub(crate) struct Tokens {
+    map: HashMap<String, TokenInfo>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TokenInfo {
+    pub provider: &'static str,
+    /// Who the token belongs to (client id, user name, ...).
+    pub subject: String,
+    pub expires: Instant,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    Valid(String),
+    /// Expired this long ago.
+    Expired(Duration),
+    Unknown,
+}
+
+impl Tokens {
+    pub fn issue(&mut self, provider: &'static str, token: &str, subject: &str, ttl: Duration) {
+        self.map.insert(
+            token.to_string(),
+            TokenInfo {
+                provider,
+                subject: subject.to_string(),
+                expires: Instant::now() + ttl,
+                revoked: false,
+            },
+        );
+    }
+
+    pub fn check(&self, provider: &str, token: &str) -> TokenCheck {
+        match self.map.get(token) {
+            Some(t) if t.provider == provider && !t.revoked => {
+                let now = Instant::now();
+                if now >= t.expires {
+                    TokenCheck::Expired(now - t.expires)
+                } else {
+                    TokenCheck::Valid(t.subject.clone())
+                }
+            }
+            _ => TokenCheck::Unknown,
+        }
+    }
+
+    #[allow(dead_code)]
+    pub fn revoke(&mut self, token: &str) -> bool {
+        match self.map.get_mut(token) {
+            Some(t) if !t.revoked => {
+                t.revoked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Expires every live token now; returns how many there were.
+    pub fn expire_all(&mut self) -> usize {
+        let now = Instant::now();
+        let past = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+        let mut n = 0;
+        for t in self.map.values_mut() {
+            if !t.revoked && t.expires > now {
+                t.expires = past;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// metrics
+
+#[derive(Clone, Default)]
+struct Metrics {
+    seq: u64,
+    providers: BTreeMap<String, ProviderMetrics>,
+}
+
+#[derive(Clone, Default)]
+struct ProviderMetrics {
+    requests: u64,
+    rate_limited: u64,
+    injected_errors: u64,
+    dropped: u64,
+    endpoints: BTreeMap<String, EndpointStats>,
+    log: VecDeque<LogEntry>,
+}
+
+impl Metrics {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn record(&mut self, provider: &str, entry: LogEntry, cap: usize) {
+        let p = self.providers.entry(provider.to_string()).or_default();
+        p.requests += 1;
+        let ep = p.endpoints.entry(entry.endpoint.clone()).or_default();
+        ep.requests += 1;
+        if let Some(s) = entry.status {
+            *ep.statuses.entry(s.to_string()).or_default() += 1;
+        }
+        if entry.rate_limited {
+            p.rate_limited += 1;
+            ep.rate_limited += 1;
+        }
+        match entry.fault.as_deref() {
+            Some("error") => {
+                p.injected_errors += 1;
+                ep.injected_errors += 1;
+            }
+            Some("drop") | Some("drop_after") => {
+                p.dropped += 1;
+                ep.dropped += 1;
+            }
+            _ => {}
+        }
+        if cap > 0 {
+            while p.log.len() >= cap {
+                p.log.pop_front();
+            }
+            p.log.push_back(entry);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// snapshot (also the JSON of `GET /_sandbox/state`)
+
+/// What the sandbox holds and has seen.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateSnapshot {
+    /// When the sandbox started (RFC 3339); log entries count milliseconds from here.
+    pub started_at: String,
+    pub faults: Faults,
+    /// By provider prefix (`hubspot`, `salesforce`, ...).
+    pub providers: BTreeMap<String, ProviderState>,
+}
+
+/// One provider's records and traffic.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProviderState {
+    /// Stored records by collection (`contacts`, `Lead`, `users`, ...), in id order.
+    pub records: BTreeMap<String, Vec<Value>>,
+    /// Requests received (including those answered by a fault).
+    pub requests: u64,
+    /// Requests refused by a rate limit (429, or Salesforce's 403 `REQUEST_LIMIT_EXCEEDED`).
+    pub rate_limited: u64,
+    /// Requests answered by an injected 5xx.
+    pub injected_errors: u64,
+    /// Connections closed by fault injection.
+    pub dropped: u64,
+    /// By `METHOD /route/{param}` (`unmatched` for unknown paths).
+    pub endpoints: BTreeMap<String, EndpointStats>,
+    /// The most recent requests, oldest first (`GET /_sandbox/state?log=false` omits it).
+    #[serde(default)]
+    pub log: Vec<LogEntry>,
+}
+
+/// Counters of one endpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EndpointStats {
+    pub requests: u64,
+    /// Responses by status code ("201": 3).
+    pub statuses: BTreeMap<String, u64>,
+    pub rate_limited: u64,
+    pub injected_errors: u64,
+    pub dropped: u64,
+}
+
+/// One request as the sandbox saw it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LogEntry {
+    /// Order of arrival across all providers.
+    pub seq: u64,
+    /// Arrival time (RFC 3339, milliseconds).
+    pub at: String,
+    /// Arrival in milliseconds since the sandbox started.
+    pub elapsed_ms: u64,
+    pub method: String,
+    /// The path below the provider prefix, with the query.
+    pub path: String,
+    pub endpoint: String,
+    /// None when the connection was dropped without a response.
+    pub status: Option<u16>,
+    /// `error`, `drop` or `drop_after` when a fault answered.
+    pub fault: Option<String>,
+    pub rate_limited: bool,
+    /// Time spent answering, injected latency included.
+    pub duration_ms: u64,
+}
+
+impl StateSnapshot {
+    pub fn provider(&self, name: &str) -> Option<&ProviderState> {
+        self.providers.get(name)
+    }
+
+    /// The records of one collection (empty when there are none).
+    pub fn records(&self, provider: &str, collection: &str) -> &[Value] {
+        self.providers
+            .get(provider)
+            .and_then(|p| p.records.get(collection))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+impl ProviderState {
+    /// The largest number of requests that arrived within any `window` (optionally only those
+    /// of one endpoint, e.g. `POST /crm/v3/objects/contacts/search`).
+    pub fn max_requests_in_window(&self, window: Duration, endpoint: Option<&str>) -> usize {
+        let mut times: Vec<u64> = self
+            .log
+            .iter()
+            .filter(|e| endpoint.is_none_or(|ep| e.endpoint == ep))
+            .map(|e| e.elapsed_ms)
+            .collect();
+        times.sort_unstable();
+        let w = window.as_millis() as u64;
+        let mut best = 0;
+        let mut start = 0;
+        for end in 0..times.len() {
+            while times[end].saturating_sub(times[start]) >= w {
+                start += 1;
+            }
+            best = best.max(end - start + 1);
+        }
+        best
+    }
+
+    /// How many requests got this status.
+    pub fn count_status(&self, status: u16) -> u64 {
+        let key = status.to_string();
+        self.endpoints
+            .values()
+            .map(|e| e.statuses.get(&key).copied().unwrap_or(0))
+            .sum()
+    }
+}
