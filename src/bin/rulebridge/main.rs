@@ -72,6 +72,10 @@ enum Command {
         /// Evaluate and print payloads without sending anything.
         #[arg(long)]
         dry_run: bool,
+        /// Run against the built-in sandbox (local fakes of the providers' APIs, with their
+        /// credentials): no account or key needed.
+        #[arg(long)]
+        sandbox: bool,
         /// Records (or batches) in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -162,6 +166,7 @@ fn main() -> ExitCode {
             rules,
             input,
             dry_run,
+            sandbox,
             concurrency,
             base_urls,
             payloads,
@@ -169,9 +174,10 @@ fn main() -> ExitCode {
             record_timeout,
         } => {
             if dry_run {
-                run(&flow, rules, &input)
+                run(&flow, rules, &input, sandbox)
             } else {
                 let send = SendArgs {
+                    sandbox,
                     concurrency,
                     base_urls,
                     payloads,
@@ -326,7 +332,19 @@ fn test(paths: Vec<PathBuf>, update: bool, filter: Option<String>) -> anyhow::Re
 }
 
 fn engine(rules: PathBuf) -> anyhow::Result<Engine> {
-    match Engine::builder().rules_dir(rules).build() {
+    engine_with(rules, false)
+}
+
+/// The engine over `rules`; with `sandbox`, the sandbox's credentials stand in for the
+/// environment's.
+fn engine_with(rules: PathBuf, sandbox: bool) -> anyhow::Result<Engine> {
+    let mut builder = Engine::builder().rules_dir(rules);
+    if sandbox {
+        for (name, value) in rulebridge::sandbox::CREDENTIALS {
+            builder = builder.credential(*name, *value);
+        }
+    }
+    match builder.build() {
         Ok(e) => Ok(e),
         Err(Error::Invalid {
             rendered,
@@ -365,6 +383,7 @@ fn plan(flow: &str, rules: PathBuf, format: PlanFormat) -> anyhow::Result<u8> {
 }
 
 struct SendArgs {
+    sandbox: bool,
     concurrency: usize,
     base_urls: Vec<String>,
     payloads: bool,
@@ -392,10 +411,30 @@ fn send_records(flow: &str, rules: PathBuf, input: &str, args: SendArgs) -> anyh
         };
         overrides.insert(provider.to_string(), url.to_string());
     }
-    let engine = engine(rules)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let sandbox = if args.sandbox {
+        let sb = rt.block_on(rulebridge::sandbox::start(
+            rulebridge::sandbox::SandboxConfig::default(),
+        ))?;
+        eprintln!("sandbox serving on {}", sb.url());
+        Some(sb)
+    } else {
+        None
+    };
+    let engine = engine_with(rules, args.sandbox)?;
     let runner = engine.runner(flow)?;
     let provider = runner.flow().provider.clone();
-    let connector = engine.connector(&provider, overrides.get(&provider).map(String::as_str))?;
+    let base_url =
+        match (overrides.get(&provider), &sandbox) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(sb)) => Some(sb.kit_base_url(&provider).ok_or_else(|| {
+                anyhow::anyhow!("the sandbox has no fake of provider `{provider}`")
+            })?),
+            (None, None) => None,
+        };
+    let connector = engine.connector(&provider, base_url.as_deref())?;
     let options = rulebridge::exec::send::SendOptions {
         concurrency: args.concurrency.max(1),
         record_deadline: Some(std::time::Duration::from_secs(args.record_timeout.max(1))),
@@ -431,11 +470,28 @@ fn send_records(flow: &str, rules: PathBuf, input: &str, args: SendArgs) -> anyh
         b.finish_and_clear();
     }
     eprintln!("{summary}");
+    if let Some(sb) = sandbox {
+        let state = sb.state();
+        for (name, p) in state.providers.iter().filter(|(_, p)| p.requests > 0) {
+            let held: Vec<String> = p
+                .records
+                .iter()
+                .map(|(c, r)| format!("{} {c}", r.len()))
+                .collect();
+            eprintln!(
+                "sandbox {name}: {} requests ({} rate limited), holds {}",
+                p.requests,
+                p.rate_limited,
+                held.join(", ")
+            );
+        }
+        rt.block_on(sb.shutdown());
+    }
     Ok(if summary.failed > 0 { EXIT_PROBLEMS } else { 0 })
 }
 
-fn run(flow: &str, rules: PathBuf, input: &str) -> anyhow::Result<u8> {
-    let engine = engine(rules)?;
+fn run(flow: &str, rules: PathBuf, input: &str, sandbox: bool) -> anyhow::Result<u8> {
+    let engine = engine_with(rules, sandbox)?;
     let runner = engine.runner(flow)?;
     let reader: Box<dyn io::BufRead> = if input == "-" {
         Box::new(io::stdin().lock())
