@@ -374,3 +374,41 @@ async fn a_missing_credential_is_a_build_error_naming_the_reference() {
     assert!(text.contains("auth.password"), "{text}");
     assert!(!text.contains("ada-visible"), "{text}");
 }
+
+#[tokio::test]
+async fn an_oauth_instance_url_replaces_the_base_origin() {
+    let instance = serve(|s, _| match (s.path.as_str(), s.header("authorization")) {
+        ("/services/data/v58.0/sobjects/Lead", Some("Bearer tok")) => {
+            Reply::json(201, json!({"id": "00Q9", "success": true, "errors": []}))
+        }
+        _ => Reply::json(404, json!([{"message": "no", "errorCode": "NOT_FOUND"}])),
+    })
+    .await;
+    let instance_url = instance.url.clone();
+    let login = serve(move |_, _| {
+        Reply::json(
+            200,
+            json!({"access_token": "tok", "instance_url": instance_url, "token_type": "Bearer"}),
+        )
+    })
+    .await;
+    let yaml = format!(
+        r#"kind: provider
+name: sf
+base_url: "{login}/services/data/v58.0"
+auth: {{ type: oauth2_refresh, token_url: "{login}/services/oauth2/token", client_id: a, client_secret: b, refresh_token: c }}
+objects:
+  lead:
+    operations:
+      create: {{ method: POST, path: /sobjects/Lead, body: "{{{{ payload }}}}", id: "$.id" }}
+"#,
+        login = login.url
+    );
+    let mut opts = options(&login, &[]);
+    opts.base_url = None;
+    let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
+    let w = c.create("lead", &json!({"LastName": "L"})).await;
+    assert_eq!(w.map(|w| w.id), Ok(Some("00Q9".into())));
+    assert_eq!(login.seen().len(), 1);
+    assert_eq!(instance.seen().len(), 1);
+}
