@@ -123,3 +123,19 @@ async fn hubspot_rate_limit_headers_pause_for_the_interval() {
     assert!(seen[1].at - seen[0].at >= Duration::from_millis(600));
     assert!(seen[2].at - seen[1].at < Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn waiting_for_a_permit_ends_at_the_deadline() {
+    let server = serve(|_, _| Reply::json(201, json!({"id": "1"}))).await;
+    let c = connector(&simple("none", "rate_limit: 1 per 2s"), &server, &[]);
+    assert!(c.create("contact", &json!({})).await.is_ok());
+    let start = Instant::now();
+    let e = c
+        .with_deadline(start + Duration::from_millis(200))
+        .create("contact", &json!({}))
+        .await
+        .expect_err("no permit before the deadline");
+    assert_eq!(e.kind, rulebridge::connect::ErrorKind::Transient);
+    assert!(start.elapsed() < Duration::from_millis(600));
+    assert_eq!(server.seen().len(), 1);
+}
