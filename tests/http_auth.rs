@@ -180,7 +180,7 @@ async fn token_refreshed_shortly_before_expiry() {
     let server = serve(oauth_server(tokens.clone())).await;
     let c = connector(&simple(REFRESH_AUTH, ""), &server, REFRESH_SECRETS);
     assert!(c.create("contact", &json!({})).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(950)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(c.create("contact", &json!({})).await.is_ok());
     assert_eq!(server.to("/oauth/token").len(), 2);
     assert_eq!(
@@ -264,7 +264,7 @@ async fn token_exchange_with_expiry_and_keep_alive() {
             "/api/v1/auth/token" if s.header("authorization") == Some("Basic amFtZjpwdw==") => {
                 Reply::json(
                     200,
-                    json!({"token": format!("login{n}"), "expires": expires(1)}),
+                    json!({"token": format!("login{n}"), "expires": expires(2)}),
                 )
             }
             "/api/v1/auth/keep-alive" if s.header("authorization") == Some("Bearer login0") => {
@@ -292,7 +292,7 @@ objects:
     let c = connector(yaml, &server, &[("JU", "jamf"), ("JP", "pw")]);
     let w = c.create("department", &json!({"name": "IT"})).await;
     assert_eq!(w.map(|w| w.id), Ok(Some("7".into())));
-    tokio::time::sleep(Duration::from_millis(950)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(c.create("department", &json!({"name": "HR"})).await.is_ok());
     assert!(
         c.create("department", &json!({"name": "Ops"}))
@@ -373,4 +373,87 @@ async fn a_missing_credential_is_a_build_error_naming_the_reference() {
     assert!(text.contains("${env:RB_TEST_NOT_SET}"), "{text}");
     assert!(text.contains("auth.password"), "{text}");
     assert!(!text.contains("ada-visible"), "{text}");
+}
+
+#[tokio::test]
+async fn an_oauth_instance_url_replaces_the_base_origin() {
+    let instance = serve(|s, _| match (s.path.as_str(), s.header("authorization")) {
+        ("/services/data/v58.0/sobjects/Lead", Some("Bearer tok")) => {
+            Reply::json(201, json!({"id": "00Q9", "success": true, "errors": []}))
+        }
+        _ => Reply::json(404, json!([{"message": "no", "errorCode": "NOT_FOUND"}])),
+    })
+    .await;
+    let instance_url = instance.url.clone();
+    let login = serve(move |_, _| {
+        Reply::json(
+            200,
+            json!({"access_token": "tok", "instance_url": instance_url, "token_type": "Bearer"}),
+        )
+    })
+    .await;
+    let yaml = format!(
+        r#"kind: provider
+name: sf
+base_url: "{login}/services/data/v58.0"
+auth: {{ type: oauth2_refresh, token_url: "{login}/services/oauth2/token", client_id: a, client_secret: b, refresh_token: c }}
+objects:
+  lead:
+    operations:
+      create: {{ method: POST, path: /sobjects/Lead, body: "{{{{ payload }}}}", id: "$.id" }}
+"#,
+        login = login.url
+    );
+    let mut opts = options(&login, &[]);
+    opts.base_url = None;
+    let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
+    let w = c.create("lead", &json!({"LastName": "L"})).await;
+    assert_eq!(w.map(|w| w.id), Ok(Some("00Q9".into())));
+    assert_eq!(login.seen().len(), 1);
+    assert_eq!(instance.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_is_an_auth_error_without_the_credentials() {
+    let server = serve(|s, _| match s.path.as_str() {
+        "/oauth/token" => Reply::json(400, json!({"error": "invalid_grant", "error_description": "refresh token revoked", "status": "BAD_REFRESH_TOKEN"})),
+        _ => created(),
+    })
+    .await;
+    let secrets = [
+        ("CID", "client-1"),
+        ("CSECRET", "cs-very-secret"),
+        ("RT", "rt-very-secret"),
+    ];
+    let c = connector(&simple(REFRESH_AUTH, ""), &server, &secrets);
+    let e = c.create("contact", &json!({})).await.expect_err("no token");
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert_eq!(
+        e.message,
+        "token request refused: invalid_grant: refresh token revoked"
+    );
+    assert!(!format!("{e:?} {c:?}").contains("very-secret"));
+    assert!(server.to("/contacts").is_empty());
+}
+
+#[tokio::test]
+async fn a_token_endpoint_outage_is_retried_as_transient() {
+    let server = serve(|s, n| match (s.path.as_str(), n) {
+        ("/oauth/token", 0) => Reply::json(503, json!({"message": "maintenance"})),
+        ("/oauth/token", _) => {
+            Reply::json(200, json!({"access_token": "at", "token_type": "bearer"}))
+        }
+        _ => created(),
+    })
+    .await;
+    let c = connector(
+        &simple(
+            REFRESH_AUTH,
+            "retry: { attempts: 3, base: 10ms, max: 20ms }",
+        ),
+        &server,
+        REFRESH_SECRETS,
+    );
+    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert_eq!(server.to("/oauth/token").len(), 2);
 }

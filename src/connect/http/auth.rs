@@ -3,8 +3,8 @@
 //! Token kinds (`oauth2_refresh`, `oauth2_client_credentials` through the `oauth2` crate, and
 //! `token_exchange`, Jamf's Basic-for-bearer exchange) share one cache per connector:
 //!
-//! * a token is refreshed shortly before it expires (60 s, or a tenth of its lifetime when that
-//!   is shorter); `token_exchange` extends a still-valid token through `keep_alive_url` when the
+//! * a token is refreshed shortly before it expires (60 s, or a quarter of its lifetime when
+//!   that is shorter); `token_exchange` extends a still-valid token through `keep_alive_url` when the
 //!   provider has one, and logs in again otherwise;
 //! * a 401 refreshes once, and the request is sent again with the new token;
 //! * refreshes are single-flight: one lock and a generation counter, so twenty requests refused
@@ -426,7 +426,7 @@ fn lifetime(v: &Value) -> Option<Duration> {
 
 /// How long before expiry a token is replaced.
 fn refresh_margin(lifetime: Duration) -> Duration {
-    (lifetime / 10).min(Duration::from_secs(60))
+    (lifetime / 4).min(Duration::from_secs(60))
 }
 
 fn token_with_lifetime(
@@ -615,7 +615,7 @@ mod tests {
         );
         assert_eq!(
             refresh_margin(Duration::from_secs(2)),
-            Duration::from_millis(200)
+            Duration::from_millis(500)
         );
     }
 

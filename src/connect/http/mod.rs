@@ -36,6 +36,9 @@
 //! | any of [`HttpOptions::vars`] | e.g. a tenant id |
 //!
 //! A string that is exactly one `{{ expression }}` stands for the expression's JSON value.
+//! The `soql` filter escapes a value for a SOQL string literal
+//! (`WHERE Email = '{{ key | soql }}'`). Templates reading a variable that is neither in this
+//! table nor in the variables are refused when the connector is built.
 //! Relative paths (and a `token_url` starting with `/`) are appended to the base URL.
 //!
 //! # Results

@@ -75,10 +75,13 @@ const JSON_FILTER: &str = "__rulebridge_json";
 impl Templates {
     /// `extra`: names of caller-supplied variables (`HttpOptions::vars`).
     pub fn new<'a>(extra: impl IntoIterator<Item = &'a String>) -> Self {
+        let plain = environment(Target::Plain);
         let mut known: BTreeSet<String> = CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
         known.extend(extra.into_iter().cloned());
+        // minijinja's own functions (`range`, `dict`, `namespace`, ...).
+        known.extend(plain.globals().map(|(name, _)| name.to_string()));
         Templates {
-            plain: environment(Target::Plain),
+            plain,
             path: environment(Target::Path),
             known,
             count: 0,
@@ -253,7 +256,35 @@ fn environment(target: Target) -> Environment<'static> {
         serde_json::to_string(&v)
             .map_err(|e| JinjaError::new(JinjaErrorKind::InvalidOperation, e.to_string()))
     });
+    env.add_filter("soql", |v: minijinja::Value| soql_escape(&text_of(&v)));
     env
+}
+
+fn text_of(v: &minijinja::Value) -> String {
+    match v.as_str() {
+        Some(s) => s.to_string(),
+        None if v.is_none() || v.is_undefined() => String::new(),
+        None => v.to_string(),
+    }
+}
+
+/// Escapes text for a SOQL string literal (`'...'`): `WHERE Email = '{{ key | soql }}'`.
+pub(crate) fn soql_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn path_formatter(
@@ -444,6 +475,26 @@ mod tests {
         assert!(e.is_err_and(|e| e.contains("`tenant_id`")));
         let mut t = Templates::new([&"tenant_id".to_string()]);
         assert!(t.text("{{ tenant_id }}", Target::Plain, "h").is_ok());
+    }
+
+    #[test]
+    fn filters_and_globals() {
+        let mut t = Templates::new([]);
+        let q = t.text("Email = '{{ key | soql }}'", Target::Plain, "q");
+        let Ok(q) = q else { panic!("{q:?}") };
+        let c = cx(json!({"key": "o'brien\\x@y.com"}));
+        assert_eq!(
+            t.render_text(&q, &c).ok().as_deref(),
+            Some("Email = 'o\\'brien\\\\x@y.com'")
+        );
+        assert!(
+            t.text(
+                "{% for i in range(2) %}{{ i }}{% endfor %}",
+                Target::Plain,
+                "r"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -88,11 +88,15 @@ impl HttpConnector {
             {
                 return Err(Failed::from(last.unwrap_or_else(deadline_passed)));
             }
-            self.pacer.acquire(limiter).await;
-            if let Some(d) = deadline
-                && Instant::now() >= d
-            {
-                return Err(Failed::from(last.unwrap_or_else(deadline_passed)));
+            match deadline {
+                // Waiting for a permit ends at the deadline too.
+                Some(d) => {
+                    let paced = tokio::time::timeout_at(d, self.pacer.acquire(limiter)).await;
+                    if paced.is_err() || Instant::now() >= d {
+                        return Err(Failed::from(last.unwrap_or_else(deadline_passed)));
+                    }
+                }
+                None => self.pacer.acquire(limiter).await,
             }
             attempt += 1;
             let (err, wait) = match self.attempt(req).await {
