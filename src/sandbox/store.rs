@@ -232,7 +232,6 @@ impl Tokens {
         }
     }
 
-    #[allow(dead_code)]
     pub fn revoke(&mut self, token: &str) -> bool {
         match self.map.get_mut(token) {
             Some(t) if !t.revoked => {
