@@ -207,6 +207,11 @@ async fn duplicates_and_validation_errors() {
     assert_eq!(body["status"], "error");
     assert_eq!(body["category"], "VALIDATION_ERROR");
 
+    // A contact needs an e-mail, a first name or a last name.
+    let (status, none) = post(&c, &url, json!({"properties": {"company": "Nameless"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(none["category"], "VALIDATION_ERROR");
+
     // Read-only properties cannot be written.
     let (status, ro) = post(&c, &url, json!({"properties": {"hs_object_id": "5"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
