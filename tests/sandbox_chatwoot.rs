@@ -180,7 +180,7 @@ async fn uniqueness_and_validation() {
     .await;
     assert_eq!(
         dup,
-        json!({"message": "Phone number has already been taken, Identifier has already been taken", "attributes": ["phone_number", "identifier"]})
+        json!({"message": "Identifier has already been taken, Phone number has already been taken", "attributes": ["identifier", "phone_number"]})
     );
     let (s, bad) = post(&c, &url, json!({"phone_number": "555-0100"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);

@@ -202,7 +202,7 @@ fn opt_string(v: Option<&Value>) -> Option<String> {
 }
 
 /// Applies and validates contact attributes (merging the attribute hashes), returning the
-/// errors Chatwoot would report.
+/// errors Chatwoot would report, in its model's validation order (email, identifier, phone).
 fn apply(
     contacts: &BTreeMap<u64, Contact>,
     c: &mut Contact,
@@ -242,6 +242,12 @@ fn apply(
             attributes.push("email");
         }
     }
+    if let Some(id) = &c.identifier
+        && others().any(|o| o.identifier.as_deref() == Some(id.as_str()))
+    {
+        messages.push("Identifier has already been taken".to_string());
+        attributes.push("identifier");
+    }
     if let Some(phone) = &c.phone_number {
         let e164 = phone.len() >= 3
             && phone.len() <= 16
@@ -255,12 +261,6 @@ fn apply(
             messages.push("Phone number has already been taken".to_string());
             attributes.push("phone_number");
         }
-    }
-    if let Some(id) = &c.identifier
-        && others().any(|o| o.identifier.as_deref() == Some(id.as_str()))
-    {
-        messages.push("Identifier has already been taken".to_string());
-        attributes.push("identifier");
     }
     if messages.is_empty() {
         Ok(())
