@@ -207,6 +207,11 @@ async fn duplicates_and_validation_errors() {
     assert_eq!(body["status"], "error");
     assert_eq!(body["category"], "VALIDATION_ERROR");
 
+    // A contact needs an e-mail, a first name or a last name.
+    let (status, none) = post(&c, &url, json!({"properties": {"company": "Nameless"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(none["category"], "VALIDATION_ERROR");
+
     // Read-only properties cannot be written.
     let (status, ro) = post(&c, &url, json!({"properties": {"hs_object_id": "5"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -664,4 +669,33 @@ async fn search_has_its_own_per_second_limit() {
         statuses.push(s.as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429]);
+}
+
+#[tokio::test]
+async fn concurrent_bursts_get_exactly_the_limit() {
+    let (sb, c, base) = start(SandboxConfig {
+        hubspot_rate_limit: 10,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let url = format!("{base}/crm/v3/objects/contacts");
+    let calls = (0..25).map(|_| {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            c.get(&url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15);
+    let hs = &sb.state().providers["hubspot"];
+    assert_eq!(hs.rate_limited, 15);
+    assert_eq!(hs.max_requests_in_window(Duration::from_secs(10), None), 25);
 }

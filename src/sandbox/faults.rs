@@ -177,7 +177,18 @@ pub(crate) async fn observe(
         fault = Some("error");
         injected_error(&ctx, status)
     } else {
-        next.run(req).await
+        // A panicking handler answers like the vendor's 500 instead of killing the connection.
+        use futures::FutureExt;
+        match std::panic::AssertUnwindSafe(next.run(req))
+            .catch_unwind()
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                fault = Some("panic");
+                (ctx.internal_error)(&ctx.shared)
+            }
+        }
     };
     if decision.drop_after {
         fault = Some("drop_after");

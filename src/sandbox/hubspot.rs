@@ -846,6 +846,15 @@ fn requested_props(pairs: &[(String, String)]) -> Option<Vec<String>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// A new contact needs an e-mail, a first name or a last name.
+fn identifies(props: &BTreeMap<String, String>) -> bool {
+    ["email", "firstname", "lastname"]
+        .iter()
+        .any(|k| props.get(*k).is_some_and(|v| !v.is_empty()))
+}
+
+const NEEDS_IDENTITY: &str = "At least one of the following properties is required to create a contact: email, firstname, lastname";
+
 fn properties_of(body: &Value) -> Result<&Value, &'static str> {
     match body.get("properties") {
         Some(p @ Value::Object(_)) => Ok(p),
@@ -867,6 +876,9 @@ async fn create_contact(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
         Ok(p) => p,
         Err(errs) => return invalid_properties(&shared, &errs),
     };
+    if !identifies(&props) {
+        return validation(&shared, NEEDS_IDENTITY);
+    }
     let mut st = lock(&shared.hubspot);
     if let Some(email) = props.get("email").filter(|e| !e.is_empty())
         && let Some(existing) = st.by_email(email)
@@ -1425,6 +1437,12 @@ fn batch_create(shared: &Shared, inputs: &[Value]) -> Result<BatchOut, Response>
     }
     if !errs.is_empty() {
         return Err(invalid_properties(shared, &errs));
+    }
+    if let Some(i) = all.iter().position(|p| !identifies(p)) {
+        return Err(validation(
+            shared,
+            &format!("inputs[{i}]: {NEEDS_IDENTITY}"),
+        ));
     }
     let mut st = lock(&shared.hubspot);
     let mut seen = BTreeSet::new();

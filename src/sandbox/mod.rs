@@ -72,6 +72,21 @@ pub const PROVIDERS: &[&str] = &[
     "taskcrm",
 ];
 
+/// The provider kits of `rules/providers` by name: the path of their `base_url` and of their
+/// OAuth2 `token_url` (if any) on the sandbox.
+pub const KITS: &[(&str, &str, Option<&str>)] = &[
+    ("hubspot", "/hubspot", None),
+    (
+        "salesforce",
+        "/salesforce/services/data/v58.0",
+        Some("/salesforce/services/oauth2/token"),
+    ),
+    ("chatwoot", "/chatwoot/api/v1/accounts/1", None),
+    ("jamf_bootstrap", "/jamf-bootstrap", None),
+    ("usersync_crm", "/usersync", None),
+    ("task_crm", "/taskcrm/api/v1", Some("/taskcrm/oauth/token")),
+];
+
 /// The sandbox's credentials, by the environment variable the provider kits and flows in
 /// `rules/` read them from, so `run --sandbox` can supply them.
 pub const CREDENTIALS: &[(&str, &str)] = &[
@@ -281,26 +296,29 @@ impl Sandbox {
         format!("http://{}", self.addr)
     }
 
-    /// The base URL of one provider's fake, e.g. `http://127.0.0.1:PORT/hubspot`.
+    /// The base URL of one provider's fake, e.g. `http://127.0.0.1:PORT/hubspot`. Kit names
+    /// (`jamf_bootstrap`, `usersync_crm`, `task_crm`) are accepted too.
     pub fn base_url(&self, provider: &str) -> String {
-        format!("http://{}/{}", self.addr, provider.trim_matches('/'))
+        let p = match provider.trim_matches('/') {
+            "jamf_bootstrap" => "jamf-bootstrap",
+            "usersync_crm" => "usersync",
+            "task_crm" => "taskcrm",
+            other => other,
+        };
+        format!("http://{}/{p}", self.addr)
     }
 
-    /// The base URL a provider kit would use: the fake's root plus the kit's own path prefix
-    /// (HubSpot `/hubspot`, Salesforce `/salesforce/services/data/v58.0`, Chatwoot
-    /// `/chatwoot/api/v1/accounts/1`, task CRM `/taskcrm/api/v1`, ...).
+    /// The base URL a provider kit in `rules/providers` would use in sandbox mode (see
+    /// [`KITS`]), e.g. `http://127.0.0.1:PORT/salesforce/services/data/v58.0`.
     pub fn kit_base_url(&self, kit: &str) -> Option<String> {
-        let path = match kit {
-            "hubspot" => "/hubspot",
-            "salesforce" => "/salesforce/services/data/v58.0",
-            "chatwoot" => "/chatwoot/api/v1/accounts/1",
-            "jamf" => "/jamf",
-            "jamf_bootstrap" | "jamf-bootstrap" => "/jamf-bootstrap",
-            "usersync_crm" | "usersync" => "/usersync",
-            "task_crm" | "taskcrm" => "/taskcrm/api/v1",
-            _ => return None,
-        };
-        Some(format!("http://{}{path}", self.addr))
+        let (_, base, _) = KITS.iter().find(|(k, _, _)| *k == kit)?;
+        Some(format!("http://{}{base}", self.addr))
+    }
+
+    /// The token URL of a kit with OAuth2 auth (Salesforce, task CRM), in sandbox mode.
+    pub fn kit_token_url(&self, kit: &str) -> Option<String> {
+        let (_, _, token) = KITS.iter().find(|(k, _, _)| *k == kit)?;
+        token.map(|t| format!("http://{}{t}", self.addr))
     }
 
     /// A snapshot of every provider's records, counters and request log.

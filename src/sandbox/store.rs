@@ -232,7 +232,6 @@ impl Tokens {
         }
     }
 
-    #[allow(dead_code)]
     pub fn revoke(&mut self, token: &str) -> bool {
         match self.map.get_mut(token) {
             Some(t) if !t.revoked => {
@@ -374,7 +373,8 @@ pub struct LogEntry {
     pub endpoint: String,
     /// None when the connection was dropped without a response.
     pub status: Option<u16>,
-    /// `error`, `drop` or `drop_after` when a fault answered.
+    /// `error`, `drop` or `drop_after` when a fault answered (`panic` if a handler failed,
+    /// which is a sandbox bug).
     pub fault: Option<String>,
     pub rate_limited: bool,
     /// Time spent answering, injected latency included.

@@ -36,7 +36,6 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The user and password of `Authorization: Basic ...`.
-#[allow(dead_code)]
 pub(crate) fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();

@@ -116,6 +116,10 @@ enum Command {
         /// Fraction of requests whose connection is closed without a response.
         #[arg(long, default_value_t = 0.0)]
         drop_rate: f64,
+        /// Fraction of requests processed (records written) whose connection is then closed
+        /// without the response.
+        #[arg(long, default_value_t = 0.0)]
+        drop_after_rate: f64,
         /// Multiplies every rate limit (0.1: a 429 storm).
         #[arg(long, default_value_t = 1.0)]
         rate_limit_factor: f64,
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
             latency_ms,
             jitter_ms,
             drop_rate,
+            drop_after_rate,
             rate_limit_factor,
             seed,
         } => sandbox(
@@ -203,6 +208,7 @@ fn main() -> ExitCode {
                 latency_ms,
                 jitter_ms,
                 drop_rate,
+                drop_after_rate,
                 rate_limit_factor,
                 ..Default::default()
             },
@@ -544,6 +550,7 @@ fn sandbox(port: u16, faults: rulebridge::sandbox::Faults, seed: u64) -> anyhow:
     for (name, rate) in [
         ("--error-rate", faults.error_rate),
         ("--drop-rate", faults.drop_rate),
+        ("--drop-after-rate", faults.drop_after_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             anyhow::bail!("{name} must be between 0 and 1 (got {rate})");
@@ -571,6 +578,14 @@ fn sandbox(port: u16, faults: rulebridge::sandbox::Faults, seed: u64) -> anyhow:
                 writeln!(out, "  {p:<15} {}", sb.base_url(p))?;
             }
             writeln!(out, "  {:<15} {}/_sandbox", "control", sb.url())?;
+            writeln!(out, "provider kits (base_url, token_url):")?;
+            for (kit, _, _) in sandbox::KITS {
+                let base = sb.kit_base_url(kit).unwrap_or_default();
+                match sb.kit_token_url(kit) {
+                    Some(t) => writeln!(out, "  {kit:<15} {base}  {t}")?,
+                    None => writeln!(out, "  {kit:<15} {base}")?,
+                }
+            }
             writeln!(out, "credentials:")?;
             for (k, v) in sandbox::CREDENTIALS {
                 writeln!(out, "  {k}={v}")?;
