@@ -232,8 +232,7 @@ impl Engine {
     }
 
     /// The connector for a provider: a registered custom one, or the HTTP connector built
-    /// from the provider file. `base_url` overrides the file's base URL; otherwise the
-    /// environment variable `RULEBRIDGE_BASE_URL_<PROVIDER>` does, if set.
+    /// from the provider file (see [`Engine::http_connector`]).
     pub fn connector(
         &self,
         provider: &str,
@@ -242,6 +241,16 @@ impl Engine {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
         }
+        Ok(Arc::new(self.http_connector(provider, base_url)?))
+    }
+
+    /// The HTTP connector built from a provider file. `base_url` overrides the file's base
+    /// URL; otherwise the environment variable `RULEBRIDGE_BASE_URL_<PROVIDER>` does, if set.
+    pub fn http_connector(
+        &self,
+        provider: &str,
+        base_url: Option<&str>,
+    ) -> Result<crate::connect::http::HttpConnector, Error> {
         let doc = self
             .plan
             .provider(provider)
@@ -262,13 +271,10 @@ impl Engine {
             secrets: self.credentials.clone(),
             ..Default::default()
         };
-        let http = crate::connect::http::HttpConnector::new(doc, options).map_err(|e| {
-            Error::Connector {
-                provider: provider.to_string(),
-                reason: e.message,
-            }
-        })?;
-        Ok(Arc::new(http))
+        crate::connect::http::HttpConnector::new(doc, options).map_err(|e| Error::Connector {
+            provider: provider.to_string(),
+            reason: e.message,
+        })
     }
 
     /// The connector registered for `provider`, if any.

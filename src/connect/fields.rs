@@ -227,6 +227,31 @@ fn options(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The field items in a listing response: HubSpot's `results`, Salesforce's `fields`, a
+/// `data` array, or the body itself when it is an array.
+pub fn items(body: &Value) -> Vec<Value> {
+    for key in ["results", "fields", "data", "properties"] {
+        if let Some(Value::Array(items)) = body.get(key) {
+            return items.clone();
+        }
+    }
+    match body {
+        Value::Array(items) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Fetches an object's fields through its provider's `fields` operation and normalizes them.
+pub async fn discover(
+    connector: &super::http::HttpConnector,
+    object: &str,
+) -> Result<Vec<FieldInfo>, super::ConnectError> {
+    let body = connector
+        .call(object, "fields", serde_json::Map::new())
+        .await?;
+    Ok(normalize(&items(&body)))
+}
+
 /// The cached field lists of a rules directory: `<rules>/.fields/<provider>.<object>.json`.
 /// (The loader skips dot-directories, so the cache is never read as rules.)
 #[derive(Clone, Debug, Default)]

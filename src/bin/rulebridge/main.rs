@@ -93,6 +93,22 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         record_timeout: u64,
     },
+    /// Fetch a provider object's fields, normalize them and cache them next to the rules, where
+    /// `lint` uses them to check mappings.
+    Fields {
+        provider: String,
+        object: String,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Ask the built-in sandbox instead of the real system.
+        #[arg(long)]
+        sandbox: bool,
+        /// Send to another base URL.
+        #[arg(long = "base-url")]
+        base_url: Option<String>,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
     /// List the builtin functions (or print their reference as Markdown).
     Functions {
         #[arg(long)]
@@ -191,6 +207,14 @@ fn main() -> ExitCode {
                 send_records(&flow, rules, &input, send)
             }
         }
+        Command::Fields {
+            provider,
+            object,
+            rules,
+            sandbox,
+            base_url,
+            format,
+        } => fields(&provider, &object, rules, sandbox, base_url, format),
         Command::Functions { markdown } => functions(markdown),
         Command::Sandbox {
             port,
@@ -518,6 +542,61 @@ fn run(flow: &str, rules: PathBuf, input: &str, sandbox: bool) -> anyhow::Result
     }
     eprintln!("{summary}");
     Ok(if summary.failed > 0 { EXIT_PROBLEMS } else { 0 })
+}
+
+fn fields(
+    provider: &str,
+    object: &str,
+    rules: PathBuf,
+    sandbox: bool,
+    base_url: Option<String>,
+    format: PlanFormat,
+) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let sb = if sandbox {
+        Some(rt.block_on(rulebridge::sandbox::start(
+            rulebridge::sandbox::SandboxConfig::default(),
+        ))?)
+    } else {
+        None
+    };
+    let cache = FieldCache::for_rules(&rules);
+    let engine = engine_with(rules, sandbox)?;
+    let base_url = base_url.or_else(|| sb.as_ref().and_then(|sb| sb.kit_base_url(provider)));
+    let connector = engine.http_connector(provider, base_url.as_deref())?;
+    let found = rt.block_on(rulebridge::connect::fields::discover(&connector, object))?;
+    let path = cache.store(provider, object, &found)?;
+    let mut out = io::stdout().lock();
+    match format {
+        PlanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?,
+        PlanFormat::Text => {
+            for f in &found {
+                let options = match &f.ty {
+                    rulebridge::connect::fields::FieldType::Enum { options } => {
+                        format!(" [{}]", options.join(", "))
+                    }
+                    _ => String::new(),
+                };
+                let flags = [(f.required, " required"), (f.read_only, " read-only")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, s)| *s)
+                    .collect::<String>();
+                writeln!(out, "{:<28} {}{options}{flags}", f.name, f.ty.name())?;
+            }
+        }
+    }
+    eprintln!(
+        "{} fields of {provider}.{object} cached in {}",
+        found.len(),
+        path.display()
+    );
+    if let Some(sb) = sb {
+        rt.block_on(sb.shutdown());
+    }
+    Ok(0)
 }
 
 fn functions(markdown: bool) -> anyhow::Result<u8> {

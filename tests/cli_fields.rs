@@ -1,0 +1,88 @@
+//! `rulebridge fields` discovers an object's fields (here from the sandbox), caches them next
+//! to the rules, and `lint` then checks mappings against them.
+
+use std::process::Command;
+
+use insta_cmd::get_cargo_bin;
+
+const RULES: &str = r#"
+kind: provider
+name: hubspot
+base_url: https://api.hubapi.com
+auth: { type: bearer, token: "${env:HUBSPOT_TOKEN}" }
+objects:
+  contact:
+    operations:
+      fields: { method: GET, path: /crm/v3/properties/contacts }
+      create: { method: POST, path: /crm/v3/objects/contacts, body: { properties: "{{ payload }}" }, id: "$.id" }
+---
+kind: flow
+name: leads
+source: {}
+target: { provider: hubspot, object: contact }
+mapping:
+  email: email
+  firstnam: first_name
+  lifecyclestage: { value: prospect }
+"#;
+
+fn rulebridge(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(get_cargo_bin("rulebridge"))
+        .args(args)
+        .arg("--format")
+        .arg(if args[0] == "lint" { "concise" } else { "text" })
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("HUBSPOT_TOKEN")
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn discovered_fields_feed_lint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("rules")).expect("mkdir");
+    std::fs::write(dir.path().join("rules/hubspot.yaml"), RULES).expect("write");
+
+    // Nothing is known about the fields yet.
+    let before = rulebridge(dir.path(), &["lint", "rules"]);
+    assert_eq!(
+        before.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&before.stdout)
+    );
+
+    let fields = rulebridge(dir.path(), &["fields", "hubspot", "contact", "--sandbox"]);
+    let listing = String::from_utf8_lossy(&fields.stdout);
+    assert_eq!(
+        fields.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fields.stderr)
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("lifecyclestage") && l.contains("enum [")),
+        "{listing}"
+    );
+    assert!(
+        dir.path()
+            .join("rules/.fields/hubspot.contact.json")
+            .exists()
+    );
+
+    let after = rulebridge(dir.path(), &["lint", "rules"]);
+    let report = String::from_utf8_lossy(&after.stdout);
+    assert_eq!(after.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("error[RB2003] `firstnam` is not a field of the target object"),
+        "{report}"
+    );
+    assert!(report.contains("did you mean `firstname`?"), "{report}");
+    assert!(
+        report.contains("error[RB2002] `prospect` is not an option of enum field `lifecyclestage`"),
+        "{report}"
+    );
+}
