@@ -93,7 +93,7 @@ fn dry_run_outcomes_in_input_order() {
         "run",
         "lead_to_hubspot",
         "--input",
-        "examples/data/leads.ndjson",
+        "examples/data/leads-with-errors.ndjson",
         "--dry-run",
     ]));
 }
@@ -133,4 +133,34 @@ fn run_without_a_needed_secret_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("JAMF_ENCRYPTION_KEY"), "{stderr}");
+}
+
+#[test]
+fn readme_command_runs_against_the_sandbox() {
+    let out = rulebridge()
+        .args([
+            "run",
+            "lead_to_hubspot",
+            "--input",
+            "examples/data/leads.ndjson",
+            "--sandbox",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains(r#""status":"created""#))
+            .count(),
+        5,
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds 5 contacts"));
 }
