@@ -82,6 +82,7 @@ pub const KITS: &[(&str, &str, Option<&str>)] = &[
         Some("/salesforce/services/oauth2/token"),
     ),
     ("chatwoot", "/chatwoot/api/v1/accounts/1", None),
+    ("jamf", "/jamf", None),
     ("jamf_bootstrap", "/jamf-bootstrap", None),
     ("usersync_crm", "/usersync", None),
     ("task_crm", "/taskcrm/api/v1", Some("/taskcrm/oauth/token")),
