@@ -13,6 +13,7 @@
 //! Start with [`Engine`]: see its module docs for an example.
 
 pub mod compile;
+pub mod connect;
 pub mod diagnostic;
 pub mod engine;
 pub mod exec;

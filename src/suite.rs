@@ -253,10 +253,27 @@ fn compare_part(
     let before = failures.len();
     diff(&expected.value, actual, what, mode, failures);
     if failures.len() > before {
+        // A `contains` expectation keeps its shape: only the fields it names are rewritten.
+        let new = match mode {
+            MatchMode::Equals => actual.clone(),
+            MatchMode::Contains => project(actual, &expected.value),
+        };
         edits.push(Edit {
             span: expected.span,
-            text: serde_json::to_string(actual).unwrap_or_else(|_| "null".into()),
+            text: serde_json::to_string(&new).unwrap_or_else(|_| "null".into()),
         });
+    }
+}
+
+/// `actual` restricted to the object keys that `shape` has (recursively).
+fn project(actual: &Value, shape: &Value) -> Value {
+    match (actual, shape) {
+        (Value::Object(a), Value::Object(s)) => Value::Object(
+            s.iter()
+                .filter_map(|(k, sv)| a.get(k).map(|av| (k.clone(), project(av, sv))))
+                .collect(),
+        ),
+        (a, _) => a.clone(),
     }
 }
 
@@ -367,6 +384,15 @@ mod tests {
                 r#"payload.b.c: expected "x", got "y""#.to_string(),
                 "payload.d: unexpected field with value 2".to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn update_of_a_contains_expectation_keeps_its_fields() {
+        let actual = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4});
+        assert_eq!(
+            project(&actual, &json!({"b": {"c": 0}, "z": 1})),
+            json!({"b": {"c": 2}})
         );
     }
 

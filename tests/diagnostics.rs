@@ -24,6 +24,10 @@ fn lint(path: &Path) -> (String, Vec<String>) {
     )
 }
 
+/// Mismatches are collected so one bad fixture does not hide the others (the glob body
+/// cannot borrow locals, hence the static).
+static WRONG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 #[test]
 fn each_fixture_reports_its_code() {
     insta::glob!("fixtures/diagnostics/*.yaml", |path| {
@@ -33,15 +37,17 @@ fn each_fixture_reports_its_code() {
             .unwrap_or_default();
         let code = name.split('-').next().unwrap_or_default();
         let (output, codes) = lint(path);
-        assert!(
-            codes.iter().any(|c| c == code),
-            "{name}: expected {code}, got {codes:?}\n{output}"
-        );
+        if !codes.iter().any(|c| c == code) {
+            let msg = format!("{name}: expected {code}, got {codes:?}\n{output}");
+            WRONG.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+        }
         let source = std::fs::read_to_string(path).unwrap_or_default();
         insta::with_settings!({ description => source, omit_expression => true }, {
             insta::assert_snapshot!(output);
         });
     });
+    let wrong = WRONG.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]

@@ -9,7 +9,6 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::Scope;
 use crate::plan::{DuplicatePlan, FieldPlan, FlowPlan, MappingPlan, PolicyPlan, ValuePlan};
-use crate::secrets::SecretRef;
 use crate::syntax::doc::{
     FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, Spanned,
 };
@@ -85,14 +84,12 @@ impl Context<'_> {
             None => None,
         };
 
-        // Secrets.
-        let mut secrets = Vec::new();
-        for (name, reference) in &doc.secrets {
-            if let Err(msg) = SecretRef::parse(&reference.value) {
-                self.report(Diagnostic::new(Code::InvalidSecretRef, reference.span, msg));
-            }
-            secrets.push((name.value.clone(), reference.value.clone()));
-        }
+        // Secrets (their reference syntax is checked by the loader).
+        let secrets: Vec<(String, String)> = doc
+            .secrets
+            .iter()
+            .map(|(name, reference)| (name.value.clone(), reference.value.clone()))
+            .collect();
 
         let bindings = [
             (

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::expr::{self, Scope, UnaryTest};
+use crate::expr::{self, Scope};
 use crate::plan::{PolicyPlan, RowIndex, RowPlan};
 use crate::syntax::doc::{Cell, PolicyDoc, Spanned};
 use crate::types::Type;
@@ -33,7 +33,7 @@ impl Context<'_> {
         let width = doc.inputs.len() + doc.outputs.len();
 
         let mut rows = Vec::with_capacity(doc.rows.len());
-        let mut asts: Vec<Vec<UnaryTest>> = Vec::with_capacity(doc.rows.len());
+        let mut row_spans = Vec::with_capacity(doc.rows.len());
         for row in &doc.rows {
             let cells = row.inputs.len() + row.outputs.len();
             if row.inputs.len() != doc.inputs.len() || cells != width {
@@ -62,7 +62,6 @@ impl Context<'_> {
                 continue;
             }
             let mut tests = Vec::with_capacity(row.inputs.len());
-            let mut row_asts = Vec::with_capacity(row.inputs.len());
             let mut texts = Vec::with_capacity(row.inputs.len());
             for (col, cell) in row.inputs.iter().enumerate() {
                 let text = cell_text(cell);
@@ -71,16 +70,16 @@ impl Context<'_> {
                     .and_then(|i| i.as_ref())
                     .map(|i| i.ty.clone())
                     .unwrap_or(Type::Any);
-                let Some((ast, compiled)) = self.compile_cell(&text, &input_ty, &scope) else {
+                let Some(compiled) = self.compile_cell(&text, &input_ty, &scope) else {
                     continue;
                 };
                 tests.push(compiled);
-                row_asts.push(ast);
                 texts.push(text.value);
             }
             for (col, value) in row.outputs.iter().enumerate() {
+                // Any output may be null; otherwise it must have the column's type.
                 if let Some((name, ty)) = outputs.get(col)
-                    && !ty.accepts(&value.value)
+                    && !Type::optional(ty.clone()).accepts(&value.value)
                 {
                     self.report(
                         Diagnostic::new(
@@ -93,7 +92,7 @@ impl Context<'_> {
                 }
             }
             if tests.len() == row.inputs.len() {
-                asts.push(row_asts);
+                row_spans.push(row.span);
                 rows.push(RowPlan {
                     tests,
                     cells: texts,
@@ -107,11 +106,10 @@ impl Context<'_> {
         if errors_now > errors_before {
             return None;
         }
-        let row_spans: Vec<_> = doc.rows.iter().map(|r| r.span).collect();
-        table_lint::check(self, doc, &asts, &row_spans);
+        table_lint::check(self, doc, &rows, &row_spans);
 
         let inputs: Vec<_> = inputs.into_iter().flatten().collect();
-        let index = (rows.len() >= INDEX_MIN_ROWS).then(|| build_index(&asts));
+        let index = (rows.len() >= INDEX_MIN_ROWS).then(|| build_index(&rows));
         Some(PolicyPlan {
             name: doc.name.value.clone(),
             description: doc.description.clone(),
@@ -130,7 +128,7 @@ impl Context<'_> {
         text: &Spanned<String>,
         input_ty: &Type,
         scope: &Scope<'_>,
-    ) -> Option<(UnaryTest, expr::CompiledTest)> {
+    ) -> Option<expr::CompiledTest> {
         let ast = match expr::parse_unary_test(&text.value) {
             Ok(ast) => ast,
             Err(e) => {
@@ -150,7 +148,7 @@ impl Context<'_> {
             }
         };
         match expr::compile_test(&ast, input_ty, scope) {
-            Ok(c) => Some((ast, c)),
+            Ok(c) => Some(c),
             Err(errors) => {
                 for e in errors {
                     self.report_check_error(text, e);
@@ -181,7 +179,7 @@ impl Context<'_> {
                         })
                         .unwrap_or(Type::Any),
                 };
-                (o.name.value.clone(), Type::optional(ty))
+                (o.name.value.clone(), ty)
             })
             .collect()
     }
@@ -197,10 +195,10 @@ fn cell_text(cell: &Spanned<Cell>) -> Spanned<String> {
     Spanned::new(text, cell.span)
 }
 
-fn build_index(asts: &[Vec<UnaryTest>]) -> RowIndex {
+fn build_index(rows: &[RowPlan]) -> RowIndex {
     let mut index = RowIndex::default();
-    for (i, row) in asts.iter().enumerate() {
-        let first = row.first().map(table_lint::Shape::of);
+    for (i, row) in rows.iter().enumerate() {
+        let first = row.tests.first().map(table_lint::Shape::of);
         match first {
             Some(table_lint::Shape::Eq(Value::String(s))) => {
                 index.by_value.entry(s).or_default().push(i)

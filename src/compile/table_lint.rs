@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::expr::{BinaryOp, Expr, ExprKind, UnaryOp, UnaryTest, UnaryTestKind};
+use crate::expr::{BinaryOp, CompiledTest, TestShape};
+use crate::plan::RowPlan;
 use crate::span::Span;
 use crate::syntax::doc::{HitPolicy, PolicyDoc};
 
@@ -27,44 +28,36 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub fn of(test: &UnaryTest) -> Shape {
-        match &test.kind {
-            UnaryTestKind::Any => Shape::Any,
-            UnaryTestKind::Equals(e) => literal(e).map(Shape::Eq).unwrap_or(Shape::Opaque),
-            UnaryTestKind::In {
-                list,
+    /// The analysable shape of a compiled cell (constants are already folded).
+    pub fn of(test: &CompiledTest) -> Shape {
+        match test.shape() {
+            TestShape::Any => Shape::Any,
+            TestShape::Equals(v) => Shape::Eq(v.clone()),
+            TestShape::In {
+                values,
                 negated: false,
-            } => match literal(list) {
-                Some(Value::Array(items)) => Shape::In(items),
+            } => Shape::In(values.to_vec()),
+            TestShape::Compare(op, v) => match (op, v.as_f64()) {
+                (BinaryOp::Lt, Some(n)) => Shape::Range {
+                    lo: None,
+                    hi: Some((n, false)),
+                },
+                (BinaryOp::Le, Some(n)) => Shape::Range {
+                    lo: None,
+                    hi: Some((n, true)),
+                },
+                (BinaryOp::Gt, Some(n)) => Shape::Range {
+                    lo: Some((n, false)),
+                    hi: None,
+                },
+                (BinaryOp::Ge, Some(n)) => Shape::Range {
+                    lo: Some((n, true)),
+                    hi: None,
+                },
+                (BinaryOp::Eq, _) => Shape::Eq(v.clone()),
                 _ => Shape::Opaque,
             },
-            UnaryTestKind::Compare(op, e) => match literal(e).as_ref().and_then(Value::as_f64) {
-                Some(n) => match op {
-                    BinaryOp::Lt => Shape::Range {
-                        lo: None,
-                        hi: Some((n, false)),
-                    },
-                    BinaryOp::Le => Shape::Range {
-                        lo: None,
-                        hi: Some((n, true)),
-                    },
-                    BinaryOp::Gt => Shape::Range {
-                        lo: Some((n, false)),
-                        hi: None,
-                    },
-                    BinaryOp::Ge => Shape::Range {
-                        lo: Some((n, true)),
-                        hi: None,
-                    },
-                    BinaryOp::Eq => Shape::Eq(Value::from(n)),
-                    _ => Shape::Opaque,
-                },
-                None => match (op, literal(e)) {
-                    (BinaryOp::Eq, Some(v)) => Shape::Eq(v),
-                    _ => Shape::Opaque,
-                },
-            },
-            _ => Shape::Opaque,
+            TestShape::In { negated: true, .. } | TestShape::Opaque => Shape::Opaque,
         }
     }
 
@@ -168,36 +161,11 @@ fn min_upper(a: Option<(f64, bool)>, b: Option<(f64, bool)>) -> Option<(f64, boo
     }
 }
 
-/// The constant value of a literal expression (numbers, strings, arrays of literals).
-pub fn literal(e: &Expr) -> Option<Value> {
-    match &e.kind {
-        ExprKind::Literal(v) => Some(v.clone()),
-        ExprKind::Array(items) => items
-            .iter()
-            .map(literal)
-            .collect::<Option<Vec<_>>>()
-            .map(Value::Array),
-        ExprKind::Unary(UnaryOp::Neg, inner) => match literal(inner)? {
-            Value::Number(n) => n
-                .as_f64()
-                .and_then(|f| serde_json::Number::from_f64(-f))
-                .map(Value::Number),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Runs the table checks. `rows[i]` are the parsed input cells of row `i`.
-pub(super) fn check(
-    cx: &mut Context<'_>,
-    doc: &PolicyDoc,
-    rows: &[Vec<UnaryTest>],
-    spans: &[Span],
-) {
+/// Runs the table checks on the compiled rows; `spans[i]` is where row `i` is written.
+pub(super) fn check(cx: &mut Context<'_>, doc: &PolicyDoc, rows: &[RowPlan], spans: &[Span]) {
     let shapes: Vec<Vec<Shape>> = rows
         .iter()
-        .map(|r| r.iter().map(Shape::of).collect())
+        .map(|r| r.tests.iter().map(Shape::of).collect())
         .collect();
 
     match doc.hit.value {

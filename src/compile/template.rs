@@ -18,8 +18,15 @@ impl Context<'_> {
         scope: &Scope<'_>,
     ) -> Option<TemplatePlan> {
         let mut env = Environment::new();
-        // Payload fields are data, not HTML.
+        // Payload fields are data, not HTML; a null field renders as nothing, not `None`.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         let name = "template".to_string();
         if let Err(e) = env.add_template_owned(name.clone(), text.value.clone()) {
             let (start, end) = e

@@ -81,7 +81,8 @@ impl RecordError {
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(field) = &self.field {
+        // Mapping failures name the target field and the rule; other kinds say it in the text.
+        if let (FailureKind::Mapping, Some(field)) = (self.kind, &self.field) {
             write!(f, "mapping.{field}")?;
             if let Some(at) = &self.at {
                 write!(f, " at {at}")?;

@@ -23,6 +23,7 @@ use super::value::NULL;
 /// What names mean while checking.
 #[derive(Clone, Copy)]
 pub struct Scope<'a> {
+    /// The functions calls resolve against.
     pub registry: &'a Registry,
     /// Declared record fields; `None` = any field allowed, typed `any`.
     pub record: Option<&'a BTreeMap<String, Type>>,
@@ -89,6 +90,7 @@ pub fn compile(expr: &Expr, scope: &Scope) -> Result<(Compiled, Type), Vec<Check
     if checker.errors.is_empty() {
         Ok((Compiled::from_node(node), ty))
     } else {
+        checker.errors.sort_by_key(|e| e.range.start);
         Err(checker.errors)
     }
 }
@@ -266,7 +268,7 @@ impl Checker<'_, '_> {
                     Err((m, h)) => {
                         self.error(
                             CheckError::new(Code::OperatorType, e.range, m)
-                                .label(tt.to_string())
+                                .label(format!("{tt}[{it}]"))
                                 .help(h),
                         );
                         Type::Any
@@ -397,7 +399,7 @@ impl Checker<'_, '_> {
                 let node = match cn.as_const() {
                     Some(Value::Bool(true)) => an,
                     Some(Value::Bool(false)) => bn,
-                    _ => Node::If(Box::new(cn), Box::new(an), Box::new(bn), e.range),
+                    _ => Node::If(Box::new(cn), Box::new(an), Box::new(bn), c.range),
                 };
                 (node, ty)
             }
@@ -568,7 +570,7 @@ impl Checker<'_, '_> {
                     self.op_error(
                         a.range,
                         format!(
-                            "`in` {} needs a string on the left, found {at}",
+                            "`in` on {} needs a string on the left, found {at}",
                             if kb == Kind::String {
                                 "a string"
                             } else {
@@ -589,8 +591,12 @@ impl Checker<'_, '_> {
                 };
                 let ty = match (base(ka, &at), base(kb, &bt)) {
                     (None, None) => Some(Type::Any),
+                    // With one side unknown, a successful `+` still has the other's kind.
+                    (Some(Type::Array(_)), None) | (None, Some(Type::Array(_))) => {
+                        Some(Type::array(Type::Any))
+                    }
                     (Some(t), None) | (None, Some(t))
-                        if matches!(kind(&t), Kind::Number | Kind::String | Kind::Array) =>
+                        if matches!(kind(&t), Kind::Number | Kind::String) =>
                     {
                         Some(t)
                     }
@@ -724,7 +730,8 @@ impl Checker<'_, '_> {
                 continue;
             }
             let propagate_null = !param.ty.is_optional() && param.ty != Type::Any && nullable(ty);
-            optional_result |= propagate_null && ty.is_optional();
+            // An `any` argument may be null at run time too: the result may then be null.
+            optional_result |= propagate_null && nullable(ty);
             rules.push(ArgRule {
                 propagate_null,
                 check: (!surely_fits(ty, &param.ty, true)).then(|| param.ty.clone()),
@@ -751,7 +758,7 @@ impl Checker<'_, '_> {
                         range,
                         format!("invalid argument to `{name}`: {message}"),
                     )
-                    .label(message),
+                    .label(format!("rejected by `{name}`")),
                 );
                 return PLACEHOLDER();
             }
@@ -831,5 +838,79 @@ pub(crate) fn index_type(target: &Type, index: &Type) -> Result<Type, TypeError>
             Some("use a slice: `[0:1]` is the first character".into()),
         )),
         other => Err((format!("cannot index {other}"), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::parse;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_checks_only_where_types_do_not_prove_the_parameter() {
+        let s = Type::String;
+        let arr = |t| Type::array(t);
+        assert!(surely_fits(&s, &s, true));
+        assert!(surely_fits(&Type::optional(s.clone()), &s, true));
+        assert!(surely_fits(&Type::Null, &s, true));
+        assert!(!surely_fits(&Type::Any, &s, true));
+        assert!(!surely_fits(&arr(Type::Any), &arr(s.clone()), true));
+        assert!(!surely_fits(
+            &arr(Type::optional(s.clone())),
+            &arr(s.clone()),
+            true
+        ));
+        assert!(surely_fits(&arr(s.clone()), &arr(Type::Any), true));
+        assert!(surely_fits(&Type::Number, &Type::Any, true));
+    }
+
+    #[test]
+    fn bindings_resolve_before_record_fields() {
+        let registry = Registry::builtin();
+        let fields: BTreeMap<String, Type> = [("policy".to_string(), Type::String)].into();
+        let bindings = [
+            ("secrets".to_string(), Type::Object),
+            ("policy".to_string(), Type::Object),
+        ];
+        let scope = Scope {
+            registry: &registry,
+            record: Some(&fields),
+            bindings: &bindings,
+        };
+        let expr = parse("policy.limit").unwrap_or_else(|e| panic!("{e}"));
+        let (compiled, ty) = compile(&expr, &scope).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(ty, Type::Any);
+        let record = json!({"policy": "not this"});
+        let (secrets, policy) = (json!({}), json!({"limit": 5}));
+        let clock = FixedClock::default_test();
+        let env = Env {
+            record: &record,
+            bindings: &[&secrets, &policy],
+            clock: &clock,
+        };
+        assert_eq!(compiled.eval(&env).map(Cow::into_owned), Ok(json!(5)));
+        // A missing binding value is an error, not a panic.
+        let env = Env::new(&record, &clock);
+        assert!(compiled.eval(&env).is_err());
+    }
+
+    #[test]
+    fn constants_fold() {
+        let registry = Registry::builtin();
+        let scope = Scope::new(&registry);
+        for (src, value) in [
+            ("1 + 2 * 3", json!(7)),
+            ("[1, -2][1]", json!(-2)),
+            ("if 1 > 2 then x else \"b\"", json!("b")),
+            ("null ?? \"d\"", json!("d")),
+        ] {
+            let expr = parse(src).unwrap_or_else(|e| panic!("{e}"));
+            let (compiled, _) = compile(&expr, &scope).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(compiled.as_const(), Some(&value), "{src}");
+        }
+        let expr = parse("lower(\"A\")").unwrap_or_else(|e| panic!("{e}"));
+        let (compiled, _) = compile(&expr, &scope).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(compiled.as_const(), None, "calls are not folded");
     }
 }

@@ -22,6 +22,7 @@ pub struct Env<'a> {
     pub record: &'a Value,
     /// Values for [`Scope::bindings`](super::Scope::bindings), by slot.
     pub bindings: &'a [&'a Value],
+    /// What `now()` and relative dates read.
     pub clock: &'a dyn Clock,
 }
 
@@ -97,6 +98,7 @@ pub(crate) enum Node {
     Not(Box<Node>, TextRange),
     Neg(Box<Node>, TextRange),
     Binary(BinaryOp, Box<Node>, Box<Node>, TextRange),
+    /// The range is the condition's, where its errors point.
     If(Box<Node>, Box<Node>, Box<Node>, TextRange),
     Call(Box<Call>),
 }
@@ -167,7 +169,7 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>) -> Result<Cow<'a, Value>, 
             for (i, step) in steps.iter().enumerate() {
                 cur = match (step, cur) {
                     (_, Value::Null) => return Ok(Cow::Borrowed(&NULL)),
-                    (Step::Field(f), Value::Object(m)) => match m.get(&**f) {
+                    (Step::Field(f), Value::Object(m)) => match value::get_field(m, f) {
                         Some(v) => v,
                         None => return Ok(Cow::Borrowed(&NULL)),
                     },
@@ -291,6 +293,7 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>) -> Result<Cow<'a, Value>, 
     }
 }
 
+#[inline(never)]
 fn invoke<'a>(
     call: &'a Call,
     args: &[Cow<'a, Value>],
@@ -324,6 +327,7 @@ fn invoke<'a>(
         .map_err(|e| EvalError::new(call.range, format!("{}(): {}", call.name, e.0)))
 }
 
+#[inline(never)]
 fn binary<'a>(
     op: BinaryOp,
     a: &'a Node,
@@ -396,7 +400,9 @@ fn binary<'a>(
 /// `value.name`: null-safe; an error on anything but an object.
 pub(crate) fn field<'a>(value: Cow<'a, Value>, name: &str) -> Result<Cow<'a, Value>, String> {
     match value {
-        Cow::Borrowed(Value::Object(m)) => Ok(Cow::Borrowed(m.get(name).unwrap_or(&NULL))),
+        Cow::Borrowed(Value::Object(m)) => {
+            Ok(Cow::Borrowed(value::get_field(m, name).unwrap_or(&NULL)))
+        }
         Cow::Owned(Value::Object(mut m)) => Ok(Cow::Owned(m.remove(name).unwrap_or(Value::Null))),
         Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null) => Ok(Cow::Borrowed(&NULL)),
         other => Err(format!(

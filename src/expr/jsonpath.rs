@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use serde_json::Value;
 
-use super::value::{NULL, resolve_index};
+use super::value::{NULL, get_field, resolve_index};
 
 /// A compiled query.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ impl JsonPath {
                 let mut cur = record;
                 for step in steps.iter() {
                     let next = match (step, cur) {
-                        (Step::Name(n), Value::Object(m)) => m.get(n),
+                        (Step::Name(n), Value::Object(m)) => get_field(m, n),
                         (Step::Index(i), Value::Array(a)) => {
                             resolve_index(a.len(), *i).and_then(|i| a.get(i))
                         }

@@ -211,9 +211,12 @@ fn node(kind: ExprKind, range: TextRange, child_depth: usize) -> Result<Built, P
     })
 }
 
+/// A pair's range without trailing whitespace (pest includes whitespace it skipped while
+/// trying an optional part, e.g. the arguments after a name).
 fn range_of(pair: &Pair<'_, Rule>) -> TextRange {
     let span = pair.as_span();
-    TextRange::new(span.start(), span.end())
+    let text = span.as_str();
+    TextRange::new(span.start(), span.start() + text.trim_end().len())
 }
 
 fn next<'i>(pairs: &mut Pairs<'i, Rule>, at: usize) -> Result<Pair<'i, Rule>, ParseError> {
@@ -473,7 +476,7 @@ fn apply_postfix(acc: Built, p: Pair<'_, Rule>) -> Result<Built, ParseError> {
             let mut depth = acc.depth;
             for part in p.into_inner() {
                 match part.as_rule() {
-                    Rule::ident => name = Some((part.as_str().to_string(), range_of(&part))),
+                    Rule::pipe_fn => name = Some((part.as_str().to_string(), range_of(&part))),
                     Rule::call_args => {
                         let (more, d) = build_args(part)?;
                         depth = depth.max(d);
@@ -567,8 +570,7 @@ fn parse_number(text: &str, range: TextRange) -> Result<Value, ParseError> {
     }
     text.parse::<f64>()
         .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map(Value::Number)
+        .and_then(|f| crate::functions::number(f).ok())
         .ok_or_else(|| ParseError::new(range, format!("number `{text}` is out of range")))
 }
 
@@ -659,7 +661,8 @@ fn bad_unicode(at: usize, body: &str, i: usize) -> ParseError {
 // ------------------------------------------------------------------------------------------
 // Error messages.
 
-fn describe(rule: Rule) -> Option<&'static str> {
+/// How an expected rule is named in messages, with a rank that orders the list.
+fn describe(rule: Rule) -> Option<(u8, &'static str)> {
     Some(match rule {
         Rule::expr
         | Rule::if_prefix
@@ -672,6 +675,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::jsonpath
         | Rule::paren
         | Rule::name_or_call
+        | Rule::ident
         | Rule::op_not
         | Rule::op_neg
         | Rule::kw_if
@@ -680,8 +684,11 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::test_in
         | Rule::test_not_in
         | Rule::test_op
-        | Rule::kw_not => "an expression",
-        Rule::op_pipe
+        | Rule::kw_not => (0, "an expression"),
+        Rule::pipe_fn => (1, "a function name"),
+        Rule::member_name => (1, "a field name"),
+        Rule::entry => (1, "an object key"),
+        Rule::pipe_call
         | Rule::op_coalesce
         | Rule::op_or
         | Rule::op_and
@@ -696,19 +703,15 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::op_sub
         | Rule::op_mul
         | Rule::op_div
-        | Rule::op_rem => "an operator",
-        Rule::EOI => "end of input",
-        Rule::rparen => "`)`",
-        Rule::rbracket => "`]`",
-        Rule::rbrace => "`}`",
-        Rule::comma => "`,`",
-        Rule::colon => "`:`",
-        Rule::kw_then => "`then`",
-        Rule::kw_else => "`else`",
-        Rule::member_name | Rule::member => "a field name",
-        Rule::entry => "an object key",
-        Rule::pipe_call => "an operator",
-        Rule::ident => "a function name",
+        | Rule::op_rem => (2, "an operator"),
+        Rule::kw_then => (3, "`then`"),
+        Rule::kw_else => (3, "`else`"),
+        Rule::colon => (3, "`:`"),
+        Rule::comma => (4, "`,`"),
+        Rule::rparen => (5, "`)`"),
+        Rule::rbracket => (5, "`]`"),
+        Rule::rbrace => (5, "`}`"),
+        Rule::EOI => (6, "end of input"),
         _ => return None,
     })
 }
@@ -741,12 +744,11 @@ fn convert(src: &str, err: pest::error::Error<Rule>) -> ParseError {
     let (found, range) = found_at(src, pos);
     let message = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut expected: Vec<&str> = Vec::new();
-            for d in positives.iter().filter_map(|r| describe(*r)) {
-                if !expected.contains(&d) {
-                    expected.push(d);
-                }
-            }
+            let mut described: Vec<(u8, &str)> =
+                positives.iter().filter_map(|r| describe(*r)).collect();
+            described.sort_unstable();
+            described.dedup();
+            let expected: Vec<&str> = described.into_iter().map(|(_, d)| d).collect();
             if expected.is_empty() {
                 format!("unexpected {found}")
             } else {
@@ -759,12 +761,17 @@ fn convert(src: &str, err: pest::error::Error<Rule>) -> ParseError {
         .get(range.start as usize..range.end as usize)
         .unwrap_or("");
     let rest = src.get(range.start as usize..).unwrap_or("");
+    let before = src.get(..range.start as usize).unwrap_or("").trim_end();
+    let after_not = before
+        .strip_suffix("not")
+        .is_some_and(|b| !b.ends_with(|c: char| c.is_alphanumeric() || c == '_'));
     let help = match word {
         "and" => Some("use `&&` for \"and\""),
         "or" => Some("use `||` for \"or\""),
         "not" => Some("use `!` for \"not\""),
+        _ if after_not => Some("use `!` for \"not\"; `not in` only works in table cells"),
         _ if rest.starts_with('=') && !rest.starts_with("==") => Some("use `==` to compare"),
-        _ if rest.starts_with("=>") => None,
+        _ if rest.starts_with('?') => Some("use `a ?? b` for a default or `if c then a else b`"),
         _ => None,
     };
     let mut e = ParseError::new(range, message);

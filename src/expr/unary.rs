@@ -41,7 +41,12 @@ pub enum TestShape<'a> {
     /// Input compared with a constant: `<`, `<=`, `>`, `>=` or `!=`.
     Compare(BinaryOp, &'a Value),
     /// Input is (or with `negated`, is not) one of constant values.
-    In { values: &'a [Value], negated: bool },
+    In {
+        /// The list's elements.
+        values: &'a [Value],
+        /// `not in`.
+        negated: bool,
+    },
     /// Depends on the record (a condition or a non-constant value).
     Opaque,
 }
@@ -216,6 +221,7 @@ pub fn compile_test(
         }
     };
     if !checker.errors.is_empty() {
+        checker.errors.sort_by_key(|e| e.range.start);
         return Err(checker.errors);
     }
     Ok(CompiledTest {

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::functions::type_name;
 
@@ -14,6 +14,17 @@ use super::ast::BinaryOp;
 
 /// The value missing fields and out-of-range indices evaluate to.
 pub(crate) static NULL: Value = Value::Null;
+
+/// Looks up an object field. Small objects are scanned, which beats hashing the key (records
+/// hash with SipHash); large ones use the index.
+#[inline]
+pub fn get_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= 12 {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
 
 /// Deep equality; numbers compare numerically (`1 == 1.0`), object key order is ignored.
 pub fn deep_eq(a: &Value, b: &Value) -> bool {
@@ -82,7 +93,8 @@ pub fn contains(needle: &Value, haystack: &Value) -> Result<bool, String> {
         (Value::String(s), Value::String(sub)) => Ok(s.contains(sub.as_str())),
         (Value::String(_), Value::Null) => Ok(false),
         (Value::Object(_) | Value::String(_), _) => Err(format!(
-            "`in` {} needs a string on the left, got {}",
+            "`in` on {} {} needs a string on the left, got {}",
+            if haystack.is_object() { "an" } else { "a" },
             type_name(haystack),
             type_name(needle)
         )),
@@ -94,6 +106,7 @@ pub fn contains(needle: &Value, haystack: &Value) -> Result<bool, String> {
 }
 
 /// `+ - * / %`. A null operand makes the result null.
+#[inline(never)]
 pub fn arithmetic<'a>(op: BinaryOp, a: Cow<'a, Value>, b: Cow<'a, Value>) -> Result<Value, String> {
     match (a.as_ref(), b.as_ref()) {
         (Value::Null, _) | (_, Value::Null) => return Ok(Value::Null),

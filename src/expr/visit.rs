@@ -114,6 +114,19 @@ fn write_key(f: &mut fmt::Formatter<'_>, key: &str) -> fmt::Result {
     }
 }
 
+/// A postfix target; a JSONPath target is parenthesised, or the postfix would read as part
+/// of the query.
+struct Target<'a>(&'a Expr);
+
+impl fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.kind {
+            ExprKind::JsonPath(_) => write!(f, "({})", self.0),
+            _ => write!(f, "{}", self.0),
+        }
+    }
+}
+
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
@@ -142,12 +155,12 @@ impl fmt::Display for Expr {
                 f.write_char('}')
             }
             ExprKind::Field(t, name) => {
-                write!(f, "{t}.")?;
+                write!(f, "{}.", Target(t))?;
                 f.write_str(name)
             }
-            ExprKind::Index(t, i) => write!(f, "{t}[{i}]"),
+            ExprKind::Index(t, i) => write!(f, "{}[{i}]", Target(t)),
             ExprKind::Slice(t, a, b) => {
-                write!(f, "{t}[")?;
+                write!(f, "{}[", Target(t))?;
                 if let Some(a) = a {
                     write!(f, "{a}")?;
                 }

@@ -7,7 +7,13 @@
 //! When a parameter's declared type is not optional and the argument is `null` at run time, the
 //! call returns `null` without running the function (`lower(null)` is `null`), and the type
 //! checker makes the result type optional. Functions that handle null themselves (`coalesce`,
-//! `default`, `is_empty`, ...) declare optional parameters.
+//! `default`, `is_empty`, ...) declare parameters typed `T?` or `any`: such parameters receive
+//! null ([`Param::accepts_null`]).
+//!
+//! # Compile once
+//! [`Function::prepare`] sees the literal arguments of a call site once, at compile time: regex
+//! functions compile their pattern there, date functions their format, `fernet_*` their key, so
+//! that an invalid constant is a lint error and the per-record call does no parsing.
 //!
 //! # Custom functions
 //! An embedding service implements [`Function`] and registers it with
@@ -25,6 +31,12 @@ use crate::types::Type;
 
 pub mod clock;
 pub use clock::{Clock, FixedClock, SystemClock};
+
+pub mod docs;
+
+mod common;
+mod dates;
+mod pattern;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -55,6 +67,12 @@ impl Param {
             ty,
             optional: true,
         }
+    }
+
+    /// Whether a null argument reaches the function. When false, a null argument makes the
+    /// call evaluate to null without running the function.
+    pub fn accepts_null(&self) -> bool {
+        self.ty.is_optional() || self.ty == Type::Any
     }
 }
 
@@ -320,9 +338,51 @@ pub(crate) mod arg {
         }
     }
 
+    /// A whole number (a fraction is an error), e.g. an index or a count of days.
+    pub fn int(args: &[Cow<'_, Value>], i: usize) -> Result<i64, FnError> {
+        let n = num(args, i)?;
+        if n.fract() != 0.0 || n.abs() >= 9.007_199_254_740_992e15 {
+            return Err(FnError(format!(
+                "argument {} must be a whole number, got {n}",
+                i + 1
+            )));
+        }
+        Ok(n as i64)
+    }
+
+    pub fn object<'v>(
+        args: &'v [Cow<'_, Value>],
+        i: usize,
+    ) -> Result<&'v serde_json::Map<String, Value>, FnError> {
+        match args.get(i).map(|a| a.as_ref()) {
+            Some(Value::Object(o)) => Ok(o),
+            Some(v) => Err(FnError(format!(
+                "argument {} must be an object, got {}",
+                i + 1,
+                super::type_name(v)
+            ))),
+            None => Err(FnError(format!("missing argument {}", i + 1))),
+        }
+    }
+
+    static NULL: Value = Value::Null;
+
+    /// Any argument, null when missing.
+    pub fn any<'v>(args: &'v [Cow<'_, Value>], i: usize) -> &'v Value {
+        args.get(i).map(|a| a.as_ref()).unwrap_or(&NULL)
+    }
+
     /// An optional trailing argument, `None` when omitted or null.
     pub fn opt<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Option<&'v Value> {
         args.get(i).map(|a| a.as_ref()).filter(|v| !v.is_null())
+    }
+
+    /// An optional trailing string argument, `None` when omitted or null.
+    pub fn opt_str<'v>(args: &'v [Cow<'_, Value>], i: usize) -> Result<Option<&'v str>, FnError> {
+        match opt(args, i) {
+            None => Ok(None),
+            Some(_) => str(args, i).map(Some),
+        }
     }
 }
 
@@ -355,5 +415,121 @@ macro_rules! builtins {
 }
 
 builtins! {
+    // Strings
     lower::Lower,
+    upper::Upper,
+    trim::Trim,
+    split::Split,
+    join::Join,
+    replace::Replace,
+    regex_match::RegexMatch,
+    regex_capture::RegexCapture,
+    regex_replace::RegexReplace,
+    substring::Substring,
+    starts_with::StartsWith,
+    ends_with::EndsWith,
+    contains::Contains,
+    title_case::TitleCase,
+    slugify::Slugify,
+    truncate::Truncate,
+    pad_start::PadStart,
+    to_string::ToString,
+    // Null handling
+    coalesce::Coalesce,
+    default::Default,
+    is_empty::IsEmpty,
+    is_null::IsNull,
+    // Numbers
+    to_number::ToNumber,
+    round::Round,
+    min::Min,
+    max::Max,
+    abs::Abs,
+    floor::Floor,
+    ceil::Ceil,
+    // Dates
+    now::Now,
+    parse_date::ParseDate,
+    format_date::FormatDate,
+    add_days::AddDays,
+    date_diff::DateDiff,
+    // Collections
+    len::Len,
+    first::First,
+    last::Last,
+    unique::Unique,
+    sort::Sort,
+    reverse::Reverse,
+    flatten::Flatten,
+    keys::Keys,
+    values::Values,
+    // Encoding and cryptography
+    sha256::Sha256,
+    hmac_sha256::HmacSha256,
+    base64_encode::Base64Encode,
+    base64_decode::Base64Decode,
+    fernet_encrypt::FernetEncrypt,
+    fernet_decrypt::FernetDecrypt,
+    // Identity
+    normalize_email::NormalizeEmail,
+    normalize_phone::NormalizePhone,
+    uuid_v5::UuidV5,
+    // JSON
+    to_json::ToJson,
+    parse_json::ParseJson,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_is_complete_and_documented() {
+        let registry = Registry::builtin();
+        assert!(registry.len() >= 40, "only {} functions", registry.len());
+        assert_eq!(
+            registry.len(),
+            builtins::all().len(),
+            "two functions share a name"
+        );
+        let mut problems = Vec::new();
+        for f in registry.iter() {
+            if f.doc().trim().is_empty() {
+                problems.push(format!("{}() has no doc", f.name()));
+            }
+            if f.examples().len() < 2 {
+                problems.push(format!("{}() has fewer than 2 examples", f.name()));
+            }
+            let sig = f.signature();
+            let optional_then_required = sig
+                .params
+                .windows(2)
+                .any(|w| w[0].optional && !w[1].optional);
+            if optional_then_required {
+                problems.push(format!(
+                    "{}(): an omittable parameter is not trailing",
+                    f.name()
+                ));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn names_are_snake_case() {
+        for name in Registry::builtin().names() {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_optional_and_any_parameters_see_null() {
+        assert!(!Param::new("x", Type::String).accepts_null());
+        assert!(Param::new("x", Type::optional(Type::String)).accepts_null());
+        assert!(Param::new("x", Type::Any).accepts_null());
+    }
 }

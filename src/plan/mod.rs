@@ -232,3 +232,18 @@ impl RowIndex {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn plans_are_shareable_between_threads() {
+        shareable::<Plan>();
+        shareable::<crate::engine::FlowRunner>();
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::engine::Engine>();
+    }
+}

@@ -321,7 +321,7 @@ fn functions(markdown: bool) -> anyhow::Result<u8> {
     let registry = rulebridge::Registry::builtin();
     let mut out = io::stdout().lock();
     if markdown {
-        out.write_all(b"")?; // DOCS_PENDING
+        out.write_all(rulebridge::functions::docs::markdown(&registry).as_bytes())?;
     } else {
         for f in registry.iter() {
             let sig = f.signature();

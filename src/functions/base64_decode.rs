@@ -1,0 +1,103 @@
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::alphabet::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde_json::Value;
+
+use crate::functions::{CallContext, Category, Example, FnError, Function, Param, Signature, arg};
+use crate::types::Type;
+
+/// `base64_decode(s)`: the text encoded in standard Base64.
+pub struct Base64Decode;
+
+/// The standard alphabet, with or without `=` padding.
+const ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+impl Function for Base64Decode {
+    fn name(&self) -> &str {
+        "base64_decode"
+    }
+    fn category(&self) -> Category {
+        Category::Encoding
+    }
+    fn doc(&self) -> &'static str {
+        "Decodes standard Base64 (alphabet with `+` and `/`; `=` padding optional; whitespace \
+         such as MIME line breaks ignored) and returns the bytes as text. It is an error when \
+         the input is not Base64 or the bytes are not UTF-8 text (binary data cannot be a \
+         string)."
+    }
+    fn signature(&self) -> Signature {
+        Signature::new(vec![Param::new("value", Type::String)], Type::String).fallible()
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[
+            Example {
+                title: "an encoded field",
+                source: "base64_decode(note)",
+                record: r#"{"note": "WsO8cmljaA=="}"#,
+                result: r#""Zürich""#,
+            },
+            Example {
+                title: "padding may be left out",
+                source: r#"base64_decode("QWRh")"#,
+                record: "{}",
+                result: r#""Ada""#,
+            },
+            Example {
+                title: "not Base64",
+                source: r#"base64_decode("not base64!")"#,
+                record: "{}",
+                result: "error: not valid Base64",
+            },
+            Example {
+                title: "binary content",
+                source: r#"base64_decode("bm90IHV0Zjgg/w==")"#,
+                record: "{}",
+                result: "error: not UTF-8 text",
+            },
+        ]
+    }
+    fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
+        let text = arg::str(args, 0)?;
+        let compact: String;
+        let input = if text.contains(|c: char| c.is_ascii_whitespace()) {
+            compact = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            compact.as_str()
+        } else {
+            text
+        };
+        let bytes = ENGINE
+            .decode(input)
+            .map_err(|e| FnError(format!("not valid Base64: {e}")))?;
+        String::from_utf8(bytes)
+            .map(Value::String)
+            .map_err(|_| FnError("the decoded bytes are not UTF-8 text".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::testing::call;
+    use serde_json::json;
+
+    #[test]
+    fn examples() {
+        crate::functions::testing::run_examples(&Base64Decode);
+    }
+
+    #[test]
+    fn lenient_input() {
+        let d = |s: &str| call(&Base64Decode, vec![json!(s)]);
+        assert_eq!(d("WsO8\ncmlj\r\naA=="), Ok(json!("Zürich")));
+        assert_eq!(d(""), Ok(json!("")));
+        assert_eq!(d("Pz4"), Ok(json!("?>")));
+        // The URL-safe alphabet is not accepted.
+        assert!(d("Pz4-").is_err());
+        assert!(d("QWRh=").is_err());
+    }
+}
