@@ -58,7 +58,7 @@ def lead_to_hubspot($index):
         hs_lead_status: $policy.lead_status,
         lead_owner_team: $policy.owner_team,
         lead_source: ("Lead from " + (.source // "web")),
-        tags: ((.tags // []) | unique_stable | join(";")),
+        tags: (if (.tags // []) == [] then null else .tags | unique_stable | join(";") end),
         form_submitted_at: (if .submitted_at == null then null else .submitted_at | fromdateiso8601 | todateiso8601 end)
       } | del(.[] | nulls)),
       policy: $policy

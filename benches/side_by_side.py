@@ -10,8 +10,10 @@ records/s at the median, CPU time (user + system) and peak RSS. Ratios are taken
 round (both commands of a pair ran within the same minute) and their median is reported,
 so that a machine that slows down for a while moves both sides of a ratio.
 
-Wall, CPU and peak RSS come from the kernel's accounting of the finished child
-(wait4(2)'s rusage: ru_utime + ru_stime, ru_maxrss), as `/usr/bin/time -f %M` reports it.
+Wall time is a monotonic clock around each run. CPU time (user + system) and peak RSS are
+the kernel's accounting of the finished command, read through GNU time (`/usr/bin/time -f
+"%U %S %M"`); without it, from wait4(2) directly, whose peak RSS cannot read below this
+Python process's own size.
 
 `check` runs each command on a sample, counts the outcome lines (must equal the input's
 non-blank lines), counts the statuses, and compares every command's lines with the first
@@ -27,20 +29,39 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 
+# Peak RSS from wait4(2) includes what the child's memory was before exec, i.e. this Python
+# process's (~15 MB). GNU time is a small C program, so its figure is the command's own.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def run(argv, stdout):
-    """Runs argv to completion; returns (wall seconds, cpu seconds, peak RSS bytes, exit code)."""
+    """Runs argv to completion; returns (wall s, cpu s, peak RSS bytes, exit code, stderr)."""
+    report = None
+    if GNU_TIME:
+        fd, report = tempfile.mkstemp(prefix="side_by_side.", suffix=".time")
+        os.close(fd)
+        argv = [GNU_TIME, "-q", "-f", "%U %S %M", "-o", report, *argv]
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
     # Read stderr while it runs (a summary line, or an error to show).
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss * 1024, proc.returncode, err.decode(errors="replace")
+    rss = usage.ru_maxrss * 1024
+    if report:
+        with open(report) as f:
+            fields = f.read().split()
+        os.unlink(report)
+        # GNU time reports the command's exit status as its own.
+        user, sys_, kib = fields[-3:]
+        cpu, rss = float(user) + float(sys_), int(kib) * 1024
+    return wall, cpu, rss, code, err.decode(errors="replace")
 
 
 def commands(args, input_path):
