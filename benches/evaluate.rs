@@ -91,13 +91,11 @@ fn evaluate_batch(bencher: Bencher) {
         .take(1_000)
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad generated line: {e}")))
         .collect();
-    bencher
-        .counter(ItemsCount::new(records.len()))
-        .bench(|| {
-            for (i, r) in records.iter().enumerate() {
-                black_box(runner.evaluate(i, r));
-            }
-        });
+    bencher.counter(ItemsCount::new(records.len())).bench(|| {
+        for (i, r) in records.iter().enumerate() {
+            black_box(runner.evaluate(i, r));
+        }
+    });
 }
 
 #[divan::bench(sample_count = 20)]
