@@ -315,11 +315,21 @@ fn credentials_cover_the_kits() {
     ] {
         assert!(names.contains(&want), "{want}");
     }
-    // Every `${env:NAME}` the rule files use has a sandbox value.
+    // Every `${env:NAME}` the rule files use has a sandbox value — except the generic REST
+    // template, which has no fake; comments are not references.
     let mut missing = Vec::new();
     for dir in ["rules/providers", "rules/flows"] {
         for entry in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let path = entry.unwrap().path();
+            if path.file_stem().is_some_and(|s| s == "generic_rest") {
+                continue;
+            }
+            let text: String = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n");
             for part in text.split("${env:").skip(1) {
                 let name = part.split('}').next().unwrap();
                 if !names.contains(&name) {

@@ -72,10 +72,16 @@ impl Context<'_> {
                 }
             }
         }
+        let mut vars: Vec<String> = env
+            .get_template(&name)
+            .map(|t| t.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default();
+        vars.sort();
         Some(TemplatePlan {
             source: text.value.clone(),
             env: Arc::new(env),
             name,
+            vars,
         })
     }
 }

@@ -202,10 +202,7 @@ fn map_into(
             ValuePlan::Expr(at) => eval_field(at, env, prefix, &field.target)?.into_owned(),
             ValuePlan::Const(v) => v.clone(),
             ValuePlan::Template(t) => {
-                let ctx = minijinja::context! {
-                    policy => minijinja::Value::from(minijinja::value::Serde(policy)),
-                    ..minijinja::Value::from(minijinja::value::Serde(env.record))
-                };
+                let ctx = template_context(t, env.record, policy);
                 let rendered = t
                     .env
                     .get_template(&t.name)
@@ -230,6 +227,29 @@ fn map_into(
         out.insert(field.target.clone(), value);
     }
     Ok(())
+}
+
+/// The template's context: only the record fields it reads (and `policy`), so a record is
+/// not converted whole for every template.
+fn template_context(
+    t: &crate::plan::TemplatePlan,
+    record: &Value,
+    policy: &Value,
+) -> minijinja::Value {
+    use minijinja::value::Serde;
+    let fields: std::collections::BTreeMap<&str, minijinja::Value> = t
+        .vars
+        .iter()
+        .filter_map(|name| {
+            if name == "policy" {
+                return Some((name.as_str(), minijinja::Value::from(Serde(policy))));
+            }
+            record
+                .get(name)
+                .map(|v| (name.as_str(), minijinja::Value::from(Serde(v))))
+        })
+        .collect();
+    minijinja::Value::from(fields)
 }
 
 fn eval_field<'a>(
@@ -272,12 +292,13 @@ fn key_string(v: &Value) -> Option<String> {
     }
 }
 
-/// A copy of the payload with secret-derived fields replaced by `***`, for output.
-pub fn redact(flow: &FlowPlan, payload: &Value) -> Value {
+/// The payload with secret-derived fields replaced by `***`, for output. Flows without
+/// secrets in their payload pass it through untouched (no copy).
+pub fn redact(flow: &FlowPlan, payload: Value) -> Value {
     if flow.redacted.is_empty() {
-        return payload.clone();
+        return payload;
     }
-    let mut out = payload.clone();
+    let mut out = payload;
     for path in &flow.redacted {
         let mut node = &mut out;
         let mut parts = path.split('.').peekable();

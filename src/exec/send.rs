@@ -429,7 +429,7 @@ impl Sender {
         let payload = self
             .options
             .include_payload
-            .then(|| super::redact(&self.flow, &m.payload));
+            .then(|| super::redact(&self.flow, m.payload.clone()));
         Outcome {
             index: m.index,
             key: m.key,

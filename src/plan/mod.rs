@@ -151,6 +151,8 @@ pub struct TemplatePlan {
     pub source: String,
     pub env: Arc<minijinja::Environment<'static>>,
     pub name: String,
+    /// The top-level variables the template reads (its context holds only these).
+    pub vars: Vec<String>,
 }
 
 impl std::fmt::Debug for TemplatePlan {
