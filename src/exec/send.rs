@@ -538,8 +538,8 @@ fn pick_most_recent(found: Vec<Found>) -> Option<Found> {
     }
 }
 
-/// The payload fields whose value in the existing record is missing, null or empty
-/// ("set only if empty"). Vendors nest properties (`{properties: {...}}`); both shapes work.
+/// The payload fields whose value in the existing record is missing, null or empty (an empty
+/// string, object or list: "set only if empty"). Vendors nest properties (`{properties: {...}}`); both shapes work.
 fn blanks_only(payload: &Value, existing: &Value) -> Value {
     let current = existing
         .get("properties")
@@ -553,6 +553,9 @@ fn blanks_only(payload: &Value, existing: &Value) -> Value {
         .filter(|(k, _)| match current.get(k.as_str()) {
             None | Some(Value::Null) => true,
             Some(Value::String(s)) => s.is_empty(),
+            // A contact created without attributes holds `{}`: nothing to keep.
+            Some(Value::Object(o)) => o.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
             Some(_) => false,
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -599,5 +602,8 @@ mod tests {
         let existing =
             json!({"id": "1", "properties": {"email": "a@b.co", "phone": "", "city": "Bergen"}});
         assert_eq!(blanks_only(&payload, &existing), json!({"phone": "+1"}));
+        let payload = json!({"custom_attributes": {"plan": "pro"}, "tags": ["a"]});
+        let existing = json!({"id": "1", "custom_attributes": {}, "tags": []});
+        assert_eq!(blanks_only(&payload, &existing), payload);
     }
 }
