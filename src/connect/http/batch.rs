@@ -342,9 +342,12 @@ fn created_flag(v: &Value) -> Option<bool> {
 /// A result whose `status` word says the item failed (`{"userId": .., "status": "failed",
 /// "error": ".."}`).
 fn failed_status(r: &Value) -> bool {
-    r.get("status")
-        .and_then(Value::as_str)
-        .is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "failed" | "failure" | "error"))
+    r.get("status").and_then(Value::as_str).is_some_and(|s| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "failed" | "failure" | "error"
+        )
+    })
 }
 
 fn same_key(a: &str, b: &str) -> bool {
@@ -441,8 +444,12 @@ mod tests {
         assert_eq!(created_flag(&json!("Updated")), Some(false));
         assert_eq!(created_flag(&json!(true)), Some(true));
         assert_eq!(created_flag(&json!("queued")), None);
-        assert!(failed_status(&json!({"userId": "u1", "status": "failed", "error": "x"})));
-        assert!(!failed_status(&json!({"userId": "u1", "status": "created"})));
+        assert!(failed_status(
+            &json!({"userId": "u1", "status": "failed", "error": "x"})
+        ));
+        assert!(!failed_status(
+            &json!({"userId": "u1", "status": "created"})
+        ));
         assert!(!failed_status(&json!({"status": 500})));
     }
 
