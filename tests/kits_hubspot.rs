@@ -2,6 +2,8 @@
 //! the server holds exactly the expected contacts — with batch upserts, one-by-one writes,
 //! races, partial batch failures, token expiry, 429 storms, 5xx and dropped connections.
 
+mod kits_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,18 +41,37 @@ fn engine(extra: &[(&str, String)]) -> Engine {
     b.build().expect("rules compile")
 }
 
-async fn send(engine: &Engine, sb: &Sandbox, flow: &str, input: &str, options: SendOptions) -> Vec<Value> {
+async fn send(
+    engine: &Engine,
+    sb: &Sandbox,
+    flow: &str,
+    input: &str,
+    options: SendOptions,
+) -> Vec<Value> {
     let runner = engine.runner(flow).expect("flow");
-    let connector = engine.connector("hubspot", sb.kit_base_url("hubspot").as_deref()).expect("connector");
+    let connector = engine
+        .connector("hubspot", sb.kit_base_url("hubspot").as_deref())
+        .expect("connector");
     let sender = runner.sender(connector, options);
     let mut out = Vec::new();
-    sender.run(input.as_bytes(), &mut out, |_| {}).await.expect("run");
-    String::from_utf8_lossy(&out).lines().map(|l| serde_json::from_str(l).expect("outcome json")).collect()
+    sender
+        .run(input.as_bytes(), &mut out, |_| {})
+        .await
+        .expect("run");
+    String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("outcome json"))
+        .collect()
 }
 
 fn leads(n: usize, name: &str) -> String {
     (0..n)
-        .map(|i| format!("{{\"email\":\"Lead{i}@Example.com\",\"name\":\"{name} {i}\",\"score\":{}}}\n", i % 100))
+        .map(|i| {
+            format!(
+                "{{\"email\":\"Lead{i}@Example.com\",\"name\":\"{name} {i}\",\"score\":{}}}\n",
+                i % 100
+            )
+        })
         .collect()
 }
 
@@ -59,37 +80,121 @@ fn count(outcomes: &[Value], status: &str) -> usize {
 }
 
 fn contacts(sb: &Sandbox) -> Vec<Value> {
-    sb.state().providers.get("hubspot").and_then(|p| p.records.get("contacts").cloned()).unwrap_or_default()
+    sb.state()
+        .providers
+        .get("hubspot")
+        .and_then(|p| p.records.get("contacts").cloned())
+        .unwrap_or_default()
 }
 
 fn one_by_one() -> SendOptions {
-    SendOptions { batch: false, concurrency: 4, ..SendOptions::default() }
+    SendOptions {
+        batch: false,
+        concurrency: 4,
+        ..SendOptions::default()
+    }
 }
 
 #[tokio::test]
 async fn batch_upsert_creates_then_updates() {
-    let sb = sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
     let engine = engine(&[]);
-    let first = send(&engine, &sb, "lead_to_hubspot", &leads(250, "Ada"), SendOptions::default()).await;
+    let first = send(
+        &engine,
+        &sb,
+        "lead_to_hubspot",
+        &leads(250, "Ada"),
+        SendOptions::default(),
+    )
+    .await;
     assert_eq!(count(&first, "created"), 250);
     assert_eq!(contacts(&sb).len(), 250);
-    let again = send(&engine, &sb, "lead_to_hubspot", &leads(250, "Grace"), SendOptions::default()).await;
-    assert_eq!(count(&again, "updated"), 250, "{:?}", again.iter().find(|o| o["status"] != "updated"));
+    let again = send(
+        &engine,
+        &sb,
+        "lead_to_hubspot",
+        &leads(250, "Grace"),
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(
+        count(&again, "updated"),
+        250,
+        "{:?}",
+        again.iter().find(|o| o["status"] != "updated")
+    );
     let all = contacts(&sb);
     assert_eq!(all.len(), 250, "upserts never duplicate");
-    assert!(all.iter().all(|c| c["properties"]["firstname"].as_str().is_some_and(|n| n.starts_with("Grace"))));
+    assert!(all.iter().all(|c| {
+        c["properties"]["firstname"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Grace"))
+    }));
     // 250 records in batches of at most 100: three batch requests per run.
     let hs = &sb.state().providers["hubspot"];
-    assert_eq!(hs.endpoints.iter().filter(|(k, _)| k.contains("batch")).map(|(_, s)| s.requests).sum::<u64>(), 6);
+    assert_eq!(
+        hs.endpoints
+            .iter()
+            .filter(|(k, _)| k.contains("batch"))
+            .map(|(_, s)| s.requests)
+            .sum::<u64>(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn shuffled_batch_results_map_back_to_their_own_records() {
+    // The sandbox returns batch results in a shuffled order (as HubSpot may): every outcome
+    // must name the contact of its own e-mail, on create and on update.
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[]);
+    for (name, status) in [("Ada", "created"), ("Grace", "updated")] {
+        let out = send(
+            &engine,
+            &sb,
+            "lead_to_hubspot",
+            &leads(120, name),
+            SendOptions::default(),
+        )
+        .await;
+        assert_eq!(
+            count(&out, status),
+            120,
+            "{:?}",
+            out.iter().find(|o| o["status"] != status)
+        );
+        let by_id: std::collections::HashMap<String, Value> = contacts(&sb)
+            .into_iter()
+            .map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c))
+            .collect();
+        for (i, o) in out.iter().enumerate() {
+            let c = &by_id[o["target_id"].as_str().expect("target id")];
+            assert_eq!(
+                c["properties"]["email"],
+                format!("lead{i}@example.com"),
+                "outcome {i}"
+            );
+            assert_eq!(c["properties"]["firstname"], name);
+        }
+    }
 }
 
 #[tokio::test]
 async fn one_by_one_update_skip_and_create_new() {
-    let sb = sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
     let engine = engine(&[
         ("update.yaml", flow_variant("hs_update", "update")),
         ("skip.yaml", flow_variant("hs_skip", "skip")),
-        ("create_new.yaml", flow_variant("hs_create_new", "create_new")),
+        (
+            "create_new.yaml",
+            flow_variant("hs_create_new", "create_new"),
+        ),
     ]);
     let input = "{\"email\":\"a@x.io\",\"name\":\"A\"}\n{\"email\":\"b@x.io\",\"name\":\"B\"}\n";
     let created = send(&engine, &sb, "hs_update", input, one_by_one()).await;
@@ -108,18 +213,39 @@ async fn one_by_one_update_skip_and_create_new() {
     assert_eq!(count(&again, "updated"), 2);
     let all = contacts(&sb);
     assert_eq!(all.len(), 2);
-    assert!(all.iter().all(|c| c["properties"]["firstname"].as_str().is_some_and(|n| n.ends_with('2'))));
+    assert!(all.iter().all(|c| {
+        c["properties"]["firstname"]
+            .as_str()
+            .is_some_and(|n| n.ends_with('2'))
+    }));
 }
 
 #[tokio::test]
 async fn a_write_the_search_index_has_not_seen_becomes_an_update() {
     // Search lags writes (as HubSpot's index does): the lookup misses the record another
     // writer just created, the create gets 409 `Existing ID: N`, and the engine updates N.
-    let config = SandboxConfig { hubspot_search_lag: Duration::from_secs(60), ..SandboxConfig::default() };
+    let config = SandboxConfig {
+        hubspot_search_lag: Duration::from_secs(60),
+        ..SandboxConfig::default()
+    };
     let sb = sandbox::start(config).await.expect("sandbox");
     let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
-    send(&engine, &sb, "hs_update", "{\"email\":\"race@x.io\",\"name\":\"Theirs\"}\n", one_by_one()).await;
-    let out = send(&engine, &sb, "hs_update", "{\"email\":\"race@x.io\",\"name\":\"Ours\"}\n", one_by_one()).await;
+    send(
+        &engine,
+        &sb,
+        "hs_update",
+        "{\"email\":\"race@x.io\",\"name\":\"Theirs\"}\n",
+        one_by_one(),
+    )
+    .await;
+    let out = send(
+        &engine,
+        &sb,
+        "hs_update",
+        "{\"email\":\"race@x.io\",\"name\":\"Ours\"}\n",
+        one_by_one(),
+    )
+    .await;
     assert_eq!(out[0]["status"], "updated", "{out:?}");
     let all = contacts(&sb);
     assert_eq!(all.len(), 1, "never a second record");
@@ -128,7 +254,9 @@ async fn a_write_the_search_index_has_not_seen_becomes_an_update() {
 
 #[tokio::test]
 async fn a_partly_failed_batch_maps_back_per_record() {
-    let sb = sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
     let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
     // `normalize_email` rejects malformed addresses before sending; these pass it but HubSpot
     // refuses them, so the batch answers 207 for those items only.
@@ -143,7 +271,10 @@ async fn a_partly_failed_batch_maps_back_per_record() {
 
 #[tokio::test]
 async fn tokens_expiring_mid_run_are_refreshed() {
-    let config = SandboxConfig { token_ttl: Duration::from_secs(1), ..SandboxConfig::default() };
+    let config = SandboxConfig {
+        token_ttl: Duration::from_secs(1),
+        ..SandboxConfig::default()
+    };
     let sb = Arc::new(sandbox::start(config).await.expect("sandbox"));
     let oauth_kit = std::fs::read_to_string("rules/providers/hubspot.yaml")
         .expect("kit")
@@ -152,15 +283,26 @@ async fn tokens_expiring_mid_run_are_refreshed() {
             "auth: { type: bearer, token: \"${env:HUBSPOT_TOKEN}\" }",
             "auth: { type: oauth2_refresh, token_url: /oauth/v1/token, client_id: \"${env:HUBSPOT_CLIENT_ID}\", client_secret: \"${env:HUBSPOT_CLIENT_SECRET}\", refresh_token: \"${env:HUBSPOT_REFRESH_TOKEN}\" }",
         );
-    assert!(oauth_kit.contains("oauth2_refresh"), "kit changed: update this test");
-    let flow = flow_variant("hs_oauth", "update").replace("provider: hubspot", "provider: hubspot_oauth");
+    assert!(
+        oauth_kit.contains("oauth2_refresh"),
+        "kit changed: update this test"
+    );
+    let flow =
+        flow_variant("hs_oauth", "update").replace("provider: hubspot", "provider: hubspot_oauth");
     let engine = engine(&[("kit.yaml", oauth_kit), ("flow.yaml", flow)]);
     let runner = engine.runner("hs_oauth").expect("flow");
-    let connector = engine.connector("hubspot_oauth", sb.kit_base_url("hubspot").as_deref()).expect("connector");
+    let connector = engine
+        .connector("hubspot_oauth", sb.kit_base_url("hubspot").as_deref())
+        .expect("connector");
     let sender = runner.sender(connector, one_by_one());
     let mut created = 0;
     for i in 0..6 {
-        let o = sender.send_one(i, &serde_json::json!({"email": format!("t{i}@x.io"), "name": "T"})).await;
+        let o = sender
+            .send_one(
+                i,
+                &serde_json::json!({"email": format!("t{i}@x.io"), "name": "T"}),
+            )
+            .await;
         assert_eq!(o.status, rulebridge::Status::Created, "{o:?}");
         created += 1;
         if i == 2 {
@@ -174,30 +316,112 @@ async fn tokens_expiring_mid_run_are_refreshed() {
 
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing() {
-    let faults = Faults { error_rate: 0.1, drop_rate: 0.05, drop_after_rate: 0.05, ..Faults::default() };
-    let config = SandboxConfig { seed: 7, faults, ..SandboxConfig::default() };
+    let faults = Faults {
+        error_rate: 0.1,
+        drop_rate: 0.05,
+        drop_after_rate: 0.05,
+        ..Faults::default()
+    };
+    let config = SandboxConfig {
+        seed: 7,
+        faults,
+        ..SandboxConfig::default()
+    };
     let sb = sandbox::start(config).await.expect("sandbox");
     let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
-    let out = send(&engine, &sb, "hs_update", &leads(30, "F"), one_by_one()).await;
+    // Every request waits for the kit's pacing (100 per 10 s): 16 records keep this quick.
+    let out = send(&engine, &sb, "hs_update", &leads(16, "F"), one_by_one()).await;
     let created = count(&out, "created");
     let updated = count(&out, "updated");
     // A create whose response was lost is retried, meets 409 and updates: still one record.
-    assert_eq!(created + updated, 30, "{:?}", out.iter().filter(|o| o["status"] == "failed").collect::<Vec<_>>());
-    assert_eq!(contacts(&sb).len(), 30);
+    assert_eq!(
+        created + updated,
+        16,
+        "{:?}",
+        out.iter()
+            .filter(|o| o["status"] == "failed")
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(contacts(&sb).len(), 16);
     let hs = &sb.state().providers["hubspot"];
-    assert!(hs.injected_errors > 0 && hs.dropped > 0, "faults really happened: {hs:?}");
+    assert!(
+        hs.injected_errors > 0 && hs.dropped > 0,
+        "faults really happened: {hs:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_429_storm_is_waited_out() {
     // The server allows 10 requests per 10 s while the kit paces for 100: 429s with the
     // rate-limit headers make the connector pause instead of failing records.
-    let faults = Faults { rate_limit_factor: 0.1, ..Faults::default() };
-    let config = SandboxConfig { faults, ..SandboxConfig::default() };
+    let faults = Faults {
+        rate_limit_factor: 0.1,
+        ..Faults::default()
+    };
+    let config = SandboxConfig {
+        faults,
+        ..SandboxConfig::default()
+    };
     let sb = sandbox::start(config).await.expect("sandbox");
     let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
     let out = send(&engine, &sb, "hs_update", &leads(4, "R"), one_by_one()).await;
     assert_eq!(count(&out, "created"), 4, "{out:?}");
-    assert!(sb.state().providers["hubspot"].rate_limited > 0, "the storm happened");
+    assert!(
+        sb.state().providers["hubspot"].rate_limited > 0,
+        "the storm happened"
+    );
     assert_eq!(contacts(&sb).len(), 4);
+}
+
+#[tokio::test]
+async fn request_bodies() {
+    // What the lead flow sends: one batch upsert by e-mail; then, one by one, a lookup and a
+    // create or an update.
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let rec = kits_support::recorder(&sb).await;
+    let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
+    let base = rec.through(&sb, &sb.kit_base_url("hubspot").expect("kit"));
+    let input = "{\"email\":\" Ada.Lovelace@Example.COM \",\"name\":\"Ada King Lovelace\",\"company\":\"Analytical Engines\",\"phone\":\"(415) 555-0132\",\"score\":91,\"country\":\"us\",\"source\":\"webinar\",\"tags\":[\"math\",\"math\",\"engines\"],\"submitted_at\":\"2024-01-14T09:00:00Z\"}\n{\"email\":\"grace@navy.mil\"}\n";
+    let out = kits_support::send_at(
+        &engine,
+        &base,
+        "hubspot",
+        "lead_to_hubspot",
+        input,
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(count(&out, "created"), 2, "{out:?}");
+    let one = "{\"email\":\"grace@navy.mil\",\"name\":\"Grace\"}\n{\"email\":\"new@navy.mil\",\"name\":\"New\"}\n";
+    let out = kits_support::send_at(
+        &engine,
+        &base,
+        "hubspot",
+        "hs_update",
+        one,
+        SendOptions {
+            concurrency: 1,
+            ..one_by_one()
+        },
+    )
+    .await;
+    assert_eq!(
+        (count(&out, "updated"), count(&out, "created")),
+        (1, 1),
+        "{out:?}"
+    );
+    let mut shown = kits_support::shown(&rec.seen(), "/hubspot", &[]);
+    for s in &mut shown {
+        if let Some(r) = s["request"]
+            .as_str()
+            .filter(|r| r.starts_with("PATCH"))
+            .map(str::to_string)
+        {
+            let (path, _) = r.rsplit_once('/').unwrap_or((&r, ""));
+            s["request"] = Value::from(format!("{path}/[id]"));
+        }
+    }
+    insta::assert_yaml_snapshot!(shown);
 }

@@ -35,7 +35,10 @@ pub fn kit_variant(kit: &str, name: &str, replace: &[(&str, &str)]) -> String {
     assert!(text.contains(&header), "kit {kit} has no `{header}`");
     text = text.replace(&header, &format!("name: {name}\n"));
     for (from, to) in replace {
-        assert!(text.contains(from), "kit {kit} changed: `{from}` is gone; update this test");
+        assert!(
+            text.contains(from),
+            "kit {kit} changed: `{from}` is gone; update this test"
+        );
         text = text.replace(from, to);
     }
     text
@@ -52,10 +55,15 @@ pub async fn send_at(
     options: SendOptions,
 ) -> Vec<Value> {
     let runner = engine.runner(flow).expect("flow");
-    let connector = engine.connector(provider, Some(base_url)).expect("connector");
+    let connector = engine
+        .connector(provider, Some(base_url))
+        .expect("connector");
     let sender = runner.sender(connector, options);
     let mut out = Vec::new();
-    sender.run(input.as_bytes(), &mut out, |_| {}).await.expect("run");
+    sender
+        .run(input.as_bytes(), &mut out, |_| {})
+        .await
+        .expect("run");
     String::from_utf8_lossy(&out)
         .lines()
         .map(|l| serde_json::from_str(l).expect("outcome json"))
@@ -147,7 +155,9 @@ pub async fn recorder(sb: &Sandbox) -> Recorder {
             let client = client.clone();
             async move {
                 let (parts, body) = req.into_parts();
-                let bytes = axum::body::to_bytes(body, 10 << 20).await.unwrap_or_default();
+                let bytes = axum::body::to_bytes(body, 10 << 20)
+                    .await
+                    .unwrap_or_default();
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let recorded_body = if text.is_empty() {
                     Value::Null
@@ -159,15 +169,22 @@ pub async fn recorder(sb: &Sandbox) -> Recorder {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                     .collect();
-                log.lock().unwrap_or_else(|e| e.into_inner()).push(Recorded {
-                    method: parts.method.to_string(),
-                    path: parts.uri.path().to_string(),
-                    query: parts.uri.query().map(str::to_string),
-                    headers,
-                    body: recorded_body,
-                });
-                let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                let mut rb = client.request(parts.method.clone(), format!("{target}{path_and_query}"));
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Recorded {
+                        method: parts.method.to_string(),
+                        path: parts.uri.path().to_string(),
+                        query: parts.uri.query().map(str::to_string),
+                        headers,
+                        body: recorded_body,
+                    });
+                let path_and_query = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let mut rb =
+                    client.request(parts.method.clone(), format!("{target}{path_and_query}"));
                 for (k, v) in &parts.headers {
                     if k != http::header::HOST && k != http::header::CONTENT_LENGTH {
                         rb = rb.header(k, v);
@@ -193,7 +210,9 @@ pub async fn recorder(sb: &Sandbox) -> Recorder {
             }
         })
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
     let url = format!("http://{}", listener.local_addr().expect("local address"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -314,7 +333,10 @@ pub async fn send_via(
     let runner = engine.runner(flow).expect("flow");
     let sender = runner.sender(connector, options);
     let mut out = Vec::new();
-    sender.run(input.as_bytes(), &mut out, |_| {}).await.expect("run");
+    sender
+        .run(input.as_bytes(), &mut out, |_| {})
+        .await
+        .expect("run");
     String::from_utf8_lossy(&out)
         .lines()
         .map(|l| serde_json::from_str(l).expect("outcome json"))
