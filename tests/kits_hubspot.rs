@@ -328,9 +328,31 @@ async fn faults_at_twenty_percent_lose_nothing() {
         ..SandboxConfig::default()
     };
     let sb = sandbox::start(config).await.expect("sandbox");
-    let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
-    // Every request waits for the kit's pacing (100 per 10 s): 16 records keep this quick.
-    let out = send(&engine, &sb, "hs_update", &leads(16, "F"), one_by_one()).await;
+    // The kit's backoff (500 ms doubling) is shortened so the test stays quick; every request
+    // still waits for the kit's pacing (100 per 10 s).
+    let kit = kits_support::kit_variant(
+        "hubspot",
+        "hubspot_quick",
+        &[("base: 500ms, max: 30s", "base: 50ms, max: 500ms")],
+    );
+    let flow =
+        flow_variant("hs_quick", "update").replace("provider: hubspot", "provider: hubspot_quick");
+    let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
+    // One record at a time: the same seed meets the same faults on every run.
+    let options = SendOptions {
+        concurrency: 1,
+        ..one_by_one()
+    };
+    let out = kits_support::send(
+        &engine,
+        &sb,
+        "hubspot",
+        "hubspot_quick",
+        "hs_quick",
+        &leads(16, "F"),
+        options,
+    )
+    .await;
     let created = count(&out, "created");
     let updated = count(&out, "updated");
     // A create whose response was lost is retried, meets 409 and updates: still one record.

@@ -144,6 +144,7 @@ async fn a_request_refused_by_the_api_fails_with_its_reason() {
 
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing_and_duplicate_nothing() {
+    // One record at a time: the same seed meets the same faults on every run.
     // A request processed but whose response was lost is retried with the very same body:
     // the API replays it with its request_id, so the record is created once.
     let faults = Faults {
@@ -178,7 +179,7 @@ async fn faults_at_twenty_percent_lose_nothing_and_duplicate_nothing() {
         "jamf_bootstrap_quick",
         "jamf_quick",
         &ndjson(&input),
-        one_by_one(4),
+        one_by_one(1),
     )
     .await;
     assert_eq!(

@@ -191,6 +191,7 @@ async fn a_user_created_by_another_writer_is_updated() {
 
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing() {
+    // One record at a time: the same seed meets the same faults on every run.
     // Batches of 3 so that there are enough requests to meet faults; the kit's pacing
     // (100 per 15 minutes, one request every ~9.5 s) is raised so retries do not wait on it.
     let kit = kit_variant(
