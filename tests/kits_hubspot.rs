@@ -2,6 +2,8 @@
 //! the server holds exactly the expected contacts — with batch upserts, one-by-one writes,
 //! races, partial batch failures, token expiry, 429 storms, 5xx and dropped connections.
 
+mod kits_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +142,45 @@ async fn batch_upsert_creates_then_updates() {
             .sum::<u64>(),
         6
     );
+}
+
+#[tokio::test]
+async fn shuffled_batch_results_map_back_to_their_own_records() {
+    // The sandbox returns batch results in a shuffled order (as HubSpot may): every outcome
+    // must name the contact of its own e-mail, on create and on update.
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[]);
+    for (name, status) in [("Ada", "created"), ("Grace", "updated")] {
+        let out = send(
+            &engine,
+            &sb,
+            "lead_to_hubspot",
+            &leads(120, name),
+            SendOptions::default(),
+        )
+        .await;
+        assert_eq!(
+            count(&out, status),
+            120,
+            "{:?}",
+            out.iter().find(|o| o["status"] != status)
+        );
+        let by_id: std::collections::HashMap<String, Value> = contacts(&sb)
+            .into_iter()
+            .map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c))
+            .collect();
+        for (i, o) in out.iter().enumerate() {
+            let c = &by_id[o["target_id"].as_str().expect("target id")];
+            assert_eq!(
+                c["properties"]["email"],
+                format!("lead{i}@example.com"),
+                "outcome {i}"
+            );
+            assert_eq!(c["properties"]["firstname"], name);
+        }
+    }
 }
 
 #[tokio::test]
@@ -287,20 +328,43 @@ async fn faults_at_twenty_percent_lose_nothing() {
         ..SandboxConfig::default()
     };
     let sb = sandbox::start(config).await.expect("sandbox");
-    let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
-    let out = send(&engine, &sb, "hs_update", &leads(30, "F"), one_by_one()).await;
+    // The kit's backoff (500 ms doubling) is shortened so the test stays quick; every request
+    // still waits for the kit's pacing (100 per 10 s).
+    let kit = kits_support::kit_variant(
+        "hubspot",
+        "hubspot_quick",
+        &[("base: 500ms, max: 30s", "base: 50ms, max: 500ms")],
+    );
+    let flow =
+        flow_variant("hs_quick", "update").replace("provider: hubspot", "provider: hubspot_quick");
+    let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
+    // One record at a time: the same seed meets the same faults on every run.
+    let options = SendOptions {
+        concurrency: 1,
+        ..one_by_one()
+    };
+    let out = kits_support::send(
+        &engine,
+        &sb,
+        "hubspot",
+        "hubspot_quick",
+        "hs_quick",
+        &leads(16, "F"),
+        options,
+    )
+    .await;
     let created = count(&out, "created");
     let updated = count(&out, "updated");
     // A create whose response was lost is retried, meets 409 and updates: still one record.
     assert_eq!(
         created + updated,
-        30,
+        16,
         "{:?}",
         out.iter()
             .filter(|o| o["status"] == "failed")
             .collect::<Vec<_>>()
     );
-    assert_eq!(contacts(&sb).len(), 30);
+    assert_eq!(contacts(&sb).len(), 16);
     let hs = &sb.state().providers["hubspot"];
     assert!(
         hs.injected_errors > 0 && hs.dropped > 0,
@@ -329,4 +393,57 @@ async fn a_429_storm_is_waited_out() {
         "the storm happened"
     );
     assert_eq!(contacts(&sb).len(), 4);
+}
+
+#[tokio::test]
+async fn request_bodies() {
+    // What the lead flow sends: one batch upsert by e-mail; then, one by one, a lookup and a
+    // create or an update.
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let rec = kits_support::recorder(&sb).await;
+    let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
+    let base = rec.through(&sb, &sb.kit_base_url("hubspot").expect("kit"));
+    let input = "{\"email\":\" Ada.Lovelace@Example.COM \",\"name\":\"Ada King Lovelace\",\"company\":\"Analytical Engines\",\"phone\":\"(415) 555-0132\",\"score\":91,\"country\":\"us\",\"source\":\"webinar\",\"tags\":[\"math\",\"math\",\"engines\"],\"submitted_at\":\"2024-01-14T09:00:00Z\"}\n{\"email\":\"grace@navy.mil\"}\n";
+    let out = kits_support::send_at(
+        &engine,
+        &base,
+        "hubspot",
+        "lead_to_hubspot",
+        input,
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(count(&out, "created"), 2, "{out:?}");
+    let one = "{\"email\":\"grace@navy.mil\",\"name\":\"Grace\"}\n{\"email\":\"new@navy.mil\",\"name\":\"New\"}\n";
+    let out = kits_support::send_at(
+        &engine,
+        &base,
+        "hubspot",
+        "hs_update",
+        one,
+        SendOptions {
+            concurrency: 1,
+            ..one_by_one()
+        },
+    )
+    .await;
+    assert_eq!(
+        (count(&out, "updated"), count(&out, "created")),
+        (1, 1),
+        "{out:?}"
+    );
+    let mut shown = kits_support::shown(&rec.seen(), "/hubspot", &[]);
+    for s in &mut shown {
+        if let Some(r) = s["request"]
+            .as_str()
+            .filter(|r| r.starts_with("PATCH"))
+            .map(str::to_string)
+        {
+            let (path, _) = r.rsplit_once('/').unwrap_or((&r, ""));
+            s["request"] = Value::from(format!("{path}/[id]"));
+        }
+    }
+    insta::assert_yaml_snapshot!(shown);
 }

@@ -8,7 +8,7 @@ fn snapshot_of_a_flow_in_one_line() {
     rulebridge::assert_flow_snapshot!(
         engine,
         "wrapper_users_to_crm",
-        json!({"id": "u1", "tenant_id": "t1", "email": "Ops@Example.com", "name": "Ops Team", "roles": ["admin"]})
+        json!({"id": "u1", "tenant_id": "t1", "tenant_name": "Tenant One", "email": "Ops@Example.com", "name": "Ops Team", "roles": ["admin"]})
     );
 }
 

@@ -4,7 +4,7 @@
 //! Per record: evaluate → (skip | fail) or → look up existing records by the duplicate rule's
 //! match keys, in order → decide by `on_match` / `on_multiple` → create or update. A create that
 //! the target refuses as a duplicate (another writer got there first) becomes an update of the
-//! existing record, never a second record. Records sharing an identity key with an earlier
+//! existing record (a merge into it under `on_match: merge`), never a second record. Records sharing an identity key with an earlier
 //! record of the same input fail without being sent.
 
 use std::collections::HashMap;
@@ -368,6 +368,18 @@ impl Sender {
     async fn create(&self, m: Mapped) -> Outcome {
         match self.connector.create(&self.flow.object, &m.payload).await {
             Ok(w) => self.done(m, Status::Created, w.id, None),
+            // Someone created it meanwhile: merge into it when the flow merges (which needs its
+            // fields, so it must be found).
+            Err(e)
+                if e.kind == ErrorKind::Duplicate
+                    && self
+                        .flow
+                        .duplicates
+                        .as_ref()
+                        .is_some_and(|d| d.on_match == OnMatch::Merge) =>
+            {
+                self.merge_after_duplicate(m, &e).await
+            }
             // Someone created it meanwhile: update that record instead of making a second one.
             Err(e) if e.kind == ErrorKind::Duplicate && self.flow.duplicates.is_some() => {
                 let existing = match e.existing_id.clone() {
@@ -406,6 +418,43 @@ impl Sender {
             }
             Err(e) => self.failed(m, RecordError::from_target("create", &e)),
         }
+    }
+
+    /// A create refused as a duplicate under `on_match: merge`: fill the blanks of the record
+    /// that got there first. It must be found (its fields decide what is filled); a record the
+    /// lookup cannot see yet is not overwritten: the record fails with the duplicate error.
+    async fn merge_after_duplicate(&self, m: Mapped, e: &ConnectError) -> Outcome {
+        let Some(rule) = self.flow.duplicates.as_ref() else {
+            return self.failed(m, RecordError::from_target("create", e));
+        };
+        let found = match self.lookup(rule, &m).await {
+            Ok(found) => found,
+            Err(e2) => {
+                return self.failed(m, RecordError::from_target("lookup after a duplicate", &e2));
+            }
+        };
+        let named = e
+            .existing_id
+            .as_ref()
+            .and_then(|id| found.iter().position(|f| &f.id == id));
+        let existing = match named {
+            Some(i) => found.into_iter().nth(i),
+            None => pick_first(found),
+        };
+        let Some(existing) = existing else {
+            return self.failed(m, RecordError::from_target("create", e));
+        };
+        let fill = blanks_only(&m.payload, &existing.fields);
+        if fill.as_object().is_some_and(|f| f.is_empty()) {
+            let id = Some(existing.id);
+            return self.done_with_reason(
+                m,
+                Status::Skipped,
+                id,
+                "nothing to merge: the target has every field",
+            );
+        }
+        self.update(m, &existing.id, Some(fill)).await
     }
 
     async fn update(&self, m: Mapped, id: &str, partial: Option<Value>) -> Outcome {
@@ -489,8 +538,8 @@ fn pick_most_recent(found: Vec<Found>) -> Option<Found> {
     }
 }
 
-/// The payload fields whose value in the existing record is missing, null or empty
-/// ("set only if empty"). Vendors nest properties (`{properties: {...}}`); both shapes work.
+/// The payload fields whose value in the existing record is missing, null or empty (an empty
+/// string, object or list: "set only if empty"). Vendors nest properties (`{properties: {...}}`); both shapes work.
 fn blanks_only(payload: &Value, existing: &Value) -> Value {
     let current = existing
         .get("properties")
@@ -504,6 +553,9 @@ fn blanks_only(payload: &Value, existing: &Value) -> Value {
         .filter(|(k, _)| match current.get(k.as_str()) {
             None | Some(Value::Null) => true,
             Some(Value::String(s)) => s.is_empty(),
+            // A contact created without attributes holds `{}`: nothing to keep.
+            Some(Value::Object(o)) => o.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
             Some(_) => false,
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -550,5 +602,8 @@ mod tests {
         let existing =
             json!({"id": "1", "properties": {"email": "a@b.co", "phone": "", "city": "Bergen"}});
         assert_eq!(blanks_only(&payload, &existing), json!({"phone": "+1"}));
+        let payload = json!({"custom_attributes": {"plan": "pro"}, "tags": ["a"]});
+        let existing = json!({"id": "1", "custom_attributes": {}, "tags": []});
+        assert_eq!(blanks_only(&payload, &existing), payload);
     }
 }

@@ -6,9 +6,11 @@
 //! * **Results** (the `results` JSONPath, else a top-level array or `results`) are matched to
 //!   inputs by identity when each carries it (`properties.<field>` or `<field>` equal to the
 //!   item's key; case-insensitively, as HubSpot lower-cases e-mails), else by position. A
-//!   result with `success: false` (Salesforce collections) is that item's error. The record id
-//!   is the operation's `id` JSONPath over the result, else `id`/`Id`; whether it was created is
-//!   the `created` JSONPath, else a boolean `new` or `created`.
+//!   result with `success: false` (Salesforce collections) or a `status` of `failed`/`error`
+//!   (per-item status endpoints) is that item's error. The record id is the operation's `id`
+//!   JSONPath over the result, else `id`/`Id`; whether it was created is the `created`
+//!   JSONPath, else a boolean `new` or `created`. The `created` value may be a boolean or a
+//!   status word: `created`/`new`/`inserted` mean created, `updated`/`unchanged` mean not.
 //! * **Item errors** (the `item_errors` JSONPath, else `errors`) are matched to inputs by
 //!   `context.ids` / `context.<field>` values equal to a key, or by an input index (`index`,
 //!   `inputIndex`, `context.index`), and classified as if each were a response of its own.
@@ -231,7 +233,7 @@ impl HttpConnector {
             },
         };
         let to_result = |r: &Value| -> ItemResult {
-            if r.get("success") == Some(&Value::Bool(false)) {
+            if r.get("success") == Some(&Value::Bool(false)) || failed_status(r) {
                 let first_error = r
                     .get("errors")
                     .and_then(|e| e.get(0))
@@ -317,11 +319,35 @@ fn item_errors(op: &OpPlan, body: &Value) -> Vec<Value> {
 
 fn created(op: &OpPlan, r: &Value) -> Option<bool> {
     match &op.created {
-        Some(q) => q.first(r).and_then(|v| v.as_bool()),
+        Some(q) => q.first(r).and_then(|v| created_flag(&v)),
         None => ["new", "created"]
             .iter()
             .find_map(|k| r.get(*k).and_then(Value::as_bool)),
     }
+}
+
+/// A `created` value: a boolean, or a status word (`"created"` / `"updated"`).
+fn created_flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "created" | "new" | "inserted" | "true" => Some(true),
+            "updated" | "unchanged" | "existing" | "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A result whose `status` word says the item failed (`{"userId": .., "status": "failed",
+/// "error": ".."}`).
+fn failed_status(r: &Value) -> bool {
+    r.get("status").and_then(Value::as_str).is_some_and(|s| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "failed" | "failure" | "error"
+        )
+    })
 }
 
 fn same_key(a: &str, b: &str) -> bool {
@@ -410,6 +436,21 @@ mod tests {
         assert_eq!(error_targets(&e, "email", &keys), vec![2]);
         let e = json!({"message": "bad"});
         assert!(error_targets(&e, "email", &keys).is_empty());
+    }
+
+    #[test]
+    fn status_words() {
+        assert_eq!(created_flag(&json!("created")), Some(true));
+        assert_eq!(created_flag(&json!("Updated")), Some(false));
+        assert_eq!(created_flag(&json!(true)), Some(true));
+        assert_eq!(created_flag(&json!("queued")), None);
+        assert!(failed_status(
+            &json!({"userId": "u1", "status": "failed", "error": "x"})
+        ));
+        assert!(!failed_status(
+            &json!({"userId": "u1", "status": "created"})
+        ));
+        assert!(!failed_status(&json!({"status": 500})));
     }
 
     #[test]

@@ -1,0 +1,315 @@
+//! The user-sync kit end to end against the sandbox's CRM endpoint: batches carry the tenant
+//! and every user's id, per-user results map back to the right record (created, updated or
+//! failed), and faults lose nothing.
+//!
+//! The endpoint only has a batch upsert by e-mail, so `on_match: skip` / `create_new` (which
+//! need a lookup and single creates) do not apply to this kit.
+
+mod kits_support;
+
+use std::time::Duration;
+
+use kits_support::{count, engine, kit_variant, others, recorder, records, send, shown};
+use rulebridge::exec::send::SendOptions;
+use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+const KIT: &str = "usersync_crm";
+const FLOW: &str = "wrapper_users_to_crm";
+
+fn users(ids: std::ops::Range<usize>, name: &str) -> String {
+    ids.map(|i| {
+        json!({
+            "id": format!("user-{i}"), "tenant_id": "tenant-1", "tenant_name": "Acme Corp",
+            "email": format!("User{i}@Acme.io"), "name": format!("{name} {i}"),
+            "roles": ["user"], "permissions": ["read", "read", "write"],
+        })
+        .to_string()
+            + "\n"
+    })
+    .collect()
+}
+
+fn crm_users(sb: &Sandbox) -> Vec<Value> {
+    records(sb, "usersync", "users")
+}
+
+/// The CRM user with this id.
+fn crm_user(sb: &Sandbox, id: &Value) -> Value {
+    let id = id
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("numeric crm id");
+    crm_users(sb)
+        .into_iter()
+        .find(|u| u["id"] == id)
+        .expect("the outcome's target exists")
+}
+
+#[tokio::test]
+async fn batches_create_then_update_and_ids_map_back_per_user() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[]);
+    let first = send(
+        &engine,
+        &sb,
+        KIT,
+        KIT,
+        FLOW,
+        &users(0..5, "Ada"),
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(count(&first, "created"), 5, "{first:?}");
+    for (i, o) in first.iter().enumerate() {
+        assert_eq!(o["key"], format!("user-{i}"));
+        let u = crm_user(&sb, &o["target_id"]);
+        assert_eq!(
+            u["email"],
+            format!("user{i}@acme.io"),
+            "outcome {i} names its own user"
+        );
+        assert_eq!(u["tenantId"], "tenant-1");
+        assert_eq!(u["permissions"], json!(["read", "write"]));
+    }
+    let again = send(
+        &engine,
+        &sb,
+        KIT,
+        KIT,
+        FLOW,
+        &users(0..5, "Grace"),
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(count(&again, "updated"), 5, "{again:?}");
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(
+            a["target_id"], b["target_id"],
+            "an update reports the same CRM user"
+        );
+    }
+    let all = crm_users(&sb);
+    assert_eq!(all.len(), 5);
+    assert!(
+        all.iter()
+            .all(|u| u["name"].as_str().is_some_and(|n| n.starts_with("Grace")))
+    );
+    // One request per run, with the tenant in the header's place and the body.
+    let log = &sb.state().providers["usersync"].log;
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.path.starts_with("/api/internal/sync/users"))
+            .count(),
+        2
+    );
+    assert!(log.iter().all(|e| e.status == Some(200)), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_failed_user_fails_alone() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[]);
+    // A department longer than its column (100) fails that user in an otherwise good batch.
+    let mut input = users(0..4, "Ok");
+    input.push_str(
+        &(json!({"id": "user-long", "tenant_id": "tenant-1", "tenant_name": "Acme Corp",
+            "email": "long@acme.io", "name": "Long", "department": "d".repeat(101)})
+        .to_string()
+            + "\n"),
+    );
+    input.push_str(&users(4..6, "Ok"));
+    let out = send(&engine, &sb, KIT, KIT, FLOW, &input, SendOptions::default()).await;
+    assert_eq!(count(&out, "created"), 6, "{out:?}");
+    let failed = &out[4];
+    assert_eq!(failed["status"], "failed", "{out:?}");
+    assert_eq!(failed["key"], "user-long");
+    assert_eq!(failed["error"]["kind"], "validation", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("value too long")),
+        "{failed}"
+    );
+    // The users after the failed one still get their own ids.
+    for (i, o) in out.iter().enumerate().filter(|(i, _)| *i != 4) {
+        let n = if i < 4 { i } else { i - 1 };
+        assert_eq!(
+            crm_user(&sb, &o["target_id"])["email"],
+            format!("user{n}@acme.io")
+        );
+    }
+    assert_eq!(crm_users(&sb).len(), 6);
+}
+
+#[tokio::test]
+async fn a_user_created_by_another_writer_is_updated() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[]);
+    // Another sync (the wrapper's own service) creates user 1 between our runs.
+    let theirs = kits_support::post_json(
+        &format!("{}/api/internal/sync/users", sb.base_url("usersync")),
+        &[
+            ("X-Internal-API-Key", "sandbox-internal-key"),
+            ("X-Tenant-ID", "tenant-1"),
+            ("X-Sync-Source", "wrapper"),
+        ],
+        &json!({"operation": "user_sync", "tenant": {"id": "tenant-1", "name": "Acme Corp"},
+            "users": [{"id": "user-1", "email": "user1@acme.io", "name": "Theirs"}]}),
+    )
+    .await;
+    let their_id = theirs["results"][0]["crmUserId"].to_string();
+    let out = send(
+        &engine,
+        &sb,
+        KIT,
+        KIT,
+        FLOW,
+        &users(0..3, "Ours"),
+        SendOptions::default(),
+    )
+    .await;
+    let statuses: Vec<&str> = out
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["created", "updated", "created"]);
+    assert_eq!(out[1]["target_id"], their_id.as_str());
+    let all = crm_users(&sb);
+    assert_eq!(all.len(), 3, "never a second user 1");
+    assert!(
+        all.iter()
+            .all(|u| u["name"].as_str().is_some_and(|n| n.starts_with("Ours")))
+    );
+}
+
+#[tokio::test]
+async fn faults_at_twenty_percent_lose_nothing() {
+    // One record at a time: the same seed meets the same faults on every run.
+    // Batches of 3 so that there are enough requests to meet faults; the kit's pacing
+    // (100 per 15 minutes, one request every ~9.5 s) is raised so retries do not wait on it.
+    let kit = kit_variant(
+        KIT,
+        "usersync_small_batches",
+        &[
+            ("rate_limit: 100 per 15m", "rate_limit: 100 per 10s"),
+            ("max_batch: 100", "max_batch: 3"),
+        ],
+    );
+    let flow = std::fs::read_to_string(format!("rules/flows/{FLOW}.yaml"))
+        .expect("flow")
+        .replace("name: wrapper_users_to_crm", "name: users_small_batches")
+        .replace("provider: usersync_crm", "provider: usersync_small_batches");
+    let faults = Faults {
+        error_rate: 0.1,
+        drop_rate: 0.05,
+        drop_after_rate: 0.05,
+        ..Faults::default()
+    };
+    let config = SandboxConfig {
+        seed: 5,
+        faults,
+        ..SandboxConfig::default()
+    };
+    let sb = sandbox::start(config).await.expect("sandbox");
+    let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
+    let options = SendOptions {
+        concurrency: 1,
+        ..SendOptions::default()
+    };
+    let out = send(
+        &engine,
+        &sb,
+        KIT,
+        "usersync_small_batches",
+        "users_small_batches",
+        &users(0..24, "F"),
+        options,
+    )
+    .await;
+    // A batch whose response was lost after it was written is sent again and updates.
+    let ok = count(&out, "created") + count(&out, "updated");
+    assert_eq!(ok, 24, "{:?}", others(&out, &["created", "updated"]));
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(
+            crm_user(&sb, &o["target_id"])["email"],
+            format!("user{i}@acme.io")
+        );
+    }
+    assert_eq!(crm_users(&sb).len(), 24);
+    let st = &sb.state().providers["usersync"];
+    assert!(
+        st.injected_errors > 0 && st.dropped > 0,
+        "faults really happened: {st:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spent_fifteen_minute_window_fails_the_batch_instead_of_hanging() {
+    // A 429 storm on this endpoint lasts up to its 15-minute window: the records' deadline
+    // ends the wait and the users are reported, not written; the first batch is intact.
+    let faults = Faults {
+        rate_limit_factor: 0.01,
+        ..Faults::default()
+    };
+    let sb = sandbox::start(SandboxConfig {
+        faults,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let engine = engine(&[]);
+    let options = SendOptions {
+        record_deadline: Some(Duration::from_secs(2)),
+        ..SendOptions::default()
+    };
+    let first = send(
+        &engine,
+        &sb,
+        KIT,
+        KIT,
+        FLOW,
+        &users(0..2, "A"),
+        options.clone(),
+    )
+    .await;
+    assert_eq!(count(&first, "created"), 2, "{first:?}");
+    let second = send(&engine, &sb, KIT, KIT, FLOW, &users(2..4, "B"), options).await;
+    assert_eq!(count(&second, "failed"), 2, "{second:?}");
+    assert!(
+        second
+            .iter()
+            .all(|o| o["error"]["kind"] == "rate_limited" || o["error"]["kind"] == "transient"),
+        "{second:?}"
+    );
+    assert!(sb.state().providers["usersync"].rate_limited > 0);
+    assert_eq!(crm_users(&sb).len(), 2);
+}
+
+#[tokio::test]
+async fn request_bodies() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let rec = recorder(&sb).await;
+    let engine = engine(&[]);
+    let base = rec.through(&sb, &sb.kit_base_url(KIT).expect("kit"));
+    let mut input = users(0..2, "Ada");
+    input.push_str("{\"id\":\"user-9\",\"tenant_id\":\"tenant-1\",\"tenant_name\":\" Acme Corp \",\"email\":\"min@acme.io\",\"name\":\"Min\"}\n");
+    let out =
+        kits_support::send_at(&engine, &base, KIT, FLOW, &input, SendOptions::default()).await;
+    assert_eq!(count(&out, "created"), 3, "{out:?}");
+    let seen = rec.seen();
+    assert!(seen.iter().all(|s| {
+        s.headers
+            .iter()
+            .any(|(k, v)| k == "x-tenant-id" && v == "tenant-1")
+    }));
+    insta::assert_yaml_snapshot!(shown(&seen, "/usersync", &[]));
+}
