@@ -1,51 +1,27 @@
 //! The Jamf Pro kit against the sandbox: token exchange (Basic → bearer with expiry), tokens
 //! expiring mid-run, and departments created once then skipped.
 
+mod kits_support;
+
 use std::time::Duration;
 
-use rulebridge::Engine;
+use kits_support::{engine, records, send};
 use rulebridge::exec::send::SendOptions;
 use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
 use serde_json::Value;
 
-fn engine() -> Engine {
-    let mut b = Engine::builder().rules_dir("rules");
-    for (k, v) in sandbox::CREDENTIALS {
-        b = b.credential(*k, *v);
-    }
-    b.build().expect("rules compile")
-}
+const FLOW: &str = "department_to_jamf";
 
-async fn send(engine: &Engine, sb: &Sandbox, input: &str) -> Vec<Value> {
-    let runner = engine.runner("department_to_jamf").expect("flow");
-    let connector = engine
-        .connector("jamf", sb.kit_base_url("jamf").as_deref())
-        .expect("connector");
-    let sender = runner.sender(
-        connector,
-        SendOptions {
-            concurrency: 3,
-            ..SendOptions::default()
-        },
-    );
-    let mut out = Vec::new();
-    sender
-        .run(input.as_bytes(), &mut out, |_| {})
-        .await
-        .expect("run");
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+async fn send_departments(sb: &Sandbox, input: &str) -> Vec<Value> {
+    let options = SendOptions {
+        concurrency: 3,
+        ..SendOptions::default()
+    };
+    send(&engine(&[]), sb, "jamf", "jamf", FLOW, input, options).await
 }
 
 fn departments(sb: &Sandbox) -> Vec<String> {
-    let mut names: Vec<String> = sb
-        .state()
-        .providers
-        .get("jamf")
-        .and_then(|p| p.records.get("departments").cloned())
-        .unwrap_or_default()
+    let mut names: Vec<String> = records(sb, "jamf", "departments")
         .iter()
         .filter_map(|d| d["name"].as_str().map(String::from))
         .collect();
@@ -64,10 +40,12 @@ async fn departments_are_created_once_then_skipped() {
     let sb = sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
-    let engine = engine();
     let input = "{\"name\":\"IT\"}\n{\"name\":\" Finance \"}\n{\"name\":\"HR\"}\n";
-    assert_eq!(statuses(&send(&engine, &sb, input).await), ["created"; 3]);
-    let again = send(&engine, &sb, input).await;
+    assert_eq!(
+        statuses(&send_departments(&sb, input).await),
+        ["created"; 3]
+    );
+    let again = send_departments(&sb, input).await;
     assert_eq!(statuses(&again), ["skipped"; 3]);
     assert!(again.iter().all(|o| o["target_id"].is_string()));
     assert_eq!(departments(&sb), ["Finance", "HR", "IT"]);
@@ -80,8 +58,8 @@ async fn expired_tokens_are_replaced_mid_run() {
         ..SandboxConfig::default()
     };
     let sb = sandbox::start(config).await.expect("sandbox");
-    let engine = engine();
-    let runner = engine.runner("department_to_jamf").expect("flow");
+    let engine = engine(&[]);
+    let runner = engine.runner(FLOW).expect("flow");
     let connector = engine
         .connector("jamf", sb.kit_base_url("jamf").as_deref())
         .expect("connector");
@@ -113,13 +91,12 @@ async fn faults_lose_no_department() {
     })
     .await
     .expect("sandbox");
-    let engine = engine();
     let names: Vec<String> = (0..20).map(|i| format!("Dept {i:02}")).collect();
     let input: String = names
         .iter()
         .map(|n| format!("{{\"name\":\"{n}\"}}\n"))
         .collect();
-    let out = send(&engine, &sb, &input).await;
+    let out = send_departments(&sb, &input).await;
     // A create whose answer was lost is retried; Jamf refuses the second one as a duplicate
     // name, which the engine turns into "it exists": never two departments of one name.
     assert!(
