@@ -50,7 +50,8 @@ impl Default for SendOptions {
     }
 }
 
-/// Sends the records of one flow through one connector.
+/// Sends the records of one flow through one connector. Cheap to clone (shared parts).
+#[derive(Clone)]
 pub struct Sender {
     flow: Arc<FlowPlan>,
     cx: ExecContext,
@@ -63,6 +64,15 @@ pub struct Sender {
 enum Prepared {
     Done(Outcome),
     Mapped(Mapped),
+}
+
+impl Prepared {
+    fn index_and_key(&self) -> (usize, Option<String>) {
+        match self {
+            Prepared::Done(o) => (o.index, o.key.clone()),
+            Prepared::Mapped(m) => (m.index, m.key.clone()),
+        }
+    }
 }
 
 struct Mapped {
@@ -106,7 +116,8 @@ impl Sender {
     }
 
     /// Sends every NDJSON line of `input`, writing one outcome line per record to `out` in
-    /// input order.
+    /// input order. Must run inside a Tokio runtime: each batch (or record) is sent on its own
+    /// task, at most `concurrency` at a time.
     pub async fn run<R, W>(
         &self,
         input: R,
@@ -118,6 +129,7 @@ impl Sender {
         W: std::io::Write,
     {
         let group = self.batch_size().unwrap_or(1);
+        let me = Arc::new(self.clone());
         let mut lines = input.lines();
         let mut first_of: HashMap<(usize, String), usize> = HashMap::new();
         let mut index = 0usize;
@@ -161,7 +173,24 @@ impl Sender {
             }
         })
         .ready_chunks(group)
-        .map(|chunk| self.send_group(chunk))
+        .map(|chunk| {
+            // Each group is sent on its own task as soon as it is formed, so evaluating the
+            // next records never holds up requests and responses in flight.
+            let keys: Vec<(usize, Option<String>)> = chunk.iter().map(Prepared::index_and_key).collect();
+            let me = me.clone();
+            let task = tokio::spawn(async move { me.send_group(chunk).await });
+            async move {
+                task.await.unwrap_or_else(|e| {
+                    // A failed task must not lose records: each gets an outcome saying so.
+                    keys.into_iter()
+                        .map(|(i, key)| {
+                            let err = RecordError::new(FailureKind::Rejected, format!("internal error while sending: {e}"));
+                            Outcome::failed(i, key, err)
+                        })
+                        .collect()
+                })
+            }
+        })
         .buffered(self.options.concurrency.max(1));
 
         let mut summary = Summary::default();
