@@ -8,7 +8,8 @@
 mod kits_support;
 
 use kits_support::{
-    Racing, count, engine, others, post_json, recorder, records, send, send_via, shown,
+    Racing, assert_faults_happened, count, engine, others, post_json, recorder, records, send,
+    send_via, shown, twenty_percent_faults,
 };
 use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -290,12 +291,7 @@ async fn phone_clashes_and_invalid_values_fail_as_validation() {
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing() {
     // One record at a time: the same seed meets the same faults on every run.
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     // The contact filter's limit (100 a minute, which the kit paces for) is raised on both
     // sides so that enough requests meet faults within a few seconds.
     let config = SandboxConfig {
@@ -342,11 +338,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
         );
     }
     assert_eq!(contacts(&sb).len(), 20);
-    let st = &sb.state().providers["chatwoot"];
-    assert!(
-        st.injected_errors > 0 && st.dropped > 0,
-        "faults really happened: {st:?}"
-    );
+    assert_faults_happened(&sb, "chatwoot");
 }
 
 #[tokio::test]

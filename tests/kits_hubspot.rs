@@ -4,6 +4,8 @@
 
 mod kits_support;
 
+use kits_support::{assert_faults_happened, twenty_percent_faults};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -316,12 +318,7 @@ async fn tokens_expiring_mid_run_are_refreshed() {
 
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing() {
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     let config = SandboxConfig {
         seed: 7,
         faults,
@@ -365,11 +362,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
             .collect::<Vec<_>>()
     );
     assert_eq!(contacts(&sb).len(), 16);
-    let hs = &sb.state().providers["hubspot"];
-    assert!(
-        hs.injected_errors > 0 && hs.dropped > 0,
-        "faults really happened: {hs:?}"
-    );
+    assert_faults_happened(&sb, "hubspot");
 }
 
 #[tokio::test]

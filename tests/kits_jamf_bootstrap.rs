@@ -8,9 +8,10 @@
 mod kits_support;
 
 use kits_support::{
-    count, engine, kit_variant, one_by_one, others, recorder, records, send, shown,
+    assert_faults_happened, count, engine, kit_variant, one_by_one, others, recorder, records,
+    send, shown, twenty_percent_faults,
 };
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const KIT: &str = "jamf_bootstrap";
@@ -147,12 +148,7 @@ async fn faults_at_twenty_percent_lose_nothing_and_duplicate_nothing() {
     // One record at a time: the same seed meets the same faults on every run.
     // A request processed but whose response was lost is retried with the very same body:
     // the API replays it with its request_id, so the record is created once.
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     let sb = sandbox::start(SandboxConfig {
         seed: 5,
         faults,
@@ -197,11 +193,7 @@ async fn faults_at_twenty_percent_lose_nothing_and_duplicate_nothing() {
             .expect("the outcome's request");
         assert_eq!(r["employee"]["employee_id"], e["employee_id"]);
     }
-    let st = &sb.state().providers["jamf-bootstrap"];
-    assert!(
-        st.injected_errors > 0 && st.dropped > 0,
-        "faults really happened: {st:?}"
-    );
+    assert_faults_happened(&sb, "jamf-bootstrap");
 }
 
 #[tokio::test]

@@ -5,9 +5,9 @@ mod kits_support;
 
 use std::time::Duration;
 
-use kits_support::{engine, records, send};
+use kits_support::{assert_faults_happened, engine, records, send, twenty_percent_faults};
 use rulebridge::exec::send::SendOptions;
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
 use serde_json::Value;
 
 const FLOW: &str = "department_to_jamf";
@@ -78,14 +78,9 @@ async fn expired_tokens_are_replaced_mid_run() {
 
 #[tokio::test]
 async fn faults_lose_no_department() {
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     let sb = sandbox::start(SandboxConfig {
-        seed: 3,
+        seed: 11,
         faults,
         ..SandboxConfig::default()
     })
@@ -105,4 +100,5 @@ async fn faults_lose_no_department() {
         "{out:?}"
     );
     assert_eq!(departments(&sb), names);
+    assert_faults_happened(&sb, "jamf");
 }

@@ -7,11 +7,11 @@ mod kits_support;
 use std::time::Duration;
 
 use kits_support::{
-    Racing, count, engine, kit_variant, one_by_one, others, post_json, recorder, records, send,
-    send_via, shown,
+    Racing, assert_faults_happened, count, engine, kit_variant, one_by_one, others, post_json,
+    recorder, records, send, send_via, shown, twenty_percent_faults,
 };
 use rulebridge::connect::http::{HttpConnector, HttpOptions};
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
 use rulebridge::secrets::Secret;
 use serde_json::{Map, Value, json};
 
@@ -391,12 +391,7 @@ async fn a_spent_daily_allowance_fails_fast_without_retries() {
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing() {
     // One record at a time: the same seed meets the same faults on every run.
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     let sb = sandbox::start(SandboxConfig {
         seed: 9,
         faults,
@@ -434,11 +429,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
         );
     }
     assert_eq!(sf_leads(&sb).len(), 20);
-    let st = &sb.state().providers["salesforce"];
-    assert!(
-        st.injected_errors > 0 && st.dropped > 0,
-        "faults really happened: {st:?}"
-    );
+    assert_faults_happened(&sb, "salesforce");
 }
 
 #[tokio::test]

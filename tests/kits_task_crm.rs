@@ -10,10 +10,10 @@
 mod kits_support;
 
 use kits_support::{
-    Racing, count, engine, kit_variant, one_by_one, others, post_json, recorder, records, send,
-    send_via, shown,
+    Racing, assert_faults_happened, count, engine, kit_variant, one_by_one, others, post_json,
+    recorder, records, send, send_via, shown, twenty_percent_faults,
 };
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const KIT: &str = "task_crm";
@@ -285,12 +285,7 @@ async fn tokens_expiring_mid_run_are_refreshed() {
 #[tokio::test]
 async fn faults_at_twenty_percent_lose_nothing() {
     // One record at a time: the same seed meets the same faults on every run.
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     let sb = sandbox::start(SandboxConfig {
         seed: 4,
         faults,
@@ -336,11 +331,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
         );
     }
     assert_eq!(rows(&sb, "clients").len(), 12);
-    let st = &sb.state().providers["taskcrm"];
-    assert!(
-        st.injected_errors > 0 && st.dropped > 0,
-        "faults really happened: {st:?}"
-    );
+    assert_faults_happened(&sb, "taskcrm");
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@ mod kits_support;
 
 use std::time::Duration;
 
-use kits_support::{count, engine, kit_variant, others, recorder, records, send, shown};
+use kits_support::{
+    assert_faults_happened, count, engine, kit_variant, others, recorder, records, send, shown,
+    twenty_percent_faults,
+};
 use rulebridge::exec::send::SendOptions;
 use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -206,12 +209,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
         .expect("flow")
         .replace("name: wrapper_users_to_crm", "name: users_small_batches")
         .replace("provider: usersync_crm", "provider: usersync_small_batches");
-    let faults = Faults {
-        error_rate: 0.1,
-        drop_rate: 0.05,
-        drop_after_rate: 0.05,
-        ..Faults::default()
-    };
+    let faults = twenty_percent_faults();
     let config = SandboxConfig {
         seed: 5,
         faults,
@@ -243,11 +241,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
         );
     }
     assert_eq!(crm_users(&sb).len(), 24);
-    let st = &sb.state().providers["usersync"];
-    assert!(
-        st.injected_errors > 0 && st.dropped > 0,
-        "faults really happened: {st:?}"
-    );
+    assert_faults_happened(&sb, "usersync");
 }
 
 #[tokio::test]

@@ -353,3 +353,24 @@ pub async fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Val
     let resp = rb.send().await.expect("direct request");
     resp.json().await.unwrap_or(Value::Null)
 }
+
+/// The fault mix of the "20% faults" tests: 10% server errors, 5% of connections dropped before
+/// the request is processed and 5% after (the ambiguous case retries must survive).
+pub fn twenty_percent_faults() -> rulebridge::sandbox::Faults {
+    rulebridge::sandbox::Faults {
+        error_rate: 0.1,
+        drop_rate: 0.05,
+        drop_after_rate: 0.05,
+        ..rulebridge::sandbox::Faults::default()
+    }
+}
+
+/// Fails unless the sandbox really injected server errors and dropped connections for
+/// `provider` (a fault test that met no fault proves nothing).
+pub fn assert_faults_happened(sb: &Sandbox, provider: &str) {
+    let st = &sb.state().providers[provider];
+    assert!(
+        st.injected_errors > 0 && st.dropped > 0,
+        "faults really happened: {st:?}"
+    );
+}
