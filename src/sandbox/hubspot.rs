@@ -1329,6 +1329,24 @@ struct BatchOut {
     errors: Vec<Value>,
 }
 
+/// A batch input's validated properties, or the per-input error that refuses them.
+fn input_props(input: &Value, id: &str) -> Result<BTreeMap<String, String>, Value> {
+    let ids = json!({ "ids": [id] });
+    match properties_of(input).map(validate_props) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(errs)) => {
+            let (message, extra) = invalid_properties_parts(&errs);
+            Err(batch_error(
+                "VALIDATION_ERROR",
+                &message,
+                ids,
+                extra.get("errors").cloned(),
+            ))
+        }
+        Err(m) => Err(batch_error("VALIDATION_ERROR", m, ids, None)),
+    }
+}
+
 fn batch_error(category: &str, message: &str, context: Value, errors: Option<Value>) -> Value {
     let mut e = json!({
         "status": "error",
@@ -1542,25 +1560,10 @@ fn batch_update(shared: &Shared, inputs: &[Value]) -> Result<BatchOut, Response>
     for input in inputs {
         let id = id_of(input).unwrap_or_default();
         let id_property = input.get("idProperty").and_then(Value::as_str);
-        let props = match properties_of(input).map(validate_props) {
-            Ok(Ok(p)) => p,
-            Ok(Err(errs)) => {
-                let (message, extra) = invalid_properties_parts(&errs);
-                errors.push(batch_error(
-                    "VALIDATION_ERROR",
-                    &message,
-                    json!({"ids": [id]}),
-                    extra.get("errors").cloned(),
-                ));
-                continue;
-            }
-            Err(m) => {
-                errors.push(batch_error(
-                    "VALIDATION_ERROR",
-                    m,
-                    json!({"ids": [id]}),
-                    None,
-                ));
+        let props = match input_props(input, &id) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
                 continue;
             }
         };
@@ -1620,25 +1623,10 @@ fn batch_upsert(shared: &Shared, inputs: &[Value]) -> Result<BatchOut, Response>
             ));
             continue;
         }
-        let mut props = match properties_of(input).map(validate_props) {
-            Ok(Ok(p)) => p,
-            Ok(Err(errs)) => {
-                let (message, extra) = invalid_properties_parts(&errs);
-                errors.push(batch_error(
-                    "VALIDATION_ERROR",
-                    &message,
-                    json!({"ids": [id]}),
-                    extra.get("errors").cloned(),
-                ));
-                continue;
-            }
-            Err(m) => {
-                errors.push(batch_error(
-                    "VALIDATION_ERROR",
-                    m,
-                    json!({"ids": [id]}),
-                    None,
-                ));
+        let mut props = match input_props(input, &id) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
                 continue;
             }
         };
