@@ -163,6 +163,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A record that `source.filter` left out.
+    pub fn filtered(index: usize) -> Self {
+        Outcome {
+            index,
+            key: None,
+            status: Status::Skipped,
+            target_id: None,
+            payload: None,
+            policy: None,
+            reason: Some("filtered out by source.filter".into()),
+            error: None,
+        }
+    }
+
     pub fn failed(index: usize, key: Option<String>, error: RecordError) -> Self {
         Outcome {
             index,

@@ -221,16 +221,7 @@ impl Sender {
                 policy,
                 identity,
             }),
-            Ok(Evaluation::Filtered) => Prepared::Done(Outcome {
-                index,
-                key: None,
-                status: Status::Skipped,
-                target_id: None,
-                payload: None,
-                policy: None,
-                reason: Some("filtered out by source.filter".into()),
-                error: None,
-            }),
+            Ok(Evaluation::Filtered) => Prepared::Done(Outcome::filtered(index)),
             Err(e) => Prepared::Done(Outcome::failed(index, None, e)),
         }
     }

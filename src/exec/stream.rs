@@ -224,19 +224,7 @@ pub fn outcome_for(
             },
             identity,
         ),
-        Ok(Evaluation::Filtered) => (
-            Outcome {
-                index,
-                key: None,
-                status: Status::Skipped,
-                target_id: None,
-                payload: None,
-                policy: None,
-                reason: Some("filtered out by source.filter".into()),
-                error: None,
-            },
-            Vec::new(),
-        ),
+        Ok(Evaluation::Filtered) => (Outcome::filtered(index), Vec::new()),
         Err(e) => (Outcome::failed(index, None, e), Vec::new()),
     }
 }
