@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rulebridge::Status;
-use rulebridge::sandbox::{self, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, SandboxConfig};
 use send_support as support;
 use serde_json::Value;
 

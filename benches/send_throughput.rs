@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use futures::StreamExt;
 use rulebridge::exec::send::SendOptions;
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
 use rulebridge::{FlowRunner, Status};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use send_support as support;
 use serde_json::{Value, json};
 

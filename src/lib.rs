@@ -20,7 +20,6 @@ pub mod exec;
 pub mod expr;
 pub mod functions;
 pub mod plan;
-pub mod sandbox;
 pub mod secrets;
 pub mod span;
 pub mod suite;

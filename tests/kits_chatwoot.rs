@@ -11,7 +11,7 @@ use kits_support::{
     Racing, assert_faults_happened, count, engine, others, post_json, recorder, records, send,
     send_via, shown, twenty_percent_faults,
 };
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const KIT: &str = "chatwoot";

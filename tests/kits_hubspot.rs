@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rulebridge::Engine;
 use rulebridge::exec::send::SendOptions;
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
 use serde_json::Value;
 
 /// A variant of the lead flow with its own duplicate rule, for the on_match cases.

@@ -11,7 +11,7 @@ use kits_support::{
     assert_faults_happened, count, engine, kit_variant, one_by_one, others, recorder, records,
     send, shown, twenty_percent_faults,
 };
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const KIT: &str = "jamf_bootstrap";

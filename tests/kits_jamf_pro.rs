@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kits_support::{assert_faults_happened, engine, records, send, twenty_percent_faults};
 use rulebridge::exec::send::SendOptions;
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::Value;
 
 const FLOW: &str = "department_to_jamf";

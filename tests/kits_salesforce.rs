@@ -11,8 +11,8 @@ use kits_support::{
     recorder, records, send, send_via, shown, twenty_percent_faults,
 };
 use rulebridge::connect::http::{HttpConnector, HttpOptions};
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
 use rulebridge::secrets::Secret;
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Map, Value, json};
 
 const KIT: &str = "salesforce";

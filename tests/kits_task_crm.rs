@@ -13,7 +13,7 @@ use kits_support::{
     Racing, assert_faults_happened, count, engine, kit_variant, one_by_one, others, post_json,
     recorder, records, send, send_via, shown, twenty_percent_faults,
 };
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const KIT: &str = "task_crm";

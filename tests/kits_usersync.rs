@@ -14,7 +14,7 @@ use kits_support::{
     twenty_percent_faults,
 };
 use rulebridge::exec::send::SendOptions;
-use rulebridge::sandbox::{self, Faults, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const KIT: &str = "usersync_crm";

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rulebridge::Engine;
-use rulebridge::sandbox;
+use rulebridge_sandbox as sandbox;
 
 /// The crate's `rules/` directory, wherever the benchmark is started from.
 pub fn rules_dir() -> PathBuf {

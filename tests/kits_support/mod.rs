@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use rulebridge::Engine;
 use rulebridge::connect::{Capabilities, ConnectError, Connector, Found, UpsertItem, Written};
 use rulebridge::exec::send::SendOptions;
-use rulebridge::sandbox::{self, Sandbox};
+use rulebridge_sandbox::{self as sandbox, Sandbox};
 use serde_json::{Map, Value, json};
 
 /// The rules of `rules/` plus `extra` (name, YAML text), with the sandbox's credentials.
@@ -356,12 +356,12 @@ pub async fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Val
 
 /// The fault mix of the "20% faults" tests: 10% server errors, 5% of connections dropped before
 /// the request is processed and 5% after (the ambiguous case retries must survive).
-pub fn twenty_percent_faults() -> rulebridge::sandbox::Faults {
-    rulebridge::sandbox::Faults {
+pub fn twenty_percent_faults() -> rulebridge_sandbox::Faults {
+    rulebridge_sandbox::Faults {
         error_rate: 0.1,
         drop_rate: 0.05,
         drop_after_rate: 0.05,
-        ..rulebridge::sandbox::Faults::default()
+        ..rulebridge_sandbox::Faults::default()
     }
 }
 

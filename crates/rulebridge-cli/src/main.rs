@@ -227,7 +227,7 @@ fn main() -> ExitCode {
             seed,
         } => sandbox(
             port,
-            rulebridge::sandbox::Faults {
+            rulebridge_sandbox::Faults {
                 error_rate,
                 latency_ms,
                 jitter_ms,
@@ -370,7 +370,7 @@ fn engine(rules: PathBuf) -> anyhow::Result<Engine> {
 fn engine_with(rules: PathBuf, sandbox: bool) -> anyhow::Result<Engine> {
     let mut builder = Engine::builder().rules_dir(rules);
     if sandbox {
-        for (name, value) in rulebridge::sandbox::CREDENTIALS {
+        for (name, value) in rulebridge_sandbox::CREDENTIALS {
             builder = builder.credential(*name, *value);
         }
     }
@@ -445,8 +445,8 @@ fn send_records(flow: &str, rules: PathBuf, input: &str, args: SendArgs) -> anyh
         .enable_all()
         .build()?;
     let sandbox = if args.sandbox {
-        let sb = rt.block_on(rulebridge::sandbox::start(
-            rulebridge::sandbox::SandboxConfig::default(),
+        let sb = rt.block_on(rulebridge_sandbox::start(
+            rulebridge_sandbox::SandboxConfig::default(),
         ))?;
         eprintln!("sandbox serving on {}", sb.url());
         Some(sb)
@@ -556,8 +556,8 @@ fn fields(
         .enable_all()
         .build()?;
     let sb = if sandbox {
-        Some(rt.block_on(rulebridge::sandbox::start(
-            rulebridge::sandbox::SandboxConfig::default(),
+        Some(rt.block_on(rulebridge_sandbox::start(
+            rulebridge_sandbox::SandboxConfig::default(),
         ))?)
     } else {
         None
@@ -624,8 +624,8 @@ fn functions(markdown: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn sandbox(port: u16, faults: rulebridge::sandbox::Faults, seed: u64) -> anyhow::Result<u8> {
-    use rulebridge::sandbox::{self, SandboxConfig};
+fn sandbox(port: u16, faults: rulebridge_sandbox::Faults, seed: u64) -> anyhow::Result<u8> {
+    use rulebridge_sandbox::{self as sandbox, SandboxConfig};
     for (name, rate) in [
         ("--error-rate", faults.error_rate),
         ("--drop-rate", faults.drop_rate),

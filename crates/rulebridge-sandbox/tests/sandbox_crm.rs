@@ -1,7 +1,7 @@
 //! The in-house CRM fakes: the user-sync endpoint and the 5-entity project CRM API.
 
 use reqwest::{Client, StatusCode};
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 async fn start(config: SandboxConfig) -> (Sandbox, Client) {

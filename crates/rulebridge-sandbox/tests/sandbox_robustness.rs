@@ -2,7 +2,7 @@
 //! the vendor's own shape, and the server keeps serving.
 
 use reqwest::{Client, Method};
-use rulebridge::sandbox::{self, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const BODIES: &[&str] = &[

@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use rulebridge::sandbox::{self, SandboxConfig};
+//! use rulebridge_sandbox::{self as sandbox, SandboxConfig};
 //! let sb = sandbox::start(SandboxConfig::default()).await?;
 //! println!("HubSpot at {}", sb.base_url("hubspot"));
 //! let state = sb.state();

@@ -6,7 +6,7 @@ use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
 
 fn rulebridge() -> Command {
     let mut cmd = Command::new(get_cargo_bin("rulebridge"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env("NO_COLOR", "1");
     cmd
 }

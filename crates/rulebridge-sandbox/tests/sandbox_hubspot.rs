@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "sandbox-hubspot-token";

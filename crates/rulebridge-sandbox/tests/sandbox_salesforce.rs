@@ -1,7 +1,7 @@
 //! The Salesforce fake: OAuth sessions, sObjects, SOQL, collections, duplicates, limits.
 
 use reqwest::{Client, StatusCode};
-use rulebridge::sandbox::{self, SalesforceDuplicates, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, SalesforceDuplicates, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 struct Sf {

@@ -1,7 +1,7 @@
 //! The Chatwoot fake: contacts, uniqueness errors, attribute merging, filter and its limit.
 
 use reqwest::{Client, StatusCode};
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "sandbox-chatwoot-token";

@@ -1,7 +1,7 @@
 //! The Jamf Pro fake and the Jamf bootstrap API fake.
 
 use reqwest::{Client, StatusCode};
-use rulebridge::sandbox::{self, Sandbox, SandboxConfig};
+use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
