@@ -102,7 +102,7 @@ fn evaluate_batch(bencher: Bencher) {
 fn dry_run_10k(bencher: Bencher) {
     let runner = &*RUNNER;
     let input = LINES.as_bytes();
-    let summary = runner
+    let (summary, _) = runner
         .dry_run(input, std::io::sink(), |_| {})
         .unwrap_or_else(|e| panic!("dry run failed: {e}"));
     assert_eq!(summary.total, 10_000, "{summary}");

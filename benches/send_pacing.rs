@@ -13,6 +13,7 @@
 
 mod send_support;
 
+use rulebridge::connect::{Call, Connector};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -46,7 +47,11 @@ fn main() {
         .block_on(sandbox::start(SandboxConfig::default()))
         .expect("sandbox");
     let base = sb.kit_base_url("hubspot").expect("url");
-    let connector = engine.connector("hubspot", Some(&base)).expect("connector");
+    let connector = std::sync::Arc::new(
+        engine
+            .http_connector("hubspot", Some(&base))
+            .expect("connector"),
+    );
     eprintln!("{requests} creates from {CALLERS} callers, kit rate_limit: 100 per 10s");
     let t0 = Instant::now();
     let results: Vec<bool> = client.block_on(
@@ -54,7 +59,7 @@ fn main() {
             .map(|p| {
                 let connector = &connector;
                 async move {
-                    match connector.create("contact", p).await {
+                    match connector.create(&Call::default(), "contact", p).await {
                         Ok(_) => true,
                         Err(e) => {
                             eprintln!("create failed: {e:?}");

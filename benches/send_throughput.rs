@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use futures::StreamExt;
+use rulebridge::exec::RunOptions;
+use rulebridge::exec::pipeline::NdjsonOutput;
 use rulebridge::exec::send::SendOptions;
 use rulebridge::{FlowRunner, Status};
 use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
@@ -273,19 +275,22 @@ impl Bench {
             let _ = axum::serve(listener, app).await;
         });
         let base = format!("http://{addr}/hubspot");
-        let connector = self
-            .kit
-            .connector("hubspot", Some(&base))
-            .expect("connector");
-        let sender = self.runner.sender(
-            connector,
-            SendOptions {
-                concurrency: 1,
-                ..SendOptions::default()
-            },
+        let connector = Arc::new(
+            self.kit
+                .http_connector("hubspot", Some(&base))
+                .expect("connector"),
         );
+        let sender = self.runner.send_through(
+            connector,
+            RunOptions {
+                concurrency: 1,
+                ..RunOptions::default()
+            },
+            SendOptions::default(),
+        );
+        let input = std::io::Cursor::new(input.as_bytes().to_vec());
         self.client
-            .block_on(sender.run(input.as_bytes(), std::io::sink(), |_| {}))
+            .block_on(sender.run(input, NdjsonOutput(std::io::sink()), |_| {}))
             .expect("run");
         server.abort();
         let seen = seen.lock().expect("lock");
@@ -310,27 +315,32 @@ impl Bench {
     fn rulebridge(&self, segment: usize, concurrency: usize) -> Run {
         let sb = self.sandbox();
         let base = sb.kit_base_url("hubspot").expect("hubspot kit url");
-        let connector = self
-            .kit
-            .connector("hubspot", Some(&base))
-            .expect("connector");
-        let sender = self.runner.sender(
-            connector,
-            SendOptions {
-                concurrency,
-                batch: true,
-                ..SendOptions::default()
-            },
+        let connector = Arc::new(
+            self.kit
+                .http_connector("hubspot", Some(&base))
+                .expect("connector"),
         );
-        assert_eq!(sender.batch_size(), Some(BATCH));
+        let sender = self.runner.send_through(
+            connector,
+            RunOptions {
+                concurrency,
+                ..RunOptions::default()
+            },
+            SendOptions::default(),
+        );
         let input = &self.segments[segment];
-        let mut out: Vec<u8> = Vec::with_capacity(input.len() / 2);
+        let out = NdjsonOutput(Vec::with_capacity(input.len() / 2));
         let cpu0 = support::cpu_by_thread();
         let t0 = Instant::now();
-        let summary = self
+        let (summary, out) = self
             .client
-            .block_on(sender.run(input.as_bytes(), &mut out, |_| {}))
+            .block_on(sender.run(
+                std::io::Cursor::new(input.clone().into_bytes()),
+                out,
+                |_| {},
+            ))
             .expect("run");
+        let out = out.0;
         let wall = t0.elapsed();
         let cpu1 = support::cpu_by_thread();
         let records = input.lines().count();

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use rulebridge::Engine;
-use rulebridge::connect::{
-    Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written,
-};
+use rulebridge::connect::{Call, Capabilities, ConnectError, Connector, ErrorKind, Found, Written};
+use rulebridge::exec::RunOptions;
 use rulebridge::exec::send::SendOptions;
 use serde_json::{Value, json};
 
@@ -27,12 +26,13 @@ impl Connector for AddressBook {
             search: true,
             create: true,
             update: true,
-            batch_upsert: None,
+            ..Capabilities::default()
         }
     }
 
     fn search<'a>(
         &'a self,
+        _call: &'a Call,
         _object: &'a str,
         field: &'a str,
         value: &'a str,
@@ -56,6 +56,7 @@ impl Connector for AddressBook {
 
     fn create<'a>(
         &'a self,
+        _call: &'a Call,
         _object: &'a str,
         payload: &'a Value,
     ) -> BoxFuture<'a, Result<Written, ConnectError>> {
@@ -75,6 +76,7 @@ impl Connector for AddressBook {
 
     fn update<'a>(
         &'a self,
+        _call: &'a Call,
         _object: &'a str,
         id: &'a str,
         payload: &'a Value,
@@ -92,20 +94,6 @@ impl Connector for AddressBook {
                 id: Some(id.to_string()),
                 created: Some(false),
             })
-        })
-    }
-
-    fn upsert_batch<'a>(
-        &'a self,
-        _object: &'a str,
-        _field: &'a str,
-        items: &'a [UpsertItem<'a>],
-    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
-        Box::pin(async move {
-            items
-                .iter()
-                .map(|_| Err(ConnectError::new(ErrorKind::Fatal, "no batch upsert")))
-                .collect()
         })
     }
 }
@@ -136,12 +124,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .rules_str("people.yaml", RULES)
         .connector("address_book", book.clone())
         .build()?;
-    let connector = engine
-        .registered_connector("address_book")
-        .ok_or("connector not registered")?;
-    let sender = engine
-        .runner("people")?
-        .sender(connector, SendOptions::default());
+    // The engine finds the connector registered for the flow's provider.
+    let sender = engine.sender("people", RunOptions::default(), SendOptions::default())?;
 
     for (i, record) in [
         json!({"email": "Ada@Example.com", "name": " Ada "}),
@@ -151,7 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .iter()
     .enumerate()
     {
-        let outcome = sender.send_one(i, record).await;
+        let outcome = sender.run_one(i, record).await;
         println!("{}", serde_json::to_string(&outcome)?);
     }
     println!(

@@ -39,7 +39,8 @@ use serde_json::Value;
 use crate::compile;
 use crate::connect::Connector;
 use crate::diagnostic::{self, Diagnostic};
-use crate::exec::{self, ExecContext, Outcome};
+use crate::exec::send::{ConnectorSink, SendOptions};
+use crate::exec::{self, ExecContext, Outcome, Pipeline, RunOptions, Summary};
 use crate::functions::{Clock, Function, Registry, SystemClock};
 use crate::plan::{FlowPlan, Plan};
 use crate::secrets::{Secret, SecretRef};
@@ -87,9 +88,18 @@ pub struct EngineBuilder {
     secrets: Vec<(String, Secret)>,
     credentials: Vec<(String, Secret)>,
     connectors: BTreeMap<String, Arc<dyn Connector>>,
+    base_urls: BTreeMap<String, String>,
 }
 
 impl EngineBuilder {
+    /// Sends a provider's requests to `url` instead of its `base_url` (a sandbox, a test
+    /// server, a tenant's instance). A URL with only a scheme and host keeps the provider's
+    /// base path.
+    pub fn base_url(mut self, provider: impl Into<String>, url: impl Into<String>) -> Self {
+        self.base_urls.insert(provider.into(), url.into());
+        self
+    }
+
     /// Adds a rules directory or file (may be called several times; all form one rule set).
     pub fn rules_dir(mut self, path: impl Into<PathBuf>) -> Self {
         self.paths.push(path.into());
@@ -186,6 +196,7 @@ impl EngineBuilder {
             secrets: self.secrets,
             credentials: self.credentials,
             connectors: self.connectors,
+            base_urls: self.base_urls,
             base,
         })
     }
@@ -200,6 +211,7 @@ pub struct Engine {
     secrets: Vec<(String, Secret)>,
     credentials: Vec<(String, Secret)>,
     connectors: BTreeMap<String, Arc<dyn Connector>>,
+    base_urls: BTreeMap<String, String>,
     base: PathBuf,
 }
 
@@ -221,6 +233,7 @@ impl Engine {
             secrets: Vec::new(),
             credentials: Vec::new(),
             connectors: BTreeMap::new(),
+            base_urls: BTreeMap::new(),
         }
     }
 
@@ -233,15 +246,24 @@ impl Engine {
 
     /// The connector for a provider: a registered custom one, or the HTTP connector built
     /// from the provider file (see [`Engine::http_connector`]).
-    pub fn connector(
-        &self,
-        provider: &str,
-        base_url: Option<&str>,
-    ) -> Result<Arc<dyn Connector>, Error> {
+    pub fn connector(&self, provider: &str) -> Result<Arc<dyn Connector>, Error> {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
         }
-        Ok(Arc::new(self.http_connector(provider, base_url)?))
+        Ok(Arc::new(self.http_connector(provider, None)?))
+    }
+
+    /// A pipeline that sends a flow's records to its target through the provider's
+    /// connector. Must run inside a Tokio runtime.
+    pub fn sender(
+        &self,
+        flow: &str,
+        run: RunOptions,
+        send: SendOptions,
+    ) -> Result<Pipeline, Error> {
+        let runner = self.runner(flow)?;
+        let connector = self.connector(&runner.flow.provider)?;
+        Ok(runner.send_through(connector, run, send))
     }
 
     /// The HTTP connector built from a provider file. `base_url` overrides the file's base
@@ -264,6 +286,7 @@ impl Engine {
         );
         let base_url = base_url
             .map(str::to_string)
+            .or_else(|| self.base_urls.get(provider).cloned())
             .or_else(|| std::env::var(env_var).ok());
         let options = crate::connect::http::HttpOptions {
             base_url,
@@ -355,27 +378,48 @@ impl FlowRunner {
         &self.cx
     }
 
-    /// A sender that writes this flow's records through `connector`.
-    pub fn sender(
+    /// A pipeline of this flow into any sink (an embedder's own, a dry run, a connector).
+    pub fn pipeline(&self, sink: Arc<dyn exec::Sink>, options: RunOptions) -> Pipeline {
+        Pipeline::new(self.flow.clone(), self.cx.clone(), sink, options)
+    }
+
+    /// A pipeline that sends this flow's records through `connector`.
+    pub fn send_through(
         &self,
-        connector: Arc<dyn crate::connect::Connector>,
-        options: exec::send::SendOptions,
-    ) -> exec::send::Sender {
-        exec::send::Sender::new(self.flow.clone(), self.cx.clone(), connector, options)
+        connector: Arc<dyn Connector>,
+        run: RunOptions,
+        send: SendOptions,
+    ) -> Pipeline {
+        let sink = Arc::new(ConnectorSink::new(self.flow.clone(), connector, send));
+        self.pipeline(sink, run)
+    }
+
+    /// A dry-run pipeline: outcomes show what would be sent.
+    pub fn dry_run_pipeline(&self, options: RunOptions) -> Pipeline {
+        let sink = Arc::new(exec::dry_run::DryRunSink::new(self.flow.clone()));
+        self.pipeline(sink, options)
     }
 
     /// Dry-runs one record: the payload and policy result that would be sent.
     pub fn evaluate(&self, index: usize, record: &Value) -> Outcome {
-        exec::stream::outcome_for(&self.flow, &self.cx, index, record).0
+        exec::pipeline::dry_run_outcome(&self.flow, &self.cx, index, record)
     }
 
-    /// Dry-runs an NDJSON stream, writing one outcome line per record.
-    pub fn dry_run(
+    /// Dry-runs an NDJSON stream, writing one outcome line per input line to `out` (given
+    /// back with the summary); for callers without a Tokio runtime of their own (it runs one
+    /// on the calling thread).
+    pub fn dry_run<W: std::io::Write + Send + 'static>(
         &self,
-        input: impl std::io::BufRead,
-        out: impl std::io::Write,
-        progress: impl FnMut(usize),
-    ) -> std::io::Result<exec::stream::Summary> {
-        exec::stream::dry_run(&self.flow, &self.cx, input, out, progress)
+        input: impl std::io::BufRead + Send + 'static,
+        out: W,
+        progress: impl FnMut(usize) + Send + 'static,
+    ) -> std::io::Result<(Summary, W)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let pipeline = self.dry_run_pipeline(RunOptions::default());
+        let (summary, out) =
+            rt.block_on(pipeline.run(input, exec::pipeline::NdjsonOutput(out), progress))?;
+        Ok((summary, out.0))
     }
 }

@@ -109,7 +109,7 @@ fn context(case: &TestCase) -> ExecContext {
 
 fn run_flow_case(plan: &Plan, flow: &FlowPlan, case: &TestCase, name: String) -> CaseResult {
     let cx = context(case);
-    let (outcome, _) = exec::stream::outcome_for(flow, &cx, 0, &case.input.value);
+    let outcome = exec::pipeline::dry_run_outcome(flow, &cx, 0, &case.input.value);
     let mut failures = Vec::new();
     let mut edits = Vec::new();
     check_outcome(&outcome, case, &mut failures, &mut edits);

@@ -3,6 +3,7 @@
 
 mod http_support;
 
+use rulebridge::connect::Call;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +31,9 @@ async fn api_key_in_a_header() {
         &server,
         &[("KEY", "k-123")],
     );
-    let w = c.create("contact", &json!({"email": "a@x.com"})).await;
+    let w = c
+        .create(&Call::default(), "contact", &json!({"email": "a@x.com"}))
+        .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("1".into())));
 }
 
@@ -49,7 +52,9 @@ async fn api_key_in_the_query() {
         &server,
         &[("KEY", "q/1")],
     );
-    let found = c.search("contact", "email", "a@x.com").await;
+    let found = c
+        .search(&Call::default(), "contact", "email", "a@x.com")
+        .await;
     let found = found.expect("search succeeds");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, "5");
@@ -70,7 +75,12 @@ async fn bearer_and_basic() {
         &server,
         &[("TOKEN", "tok-1")],
     );
-    assert!(bearer.create("contact", &json!({})).await.is_ok());
+    assert!(
+        bearer
+            .create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let basic = connector(
         &simple(
             r#"{ type: basic, username: "${env:U}", password: "${env:P}" }"#,
@@ -79,14 +89,19 @@ async fn bearer_and_basic() {
         &server,
         &[("U", "user"), ("P", "pass")],
     );
-    assert!(basic.create("contact", &json!({})).await.is_ok());
+    assert!(
+        basic
+            .create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let wrong = connector(
         &simple(r#"{ type: bearer, token: "${env:TOKEN}" }"#, ""),
         &server,
         &[("TOKEN", "nope")],
     );
     let e = wrong
-        .create("contact", &json!({}))
+        .create(&Call::default(), "contact", &json!({}))
         .await
         .expect_err("refused");
     assert_eq!((e.kind, e.status), (ErrorKind::Auth, Some(401)));
@@ -148,8 +163,16 @@ async fn oauth2_refresh_token() {
     let tokens = Arc::new(Mutex::new(Tokens::default()));
     let server = serve(oauth_server(tokens.clone())).await;
     let c = connector(&simple(REFRESH_AUTH, ""), &server, REFRESH_SECRETS);
-    assert!(c.create("contact", &json!({})).await.is_ok());
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let token_requests = server.to("/oauth/token");
     assert_eq!(token_requests.len(), 1, "the token is cached");
     let t = &token_requests[0];
@@ -165,7 +188,11 @@ async fn oauth2_client_credentials_with_scopes() {
     let server = serve(oauth_server(tokens.clone())).await;
     let auth = r#"{ type: oauth2_client_credentials, token_url: /oauth/token, client_id: "${env:CID}", client_secret: "${env:CSECRET}", scopes: [crm.read, crm.write] }"#;
     let c = connector(&simple(auth, ""), &server, REFRESH_SECRETS);
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let t = &server.to("/oauth/token")[0];
     assert_eq!(t.form("grant_type").as_deref(), Some("client_credentials"));
     assert_eq!(t.form("scope").as_deref(), Some("crm.read crm.write"));
@@ -179,9 +206,17 @@ async fn token_refreshed_shortly_before_expiry() {
     }));
     let server = serve(oauth_server(tokens.clone())).await;
     let c = connector(&simple(REFRESH_AUTH, ""), &server, REFRESH_SECRETS);
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.to("/oauth/token").len(), 2);
     assert_eq!(
         tokens.lock().map(|t| t.refused).unwrap_or(99),
@@ -202,9 +237,13 @@ async fn a_401_refreshes_once_and_retries() {
     let tokens = Arc::new(Mutex::new(Tokens::default()));
     let server = serve(oauth_server(tokens.clone())).await;
     let c = connector(&simple(REFRESH_AUTH, ""), &server, REFRESH_SECRETS);
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     tokens.lock().map(|mut t| t.revoked_below = 1).ok();
-    let w = c.create("contact", &json!({})).await;
+    let w = c.create(&Call::default(), "contact", &json!({})).await;
     assert!(w.is_ok(), "{w:?}");
     assert_eq!(server.to("/oauth/token").len(), 2);
     assert_eq!(server.to("/contacts").len(), 3);
@@ -218,7 +257,10 @@ async fn a_second_401_is_an_auth_error() {
     }));
     let server = serve(oauth_server(tokens.clone())).await;
     let c = connector(&simple(REFRESH_AUTH, ""), &server, REFRESH_SECRETS);
-    let e = c.create("contact", &json!({})).await.expect_err("refused");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("refused");
     assert_eq!((e.kind, e.status), (ErrorKind::Auth, Some(401)));
     assert_eq!(
         server.to("/contacts").len(),
@@ -237,12 +279,19 @@ async fn concurrent_401s_share_one_refresh() {
         &server,
         REFRESH_SECRETS,
     ));
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     tokens.lock().map(|mut t| t.revoked_below = 1).ok();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let c = c.clone();
-            tokio::spawn(async move { c.create("contact", &json!({"n": i})).await })
+            tokio::spawn(async move {
+                c.create(&Call::default(), "contact", &json!({"n": i}))
+                    .await
+            })
         })
         .collect();
     for t in futures::future::join_all(tasks).await {
@@ -290,12 +339,18 @@ objects:
       create: { method: POST, path: /api/v1/departments, body: "{{ payload }}", id: "$.id" }
 "#;
     let c = connector(yaml, &server, &[("JU", "jamf"), ("JP", "pw")]);
-    let w = c.create("department", &json!({"name": "IT"})).await;
+    let w = c
+        .create(&Call::default(), "department", &json!({"name": "IT"}))
+        .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("7".into())));
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    assert!(c.create("department", &json!({"name": "HR"})).await.is_ok());
     assert!(
-        c.create("department", &json!({"name": "Ops"}))
+        c.create(&Call::default(), "department", &json!({"name": "HR"}))
+            .await
+            .is_ok()
+    );
+    assert!(
+        c.create(&Call::default(), "department", &json!({"name": "Ops"}))
             .await
             .is_ok()
     );
@@ -329,7 +384,10 @@ async fn secrets_stay_out_of_errors_and_debug_output() {
         &server,
         &[("TOKEN", TOKEN)],
     );
-    let e = c.create("contact", &json!({})).await.expect_err("refused");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("refused");
     let shown = format!(
         "{e} {e:?} {c:?} {:?}",
         options(&server, &[("TOKEN", TOKEN)])
@@ -349,7 +407,7 @@ async fn secrets_stay_out_of_errors_and_debug_output() {
     );
     let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
     let e = c
-        .create("contact", &json!({}))
+        .create(&Call::default(), "contact", &json!({}))
         .await
         .expect_err("nothing listens");
     assert_eq!(e.kind, ErrorKind::Transient);
@@ -407,7 +465,9 @@ objects:
     let mut opts = options(&login, &[]);
     opts.base_url = None;
     let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
-    let w = c.create("lead", &json!({"LastName": "L"})).await;
+    let w = c
+        .create(&Call::default(), "lead", &json!({"LastName": "L"}))
+        .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("00Q9".into())));
     assert_eq!(login.seen().len(), 1);
     assert_eq!(instance.seen().len(), 1);
@@ -426,7 +486,10 @@ async fn a_refused_refresh_is_an_auth_error_without_the_credentials() {
         ("RT", "rt-very-secret"),
     ];
     let c = connector(&simple(REFRESH_AUTH, ""), &server, &secrets);
-    let e = c.create("contact", &json!({})).await.expect_err("no token");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("no token");
     assert_eq!(e.kind, ErrorKind::Auth);
     assert_eq!(
         e.message,
@@ -454,6 +517,10 @@ async fn a_token_endpoint_outage_is_retried_as_transient() {
         &server,
         REFRESH_SECRETS,
     );
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.to("/oauth/token").len(), 2);
 }

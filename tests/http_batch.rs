@@ -4,6 +4,7 @@
 mod http_support;
 
 use http_support::{Reply, connector, kit, options, serve};
+use rulebridge::connect::Call;
 use rulebridge::connect::http::HttpConnector;
 use rulebridge::connect::{Connector, ErrorKind, UpsertItem};
 use serde_json::{Value, json};
@@ -48,7 +49,9 @@ async fn hubspot_partial_success_maps_results_and_errors_back() {
     .expect("build");
     assert_eq!(c.capabilities("contact").batch_upsert, Some(100));
     let p = payloads(&KEYS);
-    let results = c.upsert_batch("contact", "email", &items(&KEYS, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "contact", "email", &items(&KEYS, &p))
+        .await;
     assert_eq!(results.len(), 4);
     let r0 = results[0].as_ref().map(|w| (w.id.clone(), w.created));
     assert_eq!(r0, Ok((Some("101".into()), Some(true))));
@@ -104,7 +107,9 @@ async fn batches_are_chunked_and_matched_by_position() {
     let c = crm(&server);
     let keys = ["1", "2", "3", "4", "5", "6", "7"];
     let p = payloads(&keys);
-    let results = c.upsert_batch("user", "email", &items(&keys, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "user", "email", &items(&keys, &p))
+        .await;
     let ids: Vec<Option<String>> = results
         .iter()
         .map(|r| r.as_ref().ok().and_then(|w| w.id.clone()))
@@ -137,7 +142,9 @@ async fn a_batch_refused_as_a_whole_is_split_until_the_bad_items_are_alone() {
     let c = HttpConnector::new(&http_support::provider(&yaml), opts).expect("build");
     let keys = ["1", "2", "3", "4", "5", "6", "7", "8"];
     let p = payloads(&keys);
-    let results = c.upsert_batch("user", "email", &items(&keys, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "user", "email", &items(&keys, &p))
+        .await;
     let outcome: Vec<Result<String, ErrorKind>> = results
         .iter()
         .map(|r| match r {
@@ -203,7 +210,9 @@ async fn a_refused_batch_naming_its_bad_items_resends_the_others_once() {
     let c = crm(&server);
     let keys = ["a@x.com", "b@x.com", "c@x.com"];
     let p = payloads(&keys);
-    let results = c.upsert_batch("user", "email", &items(&keys, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "user", "email", &items(&keys, &p))
+        .await;
     assert!(results[0].is_ok() && results[2].is_ok());
     let e = results[1].as_ref().expect_err("invalid");
     assert_eq!(
@@ -225,20 +234,28 @@ async fn every_item_gets_exactly_one_result() {
     let c = crm(&server);
     let keys = ["1", "2", "3"];
     let p = payloads(&keys);
-    let results = c.upsert_batch("user", "email", &items(&keys, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "user", "email", &items(&keys, &p))
+        .await;
     assert_eq!(results.len(), 3);
     assert!(
         results
             .iter()
             .all(|r| r.as_ref().is_err_and(|e| e.kind == ErrorKind::Fatal))
     );
-    let results = c.upsert_batch("user", "email", &items(&keys, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "user", "email", &items(&keys, &p))
+        .await;
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| {
         r.as_ref()
             .is_err_and(|e| e.kind == ErrorKind::Transient && e.status == Some(503))
     }));
-    assert!(c.upsert_batch("user", "email", &[]).await.is_empty());
+    assert!(
+        c.upsert_batch(&Call::default(), "user", "email", &[])
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -268,7 +285,9 @@ errors:
     let c = connector(yaml, &server, &[]);
     let keys = ["a@x.com", "b@x.com"];
     let p = vec![json!({"LastName": "A"}), json!({"LastName": "B"})];
-    let results = c.upsert_batch("lead", "Email", &items(&keys, &p)).await;
+    let results = c
+        .upsert_batch(&Call::default(), "lead", "Email", &items(&keys, &p))
+        .await;
     assert_eq!(
         results[0].as_ref().map(|w| w.id.clone()),
         Ok(Some("003A".into()))

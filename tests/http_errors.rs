@@ -3,6 +3,7 @@
 mod http_support;
 
 use http_support::{Reply, kit, options, serve};
+use rulebridge::connect::Call;
 use rulebridge::connect::http::HttpConnector;
 use rulebridge::connect::{Connector, ErrorKind};
 use serde_json::json;
@@ -23,7 +24,7 @@ async fn hubspot_409_is_a_duplicate_with_the_existing_id() {
     )
     .expect("build");
     let e = c
-        .create("contact", &json!({"email": "a@x.com"}))
+        .create(&Call::default(), "contact", &json!({"email": "a@x.com"}))
         .await
         .expect_err("exists");
     assert_eq!(e.kind, ErrorKind::Duplicate);
@@ -48,7 +49,11 @@ async fn salesforce_duplicate_value_carries_the_id() {
     ];
     let c = HttpConnector::new(&kit("salesforce"), options(&server, &secrets)).expect("build");
     let e = c
-        .create("lead", &json!({"LastName": "Lovelace", "Company": "AE"}))
+        .create(
+            &Call::default(),
+            "lead",
+            &json!({"LastName": "Lovelace", "Company": "AE"}),
+        )
         .await
         .expect_err("duplicate");
     assert_eq!(e.kind, ErrorKind::Duplicate);
@@ -81,7 +86,7 @@ async fn salesforce_other_400s_are_validation_errors() {
     ];
     let c = HttpConnector::new(&kit("salesforce"), options(&server, &secrets)).expect("build");
     let e = c
-        .create("lead", &json!({"LastName": "L"}))
+        .create(&Call::default(), "lead", &json!({"LastName": "L"}))
         .await
         .expect_err("invalid");
     assert_eq!(e.kind, ErrorKind::Validation);
@@ -104,7 +109,11 @@ async fn chatwoot_422_is_a_duplicate_without_an_id() {
     )
     .expect("build");
     let e = c
-        .create("contact", &json!({"email": "a@x.com", "name": "A"}))
+        .create(
+            &Call::default(),
+            "contact",
+            &json!({"email": "a@x.com", "name": "A"}),
+        )
         .await
         .expect_err("taken");
     assert_eq!(e.kind, ErrorKind::Duplicate);
@@ -133,7 +142,7 @@ async fn defaults_without_a_matching_rule() {
     let kind = |id: &'static str| {
         let c = &c;
         async move {
-            c.update("contact", id, &json!({}))
+            c.update(&Call::default(), "contact", id, &json!({}))
                 .await
                 .map_err(|e| (e.kind, e.message))
         }
@@ -151,7 +160,9 @@ async fn defaults_without_a_matching_rule() {
         Err((ErrorKind::Fatal, "I'm a teapot".into()))
     );
     // An update whose response has no id reports the id it was given.
-    let w = c.update("contact", "77", &json!({})).await;
+    let w = c
+        .update(&Call::default(), "contact", "77", &json!({}))
+        .await;
     assert_eq!(
         w.map(|w| (w.id, w.created)),
         Ok((Some("77".into()), Some(false)))

@@ -4,6 +4,7 @@
 mod http_support;
 
 use http_support::{Reply, Seen, kit, options, serve};
+use rulebridge::connect::Call;
 use rulebridge::connect::http::HttpConnector;
 use rulebridge::connect::{Capabilities, Connector, UpsertItem};
 use serde_json::{Map, Value, json};
@@ -84,20 +85,26 @@ async fn hubspot_requests() {
             search: true,
             create: true,
             update: true,
-            batch_upsert: Some(100)
+            batch_upsert: Some(100),
+            ..Capabilities::default()
         }
     );
     let ada = json!({"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace", "lifecyclestage": "lead"});
     let grace = json!({"email": "grace@example.com", "firstname": "Grace"});
     let found = c
-        .search("contact", "email", "ada@example.com")
+        .search(&Call::default(), "contact", "email", "ada@example.com")
         .await
         .expect("search");
     assert_eq!(found[0].id, "512");
     assert_eq!(found[0].updated_at.as_deref(), Some("2024-01-02T03:04:05Z"));
-    let w = c.create("contact", &ada).await.expect("create");
+    let w = c
+        .create(&Call::default(), "contact", &ada)
+        .await
+        .expect("create");
     assert_eq!(w.id.as_deref(), Some("512"));
-    c.update("contact", "512", &ada).await.expect("update");
+    c.update(&Call::default(), "contact", "512", &ada)
+        .await
+        .expect("update");
     let items = [
         UpsertItem {
             key: "ada@example.com",
@@ -108,7 +115,9 @@ async fn hubspot_requests() {
             payload: &grace,
         },
     ];
-    let results = c.upsert_batch("contact", "email", &items).await;
+    let results = c
+        .upsert_batch(&Call::default(), "contact", "email", &items)
+        .await;
     assert_eq!(
         results
             .iter()
@@ -152,12 +161,13 @@ async fn salesforce_requests() {
             search: true,
             create: true,
             update: true,
-            batch_upsert: None
+            batch_upsert: None,
+            ..Capabilities::default()
         }
     );
     let lead = json!({"Email": "ada@example.com", "LastName": "Lovelace", "Company": "Analytical Engines", "LeadSource": "Web"});
     let found = c
-        .search("lead", "Email", "ada@example.com")
+        .search(&Call::default(), "lead", "Email", "ada@example.com")
         .await
         .expect("search");
     assert_eq!(found.len(), 1);
@@ -172,16 +182,20 @@ async fn salesforce_requests() {
     );
     // Quotes in the key cannot end the SOQL string.
     assert!(
-        c.search("lead", "Email", "o'brien@example.com")
+        c.search(&Call::default(), "lead", "Email", "o'brien@example.com")
             .await
             .is_ok()
     );
     assert_eq!(
-        c.create("lead", &lead).await.map(|w| w.id),
+        c.create(&Call::default(), "lead", &lead)
+            .await
+            .map(|w| w.id),
         Ok(Some("00Q2".into()))
     );
     assert_eq!(
-        c.update("lead", "00Q2", &lead).await.map(|w| w.id),
+        c.update(&Call::default(), "lead", "00Q2", &lead)
+            .await
+            .map(|w| w.id),
         Ok(Some("00Q2".into()))
     );
     // The kit's batch_create (a Salesforce collection) through the generic operation call.

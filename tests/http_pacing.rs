@@ -3,6 +3,9 @@
 
 mod http_support;
 
+use rulebridge::connect::Call;
+
+const CALL: Call = Call { deadline: None };
 use std::time::{Duration, Instant};
 
 use http_support::{Reply, Seen, connector, serve, simple};
@@ -26,7 +29,10 @@ async fn no_window_holds_more_than_the_limit() {
     let start = Instant::now();
     let calls = (0..15).map(|i| {
         let c = &c;
-        async move { c.create("contact", &json!({"n": i})).await }
+        async move {
+            c.create(&Call::default(), "contact", &json!({"n": i}))
+                .await
+        }
     });
     let results = futures::future::join_all(calls).await;
     assert!(results.iter().all(Result::is_ok));
@@ -62,7 +68,8 @@ objects:
     let c = connector(yaml, &server, &[]);
     let start = Instant::now();
     let empty = json!({});
-    let creates = futures::future::join_all((0..6).map(|_| c.create("contact", &empty))).await;
+    let creates =
+        futures::future::join_all((0..6).map(|_| c.create(&CALL, "contact", &empty))).await;
     assert!(creates.iter().all(Result::is_ok));
     assert!(
         start.elapsed() < Duration::from_millis(500),
@@ -71,9 +78,14 @@ objects:
     );
 
     let start = Instant::now();
-    let searches = futures::future::join_all(
-        (0..4).map(|i| c.search("contact", "email", if i % 2 == 0 { "a" } else { "b" })),
-    )
+    let searches = futures::future::join_all((0..4).map(|i| {
+        c.search(
+            &CALL,
+            "contact",
+            "email",
+            if i % 2 == 0 { "a" } else { "b" },
+        )
+    }))
     .await;
     assert!(searches.iter().all(Result::is_ok));
     let seen = server.to("/contacts/search");
@@ -95,8 +107,16 @@ async fn an_exhausted_window_pauses_everyone() {
     })
     .await;
     let c = connector(&simple("none", ""), &server, &[]);
-    assert!(c.create("contact", &json!({})).await.is_ok());
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let seen = server.seen();
     assert!(
         seen[1].at - seen[0].at >= Duration::from_secs(1),
@@ -117,7 +137,11 @@ async fn hubspot_rate_limit_headers_pause_for_the_interval() {
     .await;
     let c = connector(&simple("none", ""), &server, &[]);
     for _ in 0..3 {
-        assert!(c.create("contact", &json!({})).await.is_ok());
+        assert!(
+            c.create(&Call::default(), "contact", &json!({}))
+                .await
+                .is_ok()
+        );
     }
     let seen = server.seen();
     assert!(seen[1].at - seen[0].at >= Duration::from_millis(600));
@@ -128,11 +152,18 @@ async fn hubspot_rate_limit_headers_pause_for_the_interval() {
 async fn waiting_for_a_permit_ends_at_the_deadline() {
     let server = serve(|_, _| Reply::json(201, json!({"id": "1"}))).await;
     let c = connector(&simple("none", "rate_limit: 1 per 2s"), &server, &[]);
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let start = Instant::now();
     let e = c
-        .with_deadline(start + Duration::from_millis(200))
-        .create("contact", &json!({}))
+        .create(
+            &Call::with_deadline(Some(start + Duration::from_millis(200))),
+            "contact",
+            &json!({}),
+        )
         .await
         .expect_err("no permit before the deadline");
     assert_eq!(e.kind, rulebridge::connect::ErrorKind::Transient);

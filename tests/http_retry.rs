@@ -2,6 +2,7 @@
 
 mod http_support;
 
+use rulebridge::connect::Call;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -29,7 +30,9 @@ async fn a_503_is_retried_until_it_succeeds() {
         &server,
         &[],
     );
-    let w = c.create("contact", &json!({"email": "a@x.com"})).await;
+    let w = c
+        .create(&Call::default(), "contact", &json!({"email": "a@x.com"}))
+        .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("9".into())));
     assert_eq!(server.seen().len(), 3);
 }
@@ -47,7 +50,11 @@ async fn retry_after_wins_over_the_computed_wait() {
         &[],
     );
     let start = Instant::now();
-    assert!(c.create("contact", &json!({})).await.is_ok());
+    assert!(
+        c.create(&Call::default(), "contact", &json!({}))
+            .await
+            .is_ok()
+    );
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert!(
@@ -72,7 +79,10 @@ async fn rate_limited_after_the_last_attempt() {
         &server,
         &[],
     );
-    let e = c.create("contact", &json!({})).await.expect_err("limited");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("limited");
     assert_eq!((e.kind, e.status), (ErrorKind::RateLimited, Some(429)));
     assert_eq!(
         e.message,
@@ -94,7 +104,10 @@ async fn a_400_is_never_retried() {
         &server,
         &[],
     );
-    let e = c.create("contact", &json!({})).await.expect_err("invalid");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("invalid");
     assert_eq!((e.kind, e.status), (ErrorKind::Validation, Some(400)));
     assert_eq!(e.message, "Property values were not valid");
     assert_eq!(e.field.as_deref(), Some("lifecyclestage"));
@@ -111,7 +124,10 @@ async fn a_timeout_is_retried_then_transient() {
         &[],
     );
     let start = Instant::now();
-    let e = c.create("contact", &json!({})).await.expect_err("too slow");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("too slow");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, None));
     assert!(e.message.contains("timed out"), "{}", e.message);
     assert_eq!(server.seen().len(), 2);
@@ -143,7 +159,10 @@ async fn a_dropped_connection_is_retried_then_transient() {
     let mut opts = options(&server, &[]);
     opts.base_url = Some(url);
     let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
-    let e = c.create("contact", &json!({})).await.expect_err("hung up");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("hung up");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, None));
     assert_eq!(accepted.load(Ordering::SeqCst), 3, "{e:?}");
 }
@@ -156,7 +175,10 @@ async fn transport_errors_are_not_retried_without_network() {
     let mut opts = options(&server, &[]);
     opts.base_url = Some(url);
     let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
-    let e = c.create("contact", &json!({})).await.expect_err("hung up");
+    let e = c
+        .create(&Call::default(), "contact", &json!({}))
+        .await
+        .expect_err("hung up");
     assert_eq!(e.kind, ErrorKind::Transient);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
@@ -172,8 +194,7 @@ async fn no_attempt_starts_after_the_deadline() {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(400);
     let e = c
-        .with_deadline(deadline)
-        .create("contact", &json!({}))
+        .create(&Call::with_deadline(Some(deadline)), "contact", &json!({}))
         .await
         .expect_err("down");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, Some(503)));
@@ -189,8 +210,11 @@ async fn no_attempt_starts_after_the_deadline() {
     // A deadline already passed: nothing is sent.
     let before = server.seen().len();
     let e = c
-        .with_deadline(Instant::now())
-        .create("contact", &json!({}))
+        .create(
+            &Call::with_deadline(Some(Instant::now())),
+            "contact",
+            &json!({}),
+        )
         .await
         .expect_err("too late");
     assert_eq!(e.kind, ErrorKind::Transient);

@@ -13,6 +13,7 @@ use kits_support::{
 };
 use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 const KIT: &str = "chatwoot";
 const FLOW: &str = "contact_to_chatwoot";
@@ -233,9 +234,11 @@ async fn a_contact_created_between_lookup_and_create_is_merged_into() {
         )
         .await;
     });
-    let inner = engine
-        .connector(KIT, sb.kit_base_url(KIT).as_deref())
-        .expect("connector");
+    let inner = Arc::new(
+        engine
+            .http_connector(KIT, sb.kit_base_url(KIT).as_deref())
+            .expect("connector"),
+    );
     let out = send_via(
         &engine,
         Racing::new(inner, race),

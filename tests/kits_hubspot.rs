@@ -9,8 +9,8 @@ use kits_support::{assert_faults_happened, twenty_percent_faults};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kits_support::SendOptions;
 use rulebridge::Engine;
-use rulebridge::exec::send::SendOptions;
 use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
 use serde_json::Value;
 
@@ -51,19 +51,16 @@ async fn send(
     options: SendOptions,
 ) -> Vec<Value> {
     let runner = engine.runner(flow).expect("flow");
-    let connector = engine
-        .connector("hubspot", sb.kit_base_url("hubspot").as_deref())
-        .expect("connector");
-    let sender = runner.sender(connector, options);
-    let mut out = Vec::new();
-    sender
-        .run(input.as_bytes(), &mut out, |_| {})
-        .await
-        .expect("run");
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("outcome json"))
-        .collect()
+    let connector = Arc::new(
+        engine
+            .http_connector("hubspot", sb.kit_base_url("hubspot").as_deref())
+            .expect("connector"),
+    );
+    let sender = {
+        let (run, send) = options.split();
+        runner.send_through(connector, run, send)
+    };
+    kits_support::outcomes(&sender, input).await
 }
 
 fn leads(n: usize, name: &str) -> String {
@@ -293,14 +290,19 @@ async fn tokens_expiring_mid_run_are_refreshed() {
         flow_variant("hs_oauth", "update").replace("provider: hubspot", "provider: hubspot_oauth");
     let engine = engine(&[("kit.yaml", oauth_kit), ("flow.yaml", flow)]);
     let runner = engine.runner("hs_oauth").expect("flow");
-    let connector = engine
-        .connector("hubspot_oauth", sb.kit_base_url("hubspot").as_deref())
-        .expect("connector");
-    let sender = runner.sender(connector, one_by_one());
+    let connector = Arc::new(
+        engine
+            .http_connector("hubspot_oauth", sb.kit_base_url("hubspot").as_deref())
+            .expect("connector"),
+    );
+    let sender = {
+        let (run, send) = one_by_one().split();
+        runner.send_through(connector, run, send)
+    };
     let mut created = 0;
     for i in 0..6 {
         let o = sender
-            .send_one(
+            .run_one(
                 i,
                 &serde_json::json!({"email": format!("t{i}@x.io"), "name": "T"}),
             )

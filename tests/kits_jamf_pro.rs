@@ -3,10 +3,11 @@
 
 mod kits_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use kits_support::SendOptions;
 use kits_support::{assert_faults_happened, engine, records, send, twenty_percent_faults};
-use rulebridge::exec::send::SendOptions;
 use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::Value;
 
@@ -65,13 +66,18 @@ async fn expired_tokens_are_replaced_mid_run() {
     let sb = sandbox::start(config).await.expect("sandbox");
     let engine = engine(&[]);
     let runner = engine.runner(FLOW).expect("flow");
-    let connector = engine
-        .connector("jamf", sb.kit_base_url("jamf").as_deref())
-        .expect("connector");
-    let sender = runner.sender(connector, SendOptions::default());
+    let connector = Arc::new(
+        engine
+            .http_connector("jamf", sb.kit_base_url("jamf").as_deref())
+            .expect("connector"),
+    );
+    let sender = {
+        let (run, send) = SendOptions::default().split();
+        runner.send_through(connector, run, send)
+    };
     for (i, name) in ["A", "B", "C", "D"].iter().enumerate() {
         let o = sender
-            .send_one(i, &serde_json::json!({ "name": name }))
+            .run_one(i, &serde_json::json!({ "name": name }))
             .await;
         assert_eq!(o.status, rulebridge::Status::Created, "{o:?}");
         if i == 1 {

@@ -4,6 +4,7 @@
 
 mod kits_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kits_support::{
@@ -170,9 +171,11 @@ async fn data_calls_follow_the_tokens_instance_url() {
     let flow =
         variant("sf_login", "skip").replace("provider: salesforce", "provider: salesforce_login");
     let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
-    let connector = engine
-        .connector("salesforce_login", None)
-        .expect("connector");
+    let connector = Arc::new(
+        engine
+            .http_connector("salesforce_login", None)
+            .expect("connector"),
+    );
     let out = send_via(
         &engine,
         connector,
@@ -202,9 +205,11 @@ async fn a_lead_created_between_lookup_and_create_is_not_duplicated() {
             )
             .await;
         });
-        let inner = engine
-            .connector(KIT, sb.kit_base_url(KIT).as_deref())
-            .expect("connector");
+        let inner = Arc::new(
+            engine
+                .http_connector(KIT, sb.kit_base_url(KIT).as_deref())
+                .expect("connector"),
+        );
         let out = send_via(
             &engine,
             Racing::new(inner, race),
@@ -312,13 +317,18 @@ async fn sessions_expiring_mid_run_are_refreshed() {
         .expect("sandbox");
     let engine = engine(&[]);
     let runner = engine.runner(FLOW).expect("flow");
-    let connector = engine
-        .connector(KIT, sb.kit_base_url(KIT).as_deref())
-        .expect("connector");
-    let sender = runner.sender(connector, one_by_one(1));
+    let connector = Arc::new(
+        engine
+            .http_connector(KIT, sb.kit_base_url(KIT).as_deref())
+            .expect("connector"),
+    );
+    let sender = {
+        let (run, send) = one_by_one(1).split();
+        runner.send_through(connector, run, send)
+    };
     for i in 0..4 {
         let o = sender
-            .send_one(
+            .run_one(
                 i,
                 &json!({"email": format!("t{i}@x.io"), "name": "T", "company": "C"}),
             )

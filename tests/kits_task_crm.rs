@@ -15,6 +15,7 @@ use kits_support::{
 };
 use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 const KIT: &str = "task_crm";
 
@@ -234,9 +235,11 @@ async fn a_client_created_between_lookup_and_create_is_updated() {
         )
         .await;
     });
-    let inner = engine
-        .connector(KIT, sb.kit_base_url(KIT).as_deref())
-        .expect("connector");
+    let inner = Arc::new(
+        engine
+            .http_connector(KIT, sb.kit_base_url(KIT).as_deref())
+            .expect("connector"),
+    );
     let out = send_via(
         &engine,
         Racing::new(inner, race),
@@ -259,13 +262,18 @@ async fn tokens_expiring_mid_run_are_refreshed() {
         .expect("sandbox");
     let engine = engine(&[]);
     let runner = engine.runner("client_to_task_crm").expect("flow");
-    let connector = engine
-        .connector(KIT, sb.kit_base_url(KIT).as_deref())
-        .expect("connector");
-    let sender = runner.sender(connector, one_by_one(1));
+    let connector = Arc::new(
+        engine
+            .http_connector(KIT, sb.kit_base_url(KIT).as_deref())
+            .expect("connector"),
+    );
+    let sender = {
+        let (run, send) = one_by_one(1).split();
+        runner.send_through(connector, run, send)
+    };
     for i in 0..3 {
         let o = sender
-            .send_one(i, &json!({"id": i, "name": format!("C{i}")}))
+            .run_one(i, &json!({"id": i, "name": format!("C{i}")}))
             .await;
         assert_eq!(o.status, rulebridge::Status::Created, "{o:?}");
         if i == 0 {

@@ -9,11 +9,11 @@ mod kits_support;
 
 use std::time::Duration;
 
+use kits_support::SendOptions;
 use kits_support::{
     assert_faults_happened, count, engine, kit_variant, others, recorder, records, send, shown,
     twenty_percent_faults,
 };
-use rulebridge::exec::send::SendOptions;
 use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 

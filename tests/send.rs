@@ -1,174 +1,16 @@
-//! The duplicate decision and write path, driven through a connector that keeps records in
-//! memory and behaves like a CRM with a unique e-mail: search, create (409 on an existing
-//! e-mail), update, batch upsert. The HTTP connector and the sandbox are tested elsewhere;
-//! this checks the engine's decisions.
+//! The duplicate decision and the write path, driven through the in-memory connector (a CRM
+//! with, where a test says so, a unique e-mail): lookups, decisions, repeated identities in
+//! one input, creates whose response was lost, the end-of-run pass, batches. The HTTP
+//! connector and the sandbox are tested elsewhere; this checks the engine.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use rulebridge::Engine;
-use rulebridge::connect::{
-    Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written,
-};
+use rulebridge::connect::Capabilities;
+use rulebridge::connect::memory::{Fault, MemoryConnector};
+use rulebridge::exec::RunOptions;
 use rulebridge::exec::send::SendOptions;
 use serde_json::{Value, json};
-
-#[derive(Default)]
-struct Crm {
-    records: Mutex<BTreeMap<u64, Value>>,
-    next: Mutex<u64>,
-    /// Records created by "another writer" between our search and our create.
-    race: Mutex<Vec<Value>>,
-    batch: Option<usize>,
-    calls: Mutex<Vec<String>>,
-}
-
-impl Crm {
-    fn insert(&self, v: Value) -> u64 {
-        let mut next = self.next.lock().unwrap();
-        *next += 1;
-        self.records.lock().unwrap().insert(*next, v);
-        *next
-    }
-    fn log(&self, s: String) {
-        self.calls.lock().unwrap().push(s);
-    }
-    fn find(&self, field: &str, value: &str) -> Vec<(u64, Value)> {
-        self.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, r)| {
-                r.get(field)
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| v.eq_ignore_ascii_case(value))
-            })
-            .map(|(id, r)| (*id, r.clone()))
-            .collect()
-    }
-}
-
-impl Connector for Crm {
-    fn capabilities(&self, _object: &str) -> Capabilities {
-        Capabilities {
-            search: true,
-            create: true,
-            update: true,
-            batch_upsert: self.batch,
-        }
-    }
-    fn search<'a>(
-        &'a self,
-        _o: &'a str,
-        field: &'a str,
-        value: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
-        Box::pin(async move {
-            self.log(format!("search {field}={value}"));
-            let found = self.find(field, value).into_iter().map(|(id, r)| Found {
-                id: id.to_string(),
-                updated_at: r.get("updated").and_then(Value::as_str).map(String::from),
-                fields: r,
-            });
-            let found = found.collect();
-            // The racing writer strikes right after our search.
-            for r in self.race.lock().unwrap().drain(..) {
-                self.insert(r);
-            }
-            Ok(found)
-        })
-    }
-    fn create<'a>(
-        &'a self,
-        _o: &'a str,
-        payload: &'a Value,
-    ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        Box::pin(async move {
-            self.log("create".into());
-            let email = payload["email"].as_str().unwrap_or_default().to_string();
-            if let Some((id, _)) = self.find("email", &email).first() {
-                let mut e = ConnectError::new(
-                    ErrorKind::Duplicate,
-                    format!("Contact already exists. Existing ID: {id}"),
-                );
-                e.status = Some(409);
-                e.existing_id = Some(id.to_string());
-                return Err(e);
-            }
-            Ok(Written {
-                id: Some(self.insert(payload.clone()).to_string()),
-                created: Some(true),
-            })
-        })
-    }
-    fn update<'a>(
-        &'a self,
-        _o: &'a str,
-        id: &'a str,
-        payload: &'a Value,
-    ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        Box::pin(async move {
-            self.log(format!("update {id} {payload}"));
-            let id: u64 = id
-                .parse()
-                .map_err(|_| ConnectError::new(ErrorKind::NotFound, "bad id"))?;
-            let mut records = self.records.lock().unwrap();
-            let Some(Value::Object(r)) = records.get_mut(&id) else {
-                return Err(ConnectError::new(ErrorKind::NotFound, "no such record"));
-            };
-            for (k, v) in payload.as_object().cloned().unwrap_or_default() {
-                r.insert(k, v);
-            }
-            Ok(Written {
-                id: Some(id.to_string()),
-                created: Some(false),
-            })
-        })
-    }
-    fn upsert_batch<'a>(
-        &'a self,
-        _o: &'a str,
-        field: &'a str,
-        items: &'a [UpsertItem<'a>],
-    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
-        Box::pin(async move {
-            self.log(format!("batch {}", items.len()));
-            items
-                .iter()
-                .map(|item| {
-                    if item.payload.get("name") == Some(&json!("REJECT")) {
-                        let mut e = ConnectError::new(
-                            ErrorKind::Validation,
-                            "Property values were not valid",
-                        );
-                        e.status = Some(207);
-                        return Err(e);
-                    }
-                    match self.find(field, item.key).first() {
-                        Some((id, _)) => {
-                            if let Some(Value::Object(r)) = self.records.lock().unwrap().get_mut(id)
-                            {
-                                for (k, v) in item.payload.as_object().cloned().unwrap_or_default()
-                                {
-                                    r.insert(k, v);
-                                }
-                            }
-                            Ok(Written {
-                                id: Some(id.to_string()),
-                                created: Some(false),
-                            })
-                        }
-                        None => Ok(Written {
-                            id: Some(self.insert(item.payload.clone()).to_string()),
-                            created: Some(true),
-                        }),
-                    }
-                })
-                .collect()
-        })
-    }
-}
 
 const RULES: &str = r#"
 kind: provider
@@ -184,39 +26,69 @@ name: sync
 source: { require: [email] }
 target: { provider: crm, object: contact }
 mapping:
-  email: lower(email)
+  email: lower(trim(email))
   name: name
-  phone: phone
-  updated: updated
 options: { omit_nulls: true }
-duplicates: { match: [email], on_match: ON_MATCH, on_multiple: ON_MULTIPLE }
+duplicates: { match: [email], on_match: ON_MATCH, on_multiple: ON_MULTIPLE, repeats: REPEATS }
 "#;
 
-async fn run(crm: Arc<Crm>, on_match: &str, on_multiple: &str, input: &str) -> Vec<Value> {
+struct Run<'a> {
+    on_match: &'a str,
+    on_multiple: &'a str,
+    repeats: &'a str,
+}
+
+const UPDATE: Run<'static> = Run {
+    on_match: "update",
+    on_multiple: "fail",
+    repeats: "in_order",
+};
+
+async fn run_with(crm: Arc<MemoryConnector>, how: &Run<'_>, input: &str) -> Vec<Value> {
     let rules = RULES
-        .replace("ON_MATCH", on_match)
-        .replace("ON_MULTIPLE", on_multiple);
+        .replace("ON_MATCH", how.on_match)
+        .replace("ON_MULTIPLE", how.on_multiple)
+        .replace("REPEATS", how.repeats);
     let engine = Engine::builder()
         .rules_str("rules.yaml", rules)
+        .connector("crm", crm)
         .build()
         .expect("rules compile");
-    let runner = engine.runner("sync").expect("flow");
-    let sender = runner.sender(
-        crm,
-        SendOptions {
-            concurrency: 4,
-            ..SendOptions::default()
-        },
-    );
-    let mut out = Vec::new();
-    sender
-        .run(input.as_bytes(), &mut out, |_| {})
+    let pipeline = engine
+        .sender(
+            "sync",
+            RunOptions {
+                concurrency: 4,
+                ..RunOptions::default()
+            },
+            SendOptions::default(),
+        )
+        .expect("sender");
+    let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
+        .run(
+            std::io::Cursor::new(input.as_bytes().to_vec()),
+            Vec::new(),
+            |_| {},
+        )
         .await
         .expect("run");
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
+    out.iter()
+        .map(|o| serde_json::to_value(o).expect("json"))
         .collect()
+}
+
+async fn run(
+    crm: Arc<MemoryConnector>,
+    on_match: &str,
+    on_multiple: &str,
+    input: &str,
+) -> Vec<Value> {
+    let how = Run {
+        on_match,
+        on_multiple,
+        repeats: "in_order",
+    };
+    run_with(crm, &how, input).await
 }
 
 fn statuses(outcomes: &[Value]) -> Vec<String> {
@@ -226,21 +98,37 @@ fn statuses(outcomes: &[Value]) -> Vec<String> {
         .collect()
 }
 
+fn crm() -> Arc<MemoryConnector> {
+    Arc::new(MemoryConnector::new().unique("contact", "email"))
+}
+
+fn named(crm: &MemoryConnector, email: &str) -> Vec<Value> {
+    crm.records("contact")
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| {
+            r["email"]
+                .as_str()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn creates_then_updates_on_match() {
-    let crm = Arc::new(Crm::default());
-    crm.insert(json!({"email": "old@x.io", "name": "Old"}));
+    let crm = crm();
+    crm.insert("contact", json!({"email": "old@x.io", "name": "Old"}));
     let out = run(crm.clone(), "update", "fail", "{\"email\":\"new@x.io\",\"name\":\"New\"}\n{\"email\":\"OLD@x.io\",\"name\":\"Renamed\"}\n").await;
     assert_eq!(statuses(&out), ["created", "updated"]);
     assert_eq!(out[1]["target_id"], "1");
-    assert_eq!(crm.find("email", "old@x.io")[0].1["name"], "Renamed");
-    assert_eq!(crm.records.lock().unwrap().len(), 2);
+    assert_eq!(named(&crm, "old@x.io")[0]["name"], "Renamed");
+    assert_eq!(crm.records("contact").len(), 2);
 }
 
 #[tokio::test]
 async fn skip_leaves_the_existing_record() {
-    let crm = Arc::new(Crm::default());
-    crm.insert(json!({"email": "a@x.io", "name": "Keep"}));
+    let crm = crm();
+    crm.insert("contact", json!({"email": "a@x.io", "name": "Keep"}));
     let out = run(
         crm.clone(),
         "skip",
@@ -250,14 +138,13 @@ async fn skip_leaves_the_existing_record() {
     .await;
     assert_eq!(statuses(&out), ["skipped"]);
     assert_eq!(out[0]["target_id"], "1");
-    assert_eq!(crm.find("email", "a@x.io")[0].1["name"], "Keep");
+    assert_eq!(named(&crm, "a@x.io")[0]["name"], "Keep");
 }
 
 #[tokio::test]
-async fn create_new_makes_a_second_record() {
-    let crm = Arc::new(Crm::default());
-    crm.insert(json!({"email": "a@x.io"}));
-    // This CRM refuses a second record with the same e-mail: the create becomes an update.
+async fn create_new_on_a_unique_target_updates_what_it_has() {
+    let crm = crm();
+    crm.insert("contact", json!({"email": "a@x.io", "name": "A"}));
     let out = run(
         crm.clone(),
         "create_new",
@@ -266,25 +153,42 @@ async fn create_new_makes_a_second_record() {
     )
     .await;
     assert_eq!(statuses(&out), ["updated"]);
-    assert_eq!(crm.records.lock().unwrap().len(), 1);
+    assert_eq!(crm.records("contact").len(), 1);
+    assert_eq!(named(&crm, "a@x.io")[0]["name"], "B");
+
+    // A target without the constraint gets its second record.
+    let open = Arc::new(MemoryConnector::new());
+    open.insert("contact", json!({"email": "a@x.io"}));
+    let out = run(
+        open.clone(),
+        "create_new",
+        "fail",
+        "{\"email\":\"a@x.io\",\"name\":\"B\"}\n",
+    )
+    .await;
+    assert_eq!(statuses(&out), ["created"]);
+    assert_eq!(open.records("contact").len(), 2);
 }
 
 #[tokio::test]
 async fn merge_fills_only_empty_fields() {
-    let crm = Arc::new(Crm::default());
-    crm.insert(json!({"email": "a@x.io", "name": "Kept", "phone": ""}));
+    let crm = crm();
+    crm.insert(
+        "contact",
+        json!({"email": "a@x.io", "name": "", "phone": "+1"}),
+    );
     let out = run(
         crm.clone(),
         "merge",
         "fail",
-        "{\"email\":\"a@x.io\",\"name\":\"New\",\"phone\":\"+1\"}\n",
+        "{\"email\":\"a@x.io\",\"name\":\"New\"}\n",
     )
     .await;
     assert_eq!(statuses(&out), ["updated"]);
-    let r = &crm.find("email", "a@x.io")[0].1;
+    let r = &named(&crm, "a@x.io")[0];
     assert_eq!(
         (r["name"].as_str(), r["phone"].as_str()),
-        (Some("Kept"), Some("+1"))
+        (Some("New"), Some("+1"))
     );
 }
 
@@ -295,9 +199,15 @@ async fn several_matches_follow_on_multiple() {
         ("first", "updated"),
         ("most_recent", "updated"),
     ] {
-        let crm = Arc::new(Crm::default());
-        crm.insert(json!({"email": "a@x.io", "updated": "2024-01-02T00:00:00Z"}));
-        crm.insert(json!({"email": "A@x.io", "updated": "2024-03-01T00:00:00Z"}));
+        let crm = Arc::new(MemoryConnector::new().updated_at("updated"));
+        crm.insert(
+            "contact",
+            json!({"email": "a@x.io", "updated": "2024-01-02T00:00:00Z"}),
+        );
+        crm.insert(
+            "contact",
+            json!({"email": "A@x.io", "updated": "2024-03-01T00:00:00Z"}),
+        );
         let out = run(
             crm.clone(),
             "update",
@@ -316,11 +226,8 @@ async fn several_matches_follow_on_multiple() {
 
 #[tokio::test]
 async fn a_create_that_races_another_writer_becomes_an_update() {
-    let crm = Arc::new(Crm::default());
-    crm.race
-        .lock()
-        .unwrap()
-        .push(json!({"email": "race@x.io", "name": "Theirs"}));
+    let crm = crm();
+    crm.race_next_create("contact", json!({"email": "race@x.io", "name": "Theirs"}));
     let out = run(
         crm.clone(),
         "update",
@@ -329,40 +236,293 @@ async fn a_create_that_races_another_writer_becomes_an_update() {
     )
     .await;
     assert_eq!(statuses(&out), ["updated"]);
-    assert_eq!(
-        crm.records.lock().unwrap().len(),
-        1,
-        "never a second record"
-    );
-    assert_eq!(crm.find("email", "race@x.io")[0].1["name"], "Ours");
+    assert_eq!(crm.records("contact").len(), 1, "never a second record");
+    assert_eq!(named(&crm, "race@x.io")[0]["name"], "Ours");
 }
 
 #[tokio::test]
-async fn invalid_records_are_reported_not_sent() {
-    let crm = Arc::new(Crm::default());
-    let input = "{\"email\":\"a@x.io\"}\n{\"name\":\"no email\"}\n{\"email\":\"A@X.IO\"}\nnot json\n{\"email\":\"b@x.io\"}\n";
-    let out = run(crm.clone(), "update", "fail", input).await;
-    assert_eq!(
-        statuses(&out),
-        ["created", "failed", "failed", "failed", "created"]
-    );
-    assert_eq!(out[2]["error"]["kind"], "duplicate_key");
+async fn every_line_gets_one_outcome_at_its_line_number() {
+    let crm = crm();
+    let input = b"{\"email\":\"a@x.io\"}\n\n{\"name\":\"no email\"}\nnot json\n\xff\xfe\n[1,2]\n{\"email\":\"a@x.io\",\"email\":\"b@x.io\"}\n{\"email\":\"b@x.io\"}";
+    let input = String::from_utf8_lossy(input).into_owned();
+    let out = run(crm.clone(), "update", "fail", &input).await;
     let indexes: Vec<u64> = out.iter().filter_map(|o| o["index"].as_u64()).collect();
-    assert_eq!(indexes, [0, 1, 2, 3, 4], "outcomes in input order");
-    assert_eq!(crm.records.lock().unwrap().len(), 2);
+    assert_eq!(
+        indexes,
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        "one outcome per line, in order"
+    );
+    assert_eq!(out[1]["status"], "skipped");
+    assert_eq!(out[1]["reason"], "blank_line");
+    for i in [2, 3, 5] {
+        assert_eq!(out[i]["status"], "failed", "{}", out[i]);
+        assert_eq!(out[i]["error"]["kind"], "invalid_record");
+    }
+    assert_eq!(out[3]["error"]["offset"], 41, "byte offset in the input");
+    assert_eq!(out[4]["status"], "failed");
+    assert_eq!(
+        out[6]["status"], "failed",
+        "duplicate keys in one object: {}",
+        out[6]
+    );
+    assert_eq!(out[7]["status"], "created");
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_a_failed_record_not_the_end_of_the_run() {
+    let crm = crm();
+    let engine = Engine::builder()
+        .rules_str(
+            "rules.yaml",
+            RULES
+                .replace("ON_MATCH", "update")
+                .replace("ON_MULTIPLE", "fail")
+                .replace("REPEATS", "in_order"),
+        )
+        .connector("crm", crm.clone())
+        .build()
+        .expect("rules");
+    let runner = engine.runner("sync").expect("flow");
+    let pipeline = runner.dry_run_pipeline(RunOptions::default());
+    let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
+        .run(
+            std::io::Cursor::new(
+                b"{\"email\":\"a@x.io\"}\n\xff\n{\"email\":\"b@x.io\"}\n".to_vec(),
+            ),
+            Vec::new(),
+            |_| {},
+        )
+        .await
+        .expect("dry run");
+    let statuses: Vec<_> = out.iter().map(|o| o.status.as_str()).collect();
+    assert_eq!(statuses, ["dry_run", "failed", "dry_run"]);
+    let e = out[1].error.as_ref().expect("error");
+    assert_eq!(e.offset, Some(19));
+}
+
+#[tokio::test]
+async fn repeated_identities_apply_in_input_order() {
+    let input = "{\"email\":\"a@x.io\",\"name\":\"First\"}\n{\"email\":\"b@x.io\"}\n{\"email\":\"A@x.io \",\"name\":\"Second\"}\n{\"email\":\"a@x.io\",\"name\":\"Third\"}\n";
+    // update: the later records update what the first created.
+    let crm = Arc::new(MemoryConnector::new());
+    let out = run(crm.clone(), "update", "fail", input).await;
+    assert_eq!(statuses(&out), ["created", "created", "updated", "updated"]);
+    assert_eq!(out[2]["target_id"], out[0]["target_id"]);
+    assert_eq!(out[3]["target_id"], out[0]["target_id"]);
+    assert_eq!(named(&crm, "a@x.io").len(), 1);
+    assert_eq!(
+        named(&crm, "a@x.io")[0]["name"],
+        "Third",
+        "applied in input order"
+    );
+
+    // skip: the later ones leave it.
+    let crm = Arc::new(MemoryConnector::new());
+    let out = run(crm.clone(), "skip", "fail", input).await;
+    assert_eq!(statuses(&out), ["created", "created", "skipped", "skipped"]);
+    assert_eq!(named(&crm, "a@x.io")[0]["name"], "First");
+
+    // create_new: another record each time.
+    let crm = Arc::new(MemoryConnector::new());
+    let out = run(crm.clone(), "create_new", "fail", input).await;
+    assert_eq!(statuses(&out), ["created", "created", "created", "created"]);
+    assert_eq!(named(&crm, "a@x.io").len(), 3);
+}
+
+#[tokio::test]
+async fn last_wins_sends_only_the_last_of_each_identity() {
+    let input = "{\"email\":\"a@x.io\",\"name\":\"First\"}\n{\"email\":\"b@x.io\"}\n{\"email\":\"a@x.io\",\"name\":\"Last\"}\n";
+    let crm = Arc::new(MemoryConnector::new());
+    let how = Run {
+        repeats: "last_wins",
+        ..UPDATE
+    };
+    let out = run_with(crm.clone(), &how, input).await;
+    assert_eq!(statuses(&out), ["skipped", "created", "created"]);
+    assert_eq!(out[0]["reason"], "superseded");
+    assert_eq!(named(&crm, "a@x.io").len(), 1);
+    assert_eq!(named(&crm, "a@x.io")[0]["name"], "Last");
+    assert_eq!(
+        crm.calls()
+            .iter()
+            .filter(|c| c.starts_with("create"))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn repeats_fail_keeps_the_later_record_out() {
+    let input = "{\"email\":\"a@x.io\"}\n{\"email\":\"A@X.IO\"}\n";
+    let crm = Arc::new(MemoryConnector::new());
+    let how = Run {
+        repeats: "fail",
+        ..UPDATE
+    };
+    let out = run_with(crm.clone(), &how, input).await;
+    assert_eq!(statuses(&out), ["created", "failed"]);
+    assert_eq!(out[1]["error"]["kind"], "duplicate_key");
+    assert_eq!(crm.records("contact").len(), 1);
+}
+
+#[tokio::test]
+async fn a_create_whose_response_was_lost_is_looked_up_not_repeated() {
+    // No duplicate detection at the target: only the engine can keep the record single.
+    let crm = Arc::new(MemoryConnector::new());
+    crm.fail_next("create", Fault::After);
+    let out = run(
+        crm.clone(),
+        "update",
+        "fail",
+        "{\"email\":\"a@x.io\",\"name\":\"A\"}\n",
+    )
+    .await;
+    assert_eq!(statuses(&out), ["created"], "{out:?}");
+    assert_eq!(crm.records("contact").len(), 1, "one record, not two");
+    assert_eq!(out[0]["target_id"], "1");
+    let calls = crm.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("create")).count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_create_refused_as_our_own_duplicate_is_created() {
+    // The lookup after the lost response misses the record (search lags behind), so the
+    // create is repeated; the target refuses it as a duplicate: that record is ours.
+    let crm = crm();
+    crm.fail_next("create", Fault::After);
+    crm.fail_next("search", Fault::Before);
+    let out = run(
+        crm.clone(),
+        "update",
+        "fail",
+        "{\"email\":\"a@x.io\",\"name\":\"A\"}\n",
+    )
+    .await;
+    assert_eq!(statuses(&out), ["created"], "{out:?}");
+    assert_eq!(crm.records("contact").len(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_create_without_a_way_to_look_it_up_is_not_repeated() {
+    let crm = Arc::new(MemoryConnector::new());
+    crm.fail_next("create", Fault::After);
+    let rules = r#"
+kind: provider
+name: crm
+base_url: https://crm.example.com
+objects:
+  contact:
+    operations:
+      create: { method: POST, path: /contacts }
+---
+kind: flow
+name: sync
+source: { require: [email] }
+target: { provider: crm, object: contact }
+mapping:
+  email: email
+"#;
+    let engine = Engine::builder()
+        .rules_str("rules.yaml", rules)
+        .connector("crm", crm.clone())
+        .build()
+        .expect("rules");
+    let pipeline = engine
+        .sender("sync", RunOptions::default(), SendOptions::default())
+        .expect("sender");
+    let o = pipeline.run_one(0, &json!({"email": "a@x.io"})).await;
+    assert_eq!(o.status, rulebridge::Status::Failed);
+    assert!(o.error.expect("error").message.contains("not sent again"));
+    assert_eq!(crm.records("contact").len(), 1, "written once, never twice");
+}
+
+#[tokio::test]
+async fn transient_failures_get_one_more_pass_at_the_end() {
+    let crm = Arc::new(MemoryConnector::new());
+    crm.fail_next("search", Fault::Before);
+    let out = run(
+        crm.clone(),
+        "update",
+        "fail",
+        "{\"email\":\"a@x.io\"}\n{\"email\":\"b@x.io\"}\n",
+    )
+    .await;
+    assert_eq!(statuses(&out), ["created", "created"], "{out:?}");
+    let calls = crm.calls();
+    // The failed lookup of the first record is retried after the second record is done.
+    let last_create = calls.iter().rposition(|c| c.starts_with("create")).unwrap();
+    assert_eq!(
+        calls[last_create - 1],
+        "search contact email=a@x.io",
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn lookups_and_creates_go_in_batches() {
+    let crm = Arc::new(MemoryConnector::new().with_capabilities(Capabilities {
+        search: true,
+        create: true,
+        update: true,
+        batch_search: Some(200),
+        batch_create: Some(200),
+        batch_update: Some(200),
+        ..Capabilities::default()
+    }));
+    crm.insert("contact", json!({"email": "lead7@x.io"}));
+    let input: String = (0..300)
+        .map(|i| format!("{{\"email\":\"lead{i}@x.io\",\"name\":\"L{i}\"}}\n"))
+        .collect();
+    let out = run(crm.clone(), "update", "fail", &input).await;
+    assert_eq!(out.iter().filter(|o| o["status"] == "created").count(), 299);
+    assert_eq!(out[7]["status"], "updated");
+    let calls = crm.calls();
+    assert!(
+        calls.len() <= 6,
+        "at most 2 requests per 200 records: {calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("create"))
+            .all(|c| c.starts_with("create_batch")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("search"))
+            .all(|c| c.contains(" in [")),
+        "{calls:?}"
+    );
+    assert_eq!(crm.records("contact").len(), 300);
 }
 
 #[tokio::test]
 async fn batch_upsert_maps_results_back_per_record() {
-    let crm = Arc::new(Crm {
-        batch: Some(2),
-        ..Crm::default()
-    });
-    crm.insert(json!({"email": "b@x.io"}));
+    let crm = Arc::new(
+        MemoryConnector::new()
+            .refuse("contact", "name", json!("REJECT"))
+            .with_capabilities(Capabilities {
+                search: true,
+                create: true,
+                update: true,
+                batch_upsert: Some(2),
+                ..Capabilities::default()
+            }),
+    );
+    crm.insert("contact", json!({"email": "b@x.io"}));
     let input = "{\"email\":\"a@x.io\"}\n{\"email\":\"b@x.io\"}\n{\"email\":\"c@x.io\",\"name\":\"REJECT\"}\n";
     let out = run(crm.clone(), "update", "fail", input).await;
     assert_eq!(statuses(&out), ["created", "updated", "failed"]);
     assert_eq!(out[2]["error"]["kind"], "validation");
-    let calls = crm.calls.lock().unwrap().clone();
-    assert!(calls.iter().all(|c| c.starts_with("batch")), "{calls:?}");
+    let calls = crm.calls();
+    assert!(
+        calls.iter().all(|c| c.starts_with("upsert_batch")),
+        "{calls:?}"
+    );
 }

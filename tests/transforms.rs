@@ -20,11 +20,10 @@ fn transforms() {
             .build()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let input = std::fs::read(dir.join("input.ndjson")).expect("input.ndjson");
-        let mut out = Vec::new();
-        let summary = engine
+        let (summary, out) = engine
             .runner("t")
             .expect("flow t")
-            .dry_run(&input[..], &mut out, |_| {})
+            .dry_run(std::io::Cursor::new(input), Vec::new(), |_| {})
             .expect("dry run");
         let text = format!("{}\n{summary}\n", String::from_utf8_lossy(&out));
         let rules = std::fs::read_to_string(path).unwrap_or_default();

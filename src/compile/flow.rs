@@ -218,6 +218,7 @@ impl Context<'_> {
                 match_keys: d.match_keys.iter().map(|k| k.value.clone()).collect(),
                 on_match: d.on_match.value,
                 on_multiple: d.on_multiple.value,
+                repeats: d.repeats.value,
             }
         });
 

@@ -7,6 +7,7 @@
 
 pub mod fields;
 pub mod http;
+pub mod memory;
 
 use std::fmt;
 
@@ -68,6 +69,11 @@ pub struct ConnectError {
     /// For validation errors: the offending field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request was sent but its result is unknown (the response was lost, it timed out,
+    /// or a 5xx came back after the system may have processed it): a create must not be
+    /// repeated without looking the record up first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
 }
 
 impl ConnectError {
@@ -78,6 +84,7 @@ impl ConnectError {
             message: message.into(),
             existing_id: None,
             field: None,
+            outcome_unknown: false,
         }
     }
 }
@@ -109,10 +116,33 @@ fn kind_name(k: ErrorKind) -> &'static str {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
     pub search: bool,
+    /// Largest number of values one batch search can look up (`None`: one search per value).
+    pub batch_search: Option<usize>,
     pub create: bool,
     pub update: bool,
     /// Largest batch of a native upsert by identity key (`None`: no batch upsert).
     pub batch_upsert: Option<usize>,
+    /// Largest batch of a native multi-record create (`None`: one create per record).
+    pub batch_create: Option<usize>,
+    /// Largest batch of a native multi-record update (`None`: one update per record).
+    pub batch_update: Option<usize>,
+    /// Whether a create may be repeated safely after its result was lost (the provider
+    /// declares an idempotency mechanism, e.g. an `Idempotency-Key` header).
+    pub idempotent_create: bool,
+}
+
+/// What the engine passes into every connector call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Call {
+    /// No attempt starts after it, and a retry whose wait would end after it is not made
+    /// (requests already sent run to their own timeout).
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl Call {
+    pub fn with_deadline(deadline: Option<std::time::Instant>) -> Self {
+        Call { deadline }
+    }
 }
 
 /// One item of a batch upsert: the identity key value and the payload.
@@ -122,8 +152,19 @@ pub struct UpsertItem<'a> {
     pub payload: &'a Value,
 }
 
+/// One item of a batch update: the target id and the fields to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateItem<'a> {
+    pub id: &'a str,
+    pub payload: &'a Value,
+}
+
 /// Reads and writes one target system. Implementations must be cheap to share (`Arc`) and
 /// safe to call concurrently; pacing and retries are their business.
+///
+/// Retries must never repeat a create whose result is unknown (the request was sent but no
+/// answer came back): such a failure is returned with [`ConnectError::outcome_unknown`] set,
+/// and the engine looks the record up before it creates again.
 pub trait Connector: Send + Sync {
     /// What this connector supports for `object`.
     fn capabilities(&self, object: &str) -> Capabilities;
@@ -131,19 +172,43 @@ pub trait Connector: Send + Sync {
     /// Records of `object` whose `field` equals `value` (exact match).
     fn search<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         field: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>>;
 
+    /// Records of `object` whose `field` equals any of `values`, each paired with the index
+    /// of the value it matched. Connectors with a native batch search override this (and
+    /// report [`Capabilities::batch_search`]); the default searches value by value.
+    fn search_many<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        field: &'a str,
+        values: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<(usize, Found)>, ConnectError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                for f in self.search(call, object, field, v).await? {
+                    out.push((i, f));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn create<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         payload: &'a Value,
     ) -> BoxFuture<'a, Result<Written, ConnectError>>;
 
     fn update<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         id: &'a str,
         payload: &'a Value,
@@ -151,10 +216,50 @@ pub trait Connector: Send + Sync {
 
     /// Creates or updates by identity key in one request; one result per item, in order. A
     /// batch refused as a whole is the connector's to split (it isolates the bad items).
+    /// Only called when [`Capabilities::batch_upsert`] is set.
     fn upsert_batch<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         field: &'a str,
         items: &'a [UpsertItem<'a>],
-    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>>;
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        let _ = (call, object, field);
+        Box::pin(async move { unsupported(items.len(), "batch upsert") })
+    }
+
+    /// Creates several records in one request; one result per payload, in order. Only
+    /// called when [`Capabilities::batch_create`] is set.
+    fn create_batch<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        payloads: &'a [&'a Value],
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        let _ = (call, object);
+        Box::pin(async move { unsupported(payloads.len(), "batch create") })
+    }
+
+    /// Updates several records in one request; one result per item, in order. Only called
+    /// when [`Capabilities::batch_update`] is set.
+    fn update_batch<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        items: &'a [UpdateItem<'a>],
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        let _ = (call, object);
+        Box::pin(async move { unsupported(items.len(), "batch update") })
+    }
+}
+
+fn unsupported(n: usize, what: &str) -> Vec<Result<Written, ConnectError>> {
+    (0..n)
+        .map(|_| {
+            Err(ConnectError::new(
+                ErrorKind::Fatal,
+                format!("this connector has no {what}"),
+            ))
+        })
+        .collect()
 }

@@ -1,12 +1,17 @@
-//! Running a [`Plan`](crate::plan::Plan) on records: validate → policy → map → identity key.
+//! Running a [`Plan`](crate::plan::Plan) on records: validate → policy → map → identity key,
+//! then the [`pipeline`] that sequences records by identity into a sink (a dry run, a
+//! connector, or the embedder's own).
 //!
 //! Evaluation does no I/O and never clones the input record; each record ends in exactly one
 //! [`Outcome`]. A bad record is a `failed` outcome with its reason — the others go on.
 
+pub mod decide;
+pub mod dry_run;
 mod outcome;
+pub mod pipeline;
 mod policy;
+pub mod reader;
 pub mod send;
-pub mod stream;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -18,6 +23,49 @@ use crate::functions::{Clock, SystemClock};
 use crate::plan::{ExprAt, FlowPlan, MappingPlan, ValuePlan};
 
 pub use outcome::{FailureKind, Outcome, RecordError, Status};
+pub use pipeline::{Pipeline, RunOptions, Sink, Summary};
+
+/// Parses one input line into a record: it must be UTF-8 text holding one JSON object.
+/// Errors carry the byte offset within the line.
+pub fn parse_record(line: &[u8]) -> Result<Value, RecordError> {
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err(
+            RecordError::new(FailureKind::InvalidRecord, "the line is not valid UTF-8")
+                .at_offset(e.valid_up_to() as u64),
+        );
+    }
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        let offset = offset_of(line, e.line(), e.column());
+        RecordError::new(
+            FailureKind::InvalidRecord,
+            format!("line is not valid JSON: {e}"),
+        )
+        .at_offset(offset)
+    })?;
+    if !value.is_object() {
+        return Err(RecordError::new(
+            FailureKind::InvalidRecord,
+            format!(
+                "record must be a JSON object, got {}",
+                crate::functions::type_name(&value)
+            ),
+        )
+        .at_offset(0));
+    }
+    Ok(value)
+}
+
+/// The byte offset of a 1-based line and column of `text`.
+fn offset_of(text: &[u8], line: usize, column: usize) -> u64 {
+    let mut offset = 0usize;
+    for (n, l) in text.split(|&b| b == b'\n').enumerate() {
+        if n + 1 == line {
+            return (offset + column.saturating_sub(1)).min(text.len()) as u64;
+        }
+        offset += l.len() + 1;
+    }
+    text.len() as u64
+}
 
 /// What evaluation needs besides the plan: time and resolved secrets.
 #[derive(Clone)]

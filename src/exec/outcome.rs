@@ -35,6 +35,8 @@ impl Status {
 pub enum FailureKind {
     /// The input line is not a JSON object, misses a required field, or has no identity key.
     InvalidRecord,
+    /// The input line is larger than the maximum record size; it was not read.
+    TooLarge,
     /// An expression, template or policy failed on this record.
     Mapping,
     /// The policy table rejected the record (e.g. two rows matched under `unique`).
@@ -77,6 +79,9 @@ pub struct RecordError {
     /// The target system's own message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message: Option<String>,
+    /// Byte offset in the input where the problem is (unreadable lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 impl RecordError {
@@ -88,6 +93,7 @@ impl RecordError {
             at: None,
             status: None,
             provider_message: None,
+            offset: None,
         }
     }
 
@@ -110,11 +116,18 @@ impl RecordError {
             at: None,
             status: e.status,
             provider_message: Some(e.message.clone()),
+            offset: None,
         }
     }
 
     pub fn with_field(mut self, field: &str) -> Self {
         self.field = Some(field.to_string());
+        self
+    }
+
+    /// The byte offset in the input where the problem is.
+    pub fn at_offset(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
         self
     }
 
@@ -173,6 +186,20 @@ impl Outcome {
             payload: None,
             policy: None,
             reason: Some("filtered out by source.filter".into()),
+            error: None,
+        }
+    }
+
+    /// A record that was not sent, and why (`blank_line`, `superseded`, ...).
+    pub fn skipped(index: usize, reason: &str) -> Self {
+        Outcome {
+            index,
+            key: None,
+            status: Status::Skipped,
+            target_id: None,
+            payload: None,
+            policy: None,
+            reason: Some(reason.to_string()),
             error: None,
         }
     }

@@ -1,382 +1,334 @@
-//! Sending records to a target system: identity lookup, the duplicate decision, and writes
-//! through a [`Connector`], with bounded concurrency and outcomes in input order.
+//! The sending sink: look up, decide ([`decide`](super::decide::decide)), write through a
+//! [`Connector`].
 //!
-//! Per record: evaluate → (skip | fail) or → look up existing records by the duplicate rule's
-//! match keys, in order → decide by `on_match` / `on_multiple` → create or update. A create that
-//! the target refuses as a duplicate (another writer got there first) becomes an update of the
-//! existing record (a merge into it under `on_match: merge`), never a second record. Records sharing an identity key with an earlier
-//! record of the same input fail without being sent.
+//! A group of jobs (records of distinct identities) goes out in as few requests as the
+//! connector allows: one batch upsert when the flow updates by one key and the target has a
+//! native upsert; otherwise one batch search per match key, then batch creates and batch
+//! updates (or one request per record where the target has no batch operation).
+//!
+//! Writes are never doubled. A create whose result is unknown (the response was lost, it
+//! timed out, a 5xx came back after the system may have processed it) is not repeated until
+//! the record has been looked up again: if it is there, it was our create (`created`); a
+//! repeated create that the target refuses as a duplicate was ours too. A create the target
+//! refuses as a duplicate of someone else's record is decided again against that record.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
-use serde_json::{Map, Value};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use futures::future::BoxFuture;
+use serde_json::Value;
 
 use crate::connect::{
-    Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written,
+    Call, Capabilities, ConnectError, Connector, ErrorKind, Found, UpdateItem, UpsertItem, Written,
 };
-use crate::plan::{DuplicatePlan, FlowPlan};
-use crate::syntax::doc::{OnMatch, OnMultiple};
+use crate::plan::FlowPlan;
+use crate::syntax::doc::OnMatch;
 
-use super::stream::Summary;
-use super::{Evaluation, ExecContext, FailureKind, Outcome, RecordError, Status};
+use super::decide::{Decision, decide};
+use super::pipeline::{Completion, Job, Sink};
+use super::{Outcome, RecordError, Status};
 
-/// How a run sends.
+/// How a flow sends.
 #[derive(Clone, Debug)]
 pub struct SendOptions {
-    /// Records (or batches) in flight at once.
-    pub concurrency: usize,
-    /// Time allowed for one record, all retries included; after it the record fails as
-    /// `transient` and no new request is started for it.
-    pub record_deadline: Option<Duration>,
     /// Include the (redacted) payload in each outcome.
     pub include_payload: bool,
-    /// Use the target's batch upsert when the flow allows it (`on_match: update`, one match
-    /// key).
+    /// Use the target's batch operations (upsert, search, create, update) where it has them.
     pub batch: bool,
+    /// Creates with an unknown result are verified and repeated at most this many times.
+    pub unknown_create_attempts: u32,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
         SendOptions {
-            concurrency: 8,
-            record_deadline: Some(Duration::from_secs(120)),
             include_payload: false,
             batch: true,
+            unknown_create_attempts: 3,
         }
     }
 }
 
-/// Sends the records of one flow through one connector. Cheap to clone (shared parts).
-#[derive(Clone)]
-pub struct Sender {
+/// Writes a flow's records through a connector.
+pub struct ConnectorSink {
     flow: Arc<FlowPlan>,
-    cx: ExecContext,
     connector: Arc<dyn Connector>,
     options: SendOptions,
     caps: Capabilities,
 }
 
-/// A record after evaluation, before sending.
-enum Prepared {
-    Done(Outcome),
-    Mapped(Mapped),
-}
-
-impl Prepared {
-    fn index_and_key(&self) -> (usize, Option<String>) {
-        match self {
-            Prepared::Done(o) => (o.index, o.key.clone()),
-            Prepared::Mapped(m) => (m.index, m.key.clone()),
+impl ConnectorSink {
+    pub fn new(flow: Arc<FlowPlan>, connector: Arc<dyn Connector>, options: SendOptions) -> Self {
+        let mut caps = connector.capabilities(&flow.object);
+        if !options.batch {
+            caps.batch_search = None;
+            caps.batch_upsert = None;
+            caps.batch_create = None;
+            caps.batch_update = None;
         }
-    }
-}
-
-struct Mapped {
-    index: usize,
-    key: Option<String>,
-    payload: Value,
-    policy: Option<Value>,
-    identity: Vec<String>,
-}
-
-impl Sender {
-    pub fn new(
-        flow: Arc<FlowPlan>,
-        cx: ExecContext,
-        connector: Arc<dyn Connector>,
-        options: SendOptions,
-    ) -> Self {
-        let caps = connector.capabilities(&flow.object);
-        Sender {
+        ConnectorSink {
             flow,
-            cx,
             connector,
             options,
             caps,
         }
     }
 
-    /// Whether records go in batch upserts rather than one by one.
-    pub fn batch_size(&self) -> Option<usize> {
+    /// Batch upserts by the one match key, when the flow updates on match.
+    fn upserts(&self) -> Option<usize> {
         let d = self.flow.duplicates.as_ref()?;
-        let fits = self.options.batch && d.on_match == OnMatch::Update && d.match_keys.len() == 1;
+        let fits = d.on_match == OnMatch::Update && d.match_keys.len() == 1;
         self.caps.batch_upsert.filter(|n| fits && *n > 1)
     }
 
-    /// Sends one record (no duplicate check against other records).
-    pub async fn send_one(&self, index: usize, record: &Value) -> Outcome {
-        match self.prepare(index, record) {
-            Prepared::Done(o) => o,
-            Prepared::Mapped(m) => self.send_mapped(m).await,
-        }
+    fn object(&self) -> &str {
+        &self.flow.object
     }
 
-    /// Sends every NDJSON line of `input`, writing one outcome line per record to `out` in
-    /// input order. Must run inside a Tokio runtime: each batch (or record) is sent on its own
-    /// task, at most `concurrency` at a time.
-    pub async fn run<R, W>(
-        &self,
-        input: R,
-        mut out: W,
-        mut progress: impl FnMut(usize),
-    ) -> std::io::Result<Summary>
-    where
-        R: AsyncBufRead + Unpin,
-        W: std::io::Write,
-    {
-        let group = self.batch_size().unwrap_or(1);
-        let me = Arc::new(self.clone());
-        let mut lines = input.lines();
-        let mut first_of: HashMap<(usize, String), usize> = HashMap::new();
-        let mut index = 0usize;
-        let prepared = futures::stream::poll_fn(move |cx| {
-            // Reading and evaluating are cheap and ordered; only sending is concurrent.
-            let next = std::pin::Pin::new(&mut lines).poll_next_line(cx);
-            next.map(|r| match r {
-                Ok(Some(line)) => Some(Ok(line)),
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            })
-        })
-        .filter(|l| futures::future::ready(!matches!(l, Ok(s) if s.trim().is_empty())))
-        .map(|line| {
-            let i = index;
-            index += 1;
-            let p = match line {
-                Err(e) => Prepared::Done(Outcome::failed(i, None, RecordError::new(FailureKind::InvalidRecord, format!("input could not be read: {e}")))),
-                Ok(line) => match serde_json::from_str::<Value>(&line) {
-                    Ok(record) => self.prepare(i, &record),
-                    Err(e) => Prepared::Done(Outcome::failed(i, None, RecordError::new(FailureKind::InvalidRecord, format!("line is not valid JSON: {e}")))),
-                },
-            };
-            match p {
-                Prepared::Mapped(m) => {
-                    let keys: Vec<(usize, String)> = m.identity.iter().cloned().enumerate().collect();
-                    if let Some(first) = keys.iter().find_map(|k| first_of.get(k)) {
-                        let err = RecordError::new(
-                            FailureKind::DuplicateKey,
-                            format!("identity key already used by record {first} of this input; not sent twice"),
-                        );
-                        Prepared::Done(Outcome::failed(m.index, m.key, err))
-                    } else {
-                        for k in keys {
-                            first_of.insert(k, m.index);
-                        }
-                        Prepared::Mapped(m)
-                    }
+    async fn write_group(&self, jobs: Vec<Job>) -> Vec<Completion> {
+        if self.upserts().is_some() && jobs.iter().all(|j| j.prior.is_none()) {
+            return self.upsert_group(jobs).await;
+        }
+        let call = call_for(&jobs);
+        let (mut found, lookup_errors) = self.lookup(&call, &jobs).await;
+        let mut done = Vec::with_capacity(jobs.len());
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            if let Some(e) = &lookup_errors[i] {
+                done.push(self.failure(job, "lookup", e));
+                continue;
+            }
+            let f = std::mem::take(&mut found[i]);
+            if job.maybe_created && !f.is_empty() {
+                // An earlier attempt's create landed after all.
+                let id = f.into_iter().next().map(|f| f.id);
+                done.push(self.success(job, Status::Created, id, None));
+                continue;
+            }
+            match decide(self.flow.duplicates.as_ref(), &f, false, &job.payload) {
+                Decision::Create => creates.push(job),
+                Decision::Update { id, partial } => updates.push((job, id, partial)),
+                Decision::Skip { id, reason } => {
+                    done.push(self.success(job, Status::Skipped, id, Some(reason)))
                 }
-                done => done,
-            }
-        })
-        .ready_chunks(group)
-        .map(|chunk| {
-            // Each group is sent on its own task as soon as it is formed, so evaluating the
-            // next records never holds up requests and responses in flight.
-            let keys: Vec<(usize, Option<String>)> = chunk.iter().map(Prepared::index_and_key).collect();
-            let me = me.clone();
-            let task = tokio::spawn(async move { me.send_group(chunk).await });
-            async move {
-                task.await.unwrap_or_else(|e| {
-                    // A failed task must not lose records: each gets an outcome saying so.
-                    keys.into_iter()
-                        .map(|(i, key)| {
-                            let err = RecordError::new(FailureKind::Rejected, format!("internal error while sending: {e}"));
-                            Outcome::failed(i, key, err)
-                        })
-                        .collect()
-                })
-            }
-        })
-        .buffered(self.options.concurrency.max(1));
-
-        let mut summary = Summary::default();
-        let mut outcomes = std::pin::pin!(prepared);
-        while let Some(group) = outcomes.next().await {
-            for o in group {
-                summary.add(o.status);
-                serde_json::to_writer(&mut out, &o).map_err(std::io::Error::other)?;
-                out.write_all(b"\n")?;
-            }
-            progress(summary.total);
-        }
-        out.flush()?;
-        Ok(summary)
-    }
-
-    fn prepare(&self, index: usize, record: &Value) -> Prepared {
-        match super::evaluate(&self.flow, record, &self.cx) {
-            Ok(Evaluation::Mapped {
-                payload,
-                policy,
-                key,
-                identity,
-            }) => Prepared::Mapped(Mapped {
-                index,
-                key,
-                payload,
-                policy,
-                identity,
-            }),
-            Ok(Evaluation::Filtered) => Prepared::Done(Outcome::filtered(index)),
-            Err(e) => Prepared::Done(Outcome::failed(index, None, e)),
-        }
-    }
-
-    /// Sends a group of consecutive records: one batch upsert, or one record.
-    async fn send_group(&self, group: Vec<Prepared>) -> Vec<Outcome> {
-        let mut done = Vec::with_capacity(group.len());
-        let mut mapped = Vec::new();
-        for p in group {
-            match p {
-                Prepared::Done(o) => done.push(o),
-                Prepared::Mapped(m) => mapped.push(m),
+                Decision::Fail(e) => done.push(self.failed(job, e)),
             }
         }
-        if self.batch_size().is_some() && !mapped.is_empty() {
-            done.extend(self.send_batch(mapped).await);
-        } else {
-            for m in mapped {
-                done.push(self.send_mapped(m).await);
-            }
-        }
-        done.sort_by_key(|o| o.index);
+        done.extend(self.create_all(&call, creates).await);
+        done.extend(self.update_all(&call, updates).await);
         done
     }
 
-    async fn send_batch(&self, mapped: Vec<Mapped>) -> Vec<Outcome> {
-        let field = self
-            .flow
-            .duplicates
-            .as_ref()
-            .and_then(|d| d.match_keys.first())
-            .cloned()
-            .unwrap_or_default();
-        let items: Vec<UpsertItem<'_>> = mapped
-            .iter()
-            .map(|m| UpsertItem {
-                key: m.identity.first().map(String::as_str).unwrap_or_default(),
-                payload: &m.payload,
-            })
-            .collect();
-        let call = self
-            .connector
-            .upsert_batch(&self.flow.object, &field, &items);
-        let results = match self.options.record_deadline {
-            Some(d) => tokio::time::timeout(d, call)
-                .await
-                .unwrap_or_else(|_| (0..items.len()).map(|_| Err(deadline_error(d))).collect()),
-            None => call.await,
-        };
-        let mut results = results.into_iter();
-        mapped
-            .into_iter()
-            .map(|m| {
-                let r = results.next().unwrap_or_else(|| {
-                    Err(ConnectError::new(
-                        ErrorKind::Fatal,
-                        "the target returned no result for this record",
-                    ))
-                });
-                match r {
-                    Ok(w) => {
-                        let status = if w.created == Some(false) {
-                            Status::Updated
-                        } else {
-                            Status::Created
-                        };
-                        self.done(m, status, w.id, None)
-                    }
-                    Err(e) => self.failed(m, RecordError::from_target("upsert", &e)),
-                }
-            })
-            .collect()
-    }
-
-    async fn send_mapped(&self, m: Mapped) -> Outcome {
-        match self.options.record_deadline {
-            Some(d) => {
-                let (index, key) = (m.index, m.key.clone());
-                match tokio::time::timeout(d, self.write(m)).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::failed(
-                        index,
-                        key,
-                        RecordError::from_target("write", &deadline_error(d)),
-                    ),
-                }
-            }
-            None => self.write(m).await,
-        }
-    }
-
-    /// Lookup, decision and write for one record.
-    async fn write(&self, m: Mapped) -> Outcome {
+    /// Finds what matches each job's identity: its prior write, or a search per match key in
+    /// order (batched where the target can), the first key that finds records deciding.
+    async fn lookup(
+        &self,
+        call: &Call,
+        jobs: &[Job],
+    ) -> (Vec<Vec<Found>>, Vec<Option<ConnectError>>) {
+        let mut found: Vec<Vec<Found>> = vec![Vec::new(); jobs.len()];
+        let mut errors: Vec<Option<ConnectError>> = vec![None; jobs.len()];
         let Some(rule) = &self.flow.duplicates else {
-            return self.create(m).await;
+            return (found, errors);
         };
-        let found = match self.lookup(rule, &m).await {
-            Ok(found) => found,
-            Err(e) => return self.failed(m, RecordError::from_target("lookup", &e)),
-        };
-        let chosen = match found.len() {
-            0 => return self.create(m).await,
-            1 => found.into_iter().next(),
-            n => match rule.on_multiple {
-                OnMultiple::Fail => {
-                    let err = RecordError::new(
-                        FailureKind::MultipleMatches,
-                        format!("{n} target records match the identity key; on_multiple: fail"),
-                    );
-                    return self.failed(m, err);
-                }
-                OnMultiple::First => pick_first(found),
-                OnMultiple::MostRecent => pick_most_recent(found),
-            },
-        };
-        let Some(existing) = chosen else {
-            return self.create(m).await;
-        };
-        match rule.on_match {
-            OnMatch::Skip => {
-                let id = Some(existing.id);
-                self.done_with_reason(
-                    m,
-                    Status::Skipped,
-                    id,
-                    "a matching record exists; on_match: skip",
-                )
+        let mut todo: Vec<usize> = Vec::new();
+        for (i, j) in jobs.iter().enumerate() {
+            match &j.prior {
+                Some(p) => found[i].push(p.clone()),
+                None => todo.push(i),
             }
-            OnMatch::CreateNew => self.create(m).await,
-            OnMatch::Update => self.update(m, &existing.id, None).await,
-            OnMatch::Merge => {
-                let fill = blanks_only(&m.payload, &existing.fields);
-                if fill.as_object().is_some_and(|f| f.is_empty()) {
-                    let id = Some(existing.id);
-                    return self.done_with_reason(
-                        m,
-                        Status::Skipped,
-                        id,
-                        "nothing to merge: the target has every field",
-                    );
+        }
+        if !self.caps.search {
+            return (found, errors);
+        }
+        for (k, field) in rule.match_keys.iter().enumerate() {
+            if todo.is_empty() {
+                break;
+            }
+            let per = self.caps.batch_search.unwrap_or(1).max(1);
+            for part in todo.chunks(per) {
+                let values: Vec<&str> = part
+                    .iter()
+                    .map(|&i| jobs[i].identity.get(k).map_or("", String::as_str))
+                    .collect();
+                let result = if part.len() == 1 {
+                    self.connector
+                        .search(call, self.object(), field, values[0])
+                        .await
+                        .map(|f| f.into_iter().map(|f| (0, f)).collect())
+                } else {
+                    self.connector
+                        .search_many(call, self.object(), field, &values)
+                        .await
+                };
+                match result {
+                    Ok(hits) => {
+                        for (v, f) in hits {
+                            if let Some(&i) = part.get(v) {
+                                found[i].push(f);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for &i in part {
+                            errors[i] = Some(e.clone());
+                        }
+                    }
                 }
-                self.update(m, &existing.id, Some(fill)).await
+            }
+            todo.retain(|&i| found[i].is_empty() && errors[i].is_none());
+        }
+        (found, errors)
+    }
+
+    async fn create_all(&self, call: &Call, jobs: Vec<Job>) -> Vec<Completion> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let results = match self.caps.batch_create {
+            Some(max) if jobs.len() > 1 && max > 1 => {
+                let mut results = Vec::with_capacity(jobs.len());
+                for part in jobs.chunks(max) {
+                    let payloads: Vec<&Value> = part.iter().map(|j| &j.payload).collect();
+                    let mut r = self
+                        .connector
+                        .create_batch(call, self.object(), &payloads)
+                        .await;
+                    r.resize_with(part.len(), no_result);
+                    results.extend(r);
+                }
+                results
+            }
+            _ => {
+                let mut results = Vec::with_capacity(jobs.len());
+                for j in &jobs {
+                    results.push(self.connector.create(call, self.object(), &j.payload).await);
+                }
+                results
+            }
+        };
+        let mut done = Vec::with_capacity(jobs.len());
+        for (job, r) in jobs.into_iter().zip(results) {
+            done.push(self.after_create(job, r).await);
+        }
+        done
+    }
+
+    /// The outcome of a create, looking the record up again where the result is unknown or
+    /// the target refused it as a duplicate.
+    async fn after_create(
+        &self,
+        mut job: Job,
+        mut result: Result<Written, ConnectError>,
+    ) -> Completion {
+        let mut attempts = 1;
+        loop {
+            let e = match result {
+                Ok(w) => return self.success(job, Status::Created, w.id, None),
+                Err(e) => e,
+            };
+            let call = Call::with_deadline(job.deadline);
+            if e.kind == ErrorKind::Duplicate {
+                if job.maybe_created {
+                    // Our own earlier create, refused on the repeat.
+                    let id = match e.existing_id.clone() {
+                        Some(id) => Some(id),
+                        None => self
+                            .find(&call, &job)
+                            .await
+                            .ok()
+                            .and_then(|f| f.into_iter().next())
+                            .map(|f| f.id),
+                    };
+                    return self.success(job, Status::Created, id, None);
+                }
+                return self.after_duplicate(&call, job, &e).await;
+            }
+            if !e.outcome_unknown || self.caps.idempotent_create {
+                return self.failure(job, "create", &e);
+            }
+            // The create may have landed: look before creating again.
+            if self.flow.duplicates.is_none() || !self.caps.search {
+                let mut err = RecordError::from_target("create", &e);
+                err.message = format!(
+                    "{}; the record may have been created, and without a duplicate rule to look it up by it is not sent again",
+                    err.message
+                );
+                return Completion::Done {
+                    outcome: self.failed_outcome(job, err),
+                    written: None,
+                };
+            }
+            job.maybe_created = true;
+            match self.find(&call, &job).await {
+                Ok(found) if !found.is_empty() => {
+                    let id = found.into_iter().next().map(|f| f.id);
+                    return self.success(job, Status::Created, id, None);
+                }
+                Ok(_) if attempts < self.options.unknown_create_attempts => {
+                    attempts += 1;
+                    result = self
+                        .connector
+                        .create(&call, self.object(), &job.payload)
+                        .await;
+                }
+                Ok(_) => return self.failure(job, "create", &e),
+                // The lookup failed too: the end-of-run pass looks again before creating.
+                Err(e2) => return self.failure(job, "lookup after an unknown create", &e2),
             }
         }
     }
 
-    /// Tries the match keys in order; the first that finds records decides.
-    async fn lookup(&self, rule: &DuplicatePlan, m: &Mapped) -> Result<Vec<Found>, ConnectError> {
-        if !self.caps.search {
-            return Ok(Vec::new());
+    /// Someone else's record has this identity: decide again against it.
+    async fn after_duplicate(&self, call: &Call, job: Job, e: &ConnectError) -> Completion {
+        let mut found = match self.find(call, &job).await {
+            Ok(f) => f,
+            Err(e2) => return self.failure(job, "lookup after a duplicate", &e2),
+        };
+        if let Some(id) = &e.existing_id {
+            // The target named the record: that one decides, even where search lags behind.
+            match found.iter().position(|f| &f.id == id) {
+                Some(i) => found = vec![found.swap_remove(i)],
+                None => {
+                    found = vec![Found {
+                        id: id.clone(),
+                        updated_at: None,
+                        fields: Value::Object(Default::default()),
+                    }]
+                }
+            }
         }
-        for (field, value) in rule.match_keys.iter().zip(&m.identity) {
+        match decide(self.flow.duplicates.as_ref(), &found, true, &job.payload) {
+            Decision::Update { id, partial } => {
+                let payload = partial.as_ref().unwrap_or(&job.payload);
+                match self
+                    .connector
+                    .update(call, self.object(), &id, payload)
+                    .await
+                {
+                    Ok(w) => self.success(job, Status::Updated, w.id.or(Some(id)), None),
+                    Err(e) => self.failure(job, "update", &e),
+                }
+            }
+            Decision::Skip { id, reason } => self.success(job, Status::Skipped, id, Some(reason)),
+            Decision::Create => self.failure(job, "create", e),
+            Decision::Fail(mut err) => {
+                err.status = e.status;
+                err.provider_message = Some(e.message.clone());
+                self.failed(job, err)
+            }
+        }
+    }
+
+    /// A search by the job's match keys, in order.
+    async fn find(&self, call: &Call, job: &Job) -> Result<Vec<Found>, ConnectError> {
+        let Some(rule) = self.flow.duplicates.as_ref().filter(|_| self.caps.search) else {
+            return Ok(Vec::new());
+        };
+        for (field, value) in rule.match_keys.iter().zip(&job.identity) {
             let found = self
                 .connector
-                .search(&self.flow.object, field, value)
+                .search(call, self.object(), field, value)
                 .await?;
             if !found.is_empty() {
                 return Ok(found);
@@ -385,245 +337,237 @@ impl Sender {
         Ok(Vec::new())
     }
 
-    async fn create(&self, m: Mapped) -> Outcome {
-        match self.connector.create(&self.flow.object, &m.payload).await {
-            Ok(w) => self.done(m, Status::Created, w.id, None),
-            // Someone created it meanwhile: merge into it when the flow merges (which needs its
-            // fields, so it must be found).
-            Err(e)
-                if e.kind == ErrorKind::Duplicate
-                    && self
-                        .flow
-                        .duplicates
-                        .as_ref()
-                        .is_some_and(|d| d.on_match == OnMatch::Merge) =>
-            {
-                self.merge_after_duplicate(m, &e).await
-            }
-            // Someone created it meanwhile: update that record instead of making a second one.
-            Err(e) if e.kind == ErrorKind::Duplicate && self.flow.duplicates.is_some() => {
-                let existing = match e.existing_id.clone() {
-                    Some(id) => Some(id),
-                    None => match self.flow.duplicates.as_ref() {
-                        Some(rule) => match self.lookup(rule, &m).await {
-                            Ok(found) => pick_first(found).map(|f| f.id),
-                            Err(e2) => {
-                                return self.failed(
-                                    m,
-                                    RecordError::from_target("lookup after a duplicate", &e2),
-                                );
-                            }
-                        },
-                        None => None,
-                    },
-                };
-                match existing {
-                    Some(id)
-                        if self
-                            .flow
-                            .duplicates
-                            .as_ref()
-                            .is_some_and(|d| d.on_match == OnMatch::Skip) =>
-                    {
-                        self.done_with_reason(
-                            m,
-                            Status::Skipped,
-                            Some(id),
-                            "a matching record exists; on_match: skip",
-                        )
-                    }
-                    Some(id) => self.update(m, &id, None).await,
-                    None => self.failed(m, RecordError::from_target("create", &e)),
-                }
-            }
-            Err(e) => self.failed(m, RecordError::from_target("create", &e)),
-        }
-    }
-
-    /// A create refused as a duplicate under `on_match: merge`: fill the blanks of the record
-    /// that got there first. It must be found (its fields decide what is filled); a record the
-    /// lookup cannot see yet is not overwritten: the record fails with the duplicate error.
-    async fn merge_after_duplicate(&self, m: Mapped, e: &ConnectError) -> Outcome {
-        let Some(rule) = self.flow.duplicates.as_ref() else {
-            return self.failed(m, RecordError::from_target("create", e));
-        };
-        let found = match self.lookup(rule, &m).await {
-            Ok(found) => found,
-            Err(e2) => {
-                return self.failed(m, RecordError::from_target("lookup after a duplicate", &e2));
-            }
-        };
-        let named = e
-            .existing_id
-            .as_ref()
-            .and_then(|id| found.iter().position(|f| &f.id == id));
-        let existing = match named {
-            Some(i) => found.into_iter().nth(i),
-            None => pick_first(found),
-        };
-        let Some(existing) = existing else {
-            return self.failed(m, RecordError::from_target("create", e));
-        };
-        let fill = blanks_only(&m.payload, &existing.fields);
-        if fill.as_object().is_some_and(|f| f.is_empty()) {
-            let id = Some(existing.id);
-            return self.done_with_reason(
-                m,
-                Status::Skipped,
-                id,
-                "nothing to merge: the target has every field",
-            );
-        }
-        self.update(m, &existing.id, Some(fill)).await
-    }
-
-    async fn update(&self, m: Mapped, id: &str, partial: Option<Value>) -> Outcome {
-        let payload = partial.as_ref().unwrap_or(&m.payload);
-        match self.connector.update(&self.flow.object, id, payload).await {
-            Ok(Written { id: new_id, .. }) => {
-                let target = new_id.or_else(|| Some(id.to_string()));
-                self.done(m, Status::Updated, target, None)
-            }
-            Err(e) => self.failed(m, RecordError::from_target("update", &e)),
-        }
-    }
-
-    fn done(
+    async fn update_all(
         &self,
-        m: Mapped,
+        call: &Call,
+        items: Vec<(Job, String, Option<Value>)>,
+    ) -> Vec<Completion> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let results = match self.caps.batch_update {
+            Some(max) if items.len() > 1 && max > 1 => {
+                let mut results = Vec::with_capacity(items.len());
+                for part in items.chunks(max) {
+                    let batch: Vec<UpdateItem<'_>> = part
+                        .iter()
+                        .map(|(j, id, partial)| UpdateItem {
+                            id,
+                            payload: partial.as_ref().unwrap_or(&j.payload),
+                        })
+                        .collect();
+                    let mut r = self
+                        .connector
+                        .update_batch(call, self.object(), &batch)
+                        .await;
+                    r.resize_with(part.len(), no_result);
+                    results.extend(r);
+                }
+                results
+            }
+            _ => {
+                let mut results = Vec::with_capacity(items.len());
+                for (j, id, partial) in &items {
+                    let payload = partial.as_ref().unwrap_or(&j.payload);
+                    results.push(
+                        self.connector
+                            .update(call, self.object(), id, payload)
+                            .await,
+                    );
+                }
+                results
+            }
+        };
+        items
+            .into_iter()
+            .zip(results)
+            .map(|((job, id, _), r)| match r {
+                Ok(w) => self.success(job, Status::Updated, w.id.or(Some(id)), None),
+                Err(e) => self.failure(job, "update", &e),
+            })
+            .collect()
+    }
+
+    async fn upsert_group(&self, jobs: Vec<Job>) -> Vec<Completion> {
+        let field = self
+            .flow
+            .duplicates
+            .as_ref()
+            .and_then(|d| d.match_keys.first())
+            .cloned()
+            .unwrap_or_default();
+        let call = call_for(&jobs);
+        let items: Vec<UpsertItem<'_>> = jobs
+            .iter()
+            .map(|j| UpsertItem {
+                key: j.identity.first().map(String::as_str).unwrap_or_default(),
+                payload: &j.payload,
+            })
+            .collect();
+        let mut results = self
+            .connector
+            .upsert_batch(&call, self.object(), &field, &items)
+            .await;
+        drop(items);
+        results.resize_with(jobs.len(), no_result);
+        jobs.into_iter()
+            .zip(results)
+            .map(|(job, r)| match r {
+                Ok(w) => {
+                    let status = if w.created == Some(false) {
+                        Status::Updated
+                    } else {
+                        Status::Created
+                    };
+                    self.success(job, status, w.id, None)
+                }
+                Err(e) => self.failure(job, "upsert", &e),
+            })
+            .collect()
+    }
+
+    fn success(
+        &self,
+        job: Job,
         status: Status,
         target_id: Option<String>,
         reason: Option<String>,
-    ) -> Outcome {
+    ) -> Completion {
         let payload = self
             .options
             .include_payload
-            .then(|| super::redact(&self.flow, m.payload.clone()));
-        Outcome {
-            index: m.index,
-            key: m.key,
-            status,
-            target_id,
-            payload,
-            policy: m.policy,
-            reason,
-            error: None,
+            .then(|| super::redact(&self.flow, job.payload.clone()));
+        // A skipped record leaves the target as it was: later records look it up themselves.
+        let written = target_id
+            .clone()
+            .filter(|_| status != Status::Skipped)
+            .map(|id| {
+                let fields = match &job.prior {
+                    // What an earlier record of this input wrote, overlaid with this one.
+                    Some(p) => overlay(&p.fields, &job.payload),
+                    None => job.payload.clone(),
+                };
+                (
+                    job.identity.clone(),
+                    Found {
+                        id,
+                        updated_at: None,
+                        fields,
+                    },
+                )
+            });
+        Completion::Done {
+            outcome: Outcome {
+                index: job.index,
+                key: job.key,
+                status,
+                target_id,
+                payload,
+                policy: job.policy,
+                reason,
+                error: None,
+            },
+            written,
         }
     }
 
-    fn done_with_reason(
-        &self,
-        m: Mapped,
-        status: Status,
-        target_id: Option<String>,
-        reason: &str,
-    ) -> Outcome {
-        self.done(m, status, target_id, Some(reason.to_string()))
+    /// A failure reported by the target: transient ones get another pass at the end of the
+    /// run (not rate limits: a spent allowance is not back minutes later).
+    fn failure(&self, job: Job, what: &str, e: &ConnectError) -> Completion {
+        let err = RecordError::from_target(what, e);
+        let transient = e.kind == ErrorKind::Transient;
+        if transient && job.pass == 0 {
+            let outcome = self.failed_outcome(job.clone(), err);
+            return Completion::Retry { job, outcome };
+        }
+        Completion::Done {
+            outcome: self.failed_outcome(job, err),
+            written: None,
+        }
     }
 
-    fn failed(&self, m: Mapped, error: RecordError) -> Outcome {
-        let mut o = Outcome::failed(m.index, m.key, error);
-        o.policy = m.policy;
+    fn failed(&self, job: Job, err: RecordError) -> Completion {
+        Completion::Done {
+            outcome: self.failed_outcome(job, err),
+            written: None,
+        }
+    }
+
+    fn failed_outcome(&self, job: Job, err: RecordError) -> Outcome {
+        let mut o = Outcome::failed(job.index, job.key, err);
+        o.policy = job.policy;
         o
     }
 }
 
-fn deadline_error(d: Duration) -> ConnectError {
-    ConnectError::new(
-        ErrorKind::Transient,
-        format!("the record's deadline of {}s passed", d.as_secs_f64()),
-    )
-}
+impl Sink for ConnectorSink {
+    fn group_size(&self) -> usize {
+        if let Some(n) = self.upserts() {
+            return n;
+        }
+        [
+            self.caps.batch_search,
+            self.caps.batch_create,
+            self.caps.batch_update,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(1)
+        .max(1)
+    }
 
-/// The record with the lowest id: deterministic whatever order the target returns.
-fn pick_first(mut found: Vec<Found>) -> Option<Found> {
-    found.sort_by(|a, b| match (a.id.parse::<u64>(), b.id.parse::<u64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => a.id.cmp(&b.id),
-    });
-    found.into_iter().next()
-}
-
-/// The most recently modified record; ties (or no timestamps) fall back to the lowest id.
-fn pick_most_recent(found: Vec<Found>) -> Option<Found> {
-    let latest = found.iter().filter_map(|f| f.updated_at.clone()).max();
-    match latest {
-        Some(t) => pick_first(
-            found
-                .into_iter()
-                .filter(|f| f.updated_at.as_deref() == Some(t.as_str()))
-                .collect(),
-        ),
-        None => pick_first(found),
+    fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {
+        Box::pin(self.write_group(jobs))
     }
 }
 
-/// The payload fields whose value in the existing record is missing, null or empty (an empty
-/// string, object or list: "set only if empty"). Vendors nest properties (`{properties: {...}}`); both shapes work.
-fn blanks_only(payload: &Value, existing: &Value) -> Value {
-    let current = existing
-        .get("properties")
-        .filter(|p| p.is_object())
-        .unwrap_or(existing);
-    let Some(fields) = payload.as_object() else {
-        return payload.clone();
-    };
-    let out: Map<String, Value> = fields
-        .iter()
-        .filter(|(k, _)| match current.get(k.as_str()) {
-            None | Some(Value::Null) => true,
-            Some(Value::String(s)) => s.is_empty(),
-            // A contact created without attributes holds `{}`: nothing to keep.
-            Some(Value::Object(o)) => o.is_empty(),
-            Some(Value::Array(a)) => a.is_empty(),
-            Some(_) => false,
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Value::Object(out)
+/// One call context for a group: its earliest deadline.
+fn call_for(jobs: &[Job]) -> Call {
+    Call::with_deadline(jobs.iter().filter_map(|j| j.deadline).min())
+}
+
+fn no_result() -> Result<Written, ConnectError> {
+    Err(ConnectError::new(
+        ErrorKind::Fatal,
+        "the target returned no result for this record",
+    ))
+}
+
+/// `base` with the fields of `top` written over it.
+fn overlay(base: &Value, top: &Value) -> Value {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            let mut out = b.clone();
+            for (k, v) in t {
+                out.insert(k.clone(), v.clone());
+            }
+            Value::Object(out)
+        }
+        _ => top.clone(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::FailureKind;
     use serde_json::json;
 
-    fn found(id: &str, at: Option<&str>) -> Found {
-        Found {
-            id: id.into(),
-            updated_at: at.map(String::from),
-            fields: json!({}),
-        }
+    #[test]
+    fn overlay_writes_over_the_base() {
+        assert_eq!(
+            overlay(&json!({"a": 1, "b": 2}), &json!({"b": 3, "c": 4})),
+            json!({"a": 1, "b": 3, "c": 4})
+        );
     }
 
     #[test]
-    fn first_is_the_lowest_id() {
-        let f = pick_first(vec![
-            found("12", None),
-            found("9", None),
-            found("100", None),
-        ]);
-        assert_eq!(f.map(|f| f.id), Some("9".into()));
-    }
-
-    #[test]
-    fn most_recent_wins_then_lowest_id() {
-        let f = pick_most_recent(vec![
-            found("3", Some("2024-01-02T00:00:00Z")),
-            found("2", Some("2024-01-03T00:00:00Z")),
-            found("1", Some("2024-01-03T00:00:00Z")),
-        ]);
-        assert_eq!(f.map(|f| f.id), Some("1".into()));
-    }
-
-    #[test]
-    fn merge_fills_only_blanks() {
-        let payload = json!({"email": "a@b.co", "phone": "+1", "city": "Oslo"});
-        let existing =
-            json!({"id": "1", "properties": {"email": "a@b.co", "phone": "", "city": "Bergen"}});
-        assert_eq!(blanks_only(&payload, &existing), json!({"phone": "+1"}));
-        let payload = json!({"custom_attributes": {"plan": "pro"}, "tags": ["a"]});
-        let existing = json!({"id": "1", "custom_attributes": {}, "tags": []});
-        assert_eq!(blanks_only(&payload, &existing), payload);
+    fn unknown_kinds_map_to_failures() {
+        let e = ConnectError::new(ErrorKind::Transient, "x");
+        assert_eq!(
+            RecordError::from_target("create", &e).kind,
+            FailureKind::Transient
+        );
     }
 }

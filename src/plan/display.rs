@@ -92,6 +92,7 @@ pub struct DuplicatesView {
     pub match_keys: Vec<String>,
     pub on_match: crate::syntax::doc::OnMatch,
     pub on_multiple: crate::syntax::doc::OnMultiple,
+    pub repeats: crate::syntax::doc::Repeats,
 }
 
 impl PlanView {
@@ -137,6 +138,7 @@ impl PlanView {
                 match_keys: d.match_keys.clone(),
                 on_match: d.on_match,
                 on_multiple: d.on_multiple,
+                repeats: d.repeats,
             }),
             steps,
         }
@@ -219,20 +221,23 @@ impl PlanView {
         if let Some(d) = &self.duplicates {
             let _ = writeln!(
                 s,
-                "  duplicates: match [{}], on_match {}, on_multiple {}",
+                "  duplicates: match [{}], on_match {}, on_multiple {}, repeats {}",
                 d.match_keys.join(", "),
-                serde_json::to_value(d.on_match)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                serde_json::to_value(d.on_multiple)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                name_of(d.on_match),
+                name_of(d.on_multiple),
+                name_of(d.repeats),
             );
         }
         s
     }
+}
+
+/// The snake_case name a setting is written with.
+fn name_of(v: impl Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn write_fields(s: &mut String, fields: &[FieldView], depth: usize) {

@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::expr::{Compiled, CompiledTest};
 use crate::span::{Location, SourceMap, Span};
-use crate::syntax::doc::{HitPolicy, OnMatch, OnMultiple, ProviderDoc, TestCase, TestsDoc};
+use crate::syntax::doc::{
+    HitPolicy, OnMatch, OnMultiple, ProviderDoc, Repeats, TestCase, TestsDoc,
+};
 use crate::types::Type;
 
 pub use display::PlanView;
@@ -161,11 +163,12 @@ impl std::fmt::Debug for TemplatePlan {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DuplicatePlan {
     pub match_keys: Vec<String>,
     pub on_match: OnMatch,
     pub on_multiple: OnMultiple,
+    pub repeats: Repeats,
 }
 
 /// A compiled decision table.

@@ -168,21 +168,39 @@ pub struct DuplicateRule {
     pub match_keys: Vec<Spanned<String>>,
     pub on_match: Spanned<OnMatch>,
     pub on_multiple: Spanned<OnMultiple>,
+    pub repeats: Spanned<Repeats>,
     pub span: Span,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+/// What happens when one input holds several records of the same identity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Repeats {
+    /// Applied one after the other, in input order: with `on_match: update` a later record
+    /// updates what an earlier one created.
+    #[default]
+    InOrder,
+    /// Only the last record of each identity is sent; earlier ones are skipped as
+    /// `superseded`.
+    LastWins,
+    /// A later record fails as `duplicate_key` without being sent.
+    Fail,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMatch {
+    #[default]
     Update,
     Skip,
     CreateNew,
     Merge,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMultiple {
+    #[default]
     Fail,
     First,
     MostRecent,

@@ -3,7 +3,7 @@
 use super::decode::{Cx, Fields};
 use super::doc::{
     DuplicateRule, FlowDoc, Mapping, MappingEntry, MappingOptions, MappingValue, OnMatch,
-    OnMultiple, SourceSpec, Spanned, TargetSpec,
+    OnMultiple, Repeats, SourceSpec, Spanned, TargetSpec,
 };
 use super::node::{Node, NodeKind};
 use super::testcase::{self, Subject};
@@ -29,6 +29,12 @@ const ON_MATCH: &[(&str, OnMatch)] = &[
     ("skip", OnMatch::Skip),
     ("create_new", OnMatch::CreateNew),
     ("merge", OnMatch::Merge),
+];
+
+const REPEATS: &[(&str, Repeats)] = &[
+    ("in_order", Repeats::InOrder),
+    ("last_wins", Repeats::LastWins),
+    ("fail", Repeats::Fail),
 ];
 
 const ON_MULTIPLE: &[(&str, OnMultiple)] = &[
@@ -209,7 +215,11 @@ fn options(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Mappi
 }
 
 fn duplicates(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<DuplicateRule> {
-    let f = cx.fields(node, Some(key), &["match", "on_match", "on_multiple"])?;
+    let f = cx.fields(
+        node,
+        Some(key),
+        &["match", "on_match", "on_multiple", "repeats"],
+    )?;
     let match_keys = f.require(cx, "match", |cx, n, _| Some(cx.string_list(n)));
     let on_match = f
         .opt(cx, "on_match", |cx, n, _| {
@@ -221,6 +231,11 @@ fn duplicates(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Du
             cx.choice(n, ON_MULTIPLE, "multiple-match policy")
         })
         .unwrap_or(Spanned::new(OnMultiple::Fail, key));
+    let repeats = f
+        .opt(cx, "repeats", |cx, n, _| {
+            cx.choice(n, REPEATS, "repeated-identity policy")
+        })
+        .unwrap_or(Spanned::new(Repeats::InOrder, key));
     let match_keys = match_keys?;
     if match_keys.is_empty()
         && let Some(n) = f.get("match")
@@ -238,6 +253,7 @@ fn duplicates(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Du
         match_keys,
         on_match,
         on_multiple,
+        repeats,
         span: f.span,
     })
 }

@@ -10,10 +10,75 @@ use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
 use rulebridge::Engine;
-use rulebridge::connect::{Capabilities, ConnectError, Connector, Found, UpsertItem, Written};
-use rulebridge::exec::send::SendOptions;
+use rulebridge::connect::{
+    Call, Capabilities, ConnectError, Connector, Found, UpdateItem, UpsertItem, Written,
+};
+use rulebridge::exec::pipeline::Pipeline;
+use rulebridge::exec::{Outcome, RunOptions};
 use rulebridge_sandbox::{self as sandbox, Sandbox};
 use serde_json::{Map, Value, json};
+
+/// How a test sends: the pipeline's and the sink's settings in one literal.
+#[derive(Clone, Debug)]
+pub struct SendOptions {
+    pub concurrency: usize,
+    pub record_deadline: Option<std::time::Duration>,
+    pub batch: bool,
+    pub include_payload: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        let run = RunOptions::default();
+        let send = rulebridge::exec::send::SendOptions::default();
+        SendOptions {
+            concurrency: run.concurrency,
+            record_deadline: run.record_deadline,
+            batch: send.batch,
+            include_payload: send.include_payload,
+        }
+    }
+}
+
+impl SendOptions {
+    pub fn split(&self) -> (RunOptions, rulebridge::exec::send::SendOptions) {
+        (
+            RunOptions {
+                concurrency: self.concurrency,
+                record_deadline: self.record_deadline,
+                ..RunOptions::default()
+            },
+            rulebridge::exec::send::SendOptions {
+                batch: self.batch,
+                include_payload: self.include_payload,
+                ..Default::default()
+            },
+        )
+    }
+}
+
+/// A pipeline of `flow` into `connector`.
+pub fn pipeline(
+    engine: &Engine,
+    connector: Arc<dyn Connector>,
+    flow: &str,
+    options: &SendOptions,
+) -> Pipeline {
+    let (run, send) = options.split();
+    engine
+        .runner(flow)
+        .expect("flow")
+        .send_through(connector, run, send)
+}
+
+/// Runs `input` (NDJSON) through a pipeline; the outcomes as JSON, in input order.
+pub async fn outcomes(pipeline: &Pipeline, input: &str) -> Vec<Value> {
+    let input = std::io::Cursor::new(input.to_string().into_bytes());
+    let (_, got): (_, Vec<Outcome>) = pipeline.run(input, Vec::new(), |_| {}).await.expect("run");
+    got.iter()
+        .map(|o| serde_json::to_value(o).expect("outcome json"))
+        .collect()
+}
 
 /// The rules of `rules/` plus `extra` (name, YAML text), with the sandbox's credentials.
 pub fn engine(extra: &[(&str, String)]) -> Engine {
@@ -54,20 +119,12 @@ pub async fn send_at(
     input: &str,
     options: SendOptions,
 ) -> Vec<Value> {
-    let runner = engine.runner(flow).expect("flow");
-    let connector = engine
-        .connector(provider, Some(base_url))
-        .expect("connector");
-    let sender = runner.sender(connector, options);
-    let mut out = Vec::new();
-    sender
-        .run(input.as_bytes(), &mut out, |_| {})
-        .await
-        .expect("run");
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("outcome json"))
-        .collect()
+    let connector = Arc::new(
+        engine
+            .http_connector(provider, Some(base_url))
+            .expect("connector"),
+    );
+    outcomes(&pipeline(engine, connector, flow, &options), input).await
 }
 
 /// [`send_at`] with the sandbox URL of the kit `kit` (the provider may be a variant of it).
@@ -282,43 +339,85 @@ impl Connector for Racing {
 
     fn search<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         field: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
-        self.inner.search(object, field, value)
+        self.inner.search(call, object, field, value)
+    }
+
+    fn search_many<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        field: &'a str,
+        values: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<(usize, Found)>, ConnectError>> {
+        self.inner.search_many(call, object, field, values)
     }
 
     fn create<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         payload: &'a Value,
     ) -> BoxFuture<'a, Result<Written, ConnectError>> {
         Box::pin(async move {
-            let race = self.race.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(race) = race {
-                race.await;
-            }
-            self.inner.create(object, payload).await
+            self.race_first().await;
+            self.inner.create(call, object, payload).await
         })
     }
 
     fn update<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         id: &'a str,
         payload: &'a Value,
     ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        self.inner.update(object, id, payload)
+        self.inner.update(call, object, id, payload)
     }
 
     fn upsert_batch<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         field: &'a str,
         items: &'a [UpsertItem<'a>],
     ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
-        self.inner.upsert_batch(object, field, items)
+        self.inner.upsert_batch(call, object, field, items)
+    }
+
+    fn create_batch<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        payloads: &'a [&'a Value],
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        Box::pin(async move {
+            self.race_first().await;
+            self.inner.create_batch(call, object, payloads).await
+        })
+    }
+
+    fn update_batch<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        items: &'a [UpdateItem<'a>],
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        self.inner.update_batch(call, object, items)
+    }
+}
+
+impl Racing {
+    /// The race runs once, before the first create.
+    async fn race_first(&self) {
+        let race = self.race.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(race) = race {
+            race.await;
+        }
     }
 }
 
@@ -330,17 +429,7 @@ pub async fn send_via(
     input: &str,
     options: SendOptions,
 ) -> Vec<Value> {
-    let runner = engine.runner(flow).expect("flow");
-    let sender = runner.sender(connector, options);
-    let mut out = Vec::new();
-    sender
-        .run(input.as_bytes(), &mut out, |_| {})
-        .await
-        .expect("run");
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("outcome json"))
-        .collect()
+    outcomes(&pipeline(engine, connector, flow, &options), input).await
 }
 
 /// POSTs JSON to the sandbox directly (another writer), returning the response body.

@@ -10,13 +10,15 @@
 //! use rulebridge::connect::Connector;
 //! use rulebridge::connect::http::{HttpConnector, HttpOptions};
 //!
+//! use rulebridge::connect::Call;
+//!
 //! let hubspot = HttpConnector::new(doc, HttpOptions::default())?;
-//! let found = hubspot.search("contact", "email", "ada@example.com").await?;
-//! // The same connector with a per-record deadline: no attempt starts after it.
+//! let found = hubspot.search(&Call::default(), "contact", "email", "ada@example.com").await?;
+//! // A per-record deadline: no attempt starts after it.
 //! let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+//! let call = Call::with_deadline(Some(deadline));
 //! let written = hubspot
-//!     .with_deadline(deadline)
-//!     .create("contact", &serde_json::json!({"email": "ada@example.com"}))
+//!     .create(&call, "contact", &serde_json::json!({"email": "ada@example.com"}))
 //!     .await?;
 //! # let _ = (found, written); Ok(()) }
 //! ```
@@ -74,7 +76,7 @@ use self::operation::{Body, Context, Query, Target, Templates, Text, id_text};
 use self::pacing::{Limiter, Pacer};
 use self::retry::RetrySettings;
 use self::send::{Failed, Prepared, Response};
-use super::{Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written};
+use super::{Call, Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written};
 use crate::functions::Registry;
 use crate::secrets::Secret;
 use crate::syntax::doc::{self, ApiKeyLocation, ProviderDoc};
@@ -320,16 +322,6 @@ impl HttpConnector {
         &self.name
     }
 
-    /// This connector with a deadline (e.g. a record's): no attempt starts after it, and a
-    /// retry whose wait would end after it is not made. Requests already sent run to their
-    /// timeout.
-    pub fn with_deadline(&self, deadline: Instant) -> WithDeadline<'_> {
-        WithDeadline {
-            connector: self,
-            deadline,
-        }
-    }
-
     /// Runs any operation of an object (`get`, `list`, `delete`, a custom one) with `vars`
     /// added to the template context, and returns the response body (JSON, a string when it
     /// is not JSON, null when empty).
@@ -534,6 +526,7 @@ impl HttpConnector {
                 .ops
                 .get("batch_upsert")
                 .map(|op| op.max_batch.unwrap_or(batch::DEFAULT_MAX_BATCH)),
+            ..Capabilities::default()
         }
     }
 }
@@ -789,96 +782,40 @@ impl Connector for HttpConnector {
 
     fn search<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         field: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
-        Box::pin(self.search_impl(object, field, value, None))
+        Box::pin(self.search_impl(object, field, value, call.deadline))
     }
 
     fn create<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         payload: &'a Value,
     ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        Box::pin(self.create_impl(object, payload, None))
+        Box::pin(self.create_impl(object, payload, call.deadline))
     }
 
     fn update<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         id: &'a str,
         payload: &'a Value,
     ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        Box::pin(self.update_impl(object, id, payload, None))
+        Box::pin(self.update_impl(object, id, payload, call.deadline))
     }
 
     fn upsert_batch<'a>(
         &'a self,
+        call: &'a Call,
         object: &'a str,
         field: &'a str,
         items: &'a [UpsertItem<'a>],
     ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
-        Box::pin(self.upsert_batch_impl(object, field, items, None))
-    }
-}
-
-/// An [`HttpConnector`] bound to a deadline ([`HttpConnector::with_deadline`]).
-#[derive(Debug, Clone, Copy)]
-pub struct WithDeadline<'c> {
-    connector: &'c HttpConnector,
-    deadline: Instant,
-}
-
-impl Connector for WithDeadline<'_> {
-    fn capabilities(&self, object: &str) -> Capabilities {
-        self.connector.capabilities_of(object)
-    }
-
-    fn search<'a>(
-        &'a self,
-        object: &'a str,
-        field: &'a str,
-        value: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
-        Box::pin(
-            self.connector
-                .search_impl(object, field, value, Some(self.deadline)),
-        )
-    }
-
-    fn create<'a>(
-        &'a self,
-        object: &'a str,
-        payload: &'a Value,
-    ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        Box::pin(
-            self.connector
-                .create_impl(object, payload, Some(self.deadline)),
-        )
-    }
-
-    fn update<'a>(
-        &'a self,
-        object: &'a str,
-        id: &'a str,
-        payload: &'a Value,
-    ) -> BoxFuture<'a, Result<Written, ConnectError>> {
-        Box::pin(
-            self.connector
-                .update_impl(object, id, payload, Some(self.deadline)),
-        )
-    }
-
-    fn upsert_batch<'a>(
-        &'a self,
-        object: &'a str,
-        field: &'a str,
-        items: &'a [UpsertItem<'a>],
-    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
-        Box::pin(
-            self.connector
-                .upsert_batch_impl(object, field, items, Some(self.deadline)),
-        )
+        Box::pin(self.upsert_batch_impl(object, field, items, call.deadline))
     }
 }

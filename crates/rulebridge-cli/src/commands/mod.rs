@@ -1,0 +1,9 @@
+//! One module per command.
+
+pub mod fields;
+pub mod functions;
+pub mod lint;
+pub mod plan;
+pub mod run;
+pub mod sandbox;
+pub mod test;

@@ -1,0 +1,867 @@
+//! The record pipeline, one for dry runs, sends and embedders:
+//!
+//! ```text
+//! read (byte-bounded lines) → evaluate (all cores) → per-identity sequencing → sink → outcomes in input order
+//! ```
+//!
+//! Every input line ends in exactly one [`Outcome`] whose `index` is its 0-based line number.
+//! Records of different identities go to the sink in parallel and in groups; records sharing
+//! an identity are handled as the flow's `duplicates.repeats` says (in input order by default:
+//! a later record sees what the earlier one wrote). Memory is bounded by bytes: input is read
+//! in bounded chunks, a record larger than the maximum is never held, and no new records are
+//! admitted while those read but not yet reported exceed a byte and a count budget.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::io::{self, BufRead};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::connect::Found;
+use crate::plan::FlowPlan;
+use crate::syntax::doc::Repeats;
+
+use super::reader::{DEFAULT_MAX_RECORD, Line, LineReader};
+use super::{Evaluation, ExecContext, FailureKind, Outcome, RecordError, Status};
+
+/// How a run reads, evaluates and sends.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Threads evaluating records (default: the machine's cores, at most 8).
+    pub threads: usize,
+    /// Sink calls (requests, batches) in flight at once.
+    pub concurrency: usize,
+    /// A record (input line) larger than this fails as `too_large` without being held.
+    pub max_record_bytes: usize,
+    /// Input bytes read but not yet reported, at most (a single larger record is admitted
+    /// alone).
+    pub max_in_flight_bytes: usize,
+    /// Time allowed for one record, all retries included; passed into every connector call.
+    pub record_deadline: Option<Duration>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8),
+            concurrency: 8,
+            max_record_bytes: DEFAULT_MAX_RECORD,
+            max_in_flight_bytes: 64 << 20,
+            record_deadline: Some(Duration::from_secs(120)),
+        }
+    }
+}
+
+/// A mapped record on its way to a sink.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub index: usize,
+    pub key: Option<String>,
+    pub payload: Value,
+    pub policy: Option<Value>,
+    /// Normalized values of the duplicate rule's match keys, in order.
+    pub identity: Vec<String>,
+    /// What an earlier record of this input wrote for the same identity, when one did: the
+    /// sink decides against it instead of looking the record up.
+    pub prior: Option<Found>,
+    /// No connector call for this record starts after it.
+    pub deadline: Option<Instant>,
+    /// 0 on the first pass, 1 on the pass at the end of the run.
+    pub pass: u8,
+    /// An earlier attempt may have created the record (its result was unknown): a record
+    /// found now is our own create.
+    pub maybe_created: bool,
+}
+
+/// What a sink did with a job.
+#[derive(Debug)]
+pub enum Completion {
+    /// Final. `written` is what the target now holds for the record's identity (its id and
+    /// fields) and the job's identity, for later records of the same identity.
+    Done {
+        outcome: Outcome,
+        written: Option<(Vec<String>, Found)>,
+    },
+    /// A transient failure that outlived its retries: the job gets one more pass at the end of
+    /// the run; `outcome` stands if that fails too.
+    Retry { job: Job, outcome: Outcome },
+}
+
+impl Completion {
+    fn index(&self) -> usize {
+        match self {
+            Completion::Done { outcome, .. } | Completion::Retry { outcome, .. } => outcome.index,
+        }
+    }
+}
+
+/// Where mapped records go: a dry run, a connector, or the embedding application's own.
+pub trait Sink: Send + Sync {
+    /// Most jobs one [`Sink::write`] call takes.
+    fn group_size(&self) -> usize;
+
+    /// Handles a group of jobs of distinct identities; one completion per job, any order.
+    fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>>;
+}
+
+/// Receives outcomes in input order, on a thread of its own.
+pub trait Output: Send {
+    fn outcome(&mut self, outcome: &Outcome) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// NDJSON outcomes on a writer, one line each.
+pub struct NdjsonOutput<W>(pub W);
+
+impl<W: io::Write + Send> Output for NdjsonOutput<W> {
+    fn outcome(&mut self, outcome: &Outcome) -> io::Result<()> {
+        serde_json::to_writer(&mut self.0, outcome)?;
+        self.0.write_all(b"\n")
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Outcomes collected in memory.
+impl Output for Vec<Outcome> {
+    fn outcome(&mut self, outcome: &Outcome) -> io::Result<()> {
+        self.push(outcome.clone());
+        Ok(())
+    }
+}
+
+/// Counts of outcomes by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub dry_run: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, status: Status) {
+        self.total += 1;
+        match status {
+            Status::Created => self.created += 1,
+            Status::Updated => self.updated += 1,
+            Status::Skipped => self.skipped += 1,
+            Status::Failed => self.failed += 1,
+            Status::DryRun => self.dry_run += 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} records: {} dry_run, {} created, {} updated, {} skipped, {} failed",
+            self.total, self.dry_run, self.created, self.updated, self.skipped, self.failed
+        )
+    }
+}
+
+/// One flow's pipeline into one sink.
+#[derive(Clone)]
+pub struct Pipeline {
+    flow: Arc<FlowPlan>,
+    cx: ExecContext,
+    sink: Arc<dyn Sink>,
+    options: RunOptions,
+}
+
+/// An evaluated line, before sequencing.
+enum Evaluated {
+    /// Its outcome is known already (failed, filtered, blank).
+    Final(Outcome),
+    Mapped {
+        job: Job,
+        /// Hashes of the identity keys, one per match key.
+        hashes: Vec<u64>,
+        bytes: usize,
+    },
+}
+
+impl Pipeline {
+    pub fn new(
+        flow: Arc<FlowPlan>,
+        cx: ExecContext,
+        sink: Arc<dyn Sink>,
+        options: RunOptions,
+    ) -> Self {
+        Pipeline {
+            flow,
+            cx,
+            sink,
+            options,
+        }
+    }
+
+    pub fn flow(&self) -> &FlowPlan {
+        &self.flow
+    }
+
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
+    /// Runs every line of `input` through the flow into the sink; outcomes go to `output`
+    /// in input order, and `output` comes back with the summary when the input is done.
+    /// `progress` is called with the number of outcomes reported so far. Must run inside a
+    /// Tokio runtime.
+    ///
+    /// ```
+    /// # async fn demo(pipeline: rulebridge::exec::Pipeline) -> std::io::Result<()> {
+    /// let input = std::io::Cursor::new(b"{\"email\":\"ada@example.com\"}\n".to_vec());
+    /// let (summary, outcomes) = pipeline.run(input, Vec::new(), |_| {}).await?;
+    /// assert_eq!(summary.total, outcomes.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<I, O>(
+        &self,
+        input: I,
+        output: O,
+        progress: impl FnMut(usize) + Send + 'static,
+    ) -> io::Result<(Summary, O)>
+    where
+        I: BufRead + Send + 'static,
+        O: Output + 'static,
+    {
+        let threads = self.options.threads.max(1);
+        let hasher = IdentityHasher::default();
+        let (raw_tx, raw_rx) = std_mpsc::sync_channel::<(usize, Vec<Line>)>(threads);
+        let (eval_tx, mut eval_rx) = mpsc::channel::<(usize, Vec<Evaluated>)>(threads * 2);
+        let (out_tx, out_rx) = mpsc::channel::<Vec<Outcome>>(8);
+
+        // Reading: bounded chunks, handed to the evaluation threads.
+        let max_record = self.options.max_record_bytes;
+        let reader = std::thread::spawn(move || -> io::Result<()> {
+            let mut lines = LineReader::new(input, max_record);
+            let mut seq = 0usize;
+            loop {
+                let chunk = lines.next_chunk()?;
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                if raw_tx.send((seq, chunk)).is_err() {
+                    return Ok(());
+                }
+                seq += 1;
+            }
+        });
+
+        // Evaluation on all cores.
+        let raw_rx = Arc::new(Mutex::new(raw_rx));
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let raw_rx = raw_rx.clone();
+            let eval_tx = eval_tx.clone();
+            let flow = self.flow.clone();
+            let cx = self.cx.clone();
+            let hasher = hasher.clone();
+            workers.push(std::thread::spawn(move || {
+                loop {
+                    let next = match raw_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, chunk)) = next else { return };
+                    let evaluated = chunk
+                        .into_iter()
+                        .map(|line| evaluate_line(&flow, &cx, &hasher, line))
+                        .collect();
+                    if eval_tx.blocking_send((seq, evaluated)).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(eval_tx);
+
+        // Reporting, in order, on a thread of its own (serializing outcomes is real work).
+        let writer = std::thread::spawn(move || write_outcomes(out_rx, output, progress));
+
+        let driven = Driver::new(self, out_tx).drive(&mut eval_rx).await;
+        // Stop the readers and evaluators whatever happened, then collect their results.
+        drop(eval_rx);
+        for w in workers {
+            let _ = w.join();
+        }
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the input reader failed")));
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the outcome writer failed")));
+        driven?;
+        read?;
+        written
+    }
+
+    /// The outcome of one record alone (no sequencing against other records).
+    pub async fn run_one(&self, index: usize, record: &Value) -> Outcome {
+        let hasher = IdentityHasher::default();
+        match evaluate_record(&self.flow, &self.cx, &hasher, index, record, 0) {
+            Evaluated::Final(o) => o,
+            Evaluated::Mapped { mut job, .. } => {
+                job.deadline = self.options.record_deadline.map(|d| Instant::now() + d);
+                let mut done = self.sink.write(vec![job]).await;
+                match done.pop() {
+                    Some(Completion::Done { outcome, .. } | Completion::Retry { outcome, .. }) => {
+                        outcome
+                    }
+                    None => lost(index, None),
+                }
+            }
+        }
+    }
+}
+
+/// The dry-run outcome of one record alone: its payload and policy result, or why it failed.
+pub fn dry_run_outcome(flow: &FlowPlan, cx: &ExecContext, index: usize, record: &Value) -> Outcome {
+    let hasher = IdentityHasher::default();
+    match evaluate_record(flow, cx, &hasher, index, record, 0) {
+        Evaluated::Final(o) => o,
+        Evaluated::Mapped { job, .. } => super::dry_run::DryRunSink::outcome(flow, job),
+    }
+}
+
+fn write_outcomes<O: Output>(
+    mut rx: mpsc::Receiver<Vec<Outcome>>,
+    mut output: O,
+    mut progress: impl FnMut(usize),
+) -> io::Result<(Summary, O)> {
+    let mut summary = Summary::default();
+    while let Some(batch) = rx.blocking_recv() {
+        for o in &batch {
+            summary.add(o.status);
+            output.outcome(o)?;
+        }
+        progress(summary.total);
+    }
+    output.finish()?;
+    Ok((summary, output))
+}
+
+fn evaluate_line(
+    flow: &FlowPlan,
+    cx: &ExecContext,
+    hasher: &IdentityHasher,
+    line: Line,
+) -> Evaluated {
+    match line {
+        Line::Blank { index } => Evaluated::Final(Outcome::skipped(index, "blank_line")),
+        Line::TooLarge { index, offset, len } => Evaluated::Final(Outcome::failed(
+            index,
+            None,
+            RecordError::new(
+                FailureKind::TooLarge,
+                format!(
+                    "the record is {len} bytes, more than the maximum record size; it was not read"
+                ),
+            )
+            .at_offset(offset),
+        )),
+        Line::Record {
+            index,
+            offset,
+            bytes,
+        } => match super::parse_record(&bytes) {
+            Ok(record) => evaluate_record(flow, cx, hasher, index, &record, bytes.len()),
+            Err(mut e) => {
+                e.offset = Some(offset + e.offset.unwrap_or(0));
+                Evaluated::Final(Outcome::failed(index, None, e))
+            }
+        },
+    }
+}
+
+fn evaluate_record(
+    flow: &FlowPlan,
+    cx: &ExecContext,
+    hasher: &IdentityHasher,
+    index: usize,
+    record: &Value,
+    bytes: usize,
+) -> Evaluated {
+    match super::evaluate(flow, record, cx) {
+        Ok(Evaluation::Mapped {
+            payload,
+            policy,
+            key,
+            identity,
+        }) => {
+            let hashes = identity
+                .iter()
+                .enumerate()
+                .map(|(n, k)| hasher.hash(n, k))
+                .collect();
+            Evaluated::Mapped {
+                job: Job {
+                    index,
+                    key,
+                    payload,
+                    policy,
+                    identity,
+                    prior: None,
+                    deadline: None,
+                    pass: 0,
+                    maybe_created: false,
+                },
+                hashes,
+                bytes,
+            }
+        }
+        Ok(Evaluation::Filtered) => Evaluated::Final(Outcome::filtered(index)),
+        Err(e) => Evaluated::Final(Outcome::failed(index, None, e)),
+    }
+}
+
+fn lost(index: usize, key: Option<String>) -> Outcome {
+    Outcome::failed(
+        index,
+        key,
+        RecordError::new(
+            FailureKind::Rejected,
+            "the sink returned no outcome for this record",
+        ),
+    )
+}
+
+type HashMapU64<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+
+/// What the target holds for an identity after a record of this input wrote it.
+struct Known {
+    identity: Vec<String>,
+    found: Found,
+}
+
+/// Per-identity sequencing, dispatch and in-order reporting.
+struct Driver<'p> {
+    pipeline: &'p Pipeline,
+    repeats: Repeats,
+    out: mpsc::Sender<Vec<Outcome>>,
+    /// Outcomes waiting for the ones before them; slot 0 is `next_out`.
+    pending_out: VecDeque<Option<Outcome>>,
+    next_out: usize,
+    /// Records admitted (read and evaluated) so far.
+    admitted: usize,
+    /// Input bytes of records admitted and not yet reported.
+    bytes_in_flight: usize,
+    bytes_of: HashMap<usize, usize>,
+    /// The latest record of each identity hash (in_order, fail).
+    tails: HashMapU64<u32>,
+    /// Records admitted and not yet done, with the records waiting for them.
+    successors: HashMap<usize, Vec<usize>>,
+    /// Records waiting for earlier ones of the same identity, with how many they wait for.
+    waiting: HashMap<usize, (Job, Vec<u64>, usize)>,
+    hashes_of: HashMap<usize, Vec<u64>>,
+    /// last_wins: the latest record per identity hash, sent when the input ends.
+    held: HashMapU64<usize>,
+    held_jobs: HashMap<usize, (Job, Vec<u64>)>,
+    known: HashMapU64<Known>,
+    ready: VecDeque<Job>,
+    deferred: Vec<(Job, Outcome)>,
+    in_flight: FuturesUnordered<BoxFuture<'p, Vec<Completion>>>,
+    jobs_in_flight: usize,
+}
+
+impl<'p> Driver<'p> {
+    fn new(pipeline: &'p Pipeline, out: mpsc::Sender<Vec<Outcome>>) -> Self {
+        let repeats = pipeline
+            .flow
+            .duplicates
+            .as_ref()
+            .map_or(Repeats::InOrder, |d| d.repeats);
+        Driver {
+            pipeline,
+            repeats,
+            out,
+            pending_out: VecDeque::new(),
+            next_out: 0,
+            admitted: 0,
+            bytes_in_flight: 0,
+            bytes_of: HashMap::new(),
+            tails: HashMap::default(),
+            successors: HashMap::new(),
+            waiting: HashMap::new(),
+            hashes_of: HashMap::new(),
+            held: HashMap::default(),
+            held_jobs: HashMap::new(),
+            known: HashMap::default(),
+            ready: VecDeque::new(),
+            deferred: Vec::new(),
+            in_flight: FuturesUnordered::new(),
+            jobs_in_flight: 0,
+        }
+    }
+
+    /// Records read but not yet reported, at most (besides the byte budget).
+    fn window(&self) -> usize {
+        let group = self.pipeline.sink.group_size().max(1);
+        (self.pipeline.options.concurrency.max(1) * group * 4).max(8192)
+    }
+
+    fn admitting(&self) -> bool {
+        let unreported = self.admitted - self.next_out;
+        // last_wins holds records until the input ends: they do not count against the budget,
+        // or the input could never end.
+        let held = self.held_jobs.len();
+        unreported.saturating_sub(held) < self.window()
+            && self.bytes_in_flight < self.pipeline.options.max_in_flight_bytes
+    }
+
+    async fn drive(
+        mut self,
+        input: &mut mpsc::Receiver<(usize, Vec<Evaluated>)>,
+    ) -> io::Result<()> {
+        let mut chunks: HashMap<usize, Vec<Evaluated>> = HashMap::new();
+        let mut next_chunk = 0usize;
+        let mut input_done = false;
+        loop {
+            // Admit evaluated records in input order while the budget allows.
+            while self.admitting() {
+                let Some(chunk) = chunks.remove(&next_chunk) else {
+                    break;
+                };
+                next_chunk += 1;
+                for e in chunk {
+                    self.admit(e);
+                }
+            }
+            self.dispatch(input_done || !chunks.contains_key(&next_chunk));
+            self.flush_out().await?;
+
+            let idle = self.in_flight.is_empty() && self.ready.is_empty();
+            if idle && (input_done || !self.admitting()) && !self.deferred.is_empty() {
+                // The end-of-run pass (or an early one when deferred records hold the
+                // window): transient failures get one more try, after the others.
+                self.retry_deferred();
+                continue;
+            }
+            if input_done && idle && chunks.is_empty() {
+                if !self.held_jobs.is_empty() {
+                    self.release_held();
+                    continue;
+                }
+                if self.waiting.is_empty() {
+                    break;
+                }
+                // Cannot happen (a record waits only for earlier ones, all admitted); report
+                // the stragglers rather than hang.
+                let stuck: Vec<usize> = self.waiting.keys().copied().collect();
+                for i in stuck {
+                    if let Some((job, _, _)) = self.waiting.remove(&i) {
+                        self.report(lost(job.index, job.key));
+                    }
+                }
+                continue;
+            }
+
+            let want_input = !input_done && self.admitting();
+            tokio::select! {
+                biased;
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.complete(done);
+                }
+                next = input.recv(), if want_input => match next {
+                    Some((seq, evaluated)) => { chunks.insert(seq, evaluated); }
+                    None => input_done = true,
+                },
+            }
+        }
+        self.flush_out().await?;
+        Ok(())
+    }
+
+    fn admit(&mut self, e: Evaluated) {
+        self.admitted += 1;
+        match e {
+            Evaluated::Final(o) => self.report(o),
+            Evaluated::Mapped { job, hashes, bytes } => {
+                self.bytes_in_flight += bytes;
+                self.bytes_of.insert(job.index, bytes);
+                self.sequence(job, hashes);
+            }
+        }
+    }
+
+    /// Places a record relative to earlier records of the same identity.
+    fn sequence(&mut self, job: Job, hashes: Vec<u64>) {
+        let index = job.index;
+        let slot = u32::try_from(index).unwrap_or(u32::MAX);
+        match self.repeats {
+            Repeats::Fail => {
+                if let Some(&first) = hashes.iter().find_map(|h| self.tails.get(h)) {
+                    let err = RecordError::new(
+                        FailureKind::DuplicateKey,
+                        format!(
+                            "identity key already used by record {first} of this input; not sent twice (duplicates.repeats: fail)"
+                        ),
+                    );
+                    let mut o = Outcome::failed(index, job.key, err);
+                    o.policy = job.policy;
+                    self.report(o);
+                    return;
+                }
+                for h in &hashes {
+                    self.tails.insert(*h, slot);
+                }
+                self.successors.insert(index, Vec::new());
+                self.hashes_of.insert(index, hashes);
+                self.ready.push_back(job);
+            }
+            Repeats::InOrder => {
+                let mut preds: Vec<usize> = hashes
+                    .iter()
+                    .filter_map(|h| self.tails.get(h).map(|&i| i as usize))
+                    .filter(|i| self.successors.contains_key(i))
+                    .collect();
+                preds.sort_unstable();
+                preds.dedup();
+                for h in &hashes {
+                    self.tails.insert(*h, slot);
+                }
+                self.successors.insert(index, Vec::new());
+                if preds.is_empty() {
+                    let job = self.with_prior(job, &hashes);
+                    self.hashes_of.insert(index, hashes);
+                    self.ready.push_back(job);
+                } else {
+                    for p in &preds {
+                        if let Some(s) = self.successors.get_mut(p) {
+                            s.push(index);
+                        }
+                    }
+                    self.waiting.insert(index, (job, hashes, preds.len()));
+                }
+            }
+            Repeats::LastWins => {
+                let mut earlier: Vec<usize> = hashes
+                    .iter()
+                    .filter_map(|h| self.held.get(h).copied())
+                    .collect();
+                earlier.sort_unstable();
+                earlier.dedup();
+                for e in earlier {
+                    if let Some((old, old_hashes)) = self.held_jobs.remove(&e) {
+                        for h in &old_hashes {
+                            self.held.remove(h);
+                        }
+                        let mut o = Outcome::skipped(old.index, "superseded");
+                        o.key = old.key;
+                        o.policy = old.policy;
+                        self.report(o);
+                    }
+                }
+                for h in &hashes {
+                    self.held.insert(*h, index);
+                }
+                self.held_jobs.insert(index, (job, hashes));
+            }
+        }
+    }
+
+    /// last_wins: the input has ended; the records still held are the last of their identity.
+    fn release_held(&mut self) {
+        let mut jobs: Vec<(Job, Vec<u64>)> = self.held_jobs.drain().map(|(_, j)| j).collect();
+        self.held.clear();
+        jobs.sort_by_key(|(j, _)| j.index);
+        for (job, hashes) in jobs {
+            self.successors.insert(job.index, Vec::new());
+            self.hashes_of.insert(job.index, hashes);
+            self.ready.push_back(job);
+        }
+    }
+
+    /// What an earlier record of this input wrote for the identity, if any.
+    fn with_prior(&self, mut job: Job, hashes: &[u64]) -> Job {
+        job.prior = hashes.iter().enumerate().find_map(|(n, h)| {
+            let k = self.known.get(h)?;
+            // Hashes can collide: only an exact match of the same key counts.
+            (k.identity.get(n) == job.identity.get(n)).then(|| k.found.clone())
+        });
+        job
+    }
+
+    /// Sends ready jobs in groups while concurrency allows. A partial group waits for more
+    /// records unless `flush` (no more are coming soon).
+    fn dispatch(&mut self, flush: bool) {
+        let group = self.pipeline.sink.group_size().max(1);
+        let concurrency = self.pipeline.options.concurrency.max(1);
+        while !self.ready.is_empty() && self.in_flight.len() < concurrency {
+            if self.ready.len() < group && !flush {
+                break;
+            }
+            let n = group.min(self.ready.len());
+            let deadline = self
+                .pipeline
+                .options
+                .record_deadline
+                .map(|d| Instant::now() + d);
+            let jobs: Vec<Job> = self
+                .ready
+                .drain(..n)
+                .map(|mut j| {
+                    j.deadline = deadline;
+                    j
+                })
+                .collect();
+            self.jobs_in_flight += jobs.len();
+            let sink = self.pipeline.sink.clone();
+            let expected: Vec<(usize, Option<String>)> =
+                jobs.iter().map(|j| (j.index, j.key.clone())).collect();
+            self.in_flight.push(Box::pin(async move {
+                // A sink that loses a job still leaves every record an outcome.
+                let mut done = sink.write(jobs).await;
+                for (index, key) in expected {
+                    if !done.iter().any(|c| c.index() == index) {
+                        done.push(Completion::Done {
+                            outcome: lost(index, key),
+                            written: None,
+                        });
+                    }
+                }
+                done
+            }));
+        }
+    }
+
+    fn complete(&mut self, done: Vec<Completion>) {
+        for c in done {
+            self.jobs_in_flight = self.jobs_in_flight.saturating_sub(1);
+            match c {
+                Completion::Retry { job, outcome } if job.pass == 0 => {
+                    self.deferred.push((job, outcome));
+                }
+                Completion::Retry { outcome, .. } => self.finish(outcome, None),
+                Completion::Done { outcome, written } => self.finish(outcome, written),
+            }
+        }
+    }
+
+    fn retry_deferred(&mut self) {
+        let mut jobs: Vec<(Job, Outcome)> = std::mem::take(&mut self.deferred);
+        jobs.sort_by_key(|(j, _)| j.index);
+        for (mut job, _) in jobs {
+            job.pass = 1;
+            self.ready.push_back(job);
+        }
+    }
+
+    /// A record is done: report it and release the records of its identity waiting for it.
+    fn finish(&mut self, outcome: Outcome, written: Option<(Vec<String>, Found)>) {
+        let index = outcome.index;
+        let hashes = self.hashes_of.remove(&index).unwrap_or_default();
+        if let Some((identity, found)) = written {
+            for h in &hashes {
+                self.known.insert(
+                    *h,
+                    Known {
+                        identity: identity.clone(),
+                        found: found.clone(),
+                    },
+                );
+            }
+        }
+        self.report(outcome);
+        for s in self.successors.remove(&index).unwrap_or_default() {
+            let ready = match self.waiting.get_mut(&s) {
+                Some((_, _, remaining)) => {
+                    *remaining -= 1;
+                    *remaining == 0
+                }
+                None => false,
+            };
+            if ready && let Some((job, hashes, _)) = self.waiting.remove(&s) {
+                let job = self.with_prior(job, &hashes);
+                self.hashes_of.insert(s, hashes);
+                self.ready.push_back(job);
+            }
+        }
+    }
+
+    /// Queues an outcome for in-order reporting.
+    fn report(&mut self, outcome: Outcome) {
+        let index = outcome.index;
+        if let Some(bytes) = self.bytes_of.remove(&index) {
+            self.bytes_in_flight -= bytes;
+        }
+        let Some(slot) = index.checked_sub(self.next_out) else {
+            return;
+        };
+        if self.pending_out.len() <= slot {
+            self.pending_out.resize_with(slot + 1, || None);
+        }
+        self.pending_out[slot] = Some(outcome);
+    }
+
+    async fn flush_out(&mut self) -> io::Result<()> {
+        let mut ready = Vec::new();
+        while let Some(Some(_)) = self.pending_out.front() {
+            if let Some(Some(o)) = self.pending_out.pop_front() {
+                ready.push(o);
+                self.next_out += 1;
+            }
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        self.out
+            .send(ready)
+            .await
+            .map_err(|_| io::Error::other("the outcome writer stopped"))
+    }
+}
+
+/// 64-bit keyed hashes of identity keys, so a million identities take a few MB. A collision
+/// only makes a record wait for an unrelated one (or, under `repeats: fail`, fail as a
+/// duplicate: about 3·10⁻⁸ per million-record input); what an earlier record wrote is only
+/// reused on an exact match of the key.
+#[derive(Clone, Default)]
+struct IdentityHasher {
+    state: std::hash::RandomState,
+}
+
+impl IdentityHasher {
+    /// Hash of the `n`th match key's value (keys only collide with the same match key).
+    fn hash(&self, n: usize, key: &str) -> u64 {
+        let mut h = self.state.build_hasher();
+        h.write_usize(n);
+        h.write(key.as_bytes());
+        h.finish()
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
