@@ -62,7 +62,7 @@ async fn salesforce_duplicate_value_carries_the_id() {
     // The token came from the (rebased) token URL and was used.
     assert_eq!(server.to("/services/oauth2/token").len(), 1);
     assert_eq!(
-        server.to("/sobjects/Lead")[0].header("authorization"),
+        server.to("/services/data/v58.0/sobjects/Lead")[0].header("authorization"),
         Some("Bearer 00D!x")
     );
 }

@@ -559,12 +559,8 @@ fn pick_most_recent(found: Vec<Found>) -> Option<Found> {
 }
 
 /// The payload fields whose value in the existing record is missing, null or empty (an empty
-/// string, object or list: "set only if empty"). Vendors nest properties (`{properties: {...}}`); both shapes work.
-fn blanks_only(payload: &Value, existing: &Value) -> Value {
-    let current = existing
-        .get("properties")
-        .filter(|p| p.is_object())
-        .unwrap_or(existing);
+/// string, object or list: "set only if empty"). `existing` is the connector's flat field map.
+fn blanks_only(payload: &Value, current: &Value) -> Value {
     let Some(fields) = payload.as_object() else {
         return payload.clone();
     };
@@ -619,8 +615,7 @@ mod tests {
     #[test]
     fn merge_fills_only_blanks() {
         let payload = json!({"email": "a@b.co", "phone": "+1", "city": "Oslo"});
-        let existing =
-            json!({"id": "1", "properties": {"email": "a@b.co", "phone": "", "city": "Bergen"}});
+        let existing = json!({"email": "a@b.co", "phone": "", "city": "Bergen"});
         assert_eq!(blanks_only(&payload, &existing), json!({"phone": "+1"}));
         let payload = json!({"custom_attributes": {"plan": "pro"}, "tags": ["a"]});
         let existing = json!({"id": "1", "custom_attributes": {}, "tags": []});

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::operation::Query;
+use crate::plan::provider::Query;
 use crate::connect::{ConnectError, ErrorKind};
 use crate::secrets::{Secret, SecretRef};
 
