@@ -107,7 +107,7 @@ impl Context<'_> {
             globals: &globals,
         };
 
-        let base_url = self.base_url(&mut templates, &doc.base_url, &names("base_url".into(), &[]));
+        let base_url = self.base_url(&mut templates, &doc.base_url, &names("`base_url`".into(), &[]));
         let auth = self.auth(doc);
         let headers = self.static_headers(&doc.headers);
         let rate_limit_headers = self.rate_limit_headers(doc);
@@ -134,9 +134,9 @@ impl Context<'_> {
             let mut operations = BTreeMap::new();
             for op in &o.operations {
                 let (body, item) = provides(&op.name.value);
-                let what = format!("{}.{}", o.name.value, op.name.value);
+                let what = format!("`{}.{}`", o.name.value, op.name.value);
                 let main = names(what.clone(), body);
-                let item_names = names(format!("{what} item"), item);
+                let item_names = names(format!("the item of {what}"), item);
                 if let Some(plan) = self.operation(&mut templates, o, op, &main, &item_names) {
                     operations.insert(op.name.value.clone(), plan);
                 }
@@ -260,9 +260,12 @@ impl Context<'_> {
                     Diagnostic::new(
                         Code::TemplateSyntax,
                         span,
-                        format!("template error in {}: {}", names.what, e.message),
+                        match &e.detail {
+                            Some(d) => format!("template error in {}: {}: {d}", names.what, e.message),
+                            None => format!("template error in {}: {}", names.what, e.message),
+                        },
                     )
-                    .with_label(e.detail.unwrap_or_else(|| "here".into()))
+                    .with_label("here")
                     .with_help("templates use minijinja syntax: `{{ key }}`, `{% if x %}…{% endif %}`"),
                 );
                 return None;
@@ -288,10 +291,7 @@ impl Context<'_> {
                 Diagnostic::new(
                     Code::UnknownVariable,
                     span,
-                    format!(
-                        "template uses `{var}`, which `{}` does not provide",
-                        names.what
-                    ),
+                    format!("`{var}` is not available in {}", names.what),
                 )
                 .with_label(available)
                 .with_help(help),
@@ -315,7 +315,10 @@ impl Context<'_> {
                 Diagnostic::new(
                     Code::UnknownProviderSecret,
                     span,
-                    format!("template reads secret `{secret}`, which the provider does not declare"),
+                    format!(
+                        "{} reads secret `{secret}`, which the provider does not declare",
+                        names.what
+                    ),
                 )
                 .with_label("not under the provider's `secrets:`")
                 .with_help(help),
@@ -336,7 +339,7 @@ impl Context<'_> {
                 Diagnostic::new(
                     Code::UnknownTemplateFilter,
                     span,
-                    format!("template in {} uses unknown {what} `{unknown}`", names.what),
+                    format!("unknown {what} `{unknown}` in {}", names.what),
                 )
                 .with_label(format!("no {what} with this name"))
                 .with_help(help),
@@ -453,14 +456,14 @@ impl Context<'_> {
             },
             Target::Path,
             &Names {
-                what: format!("{what} path"),
+                what: format!("the path of {what}"),
                 ..*names
             },
         );
         let mut query = Vec::new();
         for (k, v) in &op.query {
             let n = Names {
-                what: format!("{what} query `{}`", k.value),
+                what: format!("query parameter `{}` of {what}", k.value),
                 ..*names
             };
             let source = Source {
@@ -475,7 +478,7 @@ impl Context<'_> {
         for (k, v) in &op.headers {
             let name = self.header_name(k);
             let n = Names {
-                what: format!("{what} header `{}`", k.value),
+                what: format!("header `{}` of {what}", k.value),
                 ..*names
             };
             let source = Source {
@@ -489,7 +492,7 @@ impl Context<'_> {
         }
         let body = op.body.as_ref().and_then(|b| {
             let n = Names {
-                what: format!("{what} body"),
+                what: format!("the body of {what}"),
                 ..*names
             };
             self.body(templates, &b.value, b.span, &n)
@@ -545,7 +548,7 @@ impl Context<'_> {
             Diagnostic::new(
                 Code::FieldsOnlyKey,
                 span,
-                format!("`{key}` has no effect on `{what}`"),
+                format!("`{key}` has no effect on {what}"),
             )
             .with_label("only a `fields` operation reads it")
             .with_help(format!("move `{key}` to the object's `fields` operation")),
