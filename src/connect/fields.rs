@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::expr::{Compiled, Env};
 use crate::functions::SystemClock;
+use crate::plan::ProviderPlan;
 use crate::plan::provider::FieldMapping;
 use crate::types::Type;
 
@@ -171,20 +172,28 @@ pub async fn discover(
     connector: &super::http::HttpConnector,
     object: &str,
 ) -> Result<Vec<FieldInfo>, super::ConnectError> {
-    let (_, op) = connector.operation(object, "fields")?;
+    connector.operation(object, "fields")?;
     let body = connector
         .call(object, "fields", serde_json::Map::new())
         .await?;
+    Ok(normalize_response(connector.plan(), object, &body).unwrap_or_default())
+}
+
+/// Normalizes the response body of `object`'s `fields` operation by the provider's mapping
+/// (`None` when the object has no `fields` operation).
+pub fn normalize_response(
+    provider: &ProviderPlan,
+    object: &str,
+    body: &Value,
+) -> Option<Vec<FieldInfo>> {
+    let op = provider.object(object)?.operation("fields")?;
     let items = match (&op.results, body) {
-        (Some(q), body) => q.all(&body),
-        (None, Value::Array(items)) => items,
+        (Some(q), body) => q.all(body),
+        (None, Value::Array(items)) => items.clone(),
         (None, _) => Vec::new(),
     };
     let default = FieldMapping::default();
-    Ok(normalize_with(
-        op.fields.as_ref().unwrap_or(&default),
-        &items,
-    ))
+    Some(normalize_with(op.fields.as_ref().unwrap_or(&default), &items))
 }
 
 /// The cached field lists of a rules directory: `<rules>/.fields/<provider>.<object>.json`.
