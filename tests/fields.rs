@@ -1,6 +1,8 @@
 //! Lint checks mappings against discovered fields cached next to the rules.
 
-use rulebridge::connect::fields::{FieldCache, FieldInfo, FieldType, normalize, normalize_response};
+use rulebridge::connect::fields::{
+    FieldCache, FieldInfo, FieldType, normalize, normalize_response,
+};
 use rulebridge::diagnostic::render::{self, Format};
 use rulebridge::{Registry, compile, syntax};
 use serde_json::json;

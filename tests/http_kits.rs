@@ -64,9 +64,15 @@ async fn every_kit_builds() {
         "{errors:?}"
     );
     // Declared, it must be passed when the connector is built.
-    let declared = text.replace("headers:\n  X-Sync-Source", "vars: [tenant_id]\nheaders:\n  X-Sync-Source");
-    let e = HttpConnector::new(&http_support::provider(&declared), options(&server, &secrets))
-        .expect_err("needs tenant_id");
+    let declared = text.replace(
+        "headers:\n  X-Sync-Source",
+        "vars: [tenant_id]\nheaders:\n  X-Sync-Source",
+    );
+    let e = HttpConnector::new(
+        &http_support::provider(&declared),
+        options(&server, &secrets),
+    )
+    .expect_err("needs tenant_id");
     assert!(e.message.contains("`tenant_id`"), "{e}");
 }
 

@@ -19,7 +19,9 @@ use crate::plan::provider::{
     Templates, Text, has_template_syntax, lookup_path, single_expression,
 };
 use crate::span::Span;
-use crate::syntax::doc::{self, ErrorRule, FieldMapDoc, ObjectDoc, Operation, ProviderDoc, Spanned};
+use crate::syntax::doc::{
+    self, ErrorRule, FieldMapDoc, ObjectDoc, Operation, ProviderDoc, Spanned,
+};
 use crate::types::Type;
 
 use super::Context;
@@ -107,7 +109,11 @@ impl Context<'_> {
             globals: &globals,
         };
 
-        let base_url = self.base_url(&mut templates, &doc.base_url, &names("`base_url`".into(), &[]));
+        let base_url = self.base_url(
+            &mut templates,
+            &doc.base_url,
+            &names("`base_url`".into(), &[]),
+        );
         let auth = self.auth(doc);
         let headers = self.static_headers(&doc.headers);
         let rate_limit_headers = self.rate_limit_headers(doc);
@@ -261,12 +267,16 @@ impl Context<'_> {
                         Code::TemplateSyntax,
                         span,
                         match &e.detail {
-                            Some(d) => format!("template error in {}: {}: {d}", names.what, e.message),
+                            Some(d) => {
+                                format!("template error in {}: {}: {d}", names.what, e.message)
+                            }
                             None => format!("template error in {}: {}", names.what, e.message),
                         },
                     )
                     .with_label("here")
-                    .with_help("templates use minijinja syntax: `{{ key }}`, `{% if x %}…{% endif %}`"),
+                    .with_help(
+                        "templates use minijinja syntax: `{{ key }}`, `{% if x %}…{% endif %}`",
+                    ),
                 );
                 return None;
             }
@@ -303,14 +313,13 @@ impl Context<'_> {
             }
             ok = false;
             let span = self.find_in(source, &format!("secrets.{secret}"));
-            let help = suggest(&secret, names.secrets.iter().map(String::as_str)).unwrap_or_else(
-                || {
+            let help =
+                suggest(&secret, names.secrets.iter().map(String::as_str)).unwrap_or_else(|| {
                     format!(
                         "declare it in the provider: `secrets: {{ {secret}: \"${{env:{}}}\" }}`",
                         secret.to_ascii_uppercase()
                     )
-                },
-            );
+                });
             self.report(
                 Diagnostic::new(
                     Code::UnknownProviderSecret,
@@ -328,7 +337,18 @@ impl Context<'_> {
             ok = false;
             let span = self.find_in(source, &unknown);
             let known: &[&str] = if what == "filter" {
-                &["soql", "upper", "lower", "trim", "default", "join", "length", "replace", "tojson", "urlencode"]
+                &[
+                    "soql",
+                    "upper",
+                    "lower",
+                    "trim",
+                    "default",
+                    "join",
+                    "length",
+                    "replace",
+                    "tojson",
+                    "urlencode",
+                ]
             } else {
                 &["defined", "none", "number", "string", "odd", "even"]
             };
@@ -355,7 +375,9 @@ impl Context<'_> {
             Some(at) => source
                 .span
                 .inner(self.sources, source.text, at, at + needle.len()),
-            None => source.span.inner(self.sources, source.text, 0, source.text.len()),
+            None => source
+                .span
+                .inner(self.sources, source.text, 0, source.text.len()),
         }
     }
 
@@ -381,10 +403,15 @@ impl Context<'_> {
                         }
                         None => {
                             let wrapped = format!("{{{{ ({inner}) | {JSON_FILTER} }}}}");
-                            let shift = 4usize
-                                .saturating_sub(s.find(inner).unwrap_or(0));
-                            let name =
-                                self.template(templates, &source, &wrapped, Target::Plain, names, shift)?;
+                            let shift = 4usize.saturating_sub(s.find(inner).unwrap_or(0));
+                            let name = self.template(
+                                templates,
+                                &source,
+                                &wrapped,
+                                Target::Plain,
+                                names,
+                                shift,
+                            )?;
                             Body::Expr(name)
                         }
                     }
@@ -563,14 +590,16 @@ impl Context<'_> {
         match Query::compile(&text.value) {
             Ok(q) => Some(Some(q)),
             Err(e) => {
-                let (start, end) = e
-                    .offset
-                    .map_or((0, text.value.len()), |o| (o, (o + 1).min(text.value.len())));
+                let (start, end) = e.offset.map_or((0, text.value.len()), |o| {
+                    (o, (o + 1).min(text.value.len()))
+                });
                 let span = text.span.inner(self.sources, &text.value, start, end);
                 self.report(
                     Diagnostic::new(Code::InvalidJsonPath, span, e.message)
                         .with_label("in this query")
-                        .with_help("examples: `$.results[*]`, `$.id`, `$.payload.contact.id`, `$[*]`"),
+                        .with_help(
+                            "examples: `$.results[*]`, `$.id`, `$.payload.contact.id`, `$[*]`",
+                        ),
                 );
                 None
             }

@@ -193,7 +193,10 @@ pub fn normalize_response(
         (None, _) => Vec::new(),
     };
     let default = FieldMapping::default();
-    Some(normalize_with(op.fields.as_ref().unwrap_or(&default), &items))
+    Some(normalize_with(
+        op.fields.as_ref().unwrap_or(&default),
+        &items,
+    ))
 }
 
 /// The cached field lists of a rules directory: `<rules>/.fields/<provider>.<object>.json`.

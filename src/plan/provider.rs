@@ -411,7 +411,10 @@ impl Templates {
             .map(|t| t.undeclared_variables(true))
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|v| v.strip_prefix("secrets.").map(|s| s.split('.').next().unwrap_or(s).to_string()))
+            .filter_map(|v| {
+                v.strip_prefix("secrets.")
+                    .map(|s| s.split('.').next().unwrap_or(s).to_string())
+            })
             .collect();
         out.sort();
         out.dedup();
@@ -628,7 +631,10 @@ mod tests {
             .unknown_filters(&name, Target::Plain)
             .into_iter()
             .collect();
-        assert_eq!(found, [("filter", "nope".to_string()), ("test", "nah".to_string())]);
+        assert_eq!(
+            found,
+            [("filter", "nope".to_string()), ("test", "nah".to_string())]
+        );
     }
 
     #[test]

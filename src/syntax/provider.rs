@@ -167,14 +167,18 @@ fn rate_limit_headers(cx: &mut Cx<'_>, node: &Node) -> Vec<RateLimitHeaderDoc> {
             let usage = text(cx, "usage");
             let pattern = text(cx, "pattern");
             let unit = f
-                .opt(cx, "unit", |cx, n, _| cx.choice(n, RESET_UNITS, "reset unit"))
+                .opt(cx, "unit", |cx, n, _| {
+                    cx.choice(n, RESET_UNITS, "reset unit")
+                })
                 .map_or(ResetUnit::Seconds, |u| u.value);
             let wait = f.opt(cx, "wait", |cx, n, _| cx.duration(n));
             if remaining.is_none() && usage.is_none() {
                 cx.missing(
                     f.owner,
                     "remaining",
-                    Some("an entry names a `remaining` header (a window) or a `usage` header".into()),
+                    Some(
+                        "an entry names a `remaining` header (a window) or a `usage` header".into(),
+                    ),
                 );
             }
             Some(RateLimitHeaderDoc {

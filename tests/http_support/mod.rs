@@ -10,8 +10,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use rulebridge::connect::http::{HttpConnector, HttpOptions};
-use rulebridge::secrets::Secret;
 use rulebridge::plan::ProviderPlan;
+use rulebridge::secrets::Secret;
 use serde_json::Value;
 
 /// One request the server saw.
@@ -191,7 +191,11 @@ fn compiled(loaded: &rulebridge::syntax::Loaded) -> Result<Arc<ProviderPlan>, Ve
         return Err(errors);
     }
     let plan = compiled.plan.expect("a plan without errors");
-    let p = plan.providers().next().expect("a provider document").clone();
+    let p = plan
+        .providers()
+        .next()
+        .expect("a provider document")
+        .clone();
     Ok(p)
 }
 

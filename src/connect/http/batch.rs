@@ -7,7 +7,7 @@
 //!   inputs by identity when each carries it (`<field>` of the result's field map — the
 //!   object's `response.fields` — or of the result itself, equal to the item's key;
 //!   case-insensitively, as some systems lower-case e-mails), else by position. A
-//!   result with `success: false` (Salesforce collections) or a `status` of `failed`/`error`
+//!   result with `success: false` (a collection of writes) or a `status` of `failed`/`error`
 //!   (per-item status endpoints) is that item's error. The record id is the operation's `id`
 //!   JSONPath over the result, else `id`/`Id`; whether it was created is the `created`
 //!   JSONPath, else a boolean `new` or `created`. The `created` value may be a boolean or a
@@ -29,8 +29,8 @@ use serde_json::{Map, Value};
 use super::classify::classify_item;
 use super::operation::id_text;
 use super::{HttpConnector, item_fields, response_id};
-use crate::plan::provider::{ObjectPlan, OperationPlan, ResponsePlan};
 use crate::connect::{ConnectError, ErrorKind, UpsertItem, Written};
+use crate::plan::provider::{ObjectPlan, OperationPlan, ResponsePlan};
 
 /// Chunk size of a batch operation without `max_batch`.
 pub const DEFAULT_MAX_BATCH: usize = 100;
@@ -138,8 +138,10 @@ impl HttpConnector {
                     for pos in error_targets(e, field, &keys) {
                         if !named[pos] {
                             named[pos] = true;
-                            results
-                                .push((group[pos], Err(classify_item(&obj.errors, &self.plan.errors, e))));
+                            results.push((
+                                group[pos],
+                                Err(classify_item(&obj.errors, &self.plan.errors, e)),
+                            ));
                         }
                     }
                 }
@@ -481,7 +483,13 @@ mod tests {
         // Without a field path, the result itself carries the identity.
         let flat = json!({"id": "9", "email": "A@x.com"});
         assert_eq!(
-            identity_position(&ResponsePlan::default(), &flat, "email", &keys, &[false, false]),
+            identity_position(
+                &ResponsePlan::default(),
+                &flat,
+                "email",
+                &keys,
+                &[false, false]
+            ),
             Some(0)
         );
     }

@@ -82,8 +82,8 @@ use self::pacing::{Limiter, Pacer};
 use self::retry::RetrySettings;
 use self::send::{Failed, Prepared, Response};
 use super::{Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written};
-use crate::plan::provider::{AuthPlan, BaseUrl, ObjectPlan, OperationPlan, ResponsePlan};
 use crate::plan::ProviderPlan;
+use crate::plan::provider::{AuthPlan, BaseUrl, ObjectPlan, OperationPlan, ResponsePlan};
 use crate::secrets::Secret;
 use crate::syntax::doc::ApiKeyLocation;
 
@@ -158,7 +158,7 @@ pub struct HttpConnector {
     /// Without a trailing slash.
     base_url: String,
     /// Whether an OAuth token response's `instance_url` replaces the base URL's origin
-    /// (Salesforce); off when the caller chose the base URL.
+    /// (an org on its own host); off when the caller chose the base URL.
     follow_instance_url: bool,
     client: reqwest::Client,
     auth: Auth,
@@ -372,11 +372,7 @@ impl HttpConnector {
             value.set_sensitive(v.reads_secrets());
             headers.insert(k.clone(), value);
         }
-        let body = op
-            .body
-            .as_ref()
-            .map(|b| t.render_body(b, cx))
-            .transpose()?;
+        let body = op.body.as_ref().map(|b| t.render_body(b, cx)).transpose()?;
         Ok(Prepared {
             what: op.what.clone(),
             method: op.method.clone(),
@@ -842,7 +838,10 @@ mod tests {
         );
         // A base URL with a path replaces the provider's.
         assert_eq!(
-            effective_base(SF, Some("http://127.0.0.1:8080/salesforce/services/data/v58.0/")),
+            effective_base(
+                SF,
+                Some("http://127.0.0.1:8080/salesforce/services/data/v58.0/")
+            ),
             "http://127.0.0.1:8080/salesforce/services/data/v58.0"
         );
         assert_eq!(
@@ -856,13 +855,25 @@ mod tests {
         let token = "https://login.salesforce.com/services/oauth2/token";
         // Host only: the token URL moves to that host.
         let base = effective_base(SF, Some("http://h:1"));
-        assert_eq!(rebase(token, &base, SF, true), "http://h:1/services/oauth2/token");
+        assert_eq!(
+            rebase(token, &base, SF, true),
+            "http://h:1/services/oauth2/token"
+        );
         // A prefix before the declared path (a sandbox) is kept.
         let base = effective_base(SF, Some("http://h:1/sf/services/data/v58.0"));
-        assert_eq!(rebase(token, &base, SF, true), "http://h:1/sf/services/oauth2/token");
+        assert_eq!(
+            rebase(token, &base, SF, true),
+            "http://h:1/sf/services/oauth2/token"
+        );
         // Other origins, and no chosen base, are left alone.
-        assert_eq!(rebase("https://other.example/t", &base, SF, true), "https://other.example/t");
+        assert_eq!(
+            rebase("https://other.example/t", &base, SF, true),
+            "https://other.example/t"
+        );
         assert_eq!(rebase(token, SF, SF, false), token);
-        assert_eq!(rebase("/oauth/token", "http://h:1/api", "http://x/api", true), "http://h:1/api/oauth/token");
+        assert_eq!(
+            rebase("/oauth/token", "http://h:1/api", "http://x/api", true),
+            "http://h:1/api/oauth/token"
+        );
     }
 }

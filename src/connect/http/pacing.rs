@@ -215,7 +215,11 @@ mod tests {
         h
     }
 
-    fn window(remaining: &'static str, reset: Option<&'static str>, unit: ResetUnit) -> RateLimitHeader {
+    fn window(
+        remaining: &'static str,
+        reset: Option<&'static str>,
+        unit: ResetUnit,
+    ) -> RateLimitHeader {
         RateLimitHeader::Window {
             remaining: http::HeaderName::from_static(remaining),
             reset: reset.map(http::HeaderName::from_static),
@@ -227,9 +231,17 @@ mod tests {
     #[test]
     fn reads_the_declared_rate_limit_headers() {
         let rules = [
-            window("x-a-remaining", Some("x-a-interval"), ResetUnit::Milliseconds),
+            window(
+                "x-a-remaining",
+                Some("x-a-interval"),
+                ResetUnit::Milliseconds,
+            ),
             window("x-b-remaining", None, ResetUnit::Seconds),
-            window("x-ratelimit-remaining", Some("x-ratelimit-reset"), ResetUnit::Seconds),
+            window(
+                "x-ratelimit-remaining",
+                Some("x-ratelimit-reset"),
+                ResetUnit::Seconds,
+            ),
         ];
         let h = map(&[("x-a-remaining", "0"), ("x-a-interval", "10000")]);
         assert_eq!(exhausted_window(&rules, &h), Some(Duration::from_secs(10)));

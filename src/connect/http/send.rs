@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use super::HttpConnector;
 use super::auth::Credentials;
 use super::classify;
-use crate::plan::provider::ErrorRulePlan;
 use super::pacing::Limiter;
 use super::retry;
 use crate::connect::{ConnectError, ErrorKind};
+use crate::plan::provider::ErrorRulePlan;
 
 /// A rendered request, sent as many times as the retry policy allows.
 #[derive(Debug)]
@@ -113,8 +113,13 @@ impl HttpConnector {
                     continue;
                 }
                 Ok((resp, _)) => {
-                    let err =
-                        classify::classify(rules, &self.plan.errors, resp.status, &resp.text, &resp.body);
+                    let err = classify::classify(
+                        rules,
+                        &self.plan.errors,
+                        resp.status,
+                        &resp.text,
+                        &resp.body,
+                    );
                     tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, status = resp.status, kind = ?err.kind, "failed");
                     if !self.retry.retries_status(resp.status) {
                         return Err(Failed {
