@@ -7,7 +7,7 @@
 //! `reqwest` client (and its connection pool) serves every request of a connector.
 //!
 //! ```no_run
-//! # async fn demo(plan: &rulebridge::Plan) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(plan: &rulebridge::plan::Plan) -> Result<(), Box<dyn std::error::Error>> {
 //! use rulebridge::connect::Connector;
 //! use rulebridge::connect::http::{HttpConnector, HttpOptions};
 //!
