@@ -73,7 +73,8 @@ impl Names<'_> {
         self.provided.contains(&name)
             || self.vars.iter().any(|v| v == name)
             || self.globals.iter().any(|g| g == name)
-            || (name == "secrets" && !self.secrets.is_empty())
+            // Which secrets it reads is checked on its own (RB5002).
+            || name == "secrets"
     }
 
     fn candidates(&self) -> Vec<&str> {
