@@ -68,3 +68,36 @@ fn human_output_shows_the_snippet_and_hint() {
     );
     insta::assert_snapshot!(out);
 }
+
+/// The provider cases that linted clean before providers were compiled: each fails lint with a
+/// code, a real location and a hint.
+#[test]
+fn provider_problems_are_located_with_a_code_and_a_hint() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diagnostics");
+    let cases = [
+        ("RB1008-provider-results-jsonpath.yaml", "RB1008", "11:29"),
+        ("RB1010-provider-path-template.yaml", "RB1010", "7:"),
+        ("RB5001-unknown-template-filter.yaml", "RB5001", "10:"),
+        ("RB5002-undeclared-provider-secret.yaml", "RB5002", "12:"),
+        ("RB1011-provider-unknown-variable.yaml", "RB1011", "8:"),
+        ("RB1002-provider-error-rule.yaml", "RB1002", "9:"),
+    ];
+    for (file, code, at) in cases {
+        let rel = Path::new("tests/fixtures/diagnostics").join(file);
+        assert!(dir.join(file).exists(), "{file}");
+        let loaded = syntax::load_paths(&[rel]).expect("fixture is readable");
+        let compiled = compile::compile_loaded(&loaded, &Registry::builtin());
+        assert!(compiled.plan.is_none(), "{file} must not compile");
+        let d = compiled
+            .diagnostics
+            .iter()
+            .find(|d| d.code.as_str() == code)
+            .unwrap_or_else(|| panic!("{file}: no {code} in {:?}", compiled.diagnostics));
+        assert!(d.help.is_some(), "{file}: {code} has no hint");
+        let location = loaded.rules.sources.locate(d.span).to_string();
+        assert!(
+            location.contains(&format!("{file}:{at}")),
+            "{file}: {code} at {location}"
+        );
+    }
+}

@@ -524,3 +524,33 @@ async fn a_token_endpoint_outage_is_retried_as_transient() {
     );
     assert_eq!(server.to("/oauth/token").len(), 2);
 }
+
+#[tokio::test]
+async fn declared_secrets_are_readable_in_templates() {
+    let server = serve(|s, _| match s.header("authorization") {
+        Some("Token s3cret") => Reply::json(201, json!({"id": "7"})),
+        _ => Reply::json(401, json!({"message": "who?"})),
+    })
+    .await;
+    let yaml = r#"kind: provider
+name: desk
+base_url: http://placeholder.invalid
+secrets: { tok: "${env:DESK_TOKEN}" }
+objects:
+  ticket:
+    operations:
+      create:
+        method: POST
+        path: /tickets
+        headers: { Authorization: "Token {{ secrets.tok }}" }
+        body: "{{ payload }}"
+"#;
+    let c = connector(yaml, &server, &[("DESK_TOKEN", "s3cret")]);
+    let w = c
+        .create(&Call::default(), "ticket", &json!({"title": "t"}))
+        .await;
+    assert_eq!(w.map(|w| w.id), Ok(Some("7".into())));
+    // Without its value the connector is not built, and the error names the reference only.
+    let e = HttpConnector::new(&provider(yaml), options(&server, &[])).expect_err("no value");
+    assert!(e.message.contains("${env:DESK_TOKEN}"), "{e}");
+}

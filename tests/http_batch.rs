@@ -71,6 +71,7 @@ async fn hubspot_partial_success_maps_results_and_errors_back() {
 const CRM: &str = r#"kind: provider
 name: crm
 base_url: http://placeholder.invalid
+vars: [tenant_id]
 retry: { attempts: 2, base: 10ms, max: 20ms }
 objects:
   user:

@@ -67,7 +67,7 @@ async fn salesforce_duplicate_value_carries_the_id() {
     // The token came from the (rebased) token URL and was used.
     assert_eq!(server.to("/services/oauth2/token").len(), 1);
     assert_eq!(
-        server.to("/sobjects/Lead")[0].header("authorization"),
+        server.to("/services/data/v58.0/sobjects/Lead")[0].header("authorization"),
         Some("Bearer 00D!x")
     );
 }
@@ -167,4 +167,66 @@ async fn defaults_without_a_matching_rule() {
         w.map(|w| (w.id, w.created)),
         Ok((Some("77".into()), Some(false)))
     );
+}
+
+/// A function the application registers: the id after `#` in a message.
+struct TicketId;
+
+impl rulebridge::functions::Function for TicketId {
+    fn name(&self) -> &str {
+        "ticket_id"
+    }
+    fn category(&self) -> rulebridge::functions::Category {
+        rulebridge::functions::Category::String
+    }
+    fn doc(&self) -> &'static str {
+        "The id after `#` in a text."
+    }
+    fn signature(&self) -> rulebridge::functions::Signature {
+        use rulebridge::functions::{Param, Signature};
+        use rulebridge::types::Type;
+        Signature::new(
+            vec![Param::new("text", Type::String)],
+            Type::optional(Type::String),
+        )
+    }
+    fn call(
+        &self,
+        args: &[std::borrow::Cow<'_, serde_json::Value>],
+        _cx: &rulebridge::functions::CallContext<'_>,
+    ) -> Result<serde_json::Value, rulebridge::functions::FnError> {
+        let text = args.first().and_then(|a| a.as_str()).unwrap_or_default();
+        Ok(text
+            .split_once('#')
+            .map_or(serde_json::Value::Null, |(_, id)| json!(id.trim())))
+    }
+}
+
+#[tokio::test]
+async fn error_rules_run_with_the_engines_functions() {
+    let server = serve(|_, _| Reply::json(409, json!({"message": "already filed as #T-77"}))).await;
+    let rules = r#"kind: provider
+name: desk
+base_url: http://placeholder.invalid
+objects:
+  ticket:
+    operations:
+      create: { method: POST, path: /tickets, body: "{{ payload }}" }
+errors:
+  - { status: 409, kind: duplicate, existing_id: ticket_id(body.message) }
+"#;
+    let engine = rulebridge::Engine::builder()
+        .rules_str("desk.yaml", rules)
+        .function(std::sync::Arc::new(TicketId))
+        .build()
+        .expect("lint accepts the custom function");
+    let c = engine
+        .http_connector("desk", Some(&server.url))
+        .expect("the connector builds from the compiled provider");
+    let e = c
+        .create(&Call::default(), "ticket", &json!({"title": "x"}))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(e.kind, ErrorKind::Duplicate);
+    assert_eq!(e.existing_id.as_deref(), Some("T-77"));
 }

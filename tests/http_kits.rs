@@ -52,12 +52,28 @@ async fn every_kit_builds() {
         let built = HttpConnector::new(&kit(name), opts);
         assert!(built.is_ok(), "{name}: {:?}", built.err());
     }
-    // A kit whose templates read a variable the caller did not pass says which one.
+    // A kit whose templates read a variable it does not declare does not compile, and says
+    // which one.
     let text = std::fs::read_to_string("rules/providers/usersync_crm.yaml")
         .expect("kit")
         .replace("{{ first.tenantId }}", "{{ tenant_id }}");
-    let e = HttpConnector::new(&http_support::provider(&text), options(&server, &secrets))
-        .expect_err("needs tenant_id");
+    let errors = http_support::try_provider(&text).expect_err("tenant_id is not provided");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("RB1011") && e.contains("`tenant_id`")),
+        "{errors:?}"
+    );
+    // Declared, it must be passed when the connector is built.
+    let declared = text.replace(
+        "headers:\n  X-Sync-Source",
+        "vars: [tenant_id]\nheaders:\n  X-Sync-Source",
+    );
+    let e = HttpConnector::new(
+        &http_support::provider(&declared),
+        options(&server, &secrets),
+    )
+    .expect_err("needs tenant_id");
     assert!(e.message.contains("`tenant_id`"), "{e}");
 }
 
@@ -141,11 +157,11 @@ async fn hubspot_requests() {
 async fn salesforce_requests() {
     let server = serve(|s, _| match s.path.as_str() {
         "/services/oauth2/token" => Reply::json(200, json!({"access_token": "00Dx!tok", "instance_url": "https://na1.example.com", "token_type": "Bearer", "issued_at": "1700000000000", "signature": "sig"})),
-        "/query" => Reply::json(200, json!({"totalSize": 1, "done": true, "records": [
+        "/services/data/v58.0/query" => Reply::json(200, json!({"totalSize": 1, "done": true, "records": [
             {"attributes": {"type": "Lead", "url": "/services/data/v58.0/sobjects/Lead/00Q1"}, "Id": "00Q1", "Email": "ada@example.com", "LastModifiedDate": "2024-01-02T03:04:05.000+0000"}
         ]})),
-        "/sobjects/Lead" => Reply::json(201, json!({"id": "00Q2", "errors": [], "success": true})),
-        "/composite/sobjects" => Reply::json(200, json!([{"id": "00Q3", "success": true, "errors": []}])),
+        "/services/data/v58.0/sobjects/Lead" => Reply::json(201, json!({"id": "00Q2", "errors": [], "success": true})),
+        "/services/data/v58.0/composite/sobjects" => Reply::json(200, json!([{"id": "00Q3", "success": true, "errors": []}])),
         _ => Reply::empty(204),
     })
     .await;

@@ -126,7 +126,7 @@ async fn an_exhausted_window_pauses_everyone() {
 }
 
 #[tokio::test]
-async fn hubspot_rate_limit_headers_pause_for_the_interval() {
+async fn declared_rate_limit_headers_pause_for_the_interval() {
     let server = serve(|_, n| match n {
         0 => Reply::json(201, json!({"id": "1"}))
             .header("X-HubSpot-RateLimit-Max", "100")
@@ -135,7 +135,14 @@ async fn hubspot_rate_limit_headers_pause_for_the_interval() {
         _ => Reply::json(201, json!({"id": "2"})).header("X-HubSpot-RateLimit-Remaining", "99"),
     })
     .await;
-    let c = connector(&simple("none", ""), &server, &[]);
+    let c = connector(
+        &simple(
+            "none",
+            "rate_limit_headers: [{ remaining: X-HubSpot-RateLimit-Remaining, reset: X-HubSpot-RateLimit-Interval-Milliseconds, unit: milliseconds }]",
+        ),
+        &server,
+        &[],
+    );
     for _ in 0..3 {
         assert!(
             c.create(&Call::default(), "contact", &json!({}))
@@ -146,6 +153,27 @@ async fn hubspot_rate_limit_headers_pause_for_the_interval() {
     let seen = server.seen();
     assert!(seen[1].at - seen[0].at >= Duration::from_millis(600));
     assert!(seen[2].at - seen[1].at < Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn rate_limit_headers_the_provider_does_not_declare_are_not_read() {
+    let server = serve(|_, n| match n {
+        0 => Reply::json(201, json!({"id": "1"}))
+            .header("X-HubSpot-RateLimit-Remaining", "0")
+            .header("X-HubSpot-RateLimit-Interval-Milliseconds", "600"),
+        _ => Reply::json(201, json!({"id": "2"})),
+    })
+    .await;
+    let c = connector(&simple("none", ""), &server, &[]);
+    for _ in 0..2 {
+        assert!(
+            c.create(&Call::default(), "contact", &json!({}))
+                .await
+                .is_ok()
+        );
+    }
+    let seen = server.seen();
+    assert!(seen[1].at - seen[0].at < Duration::from_millis(300));
 }
 
 #[tokio::test]

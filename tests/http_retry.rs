@@ -100,7 +100,9 @@ async fn a_400_is_never_retried() {
     .await;
     // Even when a kit lists it.
     let c = connector(
-        &retry("retry: { attempts: 5, base: 10ms, on: [400, 503] }"),
+        &retry(
+            "retry: { attempts: 5, base: 10ms, on: [400, 503] }\nerrors:\n  - { status: 400, kind: validation, field: \"body.errors[0].context.propertyName[0]\" }",
+        ),
         &server,
         &[],
     );

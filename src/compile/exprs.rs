@@ -4,7 +4,6 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::expr::{self, Expr, ExprKind, Scope};
 use crate::plan::ExprAt;
 use crate::syntax::doc::Spanned;
-use crate::types::Type;
 
 use super::Context;
 
@@ -68,22 +67,6 @@ impl Context<'_> {
             d = d.with_label(label);
         }
         self.report(d);
-    }
-
-    /// Provider error-classification expressions run over `{status, body, message}`.
-    pub fn check_error_expr(&mut self, text: &Spanned<String>) {
-        let bindings = [
-            ("status".to_string(), Type::Number),
-            ("body".to_string(), Type::Any),
-            ("message".to_string(), Type::optional(Type::String)),
-        ];
-        let empty = std::collections::BTreeMap::new();
-        let scope = Scope {
-            registry: self.registry,
-            record: Some(&empty),
-            bindings: &bindings,
-        };
-        self.compile_expr(text, &scope);
     }
 }
 

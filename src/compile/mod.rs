@@ -5,6 +5,7 @@
 mod exprs;
 mod flow;
 mod policy;
+mod provider;
 mod table_lint;
 mod template;
 
@@ -16,7 +17,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::functions::Registry;
 use crate::plan::{Plan, PlanInner};
 use crate::span::{SourceMap, Span};
-use crate::syntax::doc::{Document, ProviderDoc, RecordDoc, TestSubject};
+use crate::syntax::doc::{Document, RecordDoc, TestSubject};
 use crate::syntax::{Incomplete, Loaded, RuleSet};
 use crate::types::Type;
 
@@ -195,7 +196,12 @@ impl Context<'_> {
             .map(|(name, doc)| (*name, record_schema(doc)))
             .collect();
 
-        self.check_providers(providers.by_name.values().copied());
+        let mut provider_plans = BTreeMap::new();
+        for (name, doc) in &providers.by_name {
+            if let Some(p) = self.compile_provider(doc) {
+                provider_plans.insert(name.to_string(), Arc::new(p));
+            }
+        }
 
         let mut policies = BTreeMap::new();
         for (name, doc) in &policy_docs.by_name {
@@ -241,11 +247,7 @@ impl Context<'_> {
                 sources: self.sources.clone(),
                 flows,
                 policies,
-                providers: providers
-                    .by_name
-                    .iter()
-                    .map(|(n, p)| (n.to_string(), Arc::new((*p).clone())))
-                    .collect(),
+                providers: provider_plans,
                 test_files,
             }),
         }
@@ -267,33 +269,6 @@ impl Context<'_> {
             .with_label(format!("no {what} with this name"))
             .with_help_opt(help),
         );
-    }
-
-    /// Provider files are data for the connectors; here only their expressions are checked.
-    fn check_providers<'d>(&mut self, providers: impl Iterator<Item = &'d ProviderDoc>) {
-        for p in providers {
-            let mut seen = BTreeMap::new();
-            for o in &p.objects {
-                if let Some(first) = seen.insert(o.name.value.clone(), o.name.span) {
-                    self.report(
-                        Diagnostic::new(
-                            Code::DuplicateName,
-                            o.name.span,
-                            format!(
-                                "object `{}` is defined twice in provider `{}`",
-                                o.name.value, p.name.value
-                            ),
-                        )
-                        .with_related(first, "first defined here"),
-                    );
-                }
-                for rule in o.errors.iter().chain(&p.errors) {
-                    for text in [&rule.existing_id, &rule.message].into_iter().flatten() {
-                        self.check_error_expr(text);
-                    }
-                }
-            }
-        }
     }
 }
 

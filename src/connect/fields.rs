@@ -1,14 +1,21 @@
 //! Field discovery: what fields a target object has, normalized to one type model, cached in
 //! a file next to the rules so `lint` can check mappings without network access.
 //!
-//! Providers describe fields differently (HubSpot properties, Salesforce describe); the shape
-//! of each item tells which normalizer applies, so provider files only say where to fetch.
+//! Systems describe fields differently; a provider's `fields` operation says how one listed
+//! item maps to the type model: `field` expressions over the item (its keys read as record
+//! fields) for the name, label, vendor type, options, required and read-only flags, and
+//! `types` for vendor type names. Without them an item's own `name`, `label`, `type`,
+//! `options`, `required` and `read_only` are read, and common type names are understood.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::expr::{Compiled, Env};
+use crate::functions::SystemClock;
+use crate::plan::ProviderPlan;
+use crate::plan::provider::FieldMapping;
 use crate::types::Type;
 
 /// A field type, normalized across providers.
@@ -76,127 +83,59 @@ pub struct FieldInfo {
     pub read_only: bool,
 }
 
-/// Normalizes the items a provider's field listing returned.
+/// Normalizes listed field items of the generic shape (`{name, type, label?, options?,
+/// required?, read_only?}`).
 pub fn normalize(items: &[Value]) -> Vec<FieldInfo> {
-    let mut out: Vec<FieldInfo> = items.iter().filter_map(normalize_one).collect();
+    normalize_with(&FieldMapping::default(), items)
+}
+
+/// Normalizes listed field items by a `fields` operation's mapping.
+pub(crate) fn normalize_with(mapping: &FieldMapping, items: &[Value]) -> Vec<FieldInfo> {
+    let mut out: Vec<FieldInfo> = items
+        .iter()
+        .filter_map(|i| normalize_one(mapping, i))
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
     out
 }
 
-fn normalize_one(item: &Value) -> Option<FieldInfo> {
-    let name = item.get("name")?.as_str()?.to_string();
-    let label = item.get("label").and_then(Value::as_str).map(String::from);
-    if item.get("fieldType").is_some() {
-        return Some(hubspot(item, name, label));
+/// A mapping expression's value for `item`, else the item's own `key`.
+fn read(expr: Option<&Compiled>, item: &Value, key: &str) -> Value {
+    match expr {
+        Some(e) => {
+            let clock = SystemClock;
+            let env = Env {
+                record: item,
+                bindings: &[],
+                clock: &clock,
+            };
+            e.eval(&env).map(|v| v.into_owned()).unwrap_or(Value::Null)
+        }
+        None => item.get(key).cloned().unwrap_or(Value::Null),
     }
-    if item.get("nillable").is_some() || item.get("createable").is_some() {
-        return Some(salesforce(item, name, label));
-    }
-    // Generic: {name, type, required?, options?, read_only?}
-    let options = options(item.get("options"));
-    let ty = item.get("type").and_then(Value::as_str).unwrap_or("string");
+}
+
+fn normalize_one(m: &FieldMapping, item: &Value) -> Option<FieldInfo> {
+    let name = read(m.name.as_ref(), item, "name").as_str()?.to_string();
+    let label = read(m.label.as_ref(), item, "label")
+        .as_str()
+        .map(String::from);
+    let vendor = read(m.ty.as_ref(), item, "type");
+    let vendor = vendor.as_str().unwrap_or("string");
+    let ty = m.types.get(vendor).map_or(vendor, String::as_str);
+    let options = options(Some(&read(m.options.as_ref(), item, "options")));
+    let flag = |e: Option<&Compiled>, key: &str| read(e, item, key).as_bool().unwrap_or(false);
     Some(FieldInfo {
         name,
         label,
         ty: generic_type(ty, options),
-        required: item
-            .get("required")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        read_only: item
-            .get("read_only")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        required: flag(m.required.as_ref(), "required"),
+        read_only: flag(m.read_only.as_ref(), "read_only"),
     })
 }
 
-/// HubSpot property: `type` ∈ string|number|date|datetime|enumeration|bool, `fieldType` the
-/// widget (`text`, `phonenumber`, `booleancheckbox`, ...).
-fn hubspot(item: &Value, name: String, label: Option<String>) -> FieldInfo {
-    let kind = item.get("type").and_then(Value::as_str).unwrap_or("string");
-    let widget = item.get("fieldType").and_then(Value::as_str).unwrap_or("");
-    let ty = match (kind, widget) {
-        ("number", _) => FieldType::Number,
-        ("bool", _) | (_, "booleancheckbox") => FieldType::Bool,
-        ("date", _) => FieldType::Date,
-        ("datetime", _) => FieldType::Datetime,
-        ("enumeration", _) => FieldType::Enum {
-            options: options(item.get("options")),
-        },
-        (_, "phonenumber") => FieldType::Phone,
-        _ if name == "email" => FieldType::Email,
-        _ => FieldType::String,
-    };
-    let read_only = item
-        .pointer("/modificationMetadata/readOnlyValue")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    FieldInfo {
-        name,
-        label,
-        ty,
-        required: false,
-        read_only,
-    }
-}
-
-/// Salesforce describe field.
-fn salesforce(item: &Value, name: String, label: Option<String>) -> FieldInfo {
-    let kind = item.get("type").and_then(Value::as_str).unwrap_or("string");
-    let ty = match kind {
-        "int" | "double" | "currency" | "percent" | "long" => FieldType::Number,
-        "boolean" => FieldType::Bool,
-        "date" => FieldType::Date,
-        "datetime" => FieldType::Datetime,
-        "email" => FieldType::Email,
-        "phone" => FieldType::Phone,
-        "url" => FieldType::Url,
-        "picklist" | "multipicklist" => FieldType::Enum {
-            options: item
-                .get("picklistValues")
-                .and_then(Value::as_array)
-                .map(|vs| {
-                    vs.iter()
-                        .filter(|v| v.get("active").and_then(Value::as_bool).unwrap_or(true))
-                        .filter_map(|v| v.get("value").and_then(Value::as_str).map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        },
-        "string" | "textarea" | "id" | "reference" | "encryptedstring" | "combobox" => {
-            FieldType::String
-        }
-        other => FieldType::Other {
-            name: other.to_string(),
-        },
-    };
-    let createable = item
-        .get("createable")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let updateable = item
-        .get("updateable")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let nillable = item
-        .get("nillable")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let defaulted = item
-        .get("defaultedOnCreate")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    FieldInfo {
-        name,
-        label,
-        ty,
-        // Required: must be given on create, cannot be null, and gets no default.
-        required: createable && !nillable && !defaulted && kind != "boolean",
-        read_only: !createable && !updateable,
-    }
-}
-
+/// A type name: rulebridge's own, or a common one (`integer`, `boolean`, `picklist`, ...).
 fn generic_type(ty: &str, options: Vec<String>) -> FieldType {
     match ty {
         "number" | "integer" | "int" | "float" | "double" => FieldType::Number,
@@ -227,29 +166,37 @@ fn options(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The field items in a listing response: HubSpot's `results`, Salesforce's `fields`, a
-/// `data` array, or the body itself when it is an array.
-pub fn items(body: &Value) -> Vec<Value> {
-    for key in ["results", "fields", "data", "properties"] {
-        if let Some(Value::Array(items)) = body.get(key) {
-            return items.clone();
-        }
-    }
-    match body {
-        Value::Array(items) => items.clone(),
-        _ => Vec::new(),
-    }
-}
-
-/// Fetches an object's fields through its provider's `fields` operation and normalizes them.
+/// Fetches an object's fields through its provider's `fields` operation (the items its
+/// `results` query selects, else a top-level array) and normalizes them by its mapping.
 pub async fn discover(
     connector: &super::http::HttpConnector,
     object: &str,
 ) -> Result<Vec<FieldInfo>, super::ConnectError> {
+    connector.operation(object, "fields")?;
     let body = connector
         .call(object, "fields", serde_json::Map::new())
         .await?;
-    Ok(normalize(&items(&body)))
+    Ok(normalize_response(connector.plan(), object, &body).unwrap_or_default())
+}
+
+/// Normalizes the response body of `object`'s `fields` operation by the provider's mapping
+/// (`None` when the object has no `fields` operation).
+pub fn normalize_response(
+    provider: &ProviderPlan,
+    object: &str,
+    body: &Value,
+) -> Option<Vec<FieldInfo>> {
+    let op = provider.object(object)?.operation("fields")?;
+    let items = match (&op.results, body) {
+        (Some(q), body) => q.all(body),
+        (None, Value::Array(items)) => items.clone(),
+        (None, _) => Vec::new(),
+    };
+    let default = FieldMapping::default();
+    Some(normalize_with(
+        op.fields.as_ref().unwrap_or(&default),
+        &items,
+    ))
 }
 
 /// The cached field lists of a rules directory: `<rules>/.fields/<provider>.<object>.json`.
@@ -308,56 +255,33 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn hubspot_properties() {
+    fn generic_items() {
         let f = normalize(&[
-            json!({"name": "email", "label": "Email", "type": "string", "fieldType": "text"}),
-            json!({"name": "phone", "type": "string", "fieldType": "phonenumber"}),
-            json!({"name": "lifecyclestage", "type": "enumeration", "fieldType": "radio",
-                   "options": [{"label": "Lead", "value": "lead"}, {"label": "Customer", "value": "customer"}]}),
-            json!({"name": "hs_object_id", "type": "number", "fieldType": "number",
-                   "modificationMetadata": {"readOnlyValue": true}}),
+            json!({"name": "email", "label": "Email", "type": "email", "required": true}),
+            json!({"name": "plan", "type": "select", "options": [{"value": "free"}, "pro"]}),
+            json!({"name": "id", "type": "integer", "read_only": true}),
+            json!({"name": "blob", "type": "binary"}),
+            json!({"label": "no name"}),
         ]);
-        let by: Vec<(&str, &str, bool)> = f
+        let by: Vec<(&str, &str, bool, bool)> = f
             .iter()
-            .map(|f| (f.name.as_str(), f.ty.name(), f.read_only))
+            .map(|f| (f.name.as_str(), f.ty.name(), f.required, f.read_only))
             .collect();
         assert_eq!(
             by,
             [
-                ("email", "email", false),
-                ("hs_object_id", "number", true),
-                ("lifecyclestage", "enum", false),
-                ("phone", "phone", false)
+                ("blob", "binary", false, false),
+                ("email", "email", true, false),
+                ("id", "number", false, true),
+                ("plan", "enum", false, false)
             ]
         );
         assert_eq!(
-            f[2].ty,
+            f[3].ty,
             FieldType::Enum {
-                options: vec!["lead".into(), "customer".into()]
+                options: vec!["free".into(), "pro".into()]
             }
         );
-    }
-
-    #[test]
-    fn salesforce_describe() {
-        let f = normalize(&[
-            json!({"name": "LastName", "type": "string", "nillable": false, "createable": true, "updateable": true}),
-            json!({"name": "Email", "type": "email", "nillable": true, "createable": true, "updateable": true}),
-            json!({"name": "Id", "type": "id", "nillable": false, "createable": false, "updateable": false, "defaultedOnCreate": true}),
-            json!({"name": "Rating", "type": "picklist", "nillable": true, "createable": true, "updateable": true,
-                   "picklistValues": [{"value": "Hot", "active": true}, {"value": "Old", "active": false}]}),
-        ]);
-        let last = f.iter().find(|f| f.name == "LastName").map(|f| f.required);
-        assert_eq!(last, Some(true));
-        assert!(
-            f.iter()
-                .any(|f| f.name == "Id" && f.read_only && !f.required)
-        );
-        assert!(f.iter().any(|f| f.name == "Rating"
-            && f.ty
-                == FieldType::Enum {
-                    options: vec!["Hot".into()]
-                }));
     }
 
     #[test]

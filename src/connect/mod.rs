@@ -22,7 +22,8 @@ pub struct Found {
     /// Last modification time (RFC 3339) when the system reports it; used by
     /// `on_multiple: most_recent`.
     pub updated_at: Option<String>,
-    /// The record's fields as returned (used by `on_match: merge`).
+    /// The record's flat field map (used by `on_match: merge`); the HTTP connector extracts it
+    /// by the kit's `response.fields` path, so no vendor shape reaches the engine.
     pub fields: Value,
 }
 

@@ -75,6 +75,13 @@ codes! {
     // Tests.
     TestUnknownFlow = "RB4001", Error, "test refers to an undefined flow or policy";
     TestInvalid = "RB4002", Error, "test case is malformed";
+    // Providers.
+    UnknownTemplateFilter = "RB5001", Error, "template uses a filter or test that does not exist";
+    UnknownProviderSecret = "RB5002", Error, "template reads a secret the provider does not declare";
+    InvalidHeader = "RB5003", Error, "invalid HTTP header name or value";
+    UnknownFieldType = "RB5004", Error, "a `fields` operation maps a vendor type to an unknown field type";
+    InvalidUsagePattern = "RB5005", Error, "a rate-limit `usage` header has no valid pattern";
+    FieldsOnlyKey = "RB5006", Warning, "a key only `fields` operations read, on another operation";
 }
 
 impl std::fmt::Display for Code {

@@ -82,7 +82,10 @@ impl JsonPath {
     }
 }
 
-fn convert(text: &str, err: jsonpath_rust::parser::errors::JsonPathError) -> JsonPathError {
+pub(crate) fn convert(
+    text: &str,
+    err: jsonpath_rust::parser::errors::JsonPathError,
+) -> JsonPathError {
     use jsonpath_rust::parser::errors::JsonPathError as E;
     match err {
         E::PestError(pest_err) => {

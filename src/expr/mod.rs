@@ -56,6 +56,7 @@ pub use ast::{BinaryOp, Expr, ExprKind, TextRange, UnaryOp, UnaryTest, UnaryTest
 pub use check::{Compiled, Scope, compile, signature_text};
 pub use error::{CheckError, EvalError, ParseError};
 pub use eval::Env;
+pub(crate) use jsonpath::{JsonPathError, convert as jsonpath_error};
 pub use parser::{parse, parse_unary_test};
 pub use unary::{CompiledTest, TestShape, compile_test};
 

@@ -45,6 +45,24 @@ pub struct SourceView {
 pub struct TargetView {
     pub provider: String,
     pub object: String,
+    /// The compiled provider's auth type (see [`PlanView::with_provider`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<&'static str>,
+    /// The object's compiled operations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationView>,
+    /// Where the provider is defined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OperationView {
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,6 +138,9 @@ impl PlanView {
             target: TargetView {
                 provider: flow.provider.clone(),
                 object: flow.object.clone(),
+                auth: None,
+                operations: Vec::new(),
+                at: None,
             },
             key: flow.key.as_ref().map(|k| k.source.clone()),
             secrets: flow
@@ -144,6 +165,27 @@ impl PlanView {
         }
     }
 
+    /// Adds what the compiled provider does for the flow's target object.
+    pub fn with_provider(mut self, provider: Option<&super::ProviderPlan>) -> PlanView {
+        let Some(p) = provider else {
+            return self;
+        };
+        self.target.auth = Some(p.auth.kind());
+        self.target.at = Some(p.location().to_string());
+        if let Some(o) = p.object(&self.target.object) {
+            self.target.operations = o
+                .operations()
+                .map(|op| OperationView {
+                    name: op.name().to_string(),
+                    method: op.method().to_string(),
+                    path: op.path().to_string(),
+                    max_batch: op.max_batch(),
+                })
+                .collect();
+        }
+        self
+    }
+
     /// The plan as indented text.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
@@ -166,11 +208,24 @@ impl PlanView {
             let _ = write!(s, ", filter `{f}`");
         }
         s.push('\n');
-        let _ = writeln!(
+        let _ = write!(
             s,
             "  target: {}.{}",
             self.target.provider, self.target.object
         );
+        match (&self.target.at, self.target.auth) {
+            (Some(at), Some(auth)) => {
+                let _ = writeln!(s, " (provider at {at}, auth {auth})");
+            }
+            _ => s.push('\n'),
+        }
+        for op in &self.target.operations {
+            let _ = write!(s, "    {}: {} {}", op.name, op.method, op.path);
+            if let Some(m) = op.max_batch {
+                let _ = write!(s, " (up to {m} per request)");
+            }
+            s.push('\n');
+        }
         if let Some(k) = &self.key {
             let _ = writeln!(s, "  key: {k}");
         }

@@ -5,6 +5,7 @@
 //! type-checked; secrets appear only as references, never as values.
 
 mod display;
+pub(crate) mod provider;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,12 +14,11 @@ use serde_json::Value;
 
 use crate::expr::{Compiled, CompiledTest};
 use crate::span::{Location, SourceMap, Span};
-use crate::syntax::doc::{
-    HitPolicy, OnMatch, OnMultiple, ProviderDoc, Repeats, TestCase, TestsDoc,
-};
+use crate::syntax::doc::{HitPolicy, OnMatch, OnMultiple, Repeats, TestCase, TestsDoc};
 use crate::types::Type;
 
 pub use display::PlanView;
+pub use provider::{ObjectPlan, OperationPlan, ProviderPlan};
 
 /// A compiled rule set.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ pub(crate) struct PlanInner {
     pub sources: SourceMap,
     pub flows: BTreeMap<String, Arc<FlowPlan>>,
     pub policies: BTreeMap<String, Arc<PolicyPlan>>,
-    pub providers: BTreeMap<String, Arc<ProviderDoc>>,
+    pub providers: BTreeMap<String, Arc<ProviderPlan>>,
     /// `kind: test` files, for `rulebridge test`.
     pub test_files: Vec<TestsDoc>,
 }
@@ -65,8 +65,14 @@ impl Plan {
         self.inner.policies.values()
     }
 
-    pub fn provider(&self, name: &str) -> Option<&Arc<ProviderDoc>> {
+    /// A compiled provider, from which [`HttpConnector`](crate::connect::http::HttpConnector)s
+    /// are built.
+    pub fn provider(&self, name: &str) -> Option<&Arc<ProviderPlan>> {
         self.inner.providers.get(name)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<ProviderPlan>> {
+        self.inner.providers.values()
     }
 
     pub fn sources(&self) -> &SourceMap {

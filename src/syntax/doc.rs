@@ -325,6 +325,12 @@ pub struct ProviderDoc {
     pub timeout: Option<Spanned<std::time::Duration>>,
     /// Headers sent with every request (values may hold secret references).
     pub headers: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `secrets: { NAME: "${env:VAR}" }`: values templates read as `secrets.NAME`.
+    pub secrets: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `vars: [tenant_id]`: variables the embedding application passes to every template.
+    pub vars: Vec<Spanned<String>>,
+    /// Response headers that tell how much of a rate-limit window is left.
+    pub rate_limit_headers: Option<Vec<RateLimitHeaderDoc>>,
     pub objects: Vec<ObjectDoc>,
     /// Error classification shared by all objects (objects may add their own first).
     pub errors: Vec<ErrorRule>,
@@ -398,12 +404,69 @@ pub struct RetryPolicy {
     pub respect_retry_after: bool,
 }
 
+/// One entry of `rate_limit_headers`: a window whose `remaining` header says `0` pauses every
+/// request, or a `usage` header that is only reported when nearly used up.
+#[derive(Clone, Debug)]
+pub struct RateLimitHeaderDoc {
+    /// Header holding the requests left in the current window.
+    pub remaining: Option<Spanned<String>>,
+    /// Header holding when the window resets (see `unit`).
+    pub reset: Option<Spanned<String>>,
+    pub unit: ResetUnit,
+    /// The pause when `reset` is absent.
+    pub wait: Option<Spanned<std::time::Duration>>,
+    /// Header holding an allowance's usage (e.g. `api-usage=18/5000`).
+    pub usage: Option<Spanned<String>>,
+    /// Regex with two groups, used and limit, over the `usage` header.
+    pub pattern: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+/// How a rate-limit `reset` header counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResetUnit {
+    /// Seconds from now; values beyond 10⁹ are read as a Unix time.
+    #[default]
+    Seconds,
+    Milliseconds,
+    /// A Unix time in seconds.
+    EpochSeconds,
+}
+
+/// Where a found record's id, modification time and fields are in one search result item
+/// (JSONPath queries over the item).
+#[derive(Clone, Debug, Default)]
+pub struct ResponseDoc {
+    pub id: Option<Spanned<String>>,
+    pub updated_at: Option<Spanned<String>>,
+    pub fields: Option<Spanned<String>>,
+    /// Keys of the field map that are not fields (e.g. metadata).
+    pub omit: Vec<Spanned<String>>,
+    pub span: Span,
+}
+
+/// How one item of a `fields` listing becomes a field of the type model: expressions over the
+/// item (its keys read as record fields).
+#[derive(Clone, Debug, Default)]
+pub struct FieldMapDoc {
+    pub name: Option<Spanned<String>>,
+    pub label: Option<Spanned<String>>,
+    /// The vendor's type name, looked up in `types`.
+    pub ty: Option<Spanned<String>>,
+    pub options: Option<Spanned<String>>,
+    pub required: Option<Spanned<String>>,
+    pub read_only: Option<Spanned<String>>,
+    pub span: Span,
+}
+
 /// An object (entity) of a provider: its fields and operations.
 #[derive(Clone, Debug)]
 pub struct ObjectDoc {
     pub name: Spanned<String>,
     /// Declared fields; mapping targets are checked against them.
     pub fields: Vec<FieldDecl>,
+    /// Where a search result's id, modification time and fields are.
+    pub response: Option<ResponseDoc>,
     pub operations: Vec<Operation>,
     pub errors: Vec<ErrorRule>,
     /// Per-operation rate limits (e.g. HubSpot search: 4 per 1s).
@@ -435,6 +498,10 @@ pub struct Operation {
     pub created: Option<Spanned<String>>,
     pub max_batch: Option<Spanned<u32>>,
     pub rate_limit: Option<Spanned<RateLimit>>,
+    /// `fields` operations: how one listed item becomes a field.
+    pub field: Option<FieldMapDoc>,
+    /// `fields` operations: vendor type names to rulebridge's (`picklist: enum`).
+    pub types: Vec<(Spanned<String>, Spanned<String>)>,
     pub span: Span,
 }
 
@@ -449,17 +516,10 @@ pub struct ErrorRule {
     pub existing_id: Option<Spanned<String>>,
     /// Expression giving the provider's message.
     pub message: Option<Spanned<String>>,
+    /// Expression naming the offending field of a validation error.
+    pub field: Option<Spanned<String>>,
     pub span: Span,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Duplicate,
-    Validation,
-    Auth,
-    RateLimited,
-    Transient,
-    NotFound,
-    Fatal,
-}
+/// The kind an error rule assigns: the connector's own error kinds.
+pub use crate::connect::ErrorKind;

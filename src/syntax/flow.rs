@@ -116,7 +116,7 @@ fn target(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Target
 }
 
 /// `secrets: { NAME: "${env:VAR}" }`: each value must reference a secret, never hold one.
-fn secrets(cx: &mut Cx<'_>, node: &Node) -> Vec<(Spanned<String>, Spanned<String>)> {
+pub(crate) fn secrets(cx: &mut Cx<'_>, node: &Node) -> Vec<(Spanned<String>, Spanned<String>)> {
     let pairs = cx.string_map(node, true);
     for (name, value) in &pairs {
         if !value.value.contains("${") {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, ErrorKind, ErrorRule, ObjectDoc, Operation, ProviderDoc, RetryPolicy,
-    Spanned,
+    ApiKeyLocation, Auth, ErrorKind, ErrorRule, FieldMapDoc, ObjectDoc, Operation, ProviderDoc,
+    RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;
@@ -22,6 +22,9 @@ pub(crate) const KEYS: &[&str] = &[
     "retry",
     "timeout",
     "headers",
+    "secrets",
+    "vars",
+    "rate_limit_headers",
     "objects",
     "errors",
 ];
@@ -45,7 +48,19 @@ const RETRY_KEYS: &[&str] = &[
     "backoff",
 ];
 
-const OBJECT_KEYS: &[&str] = &["description", "fields", "operations", "errors"];
+const OBJECT_KEYS: &[&str] = &["description", "fields", "response", "operations", "errors"];
+
+const RESPONSE_KEYS: &[&str] = &["id", "updated_at", "fields", "omit"];
+
+const FIELD_MAP_KEYS: &[&str] = &["name", "label", "type", "options", "required", "read_only"];
+
+const RATE_LIMIT_HEADER_KEYS: &[&str] = &["remaining", "reset", "unit", "wait", "usage", "pattern"];
+
+const RESET_UNITS: &[(&str, ResetUnit)] = &[
+    ("seconds", ResetUnit::Seconds),
+    ("milliseconds", ResetUnit::Milliseconds),
+    ("epoch_seconds", ResetUnit::EpochSeconds),
+];
 
 const OPERATION_KEYS: &[&str] = &[
     "description",
@@ -61,11 +76,20 @@ const OPERATION_KEYS: &[&str] = &[
     "created",
     "max_batch",
     "rate_limit",
+    "field",
+    "types",
 ];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-const ERROR_RULE_KEYS: &[&str] = &["status", "contains", "kind", "existing_id", "message"];
+const ERROR_RULE_KEYS: &[&str] = &[
+    "status",
+    "contains",
+    "kind",
+    "existing_id",
+    "message",
+    "field",
+];
 
 const ERROR_KINDS: &[(&str, ErrorKind)] = &[
     ("duplicate", ErrorKind::Duplicate),
@@ -97,6 +121,15 @@ pub(crate) fn decode(
     let headers = f
         .opt(cx, "headers", |cx, n, _| Some(cx.string_map(n, true)))
         .unwrap_or_default();
+    let secrets = f
+        .opt(cx, "secrets", |cx, n, _| Some(super::flow::secrets(cx, n)))
+        .unwrap_or_default();
+    let vars = f
+        .opt(cx, "vars", |cx, n, _| Some(cx.string_list(n)))
+        .unwrap_or_default();
+    let rate_limit_headers = f.opt(cx, "rate_limit_headers", |cx, n, _| {
+        Some(rate_limit_headers(cx, n))
+    });
     let objects = f
         .opt(cx, "objects", |cx, n, _| Some(objects(cx, n)))
         .unwrap_or_default();
@@ -112,10 +145,55 @@ pub(crate) fn decode(
         retry,
         timeout,
         headers,
+        secrets,
+        vars,
+        rate_limit_headers,
         objects,
         errors,
         span: f.span,
     })
+}
+
+/// `rate_limit_headers: [{ remaining: X-RateLimit-Remaining, reset: X-RateLimit-Reset }]`.
+fn rate_limit_headers(cx: &mut Cx<'_>, node: &Node) -> Vec<RateLimitHeaderDoc> {
+    let items = cx.list(node, true);
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let entry = cx.item(i, |cx| {
+            let f = cx.fields(item, None, RATE_LIMIT_HEADER_KEYS)?;
+            let text = |cx: &mut Cx<'_>, key: &str| f.opt(cx, key, |cx, n, _| cx.string(n));
+            let remaining = text(cx, "remaining");
+            let reset = text(cx, "reset");
+            let usage = text(cx, "usage");
+            let pattern = text(cx, "pattern");
+            let unit = f
+                .opt(cx, "unit", |cx, n, _| {
+                    cx.choice(n, RESET_UNITS, "reset unit")
+                })
+                .map_or(ResetUnit::Seconds, |u| u.value);
+            let wait = f.opt(cx, "wait", |cx, n, _| cx.duration(n));
+            if remaining.is_none() && usage.is_none() {
+                cx.missing(
+                    f.owner,
+                    "remaining",
+                    Some(
+                        "an entry names a `remaining` header (a window) or a `usage` header".into(),
+                    ),
+                );
+            }
+            Some(RateLimitHeaderDoc {
+                remaining,
+                reset,
+                unit,
+                wait,
+                usage,
+                pattern,
+                span: f.span,
+            })
+        });
+        out.extend(entry);
+    }
+    out
 }
 
 fn base_url(cx: &mut Cx<'_>, node: &Node) -> Option<Spanned<String>> {
@@ -379,6 +457,7 @@ fn objects(cx: &mut Cx<'_>, node: &Node) -> Vec<ObjectDoc> {
             let fields = f
                 .opt(cx, "fields", |cx, n, _| Some(field_decls(cx, n)))
                 .unwrap_or_default();
+            let response = f.opt(cx, "response", response);
             let operations = f
                 .opt(cx, "operations", |cx, n, _| Some(operations(cx, n)))
                 .unwrap_or_default();
@@ -388,6 +467,7 @@ fn objects(cx: &mut Cx<'_>, node: &Node) -> Vec<ObjectDoc> {
             Some(ObjectDoc {
                 name,
                 fields,
+                response,
                 operations,
                 errors,
                 span: value.span,
@@ -396,6 +476,40 @@ fn objects(cx: &mut Cx<'_>, node: &Node) -> Vec<ObjectDoc> {
         out.extend(object);
     }
     out
+}
+
+/// `response: { id: "$.id", updated_at: "$.updatedAt", fields: "$.properties" }`.
+fn response(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<ResponseDoc> {
+    let f = cx.fields(node, Some(key), RESPONSE_KEYS)?;
+    let text = |cx: &mut Cx<'_>, key: &str| f.opt(cx, key, |cx, n, _| cx.string(n));
+    let id = text(cx, "id");
+    let updated_at = text(cx, "updated_at");
+    let fields = text(cx, "fields");
+    let omit = f
+        .opt(cx, "omit", |cx, n, _| Some(cx.string_list(n)))
+        .unwrap_or_default();
+    Some(ResponseDoc {
+        id,
+        updated_at,
+        fields,
+        omit,
+        span: f.span,
+    })
+}
+
+/// `field: { name: name, type: "type", required: "required ?? false" }` of a `fields` operation.
+fn field_map(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<FieldMapDoc> {
+    let f = cx.fields(node, Some(key), FIELD_MAP_KEYS)?;
+    let text = |cx: &mut Cx<'_>, key: &str| f.opt(cx, key, |cx, n, _| cx.text(n));
+    Some(FieldMapDoc {
+        name: text(cx, "name"),
+        label: text(cx, "label"),
+        ty: text(cx, "type"),
+        options: text(cx, "options"),
+        required: text(cx, "required"),
+        read_only: text(cx, "read_only"),
+        span: f.span,
+    })
 }
 
 fn operations(cx: &mut Cx<'_>, node: &Node) -> Vec<Operation> {
@@ -427,6 +541,10 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
     let created = f.opt(cx, "created", |cx, n, _| cx.string(n));
     let max_batch = f.opt(cx, "max_batch", |cx, n, _| cx.u32(n, 1));
     let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
+    let field = f.opt(cx, "field", field_map);
+    let types = f
+        .opt(cx, "types", |cx, n, _| Some(cx.string_map(n, false)))
+        .unwrap_or_default();
     Some(Operation {
         name,
         method: method?,
@@ -441,6 +559,8 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         created,
         max_batch,
         rate_limit,
+        field,
+        types,
         span: f.span,
     })
 }
@@ -490,6 +610,7 @@ fn error_rule(cx: &mut Cx<'_>, node: &Node) -> Option<ErrorRule> {
     });
     let existing_id = f.opt(cx, "existing_id", |cx, n, _| cx.string(n));
     let message = f.opt(cx, "message", |cx, n, _| cx.string(n));
+    let field = f.opt(cx, "field", |cx, n, _| cx.string(n));
     if !f.has("status") && !f.has("contains") {
         cx.missing(
             f.owner,
@@ -503,6 +624,7 @@ fn error_rule(cx: &mut Cx<'_>, node: &Node) -> Option<ErrorRule> {
         kind: kind?,
         existing_id,
         message,
+        field,
         span: f.span,
     })
 }

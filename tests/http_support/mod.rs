@@ -10,8 +10,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use rulebridge::connect::http::{HttpConnector, HttpOptions};
+use rulebridge::plan::ProviderPlan;
 use rulebridge::secrets::Secret;
-use rulebridge::syntax::doc::{Document, ProviderDoc};
 use serde_json::Value;
 
 /// One request the server saw.
@@ -166,43 +166,46 @@ pub async fn serve(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'stati
     Server { url, log }
 }
 
-/// The provider document of a YAML text.
-pub fn provider(yaml: &str) -> ProviderDoc {
+/// The compiled provider of a YAML text (it must compile without errors).
+pub fn provider(yaml: &str) -> Arc<ProviderPlan> {
+    try_provider(yaml).unwrap_or_else(|errors| panic!("provider has errors: {errors:#?}"))
+}
+
+/// The compiled provider of a YAML text, or the concise diagnostics that stop it.
+pub fn try_provider(yaml: &str) -> Result<Arc<ProviderPlan>, Vec<String>> {
     let loaded = rulebridge::syntax::load_paths_with(&[], &[("provider.yaml".into(), yaml.into())])
         .expect("load the provider");
+    compiled(&loaded)
+}
+
+fn compiled(loaded: &rulebridge::syntax::Loaded) -> Result<Arc<ProviderPlan>, Vec<String>> {
+    let compiled = rulebridge::compile::compile_loaded(loaded, &rulebridge::Registry::builtin());
     let errors: Vec<String> = loaded
         .diagnostics
         .iter()
+        .chain(&compiled.diagnostics)
         .filter(|d| d.is_error())
-        .map(|d| format!("{d:?}"))
+        .map(|d| format!("{} {}", d.code, d.message))
         .collect();
-    assert!(errors.is_empty(), "provider has errors: {errors:#?}");
-    loaded
-        .rules
-        .documents
-        .into_iter()
-        .find_map(|d| match d {
-            Document::Provider(p) => Some(p),
-            _ => None,
-        })
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let plan = compiled.plan.expect("a plan without errors");
+    let p = plan
+        .providers()
+        .next()
         .expect("a provider document")
+        .clone();
+    Ok(p)
 }
 
-/// A provider kit from `rules/providers`.
-pub fn kit(name: &str) -> ProviderDoc {
+/// A provider kit from `rules/providers`, compiled.
+pub fn kit(name: &str) -> Arc<ProviderPlan> {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("rules/providers")
         .join(format!("{name}.yaml"));
     let loaded = rulebridge::syntax::load_paths(&[path]).expect("load the kit");
-    loaded
-        .rules
-        .documents
-        .into_iter()
-        .find_map(|d| match d {
-            Document::Provider(p) => Some(p),
-            _ => None,
-        })
-        .expect("a provider document")
+    compiled(&loaded).unwrap_or_else(|errors| panic!("kit {name} has errors: {errors:#?}"))
 }
 
 /// Options pointing at `server` with the given credentials (the environment is not read).
@@ -232,6 +235,7 @@ auth: {auth}
 {extra}
 objects:
   contact:
+    response: {{ updated_at: "$.updatedAt", fields: "$.properties" }}
     operations:
       search: {{ method: POST, path: /contacts/search, body: {{ q: "{{{{ key }}}}" }}, results: "$.results[*]" }}
       create: {{ method: POST, path: /contacts, body: {{ properties: "{{{{ payload }}}}" }}, id: "$.id" }}

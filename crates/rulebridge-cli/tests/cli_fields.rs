@@ -13,7 +13,7 @@ auth: { type: bearer, token: "${env:HUBSPOT_TOKEN}" }
 objects:
   contact:
     operations:
-      fields: { method: GET, path: /crm/v3/properties/contacts }
+      fields: { method: GET, path: /crm/v3/properties/contacts, results: "$.results[*]", types: { enumeration: enum } }
       create: { method: POST, path: /crm/v3/objects/contacts, body: { properties: "{{ payload }}" }, id: "$.id" }
 ---
 kind: flow

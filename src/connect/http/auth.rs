@@ -1,7 +1,7 @@
 //! Authentication: static credentials, and tokens that are fetched, cached and refreshed.
 //!
 //! Token kinds (`oauth2_refresh`, `oauth2_client_credentials` through the `oauth2` crate, and
-//! `token_exchange`, Jamf's Basic-for-bearer exchange) share one cache per connector:
+//! `token_exchange`, Basic credentials exchanged for a bearer token) share one cache per connector:
 //!
 //! * a token is refreshed shortly before it expires (60 s, or a quarter of its lifetime when
 //!   that is shorter); `token_exchange` extends a still-valid token through `keep_alive_url` when the
@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::operation::Query;
 use crate::connect::{ConnectError, ErrorKind};
+use crate::plan::provider::Query;
 use crate::secrets::{Secret, SecretRef};
 
 /// Where credentials are looked up: caller-supplied values first, then the environment (for

@@ -4,9 +4,10 @@
 //! [`DEFAULT_MAX_BATCH`]). Every input gets exactly one result:
 //!
 //! * **Results** (the `results` JSONPath, else a top-level array or `results`) are matched to
-//!   inputs by identity when each carries it (`properties.<field>` or `<field>` equal to the
-//!   item's key; case-insensitively, as HubSpot lower-cases e-mails), else by position. A
-//!   result with `success: false` (Salesforce collections) or a `status` of `failed`/`error`
+//!   inputs by identity when each carries it (`<field>` of the result's field map — the
+//!   object's `response.fields` — or of the result itself, equal to the item's key;
+//!   case-insensitively, as some systems lower-case e-mails), else by position. A
+//!   result with `success: false` (a collection of writes) or a `status` of `failed`/`error`
 //!   (per-item status endpoints) is that item's error. The record id is the operation's `id`
 //!   JSONPath over the result, else `id`/`Id`; whether it was created is the `created`
 //!   JSONPath, else a boolean `new` or `created`. The `created` value may be a boolean or a
@@ -27,8 +28,9 @@ use serde_json::{Map, Value};
 
 use super::classify::classify_item;
 use super::operation::id_text;
-use super::{HttpConnector, ObjectPlan, OpPlan, response_id};
+use super::{HttpConnector, item_fields, response_id};
 use crate::connect::{ConnectError, ErrorKind, UpsertItem, Written};
+use crate::plan::provider::{ObjectPlan, OperationPlan, ResponsePlan};
 
 /// Chunk size of a batch operation without `max_batch`.
 pub const DEFAULT_MAX_BATCH: usize = 100;
@@ -85,7 +87,7 @@ impl HttpConnector {
                         }
                     } else {
                         let (a, b) = group.split_at(group.len() / 2);
-                        tracing::debug!(provider = %self.name, op = %op.what, size = group.len(), "batch refused as a whole; splitting");
+                        tracing::debug!(provider = %self.plan.name, op = %op.what, size = group.len(), "batch refused as a whole; splitting");
                         queue.push_front(b.to_vec());
                         queue.push_front(a.to_vec());
                     }
@@ -107,7 +109,7 @@ impl HttpConnector {
     async fn send_chunk(
         &self,
         obj: &ObjectPlan,
-        op: &OpPlan,
+        op: &OperationPlan,
         field: &str,
         items: &[UpsertItem<'_>],
         group: &[usize],
@@ -136,8 +138,10 @@ impl HttpConnector {
                     for pos in error_targets(e, field, &keys) {
                         if !named[pos] {
                             named[pos] = true;
-                            results
-                                .push((group[pos], Err(classify_item(&obj.rules, &self.rules, e))));
+                            results.push((
+                                group[pos],
+                                Err(classify_item(&obj.errors, &self.plan.errors, e)),
+                            ));
                         }
                     }
                 }
@@ -158,7 +162,7 @@ impl HttpConnector {
     /// The context of one chunk: every item rendered through the `item` template.
     fn batch_context(
         &self,
-        op: &OpPlan,
+        op: &OperationPlan,
         field: &str,
         items: &[UpsertItem<'_>],
         group: &[usize],
@@ -172,7 +176,7 @@ impl HttpConnector {
                     m.insert("payload".into(), item.payload.clone());
                     m.insert("key".into(), Value::from(item.key));
                     m.insert("field".into(), Value::from(field));
-                    self.templates.render_body(t, &self.context(m))?
+                    self.plan.templates.render_body(t, &self.context(m))?
                 }
                 None => item.payload.clone(),
             };
@@ -201,7 +205,7 @@ impl HttpConnector {
     fn map_results(
         &self,
         obj: &ObjectPlan,
-        op: &OpPlan,
+        op: &OperationPlan,
         field: &str,
         group: &[usize],
         keys: &[&str],
@@ -214,7 +218,7 @@ impl HttpConnector {
             let targets = error_targets(&e, field, keys);
             for &pos in &targets {
                 if assigned[pos].is_none() {
-                    assigned[pos] = Some(Err(classify_item(&obj.rules, &self.rules, &e)));
+                    assigned[pos] = Some(Err(classify_item(&obj.errors, &self.plan.errors, &e)));
                 }
             }
             if targets.is_empty() {
@@ -239,7 +243,7 @@ impl HttpConnector {
                     .and_then(|e| e.get(0))
                     .cloned()
                     .unwrap_or_else(|| r.clone());
-                return Err(classify_item(&obj.rules, &self.rules, &first_error));
+                return Err(classify_item(&obj.errors, &self.plan.errors, &first_error));
             }
             Ok(Written {
                 id: response_id(op, r),
@@ -252,7 +256,7 @@ impl HttpConnector {
             results
                 .iter()
                 .map(|r| {
-                    let pos = identity_position(r, field, keys, &taken)?;
+                    let pos = identity_position(&obj.response, r, field, keys, &taken)?;
                     taken[pos] = true;
                     Some(pos)
                 })
@@ -276,14 +280,14 @@ impl HttpConnector {
                         assigned[pos] = Some(to_result(r));
                     }
                 } else if !results.is_empty() {
-                    tracing::warn!(provider = %self.name, op = %op.what, results = results.len(), open = open.len(), "batch results cannot be matched to the items");
+                    tracing::warn!(provider = %self.plan.name, op = %op.what, results = results.len(), open = open.len(), "batch results cannot be matched to the items");
                 }
             }
         }
         // Items the response says nothing about: an error no item claimed explains them.
         let fallback = unplaced_errors
             .first()
-            .map(|e| classify_item(&obj.rules, &self.rules, e));
+            .map(|e| classify_item(&obj.errors, &self.plan.errors, e));
         let results = assigned
             .into_iter()
             .zip(group)
@@ -306,7 +310,7 @@ impl HttpConnector {
     }
 }
 
-fn item_errors(op: &OpPlan, body: &Value) -> Vec<Value> {
+fn item_errors(op: &OperationPlan, body: &Value) -> Vec<Value> {
     match &op.item_errors {
         Some(q) => q.all(body),
         None => body
@@ -317,7 +321,7 @@ fn item_errors(op: &OpPlan, body: &Value) -> Vec<Value> {
     }
 }
 
-fn created(op: &OpPlan, r: &Value) -> Option<bool> {
+fn created(op: &OperationPlan, r: &Value) -> Option<bool> {
     match &op.created {
         Some(q) => q.first(r).and_then(|v| created_flag(&v)),
         None => ["new", "created"]
@@ -355,8 +359,15 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// The position of the open item a result names by its identity value.
-fn identity_position(r: &Value, field: &str, keys: &[&str], taken: &[bool]) -> Option<usize> {
-    let candidates = [r.get("properties").and_then(|p| p.get(field)), r.get(field)];
+fn identity_position(
+    response: &ResponsePlan,
+    r: &Value,
+    field: &str,
+    keys: &[&str],
+    taken: &[bool],
+) -> Option<usize> {
+    let fields = item_fields(response, r);
+    let candidates = [fields.get(field), r.get(field)];
     candidates.into_iter().flatten().find_map(|v| {
         let v = id_text(v)?;
         keys.iter()
@@ -456,11 +467,30 @@ mod tests {
     #[test]
     fn results_name_their_items() {
         let keys = ["a@x.com", "b@x.com"];
-        let r = json!({"id": "9", "properties": {"email": "b@x.com"}});
+        let nested = ResponsePlan {
+            fields: crate::plan::provider::Query::compile("$.data").ok(),
+            ..ResponsePlan::default()
+        };
+        let r = json!({"id": "9", "data": {"email": "b@x.com"}});
         assert_eq!(
-            identity_position(&r, "email", &keys, &[false, false]),
+            identity_position(&nested, &r, "email", &keys, &[false, false]),
             Some(1)
         );
-        assert_eq!(identity_position(&r, "email", &keys, &[false, true]), None);
+        assert_eq!(
+            identity_position(&nested, &r, "email", &keys, &[false, true]),
+            None
+        );
+        // Without a field path, the result itself carries the identity.
+        let flat = json!({"id": "9", "email": "A@x.com"});
+        assert_eq!(
+            identity_position(
+                &ResponsePlan::default(),
+                &flat,
+                "email",
+                &keys,
+                &[false, false]
+            ),
+            Some(0)
+        );
     }
 }

@@ -2,94 +2,21 @@
 //! [`ConnectError`] the engine can act on.
 //!
 //! The object's `errors` rules are tried first, then the provider's. A rule matches by status
-//! (any, when it lists none) and by `contains` text in the raw body; its `existing_id` and
-//! `message` expressions run over `{status, body, message}`. Without a matching rule:
+//! (any, when it lists none) and by `contains` text in the raw body; its `existing_id`,
+//! `message` and `field` expressions run over `{status, body, message}`. Without a matching
+//! rule:
 //! 401/403 → auth, 404 → not found, 409 → duplicate, 400/422 → validation, 429 → rate limited,
 //! 408/5xx → transient, anything else → fatal.
 
 use serde_json::Value;
 
 use crate::connect::{ConnectError, ErrorKind};
-use crate::expr::{self, Compiled, Env, Scope};
-use crate::functions::{Registry, SystemClock};
-use crate::syntax::doc;
-use crate::types::Type;
+use crate::expr::Env;
+use crate::functions::SystemClock;
+use crate::plan::provider::ErrorRulePlan;
 
 /// Longest provider message kept in a [`ConnectError`].
 pub(crate) const MAX_MESSAGE: usize = 500;
-
-/// One compiled `errors` rule.
-#[derive(Debug)]
-pub(crate) struct Rule {
-    status: Vec<u16>,
-    contains: Option<String>,
-    kind: ErrorKind,
-    existing_id: Option<Compiled>,
-    message: Option<Compiled>,
-}
-
-/// Compiles a provider's or object's `errors` rules; `at` names them in errors.
-pub(crate) fn compile_rules(
-    rules: &[doc::ErrorRule],
-    registry: &Registry,
-    at: &str,
-) -> Result<Vec<Rule>, String> {
-    rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let compile = |text: &Option<doc::Spanned<String>>, what: &str| {
-                text.as_ref()
-                    .map(|t| compile_expr(&t.value, registry))
-                    .transpose()
-                    .map_err(|e| format!("{at} errors[{i}].{what}: {e}"))
-            };
-            Ok(Rule {
-                status: r.status.clone(),
-                contains: r.contains.as_ref().map(|c| c.value.clone()),
-                kind: kind(r.kind.value),
-                existing_id: compile(&r.existing_id, "existing_id")?,
-                message: compile(&r.message, "message")?,
-            })
-        })
-        .collect()
-}
-
-fn compile_expr(text: &str, registry: &Registry) -> Result<Compiled, String> {
-    let ast = expr::parse(text).map_err(|e| e.message)?;
-    let bindings = [
-        ("status".to_string(), Type::Number),
-        ("body".to_string(), Type::Any),
-        ("message".to_string(), Type::optional(Type::String)),
-    ];
-    let empty = std::collections::BTreeMap::new();
-    let scope = Scope {
-        registry,
-        record: Some(&empty),
-        bindings: &bindings,
-    };
-    expr::compile(&ast, &scope)
-        .map(|(c, _)| c)
-        .map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| e.message)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-}
-
-fn kind(k: doc::ErrorKind) -> ErrorKind {
-    match k {
-        doc::ErrorKind::Duplicate => ErrorKind::Duplicate,
-        doc::ErrorKind::Validation => ErrorKind::Validation,
-        doc::ErrorKind::Auth => ErrorKind::Auth,
-        doc::ErrorKind::RateLimited => ErrorKind::RateLimited,
-        doc::ErrorKind::Transient => ErrorKind::Transient,
-        doc::ErrorKind::NotFound => ErrorKind::NotFound,
-        doc::ErrorKind::Fatal => ErrorKind::Fatal,
-    }
-}
 
 /// The kind of a status no rule matched.
 pub(crate) fn default_kind(status: u16) -> ErrorKind {
@@ -106,8 +33,8 @@ pub(crate) fn default_kind(status: u16) -> ErrorKind {
 
 /// Classifies a failed response. `object` rules win over `provider` rules.
 pub(crate) fn classify(
-    object: &[Rule],
-    provider: &[Rule],
+    object: &[ErrorRulePlan],
+    provider: &[ErrorRulePlan],
     status: u16,
     text: &str,
     body: &Value,
@@ -146,18 +73,24 @@ pub(crate) fn classify(
                 other => message = other.to_string(),
             }
         }
-    }
-    if err.kind == ErrorKind::Validation {
-        err.field = offending_field(body);
+        if let Some(e) = &rule.field
+            && let Ok(v) = e.eval(&env)
+        {
+            err.field = v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        }
     }
     err.message = truncate(&message);
     err
 }
 
 /// Classifies one failed item of a batch response as if it had been a response of its own:
-/// its status comes from the item (`status`, `statusCode`, `httpStatus`, a HubSpot `category`)
-/// or is 400.
-pub(crate) fn classify_item(object: &[Rule], provider: &[Rule], item: &Value) -> ConnectError {
+/// its status comes from the item (`status`, `statusCode`, `httpStatus`, `code`) or is 400.
+/// Kits recognise other ways of saying it (an error `category`) with `contains` rules.
+pub(crate) fn classify_item(
+    object: &[ErrorRulePlan],
+    provider: &[ErrorRulePlan],
+    item: &Value,
+) -> ConnectError {
     let status = item_status(item);
     let text = item.to_string();
     let mut err = classify(object, provider, status, &text, item);
@@ -183,28 +116,7 @@ fn item_status(item: &Value) -> u16 {
             _ => {}
         }
     }
-    let category = item
-        .get("category")
-        .or_else(|| item.get("errorCode"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match category {
-        "CONFLICT" | "OBJECT_ALREADY_EXISTS" => 409,
-        "OBJECT_NOT_FOUND" | "NOT_FOUND" => 404,
-        "RATE_LIMITS" | "RATE_LIMIT" => 429,
-        "INVALID_AUTHENTICATION" | "EXPIRED_AUTHENTICATION" | "MISSING_SCOPES" => 401,
-        _ => 400,
-    }
-}
-
-impl Rule {
-    fn matches(&self, status: u16, text: &str) -> bool {
-        (self.status.is_empty() || self.status.contains(&status))
-            && self
-                .contains
-                .as_ref()
-                .is_none_or(|c| text.contains(c.as_str()))
-    }
+    400
 }
 
 /// The provider's own words: `message`, the first error's message or description, `error`
@@ -244,29 +156,6 @@ pub(crate) fn provider_message(body: &Value, text: &str) -> Option<String> {
         .map(|m| truncate(&m))
 }
 
-/// The field a validation error names, when the provider says.
-fn offending_field(body: &Value) -> Option<String> {
-    let first_str = |v: Option<&Value>| -> Option<String> {
-        let v = v?;
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_string),
-            _ => None,
-        }
-    };
-    // Salesforce: [{fields: [..]}]; Jamf: {errors: [{field}]}; Chatwoot: {attributes: [..]};
-    // HubSpot: {errors: [{context: {propertyName: [..]}}]}.
-    let sf = body.get(0).and_then(|e| first_str(e.get("fields")));
-    let first_error = body.get("errors").and_then(|e| e.get(0));
-    sf.or_else(|| first_error.and_then(|e| first_str(e.get("field"))))
-        .or_else(|| {
-            first_error
-                .and_then(|e| e.get("context"))
-                .and_then(|c| first_str(c.get("propertyName")))
-        })
-        .or_else(|| first_str(body.get("attributes")))
-}
-
 /// Cuts `text` to [`MAX_MESSAGE`] characters.
 pub(crate) fn truncate(text: &str) -> String {
     match text.char_indices().nth(MAX_MESSAGE) {
@@ -289,7 +178,7 @@ mod tests {
         let e = classify(&[], &[], 400, &body.to_string(), &body);
         assert_eq!(
             (e.kind, e.message.as_str(), e.field.as_deref()),
-            (ErrorKind::Validation, "bad", Some("Email"))
+            (ErrorKind::Validation, "bad", None)
         );
         let body = json!({"error": "invalid_grant", "error_description": "expired"});
         assert_eq!(
@@ -300,9 +189,9 @@ mod tests {
     }
 
     #[test]
-    fn item_status_from_category() {
-        assert_eq!(item_status(&json!({"category": "CONFLICT"})), 409);
-        assert_eq!(item_status(&json!({"status": "error"})), 400);
-        assert_eq!(item_status(&json!({"statusCode": 404})), 404);
+    fn item_status() {
+        assert_eq!(super::item_status(&json!({"category": "CONFLICT"})), 400);
+        assert_eq!(super::item_status(&json!({"status": "error"})), 400);
+        assert_eq!(super::item_status(&json!({"statusCode": 404})), 404);
     }
 }

@@ -1,18 +1,20 @@
-//! The HTTP connector: interprets a provider file (auth, pacing, retries, operations, batching,
-//! error classification) to implement [`Connector`].
+//! The HTTP connector: runs a compiled [`ProviderPlan`] (auth, pacing, retries, operations,
+//! batching, error classification) to implement [`Connector`].
 //!
-//! Everything in the provider file is parsed and compiled once, in [`HttpConnector::new`]:
-//! templates, JSONPath queries, error-rule expressions, credentials. One `reqwest` client (and
-//! its connection pool) serves every request of a connector.
+//! Everything in the provider file was compiled by `compile` (templates, JSONPath queries,
+//! error-rule and field-mapping expressions, with the engine's function registry); building a
+//! connector only resolves credentials, declared secrets, variables and the base URL. One
+//! `reqwest` client (and its connection pool) serves every request of a connector.
 //!
 //! ```no_run
-//! # async fn demo(doc: &rulebridge::syntax::doc::ProviderDoc) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(plan: &rulebridge::plan::Plan) -> Result<(), Box<dyn std::error::Error>> {
 //! use rulebridge::connect::Connector;
 //! use rulebridge::connect::http::{HttpConnector, HttpOptions};
 //!
 //! use rulebridge::connect::Call;
 //!
-//! let hubspot = HttpConnector::new(doc, HttpOptions::default())?;
+//! let kit = plan.provider("hubspot").ok_or("no hubspot provider")?;
+//! let hubspot = HttpConnector::new(kit, HttpOptions::default())?;
 //! let found = hubspot.search(&Call::default(), "contact", "email", "ada@example.com").await?;
 //! // A per-record deadline: no attempt starts after it.
 //! let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -30,27 +32,32 @@
 //! | name | value |
 //! |---|---|
 //! | `payload` | the mapped record (create, update, one batch item) |
-//! | `id` | the target record's id (update) |
+//! | `id` | the target record's id (update, get, delete) |
 //! | `key`, `field` | the identity value and field name (search, one batch item) |
-//! | `items` (also `inputs`, `records`) | a batch: the rendered `item` template of every item, or the payloads when the operation has none |
+//! | `items` (also `inputs`, `records`) | a batch (`batch_*` operations): the rendered `item` template of every item, or the payloads when the operation has none |
 //! | `payloads`, `keys` | a batch: the payloads and the identity values |
 //! | `first` | a batch: the first item's payload |
-//! | any of [`HttpOptions::vars`] | e.g. a tenant id |
+//! | `secrets.NAME` | a secret the provider declares under `secrets:` |
+//! | the provider's `vars` | values the application passes in [`HttpOptions::vars`], e.g. a tenant id |
 //!
-//! A string that is exactly one `{{ expression }}` stands for the expression's JSON value.
-//! The `soql` filter escapes a value for a SOQL string literal
-//! (`WHERE Email = '{{ key | soql }}'`). Templates reading a variable that is neither in this
-//! table nor in the variables are refused when the connector is built.
-//! Relative paths (and a `token_url` starting with `/`) are appended to the base URL.
+//! `fields` and `list` operations read none of the per-request names. A string that is
+//! exactly one `{{ expression }}` stands for the expression's JSON value. The `soql` filter
+//! escapes a value for a SOQL string literal (`WHERE Email = '{{ key | soql }}'`). Templates
+//! reading anything else are lint errors. Relative paths (and a `token_url` starting with
+//! `/`) are appended to the base URL.
+//!
+//! # Base URL
+//!
+//! [`HttpOptions::base_url`] replaces the provider's: one with a path replaces it whole; one
+//! with a host only (`http://127.0.0.1:8080`) keeps the provider's path
+//! (`/services/data/v58.0`).
 //!
 //! # Results
 //!
-//! * `search`: the `results` JSONPath selects the items (default: a top-level array). An item's
-//!   id is the operation's `id` JSONPath applied to the item, else its `id` or `Id`; its
-//!   modification time is `updatedAt`, `LastModifiedDate`, `updated_at` or
-//!   `properties.lastmodifieddate`; its fields are its `properties` object when it has one
-//!   (HubSpot), else the item without Salesforce's `attributes`.
-//! * `create`/`update`: the id is the operation's `id` JSONPath over the response, else `id`/`Id`;
+//! * `search`: the `results` JSONPath selects the items (default: a top-level array). The
+//!   object's `response` paths say where an item's id (default: its `id`), modification time
+//!   and flat field map (default: the item) are; `omit` drops keys that are not fields.
+//! * `create`/`update`: the id is the operation's `id` JSONPath over the response, else `id`;
 //!   an update that returns no id reports the id it was given.
 //! * `upsert_batch`: see [`batch`].
 
@@ -64,22 +71,23 @@ mod send;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
 use self::auth::{Auth, SecretSource, TokenKind, TokenSource};
-use self::classify::Rule;
-use self::operation::{Body, Context, Query, Target, Templates, Text, id_text};
+use self::operation::{Context, id_text};
 use self::pacing::{Limiter, Pacer};
 use self::retry::RetrySettings;
 use self::send::{Failed, Prepared, Response};
 use super::{Call, Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written};
-use crate::functions::Registry;
+use crate::plan::ProviderPlan;
+use crate::plan::provider::{AuthPlan, BaseUrl, ObjectPlan, OperationPlan, ResponsePlan};
 use crate::secrets::Secret;
-use crate::syntax::doc::{self, ApiKeyLocation, ProviderDoc};
+use crate::syntax::doc::ApiKeyLocation;
 
 /// Per-request timeout when the provider file sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,9 +95,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How a connector is built, besides the provider file.
 #[derive(Clone)]
 pub struct HttpOptions {
-    /// Replaces the provider's `base_url` (a sandbox, a test server, a tenant's instance).
-    /// Absolute URLs of the provider file on the same origin as its `base_url` (a
-    /// `token_url`, say) follow it.
+    /// Replaces the provider's `base_url` (a sandbox, a test server, a tenant's instance). A
+    /// URL with a host only keeps the provider's path; one with a path replaces it. Absolute
+    /// URLs of the provider file on the same origin as its `base_url` (a `token_url`, say)
+    /// follow it.
     pub base_url: Option<String>,
     /// Relative `${file:..}` references are read from here.
     pub secrets_base_dir: PathBuf,
@@ -101,7 +110,7 @@ pub struct HttpOptions {
     /// Per-request timeout when the provider file sets none.
     pub timeout: Duration,
     pub user_agent: String,
-    /// Extra template variables (e.g. `tenant_id`), readable in every template.
+    /// Values of the provider's declared `vars` (e.g. `tenant_id`), readable in every template.
     pub vars: Map<String, Value>,
 }
 
@@ -136,8 +145,8 @@ impl std::fmt::Debug for HttpOptions {
     }
 }
 
-/// A provider file that cannot be turned into a connector: a missing credential, a template
-/// or JSONPath or expression that does not compile. Never contains a credential's value.
+/// A provider that cannot be turned into a connector here: a missing credential, secret or
+/// variable, an unusable base URL. Never contains a credential's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("provider `{provider}`: {message}")]
 pub struct BuildError {
@@ -145,13 +154,13 @@ pub struct BuildError {
     pub message: String,
 }
 
-/// A [`Connector`] over HTTP, driven by a provider file.
+/// A [`Connector`] over HTTP, driven by a compiled provider.
 pub struct HttpConnector {
-    name: String,
+    plan: Arc<ProviderPlan>,
     /// Without a trailing slash.
     base_url: String,
     /// Whether an OAuth token response's `instance_url` replaces the base URL's origin
-    /// (Salesforce); off when the caller chose the base URL.
+    /// (an org on its own host); off when the caller chose the base URL.
     follow_instance_url: bool,
     client: reqwest::Client,
     auth: Auth,
@@ -159,53 +168,33 @@ pub struct HttpConnector {
     retry: RetrySettings,
     timeout: Duration,
     pacer: Pacer,
-    templates: Templates,
-    objects: HashMap<String, ObjectPlan>,
-    rules: Vec<Rule>,
-    vars: Map<String, Value>,
+    /// Per-operation limits, by `object.operation`.
+    limiters: HashMap<String, Limiter>,
+    /// The caller's variables and the resolved `secrets`: the base of every template context.
+    context: Map<String, Value>,
 }
 
 impl std::fmt::Debug for HttpConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut objects: Vec<&String> = self.objects.keys().collect();
-        objects.sort();
         f.debug_struct("HttpConnector")
-            .field("provider", &self.name)
+            .field("provider", &self.plan.name)
             .field("base_url", &self.base_url)
             .field("auth", &self.auth)
-            .field("objects", &objects)
+            .field("objects", &self.plan.objects.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
-struct ObjectPlan {
-    rules: Vec<Rule>,
-    ops: HashMap<String, OpPlan>,
-}
-
-/// One compiled operation.
-pub(crate) struct OpPlan {
-    what: String,
-    method: Method,
-    path: Text,
-    query: Vec<(String, Text)>,
-    headers: Vec<(HeaderName, Text)>,
-    body: Option<Body>,
-    item: Option<Body>,
-    id: Option<Query>,
-    results: Option<Query>,
-    item_errors: Option<Query>,
-    created: Option<Query>,
-    max_batch: Option<usize>,
-    limiter: Option<Limiter>,
-}
-
 impl HttpConnector {
-    /// Compiles `provider` and resolves its credentials.
-    pub fn new(provider: &ProviderDoc, options: HttpOptions) -> Result<HttpConnector, BuildError> {
-        let name = provider.name.value.clone();
+    /// Builds a connector for a compiled provider: resolves its credentials, declared
+    /// secrets, variables and base URL.
+    pub fn new(
+        provider: &Arc<ProviderPlan>,
+        options: HttpOptions,
+    ) -> Result<HttpConnector, BuildError> {
+        let plan = provider.clone();
         let fail = |message: String| BuildError {
-            provider: name.clone(),
+            provider: plan.name.clone(),
             message,
         };
         let secrets = SecretSource {
@@ -216,110 +205,99 @@ impl HttpConnector {
         // rustls needs a process-wide crypto provider; a second install is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
-        let declared_base = resolve_base(&provider.base_url.value, &secrets, &options.vars)
-            .map_err(|e| fail(format!("base_url: {e}")))?;
-        let base_url = options
-            .base_url
-            .clone()
-            .unwrap_or_else(|| declared_base.clone())
-            .trim_end_matches('/')
-            .to_string();
-        url::Url::parse(&base_url).map_err(|e| fail(format!("base_url `{base_url}`: {e}")))?;
-        let rebase = |u: &str| -> String {
-            if u.starts_with('/') {
-                return format!("{base_url}{u}");
+        let missing: Vec<&str> = plan
+            .vars
+            .iter()
+            .filter(|v| !options.vars.contains_key(v.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(fail(format!(
+                "the templates read {}, which the application did not pass (HttpOptions::vars)",
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut context = options.vars.clone();
+        if !plan.secrets.is_empty() {
+            let mut values = Map::new();
+            for (name, reference) in &plan.secrets {
+                let v = secrets
+                    .resolve(reference, &format!("secret `{name}`"))
+                    .map_err(&fail)?;
+                values.insert(name.clone(), Value::String(v.expose().to_string()));
             }
-            match (&options.base_url, origin(u), origin(&declared_base)) {
-                (Some(_), Some(o), Some(d)) if o == d => {
-                    // The override stands for the declared base: keep any prefix it adds
-                    // before the declared base's own path (a sandbox mounts each API under
-                    // its own path).
-                    let declared_path = declared_base[d.len()..].trim_end_matches('/');
-                    let root = base_url
-                        .strip_suffix(declared_path)
-                        .filter(|_| !declared_path.is_empty())
-                        .map(str::to_string)
-                        .unwrap_or_else(|| {
-                            let over = origin(&base_url).unwrap_or_default();
-                            if declared_path.is_empty() {
-                                base_url.clone()
-                            } else {
-                                over
-                            }
-                        });
-                    format!("{root}{}", &u[o.len()..])
-                }
-                _ => u.to_string(),
-            }
-        };
+            context.insert("secrets".into(), Value::Object(values));
+        }
 
-        let timeout = provider
-            .timeout
-            .as_ref()
-            .map_or(options.timeout, |t| t.value);
+        let declared_base =
+            resolve_base(&plan, &secrets, &context).map_err(|e| fail(format!("base_url: {e}")))?;
+        let base_url = effective_base(&declared_base, options.base_url.as_deref());
+        url::Url::parse(&base_url).map_err(|e| fail(format!("base_url `{base_url}`: {e}")))?;
+        let rebase = |u: &str| rebase(u, &base_url, &declared_base, options.base_url.is_some());
+
+        let timeout = plan.timeout.unwrap_or(options.timeout);
         let client = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| fail(format!("cannot create the HTTP client: {e}")))?;
 
-        let auth = build_auth(provider, &secrets, &client, timeout, &rebase).map_err(&fail)?;
+        let auth = build_auth(&plan.auth, &secrets, &client, timeout, &rebase).map_err(&fail)?;
 
         let mut headers = HeaderMap::new();
-        for (k, v) in &provider.headers {
-            let header = HeaderName::from_bytes(k.value.as_bytes())
-                .map_err(|_| fail(format!("`{}` is not a valid header name", k.value)))?;
-            let is_ref = v.value.trim().starts_with("${");
+        for (name, v) in &plan.headers {
+            let is_ref = v.trim().starts_with("${");
             let value = secrets
-                .resolve(&v.value, &format!("header `{}`", k.value))
+                .resolve(v, &format!("header `{name}`"))
                 .map_err(&fail)?;
             let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| fail(format!("header `{}` has an invalid value", k.value)))?;
+                .map_err(|_| fail(format!("header `{name}` has an invalid value")))?;
             value.set_sensitive(is_ref);
-            headers.insert(header, value);
+            headers.insert(name.clone(), value);
         }
         headers
             .entry(http::header::ACCEPT)
             .or_insert(HeaderValue::from_static("application/json"));
 
-        let registry = Registry::builtin();
-        let rules =
-            classify::compile_rules(&provider.errors, &registry, "provider").map_err(&fail)?;
-        let mut templates = Templates::new(options.vars.keys());
-        let mut objects = HashMap::new();
-        for object in &provider.objects {
-            let oname = &object.name.value;
-            let orules =
-                classify::compile_rules(&object.errors, &registry, &format!("object `{oname}`"))
-                    .map_err(&fail)?;
-            let mut ops = HashMap::new();
-            for op in &object.operations {
-                let plan = compile_operation(&mut templates, oname, op).map_err(&fail)?;
-                ops.insert(op.name.value.clone(), plan);
-            }
-            objects.insert(oname.clone(), ObjectPlan { rules: orules, ops });
-        }
+        let limiters = plan
+            .objects
+            .values()
+            .flat_map(|o| o.operations.values())
+            .filter_map(|op| Some((op.what.clone(), Limiter::new(op.rate_limit?)?)))
+            .collect();
 
         Ok(HttpConnector {
             follow_instance_url: options.base_url.is_none(),
-            name,
             base_url,
             client,
             auth,
             headers,
-            retry: RetrySettings::new(provider.retry.as_ref().map(|r| &r.value)),
+            retry: RetrySettings::new(plan.retry.as_ref()),
             timeout,
-            pacer: Pacer::new(provider.rate_limit.as_ref().map(|r| r.value)),
-            templates,
-            objects,
-            rules,
-            vars: options.vars,
+            pacer: Pacer::new(plan.rate_limit),
+            limiters,
+            context,
+            plan,
         })
     }
 
     /// The provider's name.
     pub fn provider(&self) -> &str {
-        &self.name
+        &self.plan.name
+    }
+
+    /// The compiled provider this connector runs.
+    pub fn plan(&self) -> &Arc<ProviderPlan> {
+        &self.plan
+    }
+
+    /// The base URL requests go to (after `HttpOptions::base_url`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// Runs any operation of an object (`get`, `list`, `delete`, a custom one) with `vars`
@@ -337,58 +315,56 @@ impl HttpConnector {
         Ok(resp.body)
     }
 
-    fn operation(
+    pub(crate) fn operation(
         &self,
         object: &str,
         operation: &str,
-    ) -> Result<(&ObjectPlan, &OpPlan), ConnectError> {
-        let obj = self.objects.get(object).ok_or_else(|| {
+    ) -> Result<(&ObjectPlan, &OperationPlan), ConnectError> {
+        let obj = self.plan.objects.get(object).ok_or_else(|| {
             ConnectError::new(
                 ErrorKind::Fatal,
-                format!("provider `{}` has no object `{object}`", self.name),
+                format!("provider `{}` has no object `{object}`", self.plan.name),
             )
         })?;
-        let op = obj.ops.get(operation).ok_or_else(|| {
+        let op = obj.operations.get(operation).ok_or_else(|| {
             ConnectError::new(
                 ErrorKind::Fatal,
                 format!(
                     "object `{object}` of provider `{}` has no `{operation}` operation",
-                    self.name
+                    self.plan.name
                 ),
             )
         })?;
         Ok((obj, op))
     }
 
-    /// The template context: the caller's variables, then `entries`.
+    /// The template context: the caller's variables and the secrets, then `entries`.
     fn context(&self, entries: Map<String, Value>) -> Context {
-        let mut map = self.vars.clone();
+        let mut map = self.context.clone();
         map.extend(entries);
         Context::new(map)
     }
 
-    fn prepare(&self, op: &OpPlan, cx: &Context) -> Result<Prepared, ConnectError> {
-        let path = self.templates.render_text(&op.path, cx)?;
+    fn prepare(&self, op: &OperationPlan, cx: &Context) -> Result<Prepared, ConnectError> {
+        let t = &self.plan.templates;
+        let path = t.render_text(&op.path, cx)?;
         let mut query = Vec::with_capacity(op.query.len());
         for (k, v) in &op.query {
-            query.push((k.clone(), self.templates.render_text(v, cx)?));
+            query.push((k.clone(), t.render_text(v, cx)?));
         }
         let mut headers = HeaderMap::new();
         for (k, v) in &op.headers {
-            let value = self.templates.render_text(v, cx)?;
-            let value = HeaderValue::from_str(&value).map_err(|_| {
+            let value = t.render_text(v, cx)?;
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
                 ConnectError::new(
                     ErrorKind::Fatal,
                     format!("{}: header `{k}` rendered to an invalid value", op.what),
                 )
             })?;
+            value.set_sensitive(v.reads_secrets());
             headers.insert(k.clone(), value);
         }
-        let body = op
-            .body
-            .as_ref()
-            .map(|b| self.templates.render_body(b, cx))
-            .transpose()?;
+        let body = op.body.as_ref().map(|b| t.render_body(b, cx)).transpose()?;
         Ok(Prepared {
             what: op.what.clone(),
             method: op.method.clone(),
@@ -402,7 +378,7 @@ impl HttpConnector {
     async fn run(
         &self,
         obj: &ObjectPlan,
-        op: &OpPlan,
+        op: &OperationPlan,
         cx: &Context,
         deadline: Option<Instant>,
     ) -> Result<Response, ConnectError> {
@@ -415,15 +391,15 @@ impl HttpConnector {
     async fn run_keeping_response(
         &self,
         obj: &ObjectPlan,
-        op: &OpPlan,
+        op: &OperationPlan,
         cx: &Context,
         deadline: Option<Instant>,
     ) -> Result<Response, Failed> {
         let req = self.prepare(op, cx)?;
         self.send(
             &req,
-            op.limiter.as_ref(),
-            &obj.rules,
+            self.limiters.get(&op.what),
+            &obj.errors,
             deadline.map(tokio::time::Instant::from_std),
         )
         .await
@@ -475,7 +451,10 @@ impl HttpConnector {
                 _ => Vec::new(),
             },
         };
-        items.into_iter().map(|item| found(op, item)).collect()
+        items
+            .into_iter()
+            .map(|item| found(&obj.response, op, item))
+            .collect()
     }
 
     async fn create_impl(
@@ -515,15 +494,15 @@ impl HttpConnector {
     }
 
     fn capabilities_of(&self, object: &str) -> Capabilities {
-        let Some(obj) = self.objects.get(object) else {
+        let Some(obj) = self.plan.objects.get(object) else {
             return Capabilities::default();
         };
         Capabilities {
-            search: obj.ops.contains_key("search"),
-            create: obj.ops.contains_key("create"),
-            update: obj.ops.contains_key("update"),
+            search: obj.operations.contains_key("search"),
+            create: obj.operations.contains_key("create"),
+            update: obj.operations.contains_key("update"),
             batch_upsert: obj
-                .ops
+                .operations
                 .get("batch_upsert")
                 .map(|op| op.max_batch.unwrap_or(batch::DEFAULT_MAX_BATCH)),
             ..Capabilities::default()
@@ -539,49 +518,89 @@ fn origin(u: &str) -> Option<String> {
     Some(u[..scheme_end + host_end].to_string())
 }
 
+/// The path of an absolute URL, without a trailing slash (`""` for a host only).
+fn path_of(u: &str) -> &str {
+    match origin(u) {
+        Some(o) => u[o.len()..].trim_end_matches('/'),
+        None => "",
+    }
+}
+
+/// The base URL requests go to: the caller's, completed with the provider's path when it
+/// names a host only; else the provider's.
+fn effective_base(declared: &str, chosen: Option<&str>) -> String {
+    let declared = declared.trim_end_matches('/');
+    match chosen.map(|c| c.trim_end_matches('/')) {
+        None => declared.to_string(),
+        Some(c) if path_of(c).is_empty() => format!("{c}{}", path_of(declared)),
+        Some(c) => c.to_string(),
+    }
+}
+
+/// Where an absolute or `/`-relative URL of the provider file (a `token_url`) goes. With a
+/// caller-chosen base, a URL on the declared base's origin follows it, keeping any prefix the
+/// chosen base adds before the declared base's own path (a sandbox mounts each API under its
+/// own path).
+fn rebase(u: &str, base_url: &str, declared_base: &str, chosen: bool) -> String {
+    if u.starts_with('/') {
+        return format!("{base_url}{u}");
+    }
+    match (chosen, origin(u), origin(declared_base)) {
+        (true, Some(o), Some(d)) if o == d => {
+            let declared_path = path_of(declared_base);
+            let root = base_url
+                .strip_suffix(declared_path)
+                .filter(|_| !declared_path.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    if declared_path.is_empty() {
+                        base_url.to_string()
+                    } else {
+                        origin(base_url).unwrap_or_default()
+                    }
+                });
+            format!("{root}{}", &u[o.len()..])
+        }
+        _ => u.to_string(),
+    }
+}
+
 /// `base_url` may be a secret reference (`${env:CRM_URL}`) or a template over the variables.
 fn resolve_base(
-    text: &str,
+    plan: &ProviderPlan,
     secrets: &SecretSource<'_>,
     vars: &Map<String, Value>,
 ) -> Result<String, String> {
-    let t = text.trim();
-    if t.starts_with("${") {
-        return secrets
-            .resolve(t, "base_url")
-            .map(|s| s.expose().to_string());
+    match &plan.base_url {
+        BaseUrl::Literal(u) => Ok(u.clone()),
+        BaseUrl::Secret(r) => secrets
+            .resolve(r, "base_url")
+            .map(|s| s.expose().trim().to_string()),
+        BaseUrl::Template(t) => plan
+            .templates
+            .render_text(t, &Context::new(vars.clone()))
+            .map(|u| u.trim().to_string())
+            .map_err(|e| e.message),
     }
-    if t.contains("{{") {
-        let env = minijinja::Environment::new();
-        return env
-            .render_str(t, minijinja::Value::from(minijinja::value::Serde(vars)))
-            .map_err(|e| format!("template error: {e}"));
-    }
-    Ok(t.to_string())
 }
 
 fn build_auth(
-    provider: &ProviderDoc,
+    auth: &AuthPlan,
     secrets: &SecretSource<'_>,
     client: &reqwest::Client,
     timeout: Duration,
     rebase: &dyn Fn(&str) -> String,
 ) -> Result<Auth, String> {
-    let Some(auth) = &provider.auth else {
-        return Ok(Auth::None);
-    };
-    let s = |field: &doc::Spanned<String>, what: &str| {
-        secrets.resolve(&field.value, &format!("auth.{what}"))
-    };
-    let url = |field: &doc::Spanned<String>, what: &str| -> Result<String, String> {
+    let s = |field: &str, what: &str| secrets.resolve(field, &format!("auth.{what}"));
+    let url = |field: &str, what: &str| -> Result<String, String> {
         let u = rebase(s(field, what)?.expose());
         url::Url::parse(&u).map_err(|e| format!("auth.{what} `{u}`: {e}"))?;
         Ok(u)
     };
     let token = |kind| Auth::Token(Box::new(TokenSource::new(kind, client.clone(), timeout)));
-    Ok(match &auth.value {
-        doc::Auth::None => Auth::None,
-        doc::Auth::ApiKey {
+    Ok(match auth {
+        AuthPlan::None => Auth::None,
+        AuthPlan::ApiKey {
             location,
             name,
             value,
@@ -589,23 +608,22 @@ fn build_auth(
             let value = s(value, "value")?;
             match location {
                 ApiKeyLocation::Header => Auth::Header {
-                    name: HeaderName::from_bytes(name.value.as_bytes()).map_err(|_| {
-                        format!("auth.name `{}` is not a valid header name", name.value)
-                    })?,
+                    name: http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| format!("auth.name `{name}` is not a valid header name"))?,
                     value,
                 },
                 ApiKeyLocation::Query => Auth::Query {
-                    name: name.value.clone(),
+                    name: name.clone(),
                     value,
                 },
             }
         }
-        doc::Auth::Bearer { token } => Auth::Bearer(s(token, "token")?),
-        doc::Auth::Basic { username, password } => Auth::Basic {
+        AuthPlan::Bearer { token } => Auth::Bearer(s(token, "token")?),
+        AuthPlan::Basic { username, password } => Auth::Basic {
             username: s(username, "username")?,
             password: s(password, "password")?,
         },
-        doc::Auth::OAuth2Refresh {
+        AuthPlan::OAuth2Refresh {
             token_url,
             client_id,
             client_secret,
@@ -618,7 +636,7 @@ fn build_auth(
             refresh_token: s(refresh_token, "refresh_token")?,
             scopes: scopes.clone(),
         }),
-        doc::Auth::OAuth2ClientCredentials {
+        AuthPlan::OAuth2ClientCredentials {
             token_url,
             client_id,
             client_secret,
@@ -629,7 +647,7 @@ fn build_auth(
             client_secret: s(client_secret, "client_secret")?,
             scopes: scopes.clone(),
         }),
-        doc::Auth::TokenExchange {
+        AuthPlan::TokenExchange {
             token_url,
             username,
             password,
@@ -640,11 +658,8 @@ fn build_auth(
             token_url: url(token_url, "token_url")?,
             username: s(username, "username")?,
             password: s(password, "password")?,
-            token: Query::compile(&token_path.value).map_err(|e| format!("auth.token: {e}"))?,
-            expires: expires
-                .as_ref()
-                .map(|e| Query::compile(&e.value).map_err(|e| format!("auth.expires: {e}")))
-                .transpose()?,
+            token: token_path.clone(),
+            expires: expires.clone(),
             keep_alive_url: keep_alive_url
                 .as_ref()
                 .map(|k| url(k, "keep_alive_url"))
@@ -653,125 +668,46 @@ fn build_auth(
     })
 }
 
-fn compile_operation(
-    templates: &mut Templates,
-    object: &str,
-    op: &doc::Operation,
-) -> Result<OpPlan, String> {
-    let what = format!("{object}.{}", op.name.value);
-    let at = |part: &str| format!("object `{object}`, operation `{}`, {part}", op.name.value);
-    let method = Method::from_bytes(op.method.value.as_bytes()).map_err(|_| {
-        format!(
-            "{}: `{}` is not an HTTP method",
-            at("method"),
-            op.method.value
-        )
-    })?;
-    let path = templates.text(&op.path.value, Target::Path, &at("path"))?;
-    let query = op
-        .query
-        .iter()
-        .map(|(k, v)| {
-            let t = templates.text(
-                &v.value,
-                Target::Plain,
-                &at(&format!("query `{}`", k.value)),
-            )?;
-            Ok((k.value.clone(), t))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let headers = op
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            let name = HeaderName::from_bytes(k.value.as_bytes()).map_err(|_| {
-                format!(
-                    "{}: `{}` is not a valid header name",
-                    at("headers"),
-                    k.value
-                )
-            })?;
-            let t = templates.text(
-                &v.value,
-                Target::Plain,
-                &at(&format!("header `{}`", k.value)),
-            )?;
-            Ok((name, t))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let body = op
-        .body
-        .as_ref()
-        .map(|b| templates.body(&b.value, &at("body")))
-        .transpose()?;
-    let item = op
-        .item
-        .as_ref()
-        .map(|b| templates.body(&b.value, &at("item")))
-        .transpose()?;
-    let query_of = |q: &Option<doc::Spanned<String>>, part: &str| {
-        q.as_ref()
-            .map(|q| Query::compile(&q.value).map_err(|e| format!("{}: {e}", at(part))))
-            .transpose()
-    };
-    Ok(OpPlan {
-        what,
-        method,
-        path,
-        query,
-        headers,
-        body,
-        item,
-        id: query_of(&op.id, "id")?,
-        results: query_of(&op.results, "results")?,
-        item_errors: query_of(&op.item_errors, "item_errors")?,
-        created: query_of(&op.created, "created")?,
-        max_batch: op.max_batch.as_ref().map(|m| m.value.max(1) as usize),
-        limiter: op.rate_limit.as_ref().and_then(|r| Limiter::new(r.value)),
-    })
-}
-
-/// The id in a create/update response.
-fn response_id(op: &OpPlan, body: &Value) -> Option<String> {
+/// The id in a create/update response: the operation's `id` query, else `id`.
+fn response_id(op: &OperationPlan, body: &Value) -> Option<String> {
     match &op.id {
         Some(q) => q.first(body).as_ref().and_then(id_text),
-        None => ["id", "Id"]
-            .iter()
-            .find_map(|k| body.get(*k).and_then(id_text)),
+        None => body.get("id").and_then(id_text),
     }
 }
 
-/// A search result item as a [`Found`].
-fn found(op: &OpPlan, item: Value) -> Result<Found, ConnectError> {
-    let id = response_id(op, &item).ok_or_else(|| {
+/// The flat field map of a result item, by the object's `response.fields` path.
+pub(crate) fn item_fields(response: &ResponsePlan, item: &Value) -> Value {
+    let mut fields = match &response.fields {
+        Some(q) => q.first(item).unwrap_or(Value::Null),
+        None => item.clone(),
+    };
+    if let Value::Object(m) = &mut fields {
+        for k in &response.omit {
+            m.remove(k);
+        }
+    }
+    fields
+}
+
+/// A search result item as a [`Found`], read by the object's `response` paths.
+fn found(response: &ResponsePlan, op: &OperationPlan, item: Value) -> Result<Found, ConnectError> {
+    let id = match &response.id {
+        Some(q) => q.first(&item).as_ref().and_then(id_text),
+        None => response_id(op, &item),
+    }
+    .ok_or_else(|| {
         ConnectError::new(ErrorKind::Fatal, format!("{}: a result has no id", op.what))
     })?;
-    let updated_at = ["updatedAt", "LastModifiedDate", "updated_at"]
-        .iter()
-        .find_map(|k| item.get(*k))
-        .or_else(|| {
-            item.get("properties")
-                .and_then(|p| p.get("lastmodifieddate"))
-        })
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let fields = match item {
-        Value::Object(mut m) => match m.remove("properties") {
-            Some(p @ Value::Object(_)) => p,
-            other => {
-                if let Some(p) = other {
-                    m.insert("properties".into(), p);
-                }
-                m.remove("attributes");
-                Value::Object(m)
-            }
-        },
-        other => other,
-    };
+    let updated_at = response
+        .updated_at
+        .as_ref()
+        .and_then(|q| q.first(&item))
+        .and_then(|v| v.as_str().map(str::to_string));
     Ok(Found {
         id,
         updated_at,
-        fields,
+        fields: item_fields(response, &item),
     })
 }
 
@@ -817,5 +753,64 @@ impl Connector for HttpConnector {
         items: &'a [UpsertItem<'a>],
     ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
         Box::pin(self.upsert_batch_impl(object, field, items, call.deadline))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SF: &str = "https://login.salesforce.com/services/data/v58.0";
+
+    #[test]
+    fn a_host_only_base_url_keeps_the_providers_path() {
+        assert_eq!(effective_base(SF, None), SF);
+        assert_eq!(
+            effective_base(SF, Some("http://127.0.0.1:8080")),
+            "http://127.0.0.1:8080/services/data/v58.0"
+        );
+        assert_eq!(
+            effective_base(SF, Some("http://127.0.0.1:8080/")),
+            "http://127.0.0.1:8080/services/data/v58.0"
+        );
+        // A base URL with a path replaces the provider's.
+        assert_eq!(
+            effective_base(
+                SF,
+                Some("http://127.0.0.1:8080/salesforce/services/data/v58.0/")
+            ),
+            "http://127.0.0.1:8080/salesforce/services/data/v58.0"
+        );
+        assert_eq!(
+            effective_base("https://api.hubapi.com", Some("http://h:1")),
+            "http://h:1"
+        );
+    }
+
+    #[test]
+    fn urls_on_the_declared_origin_follow_the_chosen_base() {
+        let token = "https://login.salesforce.com/services/oauth2/token";
+        // Host only: the token URL moves to that host.
+        let base = effective_base(SF, Some("http://h:1"));
+        assert_eq!(
+            rebase(token, &base, SF, true),
+            "http://h:1/services/oauth2/token"
+        );
+        // A prefix before the declared path (a sandbox) is kept.
+        let base = effective_base(SF, Some("http://h:1/sf/services/data/v58.0"));
+        assert_eq!(
+            rebase(token, &base, SF, true),
+            "http://h:1/sf/services/oauth2/token"
+        );
+        // Other origins, and no chosen base, are left alone.
+        assert_eq!(
+            rebase("https://other.example/t", &base, SF, true),
+            "https://other.example/t"
+        );
+        assert_eq!(rebase(token, SF, SF, false), token);
+        assert_eq!(
+            rebase("/oauth/token", "http://h:1/api", "http://x/api", true),
+            "http://h:1/api/oauth/token"
+        );
     }
 }

@@ -7,9 +7,10 @@
 //! `2N - 1` requests through in a window that straddles a refill.)
 //!
 //! Responses can ask for a pause for everyone: a `Retry-After`, or rate-limit headers saying
-//! nothing is left in the current window (`X-HubSpot-RateLimit-Remaining: 0` with
-//! `-Interval-Milliseconds`, `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`). `Sforce-Limit-Info`
-//! (a daily allowance) is only reported in the log when nearly used up.
+//! nothing is left in the current window. Which headers say so is the provider's
+//! `rate_limit_headers` (by default `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`, and
+//! the IETF draft's `RateLimit-*`). A `usage` entry (a daily allowance) is only reported in
+//! the log when nearly used up.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -19,7 +20,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
 use tokio::time::Instant;
 
-use crate::syntax::doc::RateLimit;
+use crate::plan::provider::RateLimitHeader;
+use crate::syntax::doc::{RateLimit, ResetUnit};
 
 /// The extra share of each window left unused, against clock and scheduling jitter.
 const SAFETY_DIVISOR: u32 = 20;
@@ -115,9 +117,9 @@ impl Pacer {
         }
     }
 
-    /// Reads rate-limit headers of any response.
-    pub fn observe(&self, provider: &str, headers: &HeaderMap) {
-        if let Some(wait) = exhausted_window(headers) {
+    /// Reads rate-limit headers of any response, by the provider's `rate_limit_headers`.
+    pub fn observe(&self, provider: &str, rules: &[RateLimitHeader], headers: &HeaderMap) {
+        if let Some(wait) = exhausted_window(rules, headers) {
             tracing::debug!(
                 provider,
                 wait_ms = wait.as_millis() as u64,
@@ -125,56 +127,78 @@ impl Pacer {
             );
             self.pause_for(wait);
         }
-        if let Some((used, limit)) = header(headers, "sforce-limit-info").and_then(sforce_usage)
-            && limit > 0
-            && used * 10 >= limit * 9
-        {
-            tracing::warn!(provider, used, limit, "API allowance nearly used up");
+        for (used, limit) in usage(rules, headers) {
+            if limit > 0 && used * 10 >= limit * 9 {
+                tracing::warn!(provider, used, limit, "API allowance nearly used up");
+            }
         }
     }
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header<'h>(headers: &'h HeaderMap, name: &http::HeaderName) -> Option<&'h str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
 
-/// How long to wait when the headers say the current window has no request left.
-fn exhausted_window(headers: &HeaderMap) -> Option<Duration> {
-    let zero = |name: &str| header(headers, name).is_some_and(|v| v.parse::<f64>() == Ok(0.0));
-    if zero("x-hubspot-ratelimit-remaining") {
-        let ms = header(headers, "x-hubspot-ratelimit-interval-milliseconds")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(10_000);
-        return Some(Duration::from_millis(ms));
-    }
-    if zero("x-hubspot-ratelimit-secondly-remaining") {
-        return Some(Duration::from_secs(1));
-    }
-    if zero("x-ratelimit-remaining") || zero("ratelimit-remaining") {
-        let reset = header(headers, "x-ratelimit-reset")
-            .or_else(|| header(headers, "ratelimit-reset"))
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)?;
-        // Large values are epoch seconds; small ones are seconds from now.
-        if reset > 1_000_000_000.0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()?
-                .as_secs_f64();
-            return Some(Duration::from_secs_f64((reset - now).clamp(0.0, 1e6)));
+/// How long to wait when a window entry's `remaining` header says nothing is left: the
+/// first such entry wins.
+fn exhausted_window(rules: &[RateLimitHeader], headers: &HeaderMap) -> Option<Duration> {
+    rules.iter().find_map(|r| {
+        let RateLimitHeader::Window {
+            remaining,
+            reset,
+            unit,
+            wait,
+        } = r
+        else {
+            return None;
+        };
+        let left = header(headers, remaining)?.parse::<f64>().ok()?;
+        if left != 0.0 {
+            return None;
         }
-        return Some(Duration::from_secs_f64(reset.min(1e6)));
-    }
-    None
+        let reset = reset
+            .as_ref()
+            .and_then(|h| header(headers, h))
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0);
+        Some(match reset {
+            None => *wait,
+            Some(v) => reset_wait(v, *unit)?,
+        })
+    })
 }
 
-/// `api-usage=18/5000`.
-fn sforce_usage(v: &str) -> Option<(u64, u64)> {
-    let usage = v
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("api-usage="))?;
-    let (used, limit) = usage.split_once('/')?;
-    Some((used.trim().parse().ok()?, limit.trim().parse().ok()?))
+fn reset_wait(v: f64, unit: ResetUnit) -> Option<Duration> {
+    let until_epoch = |epoch: f64| -> Option<Duration> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        Some(Duration::from_secs_f64((epoch - now).clamp(0.0, 1e6)))
+    };
+    match unit {
+        ResetUnit::Milliseconds => Some(Duration::from_secs_f64((v / 1000.0).min(1e6))),
+        ResetUnit::EpochSeconds => until_epoch(v),
+        // Large values are epoch seconds; small ones are seconds from now.
+        ResetUnit::Seconds if v > 1_000_000_000.0 => until_epoch(v),
+        ResetUnit::Seconds => Some(Duration::from_secs_f64(v.min(1e6))),
+    }
+}
+
+/// `(used, limit)` of every `usage` entry present (`api-usage=18/5000` with its pattern).
+fn usage(rules: &[RateLimitHeader], headers: &HeaderMap) -> Vec<(u64, u64)> {
+    rules
+        .iter()
+        .filter_map(|r| {
+            let RateLimitHeader::Usage { header: h, pattern } = r else {
+                return None;
+            };
+            let caps = pattern.captures(header(headers, h)?)?;
+            let used = caps.get(1)?.as_str().trim().parse().ok()?;
+            let limit = caps.get(2)?.as_str().trim().parse().ok()?;
+            Some((used, limit))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -191,17 +215,53 @@ mod tests {
         h
     }
 
+    fn window(
+        remaining: &'static str,
+        reset: Option<&'static str>,
+        unit: ResetUnit,
+    ) -> RateLimitHeader {
+        RateLimitHeader::Window {
+            remaining: http::HeaderName::from_static(remaining),
+            reset: reset.map(http::HeaderName::from_static),
+            unit,
+            wait: Duration::from_secs(7),
+        }
+    }
+
     #[test]
-    fn reads_rate_limit_headers() {
-        let h = map(&[
-            ("x-hubspot-ratelimit-remaining", "0"),
-            ("x-hubspot-ratelimit-interval-milliseconds", "10000"),
-        ]);
-        assert_eq!(exhausted_window(&h), Some(Duration::from_secs(10)));
+    fn reads_the_declared_rate_limit_headers() {
+        let rules = [
+            window(
+                "x-a-remaining",
+                Some("x-a-interval"),
+                ResetUnit::Milliseconds,
+            ),
+            window("x-b-remaining", None, ResetUnit::Seconds),
+            window(
+                "x-ratelimit-remaining",
+                Some("x-ratelimit-reset"),
+                ResetUnit::Seconds,
+            ),
+        ];
+        let h = map(&[("x-a-remaining", "0"), ("x-a-interval", "10000")]);
+        assert_eq!(exhausted_window(&rules, &h), Some(Duration::from_secs(10)));
+        let h = map(&[("x-b-remaining", "0")]);
+        assert_eq!(exhausted_window(&rules, &h), Some(Duration::from_secs(7)));
         let h = map(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "2")]);
-        assert_eq!(exhausted_window(&h), Some(Duration::from_secs(2)));
+        assert_eq!(exhausted_window(&rules, &h), Some(Duration::from_secs(2)));
         let h = map(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset", "2")]);
-        assert_eq!(exhausted_window(&h), None);
-        assert_eq!(sforce_usage("api-usage=18/5000"), Some((18, 5000)));
+        assert_eq!(exhausted_window(&rules, &h), None);
+        // Headers no entry declares are not read.
+        let h = map(&[("x-c-remaining", "0")]);
+        assert_eq!(exhausted_window(&rules, &h), None);
+        let Ok(pattern) = regex::Regex::new(r"api-usage=(\d+)/(\d+)") else {
+            panic!()
+        };
+        let rules = [RateLimitHeader::Usage {
+            header: http::HeaderName::from_static("x-usage"),
+            pattern,
+        }];
+        let h = map(&[("x-usage", "api-usage=18/5000")]);
+        assert_eq!(usage(&rules, &h), [(18, 5000)]);
     }
 }

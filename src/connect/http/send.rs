@@ -9,10 +9,11 @@ use tokio::time::Instant;
 
 use super::HttpConnector;
 use super::auth::Credentials;
-use super::classify::{self, Rule};
+use super::classify;
 use super::pacing::Limiter;
 use super::retry;
 use crate::connect::{ConnectError, ErrorKind};
+use crate::plan::provider::ErrorRulePlan;
 
 /// A rendered request, sent as many times as the retry policy allows.
 #[derive(Debug)]
@@ -75,7 +76,7 @@ impl HttpConnector {
         &self,
         req: &Prepared,
         limiter: Option<&Limiter>,
-        rules: &[Rule],
+        rules: &[ErrorRulePlan],
         deadline: Option<Instant>,
     ) -> Result<Response, Failed> {
         let mut backoff = self.retry.backoff();
@@ -101,20 +102,25 @@ impl HttpConnector {
             attempt += 1;
             let (err, wait) = match self.attempt(req).await {
                 Ok((resp, _)) if resp.is_success() => {
-                    tracing::debug!(provider = %self.name, op = %req.what, attempt, status = resp.status, "ok");
+                    tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, status = resp.status, "ok");
                     return Ok(resp);
                 }
                 Ok((resp, Some(generation))) if resp.status == 401 && !refreshed => {
-                    tracing::debug!(provider = %self.name, op = %req.what, "401: refreshing the token");
+                    tracing::debug!(provider = %self.plan.name, op = %req.what, "401: refreshing the token");
                     refreshed = true;
                     self.auth.refused(generation).await.map_err(Failed::from)?;
                     attempt -= 1;
                     continue;
                 }
                 Ok((resp, _)) => {
-                    let err =
-                        classify::classify(rules, &self.rules, resp.status, &resp.text, &resp.body);
-                    tracing::debug!(provider = %self.name, op = %req.what, attempt, status = resp.status, kind = ?err.kind, "failed");
+                    let err = classify::classify(
+                        rules,
+                        &self.plan.errors,
+                        resp.status,
+                        &resp.text,
+                        &resp.body,
+                    );
+                    tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, status = resp.status, kind = ?err.kind, "failed");
                     if !self.retry.retries_status(resp.status) {
                         return Err(Failed {
                             error: err,
@@ -136,7 +142,7 @@ impl HttpConnector {
                     (err, wait)
                 }
                 Err(Failure::Transport(err)) => {
-                    tracing::debug!(provider = %self.name, op = %req.what, attempt, error = %err.message, "transport failure");
+                    tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, error = %err.message, "transport failure");
                     if !self.retry.on_network {
                         return Err(err.into());
                     }
@@ -198,7 +204,8 @@ impl HttpConnector {
             .map_err(|e| classify_transport(&e, self.timeout))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        self.pacer.observe(&self.name, &headers);
+        self.pacer
+            .observe(&self.plan.name, &self.plan.rate_limit_headers, &headers);
         let bytes = response
             .bytes()
             .await

@@ -22,7 +22,7 @@ pub fn plan(flow: &str, rules: PathBuf, format: PlanFormat) -> anyhow::Result<u8
             }
         );
     };
-    let view = PlanView::of(f);
+    let view = PlanView::of(f).with_provider(engine.plan().provider(&f.provider).map(|p| &**p));
     let mut out = io::stdout().lock();
     match format {
         PlanFormat::Text => out.write_all(view.to_text().as_bytes())?,

@@ -1,0 +1,924 @@
+//! Compiling providers into [`ProviderPlan`]s: every template (minijinja), JSONPath query,
+//! error-rule and field-mapping expression, header name and rate-limit header rule of a
+//! provider file is compiled here, once, and every problem becomes a located diagnostic.
+//!
+//! Template variables are checked against what each operation's template context holds at
+//! run time (see [`provides`]), the provider's declared `vars` and `secrets`, and minijinja's
+//! own globals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::{HeaderName, HeaderValue, Method};
+use serde_json::Value;
+
+use crate::diagnostic::{Code, Diagnostic, suggest};
+use crate::expr::{Compiled, Scope};
+use crate::plan::provider::{
+    AuthPlan, BaseUrl, Body, DEFAULT_WINDOW_WAIT, ErrorRulePlan, FieldMapping, JSON_FILTER,
+    ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader, ResponsePlan, Target,
+    Templates, Text, has_template_syntax, lookup_path, single_expression,
+};
+use crate::span::Span;
+use crate::syntax::doc::{
+    self, ErrorRule, FieldMapDoc, ObjectDoc, Operation, ProviderDoc, Spanned,
+};
+use crate::types::Type;
+
+use super::Context;
+
+/// The body context of a batch operation: the rendered items (under three names), the
+/// payloads, the identity values and field, and the first item's payload.
+const BATCH_BODY: &[&str] = &[
+    "items", "inputs", "records", "payloads", "keys", "field", "first",
+];
+/// The context of one batch item's `item` template.
+const BATCH_ITEM: &[&str] = &["payload", "key", "field"];
+/// Every name some operation provides: custom operations run through
+/// [`HttpConnector::call`](crate::connect::http::HttpConnector::call) with the caller's values.
+const ANY_OPERATION: &[&str] = &[
+    "payload", "id", "key", "field", "items", "inputs", "records", "payloads", "keys", "first",
+];
+
+/// What the template context of operation `name` holds at run time (besides the provider's
+/// `vars` and `secrets`), for its path/query/headers/body and for its batch `item`.
+pub(crate) fn provides(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match name {
+        "search" => (&["key", "field"], &[]),
+        "create" => (&["payload"], &[]),
+        "update" => (&["payload", "id"], &[]),
+        "get" | "delete" => (&["id"], &[]),
+        "fields" | "list" => (&[], &[]),
+        n if n.starts_with("batch_") => (BATCH_BODY, BATCH_ITEM),
+        _ => (ANY_OPERATION, BATCH_ITEM),
+    }
+}
+
+/// The rulebridge type names a `fields` operation's `types` may map to.
+const FIELD_TYPES: &[&str] = &[
+    "string", "number", "bool", "date", "datetime", "email", "phone", "url", "enum", "other",
+];
+
+/// What a template may read, and how to name it in messages.
+struct Names<'a> {
+    /// `contact.search path`.
+    what: String,
+    provided: &'a [&'static str],
+    vars: &'a [String],
+    secrets: &'a [String],
+    globals: &'a [String],
+}
+
+impl Names<'_> {
+    fn knows(&self, name: &str) -> bool {
+        self.provided.contains(&name)
+            || self.vars.iter().any(|v| v == name)
+            || self.globals.iter().any(|g| g == name)
+            // Which secrets it reads is checked on its own (RB5002).
+            || name == "secrets"
+    }
+
+    fn candidates(&self) -> Vec<&str> {
+        let mut c: Vec<&str> = self.provided.to_vec();
+        c.extend(self.vars.iter().map(String::as_str));
+        if !self.secrets.is_empty() {
+            c.push("secrets");
+        }
+        c
+    }
+}
+
+/// A template string and where it is.
+struct Source<'a> {
+    text: &'a str,
+    /// The scalar holding it, or (for body strings) the whole body, searched for the text.
+    span: Span,
+}
+
+impl Context<'_> {
+    /// Compiles one provider; `None` when it has errors (all of them reported).
+    pub(super) fn compile_provider(&mut self, doc: &ProviderDoc) -> Option<ProviderPlan> {
+        let errors_before = self.error_count();
+        let mut templates = Templates::default();
+        let globals = templates.globals();
+        let vars: Vec<String> = doc.vars.iter().map(|v| v.value.clone()).collect();
+        let secrets: Vec<String> = doc.secrets.iter().map(|(n, _)| n.value.clone()).collect();
+        let names = |what: String, provided: &'static [&'static str]| Names {
+            what,
+            provided,
+            vars: &vars,
+            secrets: &secrets,
+            globals: &globals,
+        };
+
+        let base_url = self.base_url(
+            &mut templates,
+            &doc.base_url,
+            &names("`base_url`".into(), &[]),
+        );
+        let auth = self.auth(doc);
+        let headers = self.static_headers(&doc.headers);
+        let rate_limit_headers = self.rate_limit_headers(doc);
+        let errors = self.error_rules(&doc.errors);
+
+        let mut objects = BTreeMap::new();
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+        for o in &doc.objects {
+            if let Some(first) = seen.insert(&o.name.value, o.name.span) {
+                self.report(
+                    Diagnostic::new(
+                        Code::DuplicateName,
+                        o.name.span,
+                        format!(
+                            "object `{}` is defined twice in provider `{}`",
+                            o.name.value, doc.name.value
+                        ),
+                    )
+                    .with_related(first, "first defined here")
+                    .with_help("rename or merge one of them"),
+                );
+                continue;
+            }
+            let mut operations = BTreeMap::new();
+            for op in &o.operations {
+                let (body, item) = provides(&op.name.value);
+                let what = format!("`{}.{}`", o.name.value, op.name.value);
+                let main = names(what.clone(), body);
+                let item_names = names(format!("the item of {what}"), item);
+                if let Some(plan) = self.operation(&mut templates, o, op, &main, &item_names) {
+                    operations.insert(op.name.value.clone(), plan);
+                }
+            }
+            let plan = ObjectPlan {
+                name: o.name.value.clone(),
+                response: self.response(o),
+                operations,
+                errors: self.error_rules(&o.errors),
+            };
+            objects.insert(o.name.value.clone(), plan);
+        }
+
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(ProviderPlan {
+            name: doc.name.value.clone(),
+            description: doc.description.clone(),
+            base_url: base_url?,
+            auth: auth?,
+            rate_limit: doc.rate_limit.as_ref().map(|r| r.value),
+            retry: doc.retry.as_ref().map(|r| r.value.clone()),
+            timeout: doc.timeout.as_ref().map(|t| t.value),
+            headers,
+            secrets: doc
+                .secrets
+                .iter()
+                .map(|(n, r)| (n.value.clone(), r.value.clone()))
+                .collect(),
+            vars,
+            rate_limit_headers,
+            templates,
+            objects,
+            errors,
+            location: self.sources.locate(doc.name.span),
+        })
+    }
+
+    fn base_url(
+        &mut self,
+        templates: &mut Templates,
+        url: &Spanned<String>,
+        names: &Names<'_>,
+    ) -> Option<BaseUrl> {
+        let t = url.value.trim();
+        if t.starts_with("${") {
+            return Some(BaseUrl::Secret(t.to_string()));
+        }
+        if has_template_syntax(t) {
+            let source = Source {
+                text: &url.value,
+                span: url.span,
+            };
+            return self
+                .text(templates, &source, Target::Plain, names)
+                .map(BaseUrl::Template);
+        }
+        if let Err(e) = url::Url::parse(t) {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    url.span,
+                    format!("`base_url` `{t}` is not a valid URL: {e}"),
+                )
+                .with_help("write the API's root URL, e.g. `https://api.hubapi.com`"),
+            );
+            return None;
+        }
+        Some(BaseUrl::Literal(t.trim_end_matches('/').to_string()))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Templates
+
+    /// Compiles a text template: syntax, variables, secrets, filters and tests.
+    fn text(
+        &mut self,
+        templates: &mut Templates,
+        source: &Source<'_>,
+        target: Target,
+        names: &Names<'_>,
+    ) -> Option<Text> {
+        if !has_template_syntax(source.text) {
+            return Some(Text::Literal(source.text.to_string()));
+        }
+        let name = self.template(templates, source, source.text, target, names, 0)?;
+        let secret = templates
+            .variables(&name, target)
+            .iter()
+            .any(|v| v == "secrets");
+        Some(Text::Template {
+            name,
+            target,
+            secret,
+        })
+    }
+
+    /// Adds `compiled` (the source text, or a rewrite of it whose offsets are `shift` bytes
+    /// after the source's) and checks what it reads.
+    fn template(
+        &mut self,
+        templates: &mut Templates,
+        source: &Source<'_>,
+        compiled: &str,
+        target: Target,
+        names: &Names<'_>,
+        shift: usize,
+    ) -> Option<String> {
+        let at = |cx: &Self, range: Option<std::ops::Range<usize>>| -> Span {
+            let (start, end) = range.map_or((0, source.text.len()), |r| {
+                (r.start.saturating_sub(shift), r.end.saturating_sub(shift))
+            });
+            source.span.inner(cx.sources, source.text, start, end)
+        };
+        let name = match templates.add(compiled, target) {
+            Ok(name) => name,
+            Err(e) => {
+                let span = at(self, e.range.clone());
+                self.report(
+                    Diagnostic::new(
+                        Code::TemplateSyntax,
+                        span,
+                        match &e.detail {
+                            Some(d) => {
+                                format!("template error in {}: {}: {d}", names.what, e.message)
+                            }
+                            None => format!("template error in {}: {}", names.what, e.message),
+                        },
+                    )
+                    .with_label("here")
+                    .with_help(
+                        "templates use minijinja syntax: `{{ key }}`, `{% if x %}…{% endif %}`",
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        for var in templates.variables(&name, target) {
+            if names.knows(&var) {
+                continue;
+            }
+            ok = false;
+            let span = self.find_in(source, &var);
+            let candidates = names.candidates();
+            let available = if candidates.is_empty() {
+                "its templates read no values".to_string()
+            } else {
+                format!("its templates read {}", list(&candidates))
+            };
+            let help = suggest(&var, candidates.iter().copied()).unwrap_or_else(|| {
+                format!("{available}; values from the embedding application are declared in the provider's `vars:`")
+            });
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownVariable,
+                    span,
+                    format!("`{var}` is not available in {}", names.what),
+                )
+                .with_label(available)
+                .with_help(help),
+            );
+        }
+        for secret in templates.secret_reads(&name, target) {
+            if names.secrets.contains(&secret) {
+                continue;
+            }
+            ok = false;
+            let span = self.find_in(source, &format!("secrets.{secret}"));
+            let help =
+                suggest(&secret, names.secrets.iter().map(String::as_str)).unwrap_or_else(|| {
+                    format!(
+                        "declare it in the provider: `secrets: {{ {secret}: \"${{env:{}}}\" }}`",
+                        secret.to_ascii_uppercase()
+                    )
+                });
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownProviderSecret,
+                    span,
+                    format!(
+                        "{} reads secret `{secret}`, which the provider does not declare",
+                        names.what
+                    ),
+                )
+                .with_label("not under the provider's `secrets:`")
+                .with_help(help),
+            );
+        }
+        for (what, unknown) in templates.unknown_filters(&name, target) {
+            ok = false;
+            let span = self.find_in(source, &unknown);
+            let known: &[&str] = if what == "filter" {
+                &[
+                    "soql",
+                    "upper",
+                    "lower",
+                    "trim",
+                    "default",
+                    "join",
+                    "length",
+                    "replace",
+                    "tojson",
+                    "urlencode",
+                ]
+            } else {
+                &["defined", "none", "number", "string", "odd", "even"]
+            };
+            let help = suggest(&unknown, known.iter().copied()).unwrap_or_else(|| {
+                format!("use one of minijinja's builtin {what}s, or `soql` to escape a SOQL string literal")
+            });
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownTemplateFilter,
+                    span,
+                    format!("unknown {what} `{unknown}` in {}", names.what),
+                )
+                .with_label(format!("no {what} with this name"))
+                .with_help(help),
+            );
+        }
+        ok.then_some(name)
+    }
+
+    /// The span of `needle`'s first occurrence in the template source (the whole source when
+    /// it is not found verbatim).
+    fn find_in(&self, source: &Source<'_>, needle: &str) -> Span {
+        match source.text.find(needle) {
+            Some(at) => source
+                .span
+                .inner(self.sources, source.text, at, at + needle.len()),
+            None => source
+                .span
+                .inner(self.sources, source.text, 0, source.text.len()),
+        }
+    }
+
+    /// Compiles a body template: every string in it may be a template; a string that is
+    /// exactly one `{{ expression }}` stands for the expression's JSON value.
+    fn body(
+        &mut self,
+        templates: &mut Templates,
+        value: &Value,
+        span: Span,
+        names: &Names<'_>,
+    ) -> Option<Body> {
+        Some(match value {
+            Value::String(s) => {
+                let source = Source { text: s, span };
+                if let Some(inner) = single_expression(s) {
+                    match lookup_path(inner) {
+                        Some(path) => {
+                            // Checked like any template, so unknown roots and secrets are
+                            // reported the same way; rendering reads the value directly.
+                            self.template(templates, &source, s, Target::Plain, names, 0)?;
+                            Body::Lookup(path)
+                        }
+                        None => {
+                            let wrapped = format!("{{{{ ({inner}) | {JSON_FILTER} }}}}");
+                            let shift = 4usize.saturating_sub(s.find(inner).unwrap_or(0));
+                            let name = self.template(
+                                templates,
+                                &source,
+                                &wrapped,
+                                Target::Plain,
+                                names,
+                                shift,
+                            )?;
+                            Body::Expr(name)
+                        }
+                    }
+                } else if has_template_syntax(s) {
+                    Body::Text(self.template(templates, &source, s, Target::Plain, names, 0)?)
+                } else {
+                    Body::Literal(value.clone())
+                }
+            }
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for i in items {
+                    match self.body(templates, i, span, names) {
+                        Some(b) => out.push(b),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                if out.iter().all(|b| matches!(b, Body::Literal(_))) {
+                    Body::Literal(value.clone())
+                } else {
+                    Body::Array(out)
+                }
+            }
+            Value::Object(fields) => {
+                let mut out = Vec::with_capacity(fields.len());
+                let mut ok = true;
+                for (k, v) in fields {
+                    match self.body(templates, v, span, names) {
+                        Some(b) => out.push((k.clone(), b)),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                if out.iter().all(|(_, b)| matches!(b, Body::Literal(_))) {
+                    Body::Literal(value.clone())
+                } else {
+                    Body::Object(out)
+                }
+            }
+            other => Body::Literal(other.clone()),
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Operations
+
+    fn operation(
+        &mut self,
+        templates: &mut Templates,
+        object: &ObjectDoc,
+        op: &Operation,
+        names: &Names<'_>,
+        item_names: &Names<'_>,
+    ) -> Option<OperationPlan> {
+        let before = self.error_count();
+        let what = names.what.clone();
+        let method = Method::from_bytes(op.method.value.as_bytes()).ok();
+        let path = self.text(
+            templates,
+            &Source {
+                text: &op.path.value,
+                span: op.path.span,
+            },
+            Target::Path,
+            &Names {
+                what: format!("the path of {what}"),
+                ..*names
+            },
+        );
+        let mut query = Vec::new();
+        for (k, v) in &op.query {
+            let n = Names {
+                what: format!("query parameter `{}` of {what}", k.value),
+                ..*names
+            };
+            let source = Source {
+                text: &v.value,
+                span: v.span,
+            };
+            if let Some(t) = self.text(templates, &source, Target::Plain, &n) {
+                query.push((k.value.clone(), t));
+            }
+        }
+        let mut headers = Vec::new();
+        for (k, v) in &op.headers {
+            let name = self.header_name(k);
+            let n = Names {
+                what: format!("header `{}` of {what}", k.value),
+                ..*names
+            };
+            let source = Source {
+                text: &v.value,
+                span: v.span,
+            };
+            let text = self.text(templates, &source, Target::Plain, &n);
+            if let (Some(name), Some(text)) = (name, text) {
+                headers.push((name, text));
+            }
+        }
+        let body = op.body.as_ref().and_then(|b| {
+            let n = Names {
+                what: format!("the body of {what}"),
+                ..*names
+            };
+            self.body(templates, &b.value, b.span, &n)
+        });
+        let item = op.item.as_ref().and_then(|b| {
+            let n = Names {
+                what: item_names.what.clone(),
+                ..*item_names
+            };
+            self.body(templates, &b.value, b.span, &n)
+        });
+        let id = self.query(op.id.as_ref());
+        let results = self.query(op.results.as_ref());
+        let item_errors = self.query(op.item_errors.as_ref());
+        let created = self.query(op.created.as_ref());
+        let fields = if op.name.value == "fields" {
+            Some(self.field_mapping(op))
+        } else {
+            if let Some(f) = &op.field {
+                self.only_for_fields(f.span, "field", &what);
+            }
+            if let Some((k, _)) = op.types.first() {
+                self.only_for_fields(k.span, "types", &what);
+            }
+            None
+        };
+        if self.error_count() > before {
+            return None;
+        }
+        Some(OperationPlan {
+            name: op.name.value.clone(),
+            what: format!("{}.{}", object.name.value, op.name.value),
+            method: method?,
+            path: path?,
+            path_source: op.path.value.clone(),
+            query,
+            headers,
+            body,
+            item,
+            id: id.flatten(),
+            results: results.flatten(),
+            item_errors: item_errors.flatten(),
+            created: created.flatten(),
+            max_batch: op.max_batch.as_ref().map(|m| m.value.max(1) as usize),
+            rate_limit: op.rate_limit.as_ref().map(|r| r.value),
+            fields,
+            location: self.sources.locate(op.name.span),
+        })
+    }
+
+    fn only_for_fields(&mut self, span: Span, key: &str, what: &str) {
+        self.report(
+            Diagnostic::new(
+                Code::FieldsOnlyKey,
+                span,
+                format!("`{key}` has no effect on {what}"),
+            )
+            .with_label("only a `fields` operation reads it")
+            .with_help(format!("move `{key}` to the object's `fields` operation")),
+        );
+    }
+
+    /// A JSONPath query: `Some(None)` when absent, `None` when invalid (reported).
+    fn query(&mut self, text: Option<&Spanned<String>>) -> Option<Option<Query>> {
+        let Some(text) = text else {
+            return Some(None);
+        };
+        match Query::compile(&text.value) {
+            Ok(q) => Some(Some(q)),
+            Err(e) => {
+                let (start, end) = e.offset.map_or((0, text.value.len()), |o| {
+                    (o, (o + 1).min(text.value.len()))
+                });
+                let span = text.span.inner(self.sources, &text.value, start, end);
+                self.report(
+                    Diagnostic::new(Code::InvalidJsonPath, span, e.message)
+                        .with_label("in this query")
+                        .with_help(
+                            "examples: `$.results[*]`, `$.id`, `$.payload.contact.id`, `$[*]`",
+                        ),
+                );
+                None
+            }
+        }
+    }
+
+    fn response(&mut self, object: &ObjectDoc) -> ResponsePlan {
+        let Some(r) = &object.response else {
+            return ResponsePlan::default();
+        };
+        ResponsePlan {
+            id: self.query(r.id.as_ref()).flatten(),
+            updated_at: self.query(r.updated_at.as_ref()).flatten(),
+            fields: self.query(r.fields.as_ref()).flatten(),
+            omit: r.omit.iter().map(|o| o.value.clone()).collect(),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Discovery
+
+    fn field_mapping(&mut self, op: &Operation) -> FieldMapping {
+        let default = FieldMapDoc::default();
+        let doc = op.field.as_ref().unwrap_or(&default);
+        let scope = Scope {
+            registry: self.registry,
+            record: None,
+            bindings: &[],
+        };
+        let expr = |cx: &mut Self, text: &Option<Spanned<String>>| -> Option<Compiled> {
+            let text = text.as_ref()?;
+            cx.compile_expr(text, &scope).map(|e| e.compiled)
+        };
+        let mut types = BTreeMap::new();
+        for (vendor, ours) in &op.types {
+            if FIELD_TYPES.contains(&ours.value.as_str()) {
+                types.insert(vendor.value.clone(), ours.value.clone());
+                continue;
+            }
+            let help = suggest(&ours.value, FIELD_TYPES.iter().copied())
+                .unwrap_or_else(|| format!("the types are {}", list(FIELD_TYPES)));
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownFieldType,
+                    ours.span,
+                    format!(
+                        "`{}` maps to `{}`, which is not a field type",
+                        vendor.value, ours.value
+                    ),
+                )
+                .with_label("not a rulebridge field type")
+                .with_help(help),
+            );
+        }
+        FieldMapping {
+            name: expr(self, &doc.name),
+            label: expr(self, &doc.label),
+            ty: expr(self, &doc.ty),
+            options: expr(self, &doc.options),
+            required: expr(self, &doc.required),
+            read_only: expr(self, &doc.read_only),
+            types,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Errors
+
+    /// Error-rule expressions run over `{status, body, message}`.
+    fn error_rules(&mut self, rules: &[ErrorRule]) -> Vec<ErrorRulePlan> {
+        let bindings = [
+            ("status".to_string(), Type::Number),
+            ("body".to_string(), Type::Any),
+            ("message".to_string(), Type::optional(Type::String)),
+        ];
+        let empty = BTreeMap::new();
+        let scope = Scope {
+            registry: self.registry,
+            record: Some(&empty),
+            bindings: &bindings,
+        };
+        let mut out = Vec::with_capacity(rules.len());
+        for r in rules {
+            let expr = |cx: &mut Self, text: &Option<Spanned<String>>| {
+                text.as_ref()
+                    .map(|t| cx.compile_expr(t, &scope).map(|e| e.compiled))
+            };
+            let existing_id = expr(self, &r.existing_id);
+            let message = expr(self, &r.message);
+            let field = expr(self, &r.field);
+            out.push(ErrorRulePlan {
+                status: r.status.clone(),
+                contains: r.contains.as_ref().map(|c| c.value.clone()),
+                kind: r.kind.value,
+                existing_id: existing_id.flatten(),
+                message: message.flatten(),
+                field: field.flatten(),
+            });
+        }
+        out
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Auth, headers, pacing
+
+    fn auth(&mut self, doc: &ProviderDoc) -> Option<AuthPlan> {
+        let Some(auth) = &doc.auth else {
+            return Some(AuthPlan::None);
+        };
+        let s = |v: &Spanned<String>| v.value.clone();
+        Some(match &auth.value {
+            doc::Auth::None => AuthPlan::None,
+            doc::Auth::ApiKey {
+                location,
+                name,
+                value,
+            } => {
+                if *location == doc::ApiKeyLocation::Header {
+                    self.header_name(name)?;
+                }
+                AuthPlan::ApiKey {
+                    location: *location,
+                    name: s(name),
+                    value: s(value),
+                }
+            }
+            doc::Auth::Bearer { token } => AuthPlan::Bearer { token: s(token) },
+            doc::Auth::Basic { username, password } => AuthPlan::Basic {
+                username: s(username),
+                password: s(password),
+            },
+            doc::Auth::OAuth2Refresh {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                scopes,
+            } => AuthPlan::OAuth2Refresh {
+                token_url: s(token_url),
+                client_id: s(client_id),
+                client_secret: s(client_secret),
+                refresh_token: s(refresh_token),
+                scopes: scopes.clone(),
+            },
+            doc::Auth::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+            } => AuthPlan::OAuth2ClientCredentials {
+                token_url: s(token_url),
+                client_id: s(client_id),
+                client_secret: s(client_secret),
+                scopes: scopes.clone(),
+            },
+            doc::Auth::TokenExchange {
+                token_url,
+                username,
+                password,
+                token,
+                expires,
+                keep_alive_url,
+            } => {
+                let token = self.query(Some(token));
+                let expires = self.query(expires.as_ref());
+                AuthPlan::TokenExchange {
+                    token_url: s(token_url),
+                    username: s(username),
+                    password: s(password),
+                    token: token.flatten()?,
+                    expires: expires?,
+                    keep_alive_url: keep_alive_url.as_ref().map(s),
+                }
+            }
+        })
+    }
+
+    fn header_name(&mut self, name: &Spanned<String>) -> Option<HeaderName> {
+        match HeaderName::from_bytes(name.value.as_bytes()) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidHeader,
+                        name.span,
+                        format!("`{}` is not a valid HTTP header name", name.value),
+                    )
+                    .with_label("letters, digits and `-` only")
+                    .with_help("header names look like `X-Api-Key` or `Content-Type`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Provider-wide headers: values are literals or secret references (resolved at run time).
+    fn static_headers(
+        &mut self,
+        headers: &[(Spanned<String>, Spanned<String>)],
+    ) -> Vec<(HeaderName, String)> {
+        let mut out = Vec::new();
+        for (k, v) in headers {
+            let name = self.header_name(k);
+            let is_ref = v.value.trim().starts_with("${");
+            if !is_ref && HeaderValue::from_str(&v.value).is_err() {
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidHeader,
+                        v.span,
+                        format!("header `{}` has a value HTTP does not allow", k.value),
+                    )
+                    .with_label("control characters or non-ASCII text")
+                    .with_help("write a plain ASCII value, or a secret reference `${env:NAME}`"),
+                );
+                continue;
+            }
+            if let Some(name) = name {
+                out.push((name, v.value.clone()));
+            }
+        }
+        out
+    }
+
+    fn rate_limit_headers(&mut self, doc: &ProviderDoc) -> Vec<RateLimitHeader> {
+        let Some(entries) = &doc.rate_limit_headers else {
+            return default_rate_limit_headers();
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            if let Some(remaining) = &e.remaining {
+                let remaining = self.header_name(remaining);
+                // `Some(None)`: no reset header; `None`: an invalid one (reported).
+                let reset = match &e.reset {
+                    None => Some(None),
+                    Some(r) => self.header_name(r).map(Some),
+                };
+                if let (Some(remaining), Some(reset)) = (remaining, reset) {
+                    out.push(RateLimitHeader::Window {
+                        remaining,
+                        reset,
+                        unit: e.unit,
+                        wait: e.wait.as_ref().map_or(DEFAULT_WINDOW_WAIT, |w| w.value),
+                    });
+                }
+            }
+            if let Some(usage) = &e.usage {
+                let header = self.header_name(usage);
+                let pattern = match &e.pattern {
+                    None => {
+                        self.report(
+                            Diagnostic::new(
+                                Code::InvalidUsagePattern,
+                                usage.span,
+                                "a `usage` header needs a `pattern`",
+                            )
+                            .with_label("no pattern to read it with")
+                            .with_help(r#"add `pattern: "api-usage=(\d+)/(\d+)"`: a regex whose two groups are the used and the allowed count"#),
+                        );
+                        None
+                    }
+                    Some(p) => match regex::Regex::new(&p.value) {
+                        Ok(re) if re.captures_len() >= 3 => Some(re),
+                        Ok(_) => {
+                            self.report(
+                                Diagnostic::new(
+                                    Code::InvalidUsagePattern,
+                                    p.span,
+                                    "the usage pattern needs two groups: used and limit",
+                                )
+                                .with_help(r#"e.g. `api-usage=(\d+)/(\d+)`"#),
+                            );
+                            None
+                        }
+                        Err(err) => {
+                            self.report(
+                                Diagnostic::new(
+                                    Code::InvalidUsagePattern,
+                                    p.span,
+                                    format!("invalid regex: {err}"),
+                                )
+                                .with_help(r#"e.g. `api-usage=(\d+)/(\d+)`"#),
+                            );
+                            None
+                        }
+                    },
+                };
+                if let (Some(header), Some(pattern)) = (header, pattern) {
+                    out.push(RateLimitHeader::Usage { header, pattern });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Without `rate_limit_headers`, the common convention: `X-RateLimit-Remaining` with
+/// `X-RateLimit-Reset`, and the IETF draft's `RateLimit-Remaining` with `RateLimit-Reset`.
+fn default_rate_limit_headers() -> Vec<RateLimitHeader> {
+    [
+        ("x-ratelimit-remaining", "x-ratelimit-reset"),
+        ("ratelimit-remaining", "ratelimit-reset"),
+    ]
+    .into_iter()
+    .map(|(remaining, reset)| RateLimitHeader::Window {
+        remaining: HeaderName::from_static(remaining),
+        reset: Some(HeaderName::from_static(reset)),
+        unit: doc::ResetUnit::Seconds,
+        wait: DEFAULT_WINDOW_WAIT,
+    })
+    .collect()
+}
+
+fn list(items: &[&str]) -> String {
+    let mut seen = BTreeSet::new();
+    items
+        .iter()
+        .filter(|i| seen.insert(**i))
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
