@@ -111,6 +111,7 @@ pub fn walk<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
             walk(b, f);
         }
         ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
+        ExprKind::Interpolated(_) => e.children().into_iter().for_each(|c| walk(c, f)),
     }
 }
 
@@ -165,5 +166,6 @@ pub fn leaks_secret(e: &Expr) -> bool {
         }
         ExprKind::If(_, a, b) => leaks_secret(a) || leaks_secret(b),
         ExprKind::Call { args, .. } => args.iter().any(leaks_secret),
+        ExprKind::Interpolated(_) => e.children().into_iter().any(leaks_secret),
     }
 }

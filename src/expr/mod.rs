@@ -52,7 +52,7 @@ mod unary;
 pub mod value;
 mod visit;
 
-pub use ast::{BinaryOp, Expr, ExprKind, TextRange, UnaryOp, UnaryTest, UnaryTestKind};
+pub use ast::{BinaryOp, Expr, ExprKind, StrPart, TextRange, UnaryOp, UnaryTest, UnaryTestKind};
 pub use check::{Compiled, Scope, compile, signature_text};
 pub use error::{CheckError, EvalError, ParseError};
 pub use eval::Env;

@@ -38,6 +38,11 @@ mod common;
 mod dates;
 mod pattern;
 
+// The evaluator shares these rules: `?:` is empty-aware like `default`, and `${}` renders
+// scalars like `to_string`.
+pub(crate) use common::scalar_text;
+pub(crate) use is_empty::is_empty;
+
 #[cfg(test)]
 pub(crate) mod testing;
 
