@@ -183,9 +183,8 @@ impl Run<'_> {
                 let value = l.expr.compiled.eval(&env).map_err(|e| {
                     RecordError::new(
                         FailureKind::Mapping,
-                        format!("let {}: {}", l.name, e.message),
+                        format!("let `{}`: {}", l.name, e.message),
                     )
-                    .with_field(&format!("let.{}", l.name))
                     .at(&l.expr.location)
                 })?;
                 if let Some(ty) = &l.check
@@ -194,13 +193,12 @@ impl Run<'_> {
                     return Err(RecordError::new(
                         FailureKind::Mapping,
                         format!(
-                            "let {}: declared `{}` but the value is {}",
+                            "let `{}`: declared `{}` but the value is {}",
                             l.name,
                             l.declared,
                             crate::functions::type_name(&value)
                         ),
                     )
-                    .with_field(&format!("let.{}", l.name))
                     .at(&l.expr.location));
                 }
                 with_slot(slots, LET_SLOT_BASE + k, value.as_ref(), |s| {

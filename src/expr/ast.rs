@@ -101,7 +101,7 @@ pub enum BinaryOp {
     Rem,
     /// `a ?? b`: `a` unless it is null.
     Coalesce,
-    /// `a ?: b`: `a` unless it is empty: null, `""`, `[]` or `{}`.
+    /// `a ?| b`: `a` unless it is empty: null, `""`, `[]` or `{}`.
     Otherwise,
     /// `a in b`: membership in an array, key of an object, substring of a string.
     In,
@@ -124,7 +124,7 @@ impl BinaryOp {
             BinaryOp::Div => "/",
             BinaryOp::Rem => "%",
             BinaryOp::Coalesce => "??",
-            BinaryOp::Otherwise => "?:",
+            BinaryOp::Otherwise => "?|",
             BinaryOp::In => "in",
         }
     }

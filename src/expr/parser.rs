@@ -300,7 +300,7 @@ enum Affix {
     Postfix(u8),
 }
 
-/// Binding powers, lowest first: pipe, `if`, `?? ?:`, `||`, `&&`, comparisons, `+ -`, `* / %`,
+/// Binding powers, lowest first: pipe, `if`, `?? ?|`, `||`, `&&`, comparisons, `+ -`, `* / %`,
 /// prefix `! -`, postfix `.x [i]`.
 fn affix(rule: Rule) -> Option<Affix> {
     use Affix::{Infix, Postfix, Prefix};
@@ -869,7 +869,7 @@ fn convert(src: &str, err: pest::error::Error<Rule>) -> ParseError {
         _ if after_not => Some("use `!` for \"not\"; `not in` only works in table cells"),
         _ if rest.starts_with('=') && !rest.starts_with("==") => Some("use `==` to compare"),
         _ if rest.starts_with('?') => Some(
-            "use `a ?? b` for a default of null, `a ?: b` for a default of null or empty, or \
+            "use `a ?? b` for a default of null, `a ?| b` for a default of null or empty, or \
              `if c then a else b`",
         ),
         _ => None,

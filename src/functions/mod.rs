@@ -39,7 +39,7 @@ mod common;
 mod dates;
 mod pattern;
 
-// The evaluator shares these rules: `?:` is empty-aware like `default`, and `${}` renders
+// The evaluator shares these rules: `?|` is empty-aware like `default`, and `${}` renders
 // scalars like `to_string`.
 pub(crate) use common::scalar_text;
 pub(crate) use is_empty::is_empty;
