@@ -20,7 +20,6 @@ pub fn evaluate_in<'a>(
     columns: &'a [ExprAt],
     env: &Env<'a>,
 ) -> Result<Value, RecordError> {
-    let env = env;
     let mut inputs: Vec<Cow<'_, Value>> = Vec::with_capacity(columns.len());
     for input in columns {
         let v = input.compiled.eval(env).map_err(|e| {
