@@ -1,6 +1,6 @@
 //! Compiling one expression written in a rule file, and walking expression trees.
 
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::{self, Expr, ExprKind, Scope};
 use crate::plan::ExprAt;
 use crate::syntax::doc::Spanned;
@@ -68,6 +68,27 @@ impl Context<'_> {
         }
         self.report(d);
     }
+
+    /// Reports `secrets.NAME` uses whose name the flow does not declare.
+    pub fn check_secret_names(&mut self, ast: &Expr, text: &Spanned<String>, declared: &[&str]) {
+        for (name, range) in secret_uses(ast) {
+            if !declared.contains(&name) {
+                let span = text.span.inner(
+                    self.sources,
+                    &text.value,
+                    range.start as usize,
+                    range.end as usize,
+                );
+                self.report(
+                    Diagnostic::new(Code::UnknownField, span, format!("unknown secret `{name}`"))
+                        .with_help(
+                            suggest(name, declared.iter().copied())
+                                .unwrap_or_else(|| "declare it under the flow's `secrets:`".into()),
+                        ),
+                );
+            }
+        }
+    }
 }
 
 /// Calls `f` on every node of the tree, parents first.
@@ -94,6 +115,7 @@ pub fn walk<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
             walk(b, f);
         }
         ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
+        ExprKind::Interpolated(_) => e.children().into_iter().for_each(|c| walk(c, f)),
     }
 }
 
@@ -131,22 +153,23 @@ const SEALING: &[&str] = &[
     "is_empty",
 ];
 
-/// Whether a secret can reach the expression's value without passing through a sealing function.
-pub fn leaks_secret(e: &Expr) -> bool {
+/// Whether a secret can reach the expression's value without passing through a sealing
+/// function; `leaky(name)` says whether a bound name (a named value) already carries one.
+pub fn leaks_secret_with(e: &Expr, leaky: &dyn Fn(&str) -> bool) -> bool {
+    let leaks = |x: &Expr| leaks_secret_with(x, leaky);
     match &e.kind {
-        ExprKind::Name(n) => n == "secrets",
+        ExprKind::Name(n) => n == "secrets" || leaky(n),
         ExprKind::Call { name, .. } if SEALING.contains(&name.as_str()) => false,
         ExprKind::Literal(_) | ExprKind::JsonPath(_) => false,
-        ExprKind::Array(items) => items.iter().any(leaks_secret),
-        ExprKind::Object(fields) => fields.iter().any(|(_, v)| leaks_secret(v)),
-        ExprKind::Field(t, _) | ExprKind::Unary(_, t) => leaks_secret(t),
-        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => leaks_secret(a) || leaks_secret(b),
+        ExprKind::Array(items) => items.iter().any(leaks),
+        ExprKind::Object(fields) => fields.iter().any(|(_, v)| leaks(v)),
+        ExprKind::Field(t, _) | ExprKind::Unary(_, t) => leaks(t),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => leaks(a) || leaks(b),
         ExprKind::Slice(t, a, b) => {
-            leaks_secret(t)
-                || a.as_deref().is_some_and(leaks_secret)
-                || b.as_deref().is_some_and(leaks_secret)
+            leaks(t) || a.as_deref().is_some_and(leaks) || b.as_deref().is_some_and(leaks)
         }
-        ExprKind::If(_, a, b) => leaks_secret(a) || leaks_secret(b),
-        ExprKind::Call { args, .. } => args.iter().any(leaks_secret),
+        ExprKind::If(_, a, b) => leaks(a) || leaks(b),
+        ExprKind::Call { args, .. } => args.iter().any(leaks),
+        ExprKind::Interpolated(_) => e.children().into_iter().any(leaks),
     }
 }

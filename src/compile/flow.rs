@@ -15,7 +15,7 @@ use crate::syntax::doc::{
 use crate::types::Type;
 
 use super::Context;
-use super::exprs::{leaks_secret, root_names, secret_uses};
+use super::exprs::{leaks_secret_with, root_names};
 
 /// Root names bound in every flow expression, in slot order (see [`crate::exec`]).
 pub const BINDINGS: [&str; 3] = ["policy", "secrets", "record"];
@@ -75,7 +75,9 @@ impl Context<'_> {
             Some(name) => match r.policies.get(&name.value) {
                 Some(p) => {
                     if let Some(schema) = schema {
-                        self.check_policy_inputs(p, name, schema);
+                        let lets: Vec<&str> =
+                            doc.lets.iter().map(|l| l.name.value.as_str()).collect();
+                        self.check_policy_inputs(p, name, schema, &lets);
                     }
                     Some(p.clone())
                 }
@@ -101,26 +103,51 @@ impl Context<'_> {
             .map(|(name, reference)| (name.value.clone(), reference.value.clone()))
             .collect();
 
-        let bindings = [
-            (
-                BINDINGS[0].to_string(),
-                policy
-                    .as_ref()
-                    .map(|p| p.result_type())
-                    .unwrap_or(Type::Null),
-            ),
-            (BINDINGS[1].to_string(), Type::Object),
-            (BINDINGS[2].to_string(), Type::Object),
-        ];
+        let secret_names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+        let policy_type = policy
+            .as_ref()
+            .map(|p| p.result_type())
+            .unwrap_or(Type::Null);
+        let lets = self.compile_lets(doc, schema, policy.as_deref(), policy_type, &secret_names);
+        let mut read = lets.read.clone();
         let scope = Scope {
             registry: self.registry,
             record: schema,
-            bindings: &bindings,
+            bindings: &lets.bindings,
         };
-        let secret_names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+        let let_names: Vec<&str> = doc.lets.iter().map(|l| l.name.value.as_str()).collect();
+
+        // A policy whose inputs read named values gets them compiled in this flow's scope.
+        let mut policy_inputs = Vec::new();
+        if let Some(p) = &policy {
+            let asts: Vec<Option<crate::expr::Expr>> = p
+                .inputs
+                .iter()
+                .map(|i| crate::expr::parse(&i.source).ok())
+                .collect();
+            let reads_lets = asts.iter().flatten().any(|a| {
+                root_names(a)
+                    .iter()
+                    .any(|n| let_names.contains(n) && !BINDINGS.contains(n))
+            });
+            if reads_lets {
+                for (input, ast) in p.inputs.iter().zip(&asts) {
+                    let text = Spanned::new(input.source.clone(), input.span);
+                    if let Some(ast) = ast {
+                        root_names(ast).iter().for_each(|n| {
+                            read.insert(n.to_string());
+                        });
+                        if let Some(at) = self.compile_ast(ast, &text, &scope) {
+                            policy_inputs.push(at);
+                        }
+                    }
+                }
+            }
+        }
 
         let filter = doc.source.filter.as_ref().and_then(|text| {
             let at = self.compile_expr(text, &scope)?;
+            note_names(&at.source, &mut read);
             if !at.ty.fits_ignoring_null(&Type::Bool) {
                 self.report(
                     Diagnostic::new(
@@ -134,20 +161,27 @@ impl Context<'_> {
             }
             Some(at)
         });
-        let key = doc
-            .key
-            .as_ref()
-            .and_then(|text| self.compile_expr(text, &scope));
+        let key = doc.key.as_ref().and_then(|text| {
+            let at = self.compile_expr(text, &scope)?;
+            note_names(&at.source, &mut read);
+            Some(at)
+        });
 
         let mut redacted = Vec::new();
+        let mut names = MappingNames {
+            secrets: &secret_names,
+            leaky: &lets.leaky,
+            read: &mut read,
+        };
         let mapping = self.compile_mapping(
             &doc.mapping,
             &scope,
             target_fields,
-            &secret_names,
+            &mut names,
             &mut redacted,
             "",
         );
+        self.report_unused_lets(doc, &read);
 
         // Required target fields: declared by the object, and listed in the flow's options.
         let mapped: BTreeSet<&str> = doc
@@ -236,6 +270,9 @@ impl Context<'_> {
             key,
             secrets,
             policy,
+            policy_inputs,
+            lets: lets.plans,
+            steps: lets.steps,
             mapping,
             omit_nulls: doc.options.omit_nulls,
             required: doc
@@ -328,13 +365,15 @@ impl Context<'_> {
         policy: &PolicyPlan,
         used_at: &Spanned<String>,
         schema: &BTreeMap<String, Type>,
+        lets: &[&str],
     ) {
         for input in &policy.inputs {
             let Ok(ast) = crate::expr::parse(&input.source) else {
                 continue;
             };
             for name in root_names(&ast) {
-                if !schema.contains_key(name) && !BINDINGS.contains(&name) {
+                if !schema.contains_key(name) && !BINDINGS.contains(&name) && !lets.contains(&name)
+                {
                     self.report(
                         Diagnostic::new(
                             Code::PolicyInputMissing,
@@ -357,7 +396,7 @@ impl Context<'_> {
         mapping: &Mapping,
         scope: &Scope<'_>,
         declared: Option<&[FieldDecl]>,
-        secret_names: &[&str],
+        names: &mut MappingNames<'_>,
         redacted: &mut Vec<String>,
         prefix: &str,
     ) -> MappingPlan {
@@ -409,29 +448,11 @@ impl Context<'_> {
                     let Some(ast) = self.parse_expr(text) else {
                         continue;
                     };
-                    for (name, range) in secret_uses(&ast) {
-                        if !secret_names.contains(&name) {
-                            let span = text.span.inner(
-                                self.sources,
-                                &text.value,
-                                range.start as usize,
-                                range.end as usize,
-                            );
-                            self.report(
-                                Diagnostic::new(
-                                    Code::UnknownField,
-                                    span,
-                                    format!("unknown secret `{name}`"),
-                                )
-                                .with_help(
-                                    suggest(name, secret_names.iter().copied()).unwrap_or_else(
-                                        || "declare it under the flow's `secrets:`".into(),
-                                    ),
-                                ),
-                            );
-                        }
-                    }
-                    if leaks_secret(&ast) {
+                    self.check_secret_names(&ast, text, names.secrets);
+                    ast.for_each_name(|n, _| {
+                        names.read.insert(n.to_string());
+                    });
+                    if leaks_secret_with(&ast, &|n| names.leaky.contains(n)) {
                         redacted.push(format!("{prefix}{}", target.value));
                         self.report(
                             Diagnostic::new(
@@ -457,18 +478,13 @@ impl Context<'_> {
                     let Some(t) = self.compile_template(text, scope) else {
                         continue;
                     };
+                    names.read.extend(t.vars.iter().cloned());
                     (ValuePlan::Template(t), Type::String, text.span)
                 }
                 MappingValue::Nested(inner, span) => {
                     let nested_prefix = format!("{prefix}{}.", target.value);
-                    let m = self.compile_mapping(
-                        inner,
-                        scope,
-                        None,
-                        secret_names,
-                        redacted,
-                        &nested_prefix,
-                    );
+                    let m =
+                        self.compile_mapping(inner, scope, None, names, redacted, &nested_prefix);
                     (ValuePlan::Nested(m), Type::Object, *span)
                 }
             };
@@ -531,6 +547,23 @@ impl Context<'_> {
                 );
             }
         }
+    }
+}
+
+/// What mapping expressions are checked against, and the names they read.
+struct MappingNames<'x> {
+    secrets: &'x [&'x str],
+    /// Named values that carry a secret unsealed.
+    leaky: &'x BTreeSet<String>,
+    read: &'x mut BTreeSet<String>,
+}
+
+/// Adds the root names `source` reads to `read`.
+fn note_names(source: &str, read: &mut BTreeSet<String>) {
+    if let Ok(ast) = crate::expr::parse(source) {
+        ast.for_each_name(|n, _| {
+            read.insert(n.to_string());
+        });
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod exprs;
 mod flow;
+mod lets;
 mod policy;
 mod provider;
 mod table_lint;

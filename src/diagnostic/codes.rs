@@ -57,6 +57,11 @@ codes! {
     InvalidArgument = "RB1009", Error, "constant argument is invalid (regex, format, key)";
     TemplateSyntax = "RB1010", Error, "template syntax error";
     UnknownVariable = "RB1011", Error, "unknown variable in template";
+    LetCycle = "RB1012", Error, "named values (`let`) depend on each other in a cycle";
+    UnusedLet = "RB1013", Warning, "a named value (`let`) is never used";
+    LetShadows = "RB1014", Error, "a named value (`let`) has the name of a record field or binding";
+    LetType = "RB1015", Error, "a named value does not fit its declared type";
+    InterpolationType = "RB1016", Error, "an interpolated value cannot be written as text";
     // Flows and cross-file references.
     UnknownReference = "RB2001", Error, "reference to an undefined provider, object, policy, record or flow";
     TargetType = "RB2002", Error, "mapped value does not fit the target field's declared type";

@@ -19,8 +19,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::expr::Env;
+use crate::expr::value::NULL;
 use crate::functions::{Clock, SystemClock};
-use crate::plan::{ExprAt, FlowPlan, MappingPlan, ValuePlan};
+use crate::plan::{
+    ExprAt, FlowPlan, FlowStep, LET_SLOT_BASE, LetPlan, MappingPlan, POLICY_SLOT, RECORD_SLOT,
+    SECRETS_SLOT, ValuePlan,
+};
 
 pub use outcome::{FailureKind, Outcome, RecordError, Status};
 pub use pipeline::{Pipeline, RunOptions, Sink, Summary};
@@ -156,39 +160,149 @@ pub fn evaluate(
         }
     }
 
-    let policy = match &flow.policy {
-        Some(p) => policy::evaluate(p, record, cx)?,
-        None => Value::Null,
-    };
-    let bindings: [&Value; 3] = [&policy, &cx.secrets, record];
-    let env = Env {
-        record,
-        bindings: &bindings,
-        clock: cx.clock.as_ref(),
-    };
+    let mut slots: [&Value; INLINE_SLOTS] = [&NULL; INLINE_SLOTS];
+    let count = LET_SLOT_BASE + flow.lets.len();
+    let run = Run { flow, record, cx };
+    if count <= INLINE_SLOTS {
+        slots[SECRETS_SLOT] = &cx.secrets;
+        slots[RECORD_SLOT] = record;
+        run.step(0, &slots[..count])
+    } else {
+        let mut slots: Vec<&Value> = vec![&NULL; count];
+        slots[SECRETS_SLOT] = &cx.secrets;
+        slots[RECORD_SLOT] = record;
+        run.step(0, &slots)
+    }
+}
 
-    if let Some(filter) = &flow.filter {
-        match eval_at(filter, &env, "source.filter")?.as_ref() {
-            Value::Bool(true) => {}
-            Value::Bool(false) | Value::Null => return Ok(Evaluation::Filtered),
-            other => {
-                return Err(RecordError::new(
-                    FailureKind::Mapping,
-                    format!(
-                        "source.filter gave {}, not a boolean",
-                        crate::functions::type_name(other)
-                    ),
-                )
-                .at(&filter.location));
+/// Binding slots held on the stack; flows with more named values use a vector.
+const INLINE_SLOTS: usize = 16;
+
+/// One record going through a flow's steps.
+///
+/// Each step runs in its own stack frame and binds its value by reference for the steps
+/// after it, so named values read from the record borrow from it instead of copying.
+struct Run<'a> {
+    flow: &'a FlowPlan,
+    record: &'a Value,
+    cx: &'a ExecContext,
+}
+
+impl Run<'_> {
+    fn step(&self, i: usize, slots: &[&Value]) -> Result<Evaluation, RecordError> {
+        let env = Env {
+            record: self.record,
+            bindings: slots,
+            clock: self.cx.clock.as_ref(),
+        };
+        let Some(step) = self.flow.steps.get(i) else {
+            return finish(self.flow, &env);
+        };
+        match *step {
+            FlowStep::Filter => {
+                if let Some(filter) = &self.flow.filter
+                    && !passes(filter, &env)?
+                {
+                    return Ok(Evaluation::Filtered);
+                }
+                self.step(i + 1, slots)
+            }
+            FlowStep::Policy => {
+                let Some(p) = &self.flow.policy else {
+                    return self.step(i + 1, slots);
+                };
+                let inputs = if self.flow.policy_inputs.is_empty() {
+                    &p.inputs
+                } else {
+                    &self.flow.policy_inputs
+                };
+                let value = policy::evaluate_in(p, inputs, &env)?;
+                let mut result = with_slot(slots, POLICY_SLOT, &value, |s| self.step(i + 1, s))?;
+                // The table's result moves into the outcome once nothing borrows it.
+                if let Evaluation::Mapped { policy, .. } = &mut result {
+                    *policy = Some(value);
+                }
+                Ok(result)
+            }
+            FlowStep::Let(k) => {
+                let Some(l) = self.flow.lets.get(k) else {
+                    return self.step(i + 1, slots);
+                };
+                let value = l.expr.compiled.eval(&env).map_err(|e| {
+                    RecordError::new(
+                        FailureKind::Mapping,
+                        format!("let `{}`: {}", l.name, e.message),
+                    )
+                    .at(&l.expr.location)
+                })?;
+                if let Some(ty) = &l.check
+                    && !ty.accepts(&value)
+                {
+                    return Err(RecordError::new(
+                        FailureKind::Mapping,
+                        format!(
+                            "let `{}`: declared `{}` but the value is {}",
+                            l.name,
+                            l.declared,
+                            crate::functions::type_name(&value)
+                        ),
+                    )
+                    .at(&l.expr.location));
+                }
+                with_slot(slots, LET_SLOT_BASE + k, value.as_ref(), |s| {
+                    self.step(i + 1, s)
+                })
             }
         }
     }
+}
 
+/// Runs `f` with a copy of `slots` where `slots[at]` is `value`.
+fn with_slot<'v, R>(
+    slots: &[&'v Value],
+    at: usize,
+    value: &'v Value,
+    f: impl FnOnce(&[&'v Value]) -> R,
+) -> R {
+    if slots.len() <= INLINE_SLOTS {
+        let mut inline: [&Value; INLINE_SLOTS] = [&NULL; INLINE_SLOTS];
+        inline[..slots.len()].copy_from_slice(slots);
+        if let Some(slot) = inline.get_mut(at) {
+            *slot = value;
+        }
+        f(&inline[..slots.len()])
+    } else {
+        let mut owned = slots.to_vec();
+        if let Some(slot) = owned.get_mut(at) {
+            *slot = value;
+        }
+        f(&owned)
+    }
+}
+
+/// Whether `source.filter` keeps the record.
+fn passes(filter: &ExprAt, env: &Env<'_>) -> Result<bool, RecordError> {
+    match eval_at(filter, env, "source.filter")?.as_ref() {
+        Value::Bool(b) => Ok(*b),
+        Value::Null => Ok(false),
+        other => Err(RecordError::new(
+            FailureKind::Mapping,
+            format!(
+                "source.filter gave {}, not a boolean",
+                crate::functions::type_name(other)
+            ),
+        )
+        .at(&filter.location)),
+    }
+}
+
+/// The mapping, required fields, identity and key, once every step has run.
+fn finish(flow: &FlowPlan, env: &Env<'_>) -> Result<Evaluation, RecordError> {
     let mut payload = Map::with_capacity(flow.mapping.fields.len());
     map_into(
         &flow.mapping,
-        &env,
-        &policy,
+        env,
+        &flow.lets,
         flow.omit_nulls,
         "",
         &mut payload,
@@ -223,14 +337,14 @@ pub fn evaluate(
     }
 
     let key = match &flow.key {
-        Some(k) => key_string(eval_at(k, &env, "key")?.as_ref()),
+        Some(k) => key_string(eval_at(k, env, "key")?.as_ref()),
         None => identity.first().cloned(),
     };
 
-    let policy = flow.policy.as_ref().map(|_| policy);
+    // Filled in by the policy step.
     Ok(Evaluation::Mapped {
         payload: Value::Object(payload),
-        policy,
+        policy: None,
         key,
         identity,
     })
@@ -240,7 +354,7 @@ pub fn evaluate(
 fn map_into(
     mapping: &MappingPlan,
     env: &Env<'_>,
-    policy: &Value,
+    lets: &[LetPlan],
     omit_nulls: bool,
     prefix: &str,
     out: &mut Map<String, Value>,
@@ -250,7 +364,7 @@ fn map_into(
             ValuePlan::Expr(at) => eval_field(at, env, prefix, &field.target)?.into_owned(),
             ValuePlan::Const(v) => v.clone(),
             ValuePlan::Template(t) => {
-                let ctx = template_context(t, env.record, policy);
+                let ctx = template_context(t, env, lets);
                 let rendered = t
                     .env
                     .get_template(&t.name)
@@ -265,7 +379,7 @@ fn map_into(
             ValuePlan::Nested(inner) => {
                 let mut nested = Map::with_capacity(inner.fields.len());
                 let p = format!("{prefix}{}.", field.target);
-                map_into(inner, env, policy, omit_nulls, &p, &mut nested)?;
+                map_into(inner, env, lets, omit_nulls, &p, &mut nested)?;
                 Value::Object(nested)
             }
         };
@@ -277,23 +391,28 @@ fn map_into(
     Ok(())
 }
 
-/// The template's context: only the record fields it reads (and `policy`), so a record is
-/// not converted whole for every template.
+/// The template's context: only the record fields it reads (and `policy` and named values),
+/// so a record is not converted whole for every template.
 fn template_context(
     t: &crate::plan::TemplatePlan,
-    record: &Value,
-    policy: &Value,
+    env: &Env<'_>,
+    lets: &[LetPlan],
 ) -> minijinja::Value {
     use minijinja::value::Serde;
     let fields: std::collections::BTreeMap<&str, minijinja::Value> = t
         .vars
         .iter()
         .filter_map(|name| {
-            if name == "policy" {
-                return Some((name.as_str(), minijinja::Value::from(Serde(policy))));
-            }
-            record
-                .get(name)
+            let bound = if name == "policy" {
+                env.bindings.get(POLICY_SLOT)
+            } else {
+                lets.iter()
+                    .position(|l| l.name == *name)
+                    .and_then(|k| env.bindings.get(LET_SLOT_BASE + k))
+            };
+            bound
+                .copied()
+                .or_else(|| env.record.get(name))
                 .map(|v| (name.as_str(), minijinja::Value::from(Serde(v))))
         })
         .collect();
@@ -370,5 +489,6 @@ pub fn evaluate_policy(
     record: &Value,
     cx: &ExecContext,
 ) -> Result<Value, RecordError> {
-    policy::evaluate(p, record, cx)
+    let env = Env::new(record, cx.clock.as_ref());
+    policy::evaluate_in(p, &p.inputs, &env)
 }

@@ -5,22 +5,24 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use crate::expr::Env;
-use crate::plan::PolicyPlan;
+use crate::plan::{ExprAt, PolicyPlan};
 use crate::syntax::doc::HitPolicy;
 
-use super::{ExecContext, FailureKind, RecordError};
+use super::{FailureKind, RecordError};
 
 /// The table's result: an object of outputs for `first`/`unique` (null when no row
 /// matches), an array of such objects for `collect`.
-pub fn evaluate(p: &PolicyPlan, record: &Value, cx: &ExecContext) -> Result<Value, RecordError> {
-    let env = Env {
-        record,
-        bindings: &[],
-        clock: cx.clock.as_ref(),
-    };
-    let mut inputs: Vec<Cow<'_, Value>> = Vec::with_capacity(p.inputs.len());
-    for input in &p.inputs {
-        let v = input.compiled.eval(&env).map_err(|e| {
+///
+/// `columns` are the input expressions: the table's own, or the same compiled in a flow's
+/// scope (where they may read its named values).
+pub fn evaluate_in<'a>(
+    p: &'a PolicyPlan,
+    columns: &'a [ExprAt],
+    env: &Env<'a>,
+) -> Result<Value, RecordError> {
+    let mut inputs: Vec<Cow<'_, Value>> = Vec::with_capacity(columns.len());
+    for input in columns {
+        let v = input.compiled.eval(env).map_err(|e| {
             RecordError::new(
                 FailureKind::Policy,
                 format!(
@@ -43,7 +45,7 @@ pub fn evaluate(p: &PolicyPlan, record: &Value, cx: &ExecContext) -> Result<Valu
         let Some(row) = p.rows.get(i) else { continue };
         let mut all = true;
         for (test, input) in row.tests.iter().zip(&inputs) {
-            let ok = test.matches(input, &env).map_err(|e| {
+            let ok = test.matches(input, env).map_err(|e| {
                 RecordError::new(
                     FailureKind::Policy,
                     format!("policy `{}` row {}: {}", p.name, i + 1, e.message),

@@ -55,13 +55,25 @@ pub enum ExprKind {
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// `if c then a else b`.
     If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `"user-${id}"`: text and interpolated expressions, in order (at least one expression).
+    Interpolated(Vec<StrPart>),
     /// `f(a, b)`; a pipe `a | f(b)` is parsed as `f(a, b)` with `piped: true`.
+    /// `try(a, b)` is a call too; the checker gives it its meaning (`b` when `a` fails).
     Call {
         name: String,
         name_range: TextRange,
         args: Vec<Expr>,
         piped: bool,
     },
+}
+
+/// A piece of an interpolated string.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StrPart {
+    /// Literal text, escapes decoded.
+    Text(String),
+    /// `${ expr }`.
+    Expr(Expr),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,6 +101,8 @@ pub enum BinaryOp {
     Rem,
     /// `a ?? b`: `a` unless it is null.
     Coalesce,
+    /// `a ?| b`: `a` unless it is empty: null, `""`, `[]` or `{}`.
+    Otherwise,
     /// `a in b`: membership in an array, key of an object, substring of a string.
     In,
 }
@@ -110,6 +124,7 @@ impl BinaryOp {
             BinaryOp::Div => "/",
             BinaryOp::Rem => "%",
             BinaryOp::Coalesce => "??",
+            BinaryOp::Otherwise => "?|",
             BinaryOp::In => "in",
         }
     }

@@ -14,9 +14,9 @@ use crate::diagnostic::{Code, suggest};
 use crate::functions::{FixedClock, Registry, Signature};
 use crate::types::Type;
 
-use super::ast::{BinaryOp, Expr, ExprKind, TextRange, UnaryOp};
+use super::ast::{BinaryOp, Expr, ExprKind, StrPart, TextRange, UnaryOp};
 use super::error::{CheckError, EvalError};
-use super::eval::{self, ArgRule, Call, Env, Node, Root, Step};
+use super::eval::{self, ArgRule, Call, Env, Node, Part, Root, Step};
 use super::jsonpath::JsonPath;
 use super::value::NULL;
 
@@ -408,8 +408,107 @@ impl Checker<'_, '_> {
                 name_range,
                 args,
                 piped,
+            } if name == "try" => self.try_call(e, *name_range, args, *piped),
+            ExprKind::Call {
+                name,
+                name_range,
+                args,
+                piped,
             } => self.call(e, name, *name_range, args, *piped),
+            ExprKind::Interpolated(parts) => self.interpolated(parts),
         }
+    }
+
+    /// `"a${x}b"`: each part must be text, a number or a bool; any nullable part makes the
+    /// result nullable (a null part makes the string null).
+    fn interpolated(&mut self, parts: &[StrPart]) -> (Node, Type) {
+        let mut nodes = Vec::with_capacity(parts.len());
+        let mut optional = false;
+        for part in parts {
+            match part {
+                StrPart::Text(t) => nodes.push(Part::Text(t.as_str().into())),
+                StrPart::Expr(x) => {
+                    let (n, t) = self.expr(x);
+                    let k = kind(&t);
+                    if !kind_in(k, &[Kind::String, Kind::Number, Kind::Bool]) {
+                        let help = match k {
+                            Kind::Array => "join the items, e.g. `${join(tags, \", \")}`",
+                            _ => "write it as JSON with `${to_json(...)}`, or pick a field",
+                        };
+                        self.error(
+                            CheckError::new(
+                                Code::InterpolationType,
+                                x.range,
+                                format!("cannot put {t} into a string"),
+                            )
+                            .label(format!("this is {t}"))
+                            .help(Some(help.into())),
+                        );
+                    }
+                    optional |= nullable(&t);
+                    nodes.push(Part::Expr(n, x.range));
+                }
+            }
+        }
+        let is_const = nodes.iter().all(|p| match p {
+            Part::Text(_) => true,
+            Part::Expr(n, _) => n.as_const().is_some(),
+        });
+        let node = Node::Interpolated(nodes);
+        let ty = if optional {
+            Type::optional(Type::String)
+        } else {
+            Type::String
+        };
+        (if is_const { fold(node) } else { node }, ty)
+    }
+
+    /// `try(value, fallback)`: `fallback` when evaluating `value` fails for this record.
+    fn try_call(
+        &mut self,
+        e: &Expr,
+        name_range: TextRange,
+        args: &[Expr],
+        piped: bool,
+    ) -> (Node, Type) {
+        let [value, fallback] = args else {
+            let mut help = "signature: try(value: any, fallback: any) -> any".to_string();
+            if piped {
+                help.push_str("; the value before `|` is the first argument");
+            }
+            self.error(
+                CheckError::new(
+                    Code::WrongArity,
+                    TextRange {
+                        start: name_range.start,
+                        end: e.range.end,
+                    },
+                    format!(
+                        "`try` takes 2 arguments but {}",
+                        if args.len() == 1 {
+                            "1 was given".to_string()
+                        } else {
+                            format!("{} were given", args.len())
+                        }
+                    ),
+                )
+                .label("expected 2 arguments")
+                .help(Some(help)),
+            );
+            for a in args {
+                self.expr(a);
+            }
+            return PLACEHOLDER();
+        };
+        let (vn, vt) = self.expr(value);
+        let (fnode, ft) = self.expr(fallback);
+        let ty = vt.join(&ft);
+        // A constant cannot fail.
+        let node = match vn.as_const() {
+            Some(_) => vn,
+            None => Node::Try(Box::new(vn), Box::new(fnode)),
+        };
+        (node, ty)
     }
 
     /// Names followed by constant field and index steps.
@@ -554,7 +653,7 @@ impl Checker<'_, '_> {
                 }
                 Type::Bool
             }
-            BinaryOp::Coalesce => match ka {
+            BinaryOp::Coalesce | BinaryOp::Otherwise => match ka {
                 Kind::Null => bt.clone(),
                 _ => at.non_null().join(&bt),
             },
@@ -638,6 +737,8 @@ impl Checker<'_, '_> {
         let node = match (op, an.as_const()) {
             (BinaryOp::Coalesce, Some(Value::Null)) => bn,
             (BinaryOp::Coalesce, Some(_)) => an,
+            (BinaryOp::Otherwise, Some(v)) if crate::functions::is_empty(v) => bn,
+            (BinaryOp::Otherwise, Some(_)) => an,
             _ => {
                 let is_const = all_const([&an, &bn]);
                 let node = Node::Binary(op, Box::new(an), Box::new(bn), e.range);

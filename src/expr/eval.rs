@@ -101,6 +101,18 @@ pub(crate) enum Node {
     /// The range is the condition's, where its errors point.
     If(Box<Node>, Box<Node>, Box<Node>, TextRange),
     Call(Box<Call>),
+    /// `"a${x}b"`.
+    Interpolated(Vec<Part>),
+    /// `try(a, b)`: `b` when evaluating `a` fails.
+    Try(Box<Node>, Box<Node>),
+}
+
+/// A piece of an interpolated string.
+#[derive(Debug)]
+pub(crate) enum Part {
+    Text(Box<str>),
+    /// An expression and its range, where a value that is not text is reported.
+    Expr(Node, TextRange),
 }
 
 impl Node {
@@ -274,6 +286,11 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>) -> Result<Cow<'a, Value>, 
                 format!("condition must be a bool, got {}", type_name(other)),
             ),
         },
+        Node::Interpolated(parts) => interpolate(parts, env),
+        Node::Try(a, b) => match eval(a, env) {
+            Ok(v) => Ok(v),
+            Err(_) => eval(b, env),
+        },
         Node::Call(call) => {
             let n = call.args.len();
             if n <= 4 {
@@ -291,6 +308,35 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>) -> Result<Cow<'a, Value>, 
             }
         }
     }
+}
+
+/// Builds an interpolated string; a null part makes the whole string null, as `+` does.
+#[inline(never)]
+fn interpolate<'a>(parts: &'a [Part], env: &Env<'a>) -> Result<Cow<'a, Value>, EvalError> {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Expr(node, range) => match eval(node, env)?.as_ref() {
+                Value::Null => return Ok(Cow::Borrowed(&NULL)),
+                Value::String(s) => out.push_str(s),
+                v @ (Value::Number(_) | Value::Bool(_)) => {
+                    out.push_str(&crate::functions::scalar_text(v).unwrap_or_default());
+                }
+                other => {
+                    return err(
+                        *range,
+                        format!(
+                            "cannot put {} {} into a string; use to_json(...) or join(...)",
+                            article(other),
+                            type_name(other)
+                        ),
+                    );
+                }
+            },
+        }
+    }
+    Ok(Cow::Owned(Value::String(out)))
 }
 
 #[inline(never)]
@@ -367,6 +413,14 @@ fn binary<'a>(
         BinaryOp::Coalesce => {
             let l = eval(a, env)?;
             if l.is_null() { eval(b, env) } else { Ok(l) }
+        }
+        BinaryOp::Otherwise => {
+            let l = eval(a, env)?;
+            if crate::functions::is_empty(&l) {
+                eval(b, env)
+            } else {
+                Ok(l)
+            }
         }
         BinaryOp::Eq => boolean(value::deep_eq(
             eval(a, env)?.as_ref(),

@@ -19,8 +19,12 @@
 //! * Keywords (not usable as bare names, fine after `.` and as object keys):
 //!   `null true false if then else in`. `not` is only special in a `not in` table cell.
 //! * Operators, lowest precedence first: `|` (pipe: `x | f(y)` is `f(x, y)`, `x | f` is
-//!   `f(x)`, postfix may follow: `x | split(" ")[0]`), `if c then a else b`, `??`, `||`, `&&`,
-//!   `== != < <= > >= in`, `+ -`, `* / %`, prefix `! -`, postfix.
+//!   `f(x)`, postfix may follow: `x | split(" ")[0]`), `if c then a else b`, `??` and `?|`,
+//!   `||`, `&&`, `== != < <= > >= in`, `+ -`, `* / %`, prefix `! -`, postfix.
+//! * Interpolation: `"user-${id}"` in either kind of quotes, any expression inside `${ }`;
+//!   `\${` is a literal `${`.
+//! * `try(a, b)` looks like a call but is a form of the language: `b` when evaluating `a`
+//!   fails.
 //! * JSONPath: a `$` starts a query over the record that forms one token: names, `.`, `..`,
 //!   `.*` and balanced `[...]` groups (which may contain spaces and operators, as in
 //!   `$.items[?@.qty > 1].sku`). It ends at whitespace or any other character, so
@@ -37,6 +41,10 @@
 //!   the function.
 //! * Arithmetic (`+ - * / %`, unary `-`) on null is null; `< <= > >=` with null are false;
 //!   `! && ||` and `if` conditions must be bools (null is an error; add `?? false`).
+//! * `a ?? b` is `b` when `a` is null; `a ?| b` also when `a` is `""`, `[]` or `{}`. Both
+//!   type as the join of `a` without null and `b`; so does `try(a, b)`.
+//! * An interpolated string is null when a part is null (as `+` is); parts must be strings,
+//!   numbers or bools.
 //! * `==` is deep equality with numbers compared numerically (`1 == 1.0`).
 //! * Constant subtrees are folded at compile time; function calls are never folded (some
 //!   read the clock or are otherwise impure), but constant arguments reach
@@ -52,7 +60,7 @@ mod unary;
 pub mod value;
 mod visit;
 
-pub use ast::{BinaryOp, Expr, ExprKind, TextRange, UnaryOp, UnaryTest, UnaryTestKind};
+pub use ast::{BinaryOp, Expr, ExprKind, StrPart, TextRange, UnaryOp, UnaryTest, UnaryTestKind};
 pub use check::{Compiled, Scope, compile, signature_text};
 pub use error::{CheckError, EvalError, ParseError};
 pub use eval::Env;

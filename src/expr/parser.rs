@@ -8,7 +8,7 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::{Pair, Pairs};
 use serde_json::Value;
 
-use super::ast::{BinaryOp, Expr, ExprKind, TextRange, UnaryOp, UnaryTest, UnaryTestKind};
+use super::ast::{BinaryOp, Expr, ExprKind, StrPart, TextRange, UnaryOp, UnaryTest, UnaryTestKind};
 use super::error::ParseError;
 
 mod grammar {
@@ -109,6 +109,12 @@ fn is_syntactic_condition(expr: &Expr) -> bool {
 // ------------------------------------------------------------------------------------------
 // Pre-scan: unterminated strings and nesting depth.
 
+/// What the pre-scan is inside: a string (quote byte, start) or a `${` (start, open braces).
+enum Frame {
+    Str(u8, usize),
+    Interp(usize, usize),
+}
+
 fn prescan(src: &str) -> Result<(), ParseError> {
     let bytes = src.as_bytes();
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -117,9 +123,33 @@ fn prescan(src: &str) -> Result<(), ParseError> {
     // Consecutive prefix operators (`!!x`, `- -x`) recurse too.
     let mut prefix_run = 0usize;
     let mut after_operand = false;
+    // Strings and the interpolations inside them nest: `"a${ f("b${c}") }"`.
+    let mut frames: Vec<Frame> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        if let Some(Frame::Str(quote, _)) = frames.last() {
+            let quote = *quote;
+            match b {
+                b'\\' => i += 1,
+                b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                    frames.push(Frame::Interp(i, 0));
+                    depth += 1;
+                    after_operand = false;
+                    i += 1;
+                }
+                q if q == quote => {
+                    frames.pop();
+                    after_operand = true;
+                }
+                _ => {}
+            }
+            i += 1;
+            if depth + ifs + prefix_run > MAX_NESTING {
+                return Err(too_deep(i.min(bytes.len()).saturating_sub(1)));
+            }
+            continue;
+        }
         match b {
             b' ' | b'\t' | b'\r' | b'\n' => {}
             b'!' if bytes.get(i + 1) != Some(&b'=') => prefix_run += 1,
@@ -131,26 +161,27 @@ fn prescan(src: &str) -> Result<(), ParseError> {
                 is_word(b) || matches!(b, b')' | b']' | b'}' | b'"' | b'\'' | b'$' | b'*' | b'.');
         }
         match b {
-            b'"' | b'\'' => {
-                let start = i;
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => {
-                            return Err(ParseError::new(
-                                TextRange::new(start, bytes.len()),
-                                "unterminated string",
-                            )
-                            .with_help(format!("close the string with {}", b as char)));
-                        }
-                        Some(b'\\') => i += 2,
-                        Some(&q) if q == b => break,
-                        Some(_) => i += 1,
-                    }
+            b'"' | b'\'' => frames.push(Frame::Str(b, i)),
+            b'(' | b'[' => depth += 1,
+            b'{' => {
+                depth += 1;
+                if let Some(Frame::Interp(_, open)) = frames.last_mut() {
+                    *open += 1;
                 }
             }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'}' if matches!(frames.last(), Some(Frame::Interp(_, 0))) => {
+                // The end of a `${ ... }`: back inside its string.
+                frames.pop();
+                depth = depth.saturating_sub(1);
+            }
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if b == b'}'
+                    && let Some(Frame::Interp(_, open)) = frames.last_mut()
+                {
+                    *open -= 1;
+                }
+            }
             b'i' | b'e' if i == 0 || !is_word(bytes[i - 1]) => {
                 let word_end = bytes[i..]
                     .iter()
@@ -167,17 +198,39 @@ fn prescan(src: &str) -> Result<(), ParseError> {
             _ => {}
         }
         if depth + ifs + prefix_run > MAX_NESTING {
-            return Err(ParseError::new(
-                TextRange::new(i, i + 1),
-                "expression is nested too deeply",
-            )
-            .with_help(format!(
-                "at most {MAX_NESTING} levels of brackets, `if` and prefix operators are allowed"
-            )));
+            return Err(too_deep(i));
         }
         i += 1;
     }
-    Ok(())
+    // The outermost unclosed construct is the one to report: closing it is the fix.
+    match frames.first() {
+        None => Ok(()),
+        Some(Frame::Str(quote, start)) => {
+            if let Some(Frame::Interp(at, _)) = frames.get(1) {
+                return Err(unclosed_interp(*at, bytes.len()));
+            }
+            Err(
+                ParseError::new(TextRange::new(*start, bytes.len()), "unterminated string")
+                    .with_help(format!("close the string with {}", *quote as char)),
+            )
+        }
+        Some(Frame::Interp(at, _)) => Err(unclosed_interp(*at, bytes.len())),
+    }
+}
+
+fn unclosed_interp(at: usize, end: usize) -> ParseError {
+    ParseError::new(TextRange::new(at, end), "unclosed `${` in a string")
+        .with_help("close the interpolation with `}`; write `\\${` for a literal `${`")
+}
+
+fn too_deep(at: usize) -> ParseError {
+    ParseError::new(
+        TextRange::new(at, at + 1),
+        "expression is nested too deeply",
+    )
+    .with_help(format!(
+        "at most {MAX_NESTING} levels of brackets, `if` and prefix operators are allowed"
+    ))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -247,7 +300,7 @@ enum Affix {
     Postfix(u8),
 }
 
-/// Binding powers, lowest first: pipe, `if`, `??`, `||`, `&&`, comparisons, `+ -`, `* / %`,
+/// Binding powers, lowest first: pipe, `if`, `?? ?|`, `||`, `&&`, comparisons, `+ -`, `* / %`,
 /// prefix `! -`, postfix `.x [i]`.
 fn affix(rule: Rule) -> Option<Affix> {
     use Affix::{Infix, Postfix, Prefix};
@@ -255,6 +308,7 @@ fn affix(rule: Rule) -> Option<Affix> {
         Rule::pipe_call => Postfix(1),
         Rule::if_prefix => Prefix(2),
         Rule::op_coalesce => Infix(3, BinaryOp::Coalesce),
+        Rule::op_otherwise => Infix(3, BinaryOp::Otherwise),
         Rule::op_or => Infix(4, BinaryOp::Or),
         Rule::op_and => Infix(5, BinaryOp::And),
         Rule::op_eq => Infix(6, BinaryOp::Eq),
@@ -371,13 +425,7 @@ fn build(pair: Pair<'_, Rule>) -> Result<Built, ParseError> {
             ExprKind::Literal(parse_number(pair.as_str(), range)?),
             range,
         )),
-        Rule::string => Ok(leaf(
-            ExprKind::Literal(Value::String(unescape(
-                pair.as_str(),
-                range.start as usize,
-            )?)),
-            range,
-        )),
+        Rule::string => string(pair, range),
         Rule::array => {
             let mut items = Vec::new();
             let mut depth = 0;
@@ -398,7 +446,22 @@ fn build(pair: Pair<'_, Rule>) -> Result<Built, ParseError> {
                     .next()
                     .ok_or_else(|| ParseError::new(entry_range, "expected a key"))?;
                 let key = match key.as_rule() {
-                    Rule::string => unescape(key.as_str(), key.as_span().start())?,
+                    Rule::string => {
+                        let key_range = range_of(&key);
+                        match string(key, key_range)?.expr.kind {
+                            ExprKind::Literal(Value::String(k)) => k,
+                            _ => {
+                                return Err(ParseError::new(
+                                    key_range,
+                                    "an object key cannot be interpolated",
+                                )
+                                .with_help(
+                                    "object keys are fixed names: write the key as plain text and put the \
+                                     computed text in a value",
+                                ));
+                            }
+                        }
+                    }
                     _ => key.as_str().to_string(),
                 };
                 let value = parts
@@ -574,12 +637,43 @@ fn parse_number(text: &str, range: TextRange) -> Result<Value, ParseError> {
         .ok_or_else(|| ParseError::new(range, format!("number `{text}` is out of range")))
 }
 
-/// Decodes a quoted string literal; `at` is its byte offset, for error ranges.
-pub(crate) fn unescape(quoted: &str, at: usize) -> Result<String, ParseError> {
-    let body = quoted
-        .get(1..quoted.len().saturating_sub(1))
-        .unwrap_or_default();
-    let base = at + 1;
+/// A string literal: plain text, or text with `${ expr }` parts.
+fn string(pair: Pair<'_, Rule>, range: TextRange) -> Result<Built, ParseError> {
+    let mut parts: Vec<StrPart> = Vec::new();
+    let mut depth = 0;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::dq_chunk | Rule::sq_chunk => {
+                let text = unescape_body(p.as_str(), p.as_span().start())?;
+                match parts.last_mut() {
+                    Some(StrPart::Text(prev)) => prev.push_str(&text),
+                    _ => parts.push(StrPart::Text(text)),
+                }
+            }
+            Rule::interp => {
+                let inner = p
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::expr)
+                    .ok_or_else(|| internal_at(range))?;
+                let b = build(inner)?;
+                depth = depth.max(b.depth);
+                parts.push(StrPart::Expr(b.expr));
+            }
+            _ => return Err(internal(&p)),
+        }
+    }
+    if !parts.iter().any(|p| matches!(p, StrPart::Expr(_))) {
+        let text = match parts.pop() {
+            Some(StrPart::Text(t)) => t,
+            _ => String::new(),
+        };
+        return Ok(leaf(ExprKind::Literal(Value::String(text)), range));
+    }
+    node(ExprKind::Interpolated(parts), range, depth)
+}
+
+/// Decodes the escapes of string text that starts at byte offset `base`.
+fn unescape_body(body: &str, base: usize) -> Result<String, ParseError> {
     let mut out = String::with_capacity(body.len());
     let mut chars = body.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -604,6 +698,8 @@ pub(crate) fn unescape(quoted: &str, at: usize) -> Result<String, ParseError> {
             '"' => '"',
             '\'' => '\'',
             '/' => '/',
+            // `\${` is a literal `${`.
+            '$' => '$',
             'u' => {
                 let hi = hex4(body, i + 2).ok_or_else(|| bad_unicode(base + i, body, i))?;
                 skip(&mut chars, 4);
@@ -627,7 +723,7 @@ pub(crate) fn unescape(quoted: &str, at: usize) -> Result<String, ParseError> {
                     TextRange::new(base + i, base + i + 1 + other.len_utf8()),
                     format!("unknown escape `\\{other}`"),
                 )
-                .with_help(r#"valid escapes: \n \t \r \\ \" \' \uXXXX"#));
+                .with_help(r#"valid escapes: \n \t \r \\ \" \' \$ \uXXXX"#));
             }
         };
         out.push(decoded);
@@ -690,6 +786,7 @@ fn describe(rule: Rule) -> Option<(u8, &'static str)> {
         Rule::entry => (1, "an object key"),
         Rule::pipe_call
         | Rule::op_coalesce
+        | Rule::op_otherwise
         | Rule::op_or
         | Rule::op_and
         | Rule::op_eq
@@ -771,7 +868,10 @@ fn convert(src: &str, err: pest::error::Error<Rule>) -> ParseError {
         "not" => Some("use `!` for \"not\""),
         _ if after_not => Some("use `!` for \"not\"; `not in` only works in table cells"),
         _ if rest.starts_with('=') && !rest.starts_with("==") => Some("use `==` to compare"),
-        _ if rest.starts_with('?') => Some("use `a ?? b` for a default or `if c then a else b`"),
+        _ if rest.starts_with('?') => Some(
+            "use `a ?? b` for a default of null, `a ?| b` for a default of null or empty, or \
+             `if c then a else b`",
+        ),
         _ => None,
     };
     let mut e = ParseError::new(range, message);

@@ -5,7 +5,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::ast::{Expr, ExprKind, UnaryOp, UnaryTest, UnaryTestKind};
+use super::ast::{Expr, ExprKind, StrPart, UnaryOp, UnaryTest, UnaryTestKind};
 
 impl Expr {
     /// The direct children, left to right.
@@ -25,6 +25,13 @@ impl Expr {
             ExprKind::Binary(_, a, b) => vec![a, b],
             ExprKind::If(c, a, b) => vec![c, a, b],
             ExprKind::Call { args, .. } => args.iter().collect(),
+            ExprKind::Interpolated(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    StrPart::Expr(e) => Some(e),
+                    StrPart::Text(_) => None,
+                })
+                .collect(),
         }
     }
 
@@ -179,6 +186,16 @@ impl fmt::Display for Expr {
             }
             ExprKind::Binary(op, a, b) => write!(f, "({} {a} {b})", op.symbol()),
             ExprKind::If(c, a, b) => write!(f, "(if {c} {a} {b})"),
+            ExprKind::Interpolated(parts) => {
+                f.write_str("(str")?;
+                for p in parts {
+                    match p {
+                        StrPart::Text(t) => write!(f, " {}", serde_json::Value::String(t.clone()))?,
+                        StrPart::Expr(e) => write!(f, " {e}")?,
+                    }
+                }
+                f.write_char(')')
+            }
             ExprKind::Call {
                 name, args, piped, ..
             } => {

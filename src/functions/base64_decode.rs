@@ -5,6 +5,7 @@ use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
 
+use crate::functions::bytes::{self, Form};
 use crate::functions::{CallContext, Category, Example, FnError, Function, Param, Signature, arg};
 use crate::types::Type;
 
@@ -26,12 +27,19 @@ impl Function for Base64Decode {
     }
     fn doc(&self) -> &'static str {
         "Decodes standard Base64 (alphabet with `+` and `/`; `=` padding optional; whitespace \
-         such as MIME line breaks ignored) and returns the bytes as text. It is an error when \
-         the input is not Base64 or the bytes are not UTF-8 text (binary data cannot be a \
-         string)."
+         such as MIME line breaks ignored) and returns the bytes as text, or with `form` \
+         `\"hex\"` as hex digits (binary data cannot be a string). It is an error when the \
+         input is not Base64, or the bytes are not UTF-8 text and `form` is not `\"hex\"`."
     }
     fn signature(&self) -> Signature {
-        Signature::new(vec![Param::new("value", Type::String)], Type::String).fallible()
+        Signature::new(
+            vec![
+                Param::new("value", Type::String),
+                Param::opt("form", Type::optional(Type::String)),
+            ],
+            Type::String,
+        )
+        .fallible()
     }
     fn examples(&self) -> &'static [Example] {
         &[
@@ -59,6 +67,12 @@ impl Function for Base64Decode {
                 record: "{}",
                 result: "error: not UTF-8 text",
             },
+            Example {
+                title: "binary content as hex",
+                source: r#"base64_decode("bm90IHV0Zjgg/w==", "hex")"#,
+                record: "{}",
+                result: r#""6e6f74207574663820ff""#,
+            },
         ]
     }
     fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
@@ -70,12 +84,18 @@ impl Function for Base64Decode {
         } else {
             text
         };
-        let bytes = ENGINE
+        let form = Form::parse(arg::opt(args, 1)).map_err(FnError)?;
+        let data = ENGINE
             .decode(input)
             .map_err(|e| FnError(format!("not valid Base64: {e}")))?;
-        String::from_utf8(bytes)
-            .map(Value::String)
-            .map_err(|_| FnError("the decoded bytes are not UTF-8 text".into()))
+        bytes::encode(data, form)
+    }
+    fn prepare(
+        &self,
+        consts: &[Option<&Value>],
+    ) -> Result<Option<crate::functions::Prepared>, String> {
+        Form::check_literal(consts.get(1).copied().flatten())?;
+        Ok(None)
     }
 }
 

@@ -19,7 +19,7 @@ impl Function for Coalesce {
     fn doc(&self) -> &'static str {
         "Returns the first argument that is not null, or null when all are. Only null is \
          skipped: an empty string is a value (see `default` to also replace empty values). \
-         `coalesce(a, b)` is the same as `a ?? b`. The result is optional unless some argument \
+         `coalesce(a, b)` is the same as `a ?? b`; `a ?| b` also skips empty values. The result is optional unless some argument \
          can never be null."
     }
     fn signature(&self) -> Signature {

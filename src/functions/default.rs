@@ -20,8 +20,8 @@ impl Function for Default {
     fn doc(&self) -> &'static str {
         "Returns `fallback` when `value` is empty in the sense of `is_empty` (null, `\"\"`, `[]` \
          or `{}`), else `value`. Forms and CRMs often send `\"\"` for a blank field; use \
-         `coalesce` or `??` to replace only null. A whitespace-only string is not empty: write \
-         `default(trim(x), ...)`."
+         `coalesce` or `??` to replace only null. `default(a, b)` is the same as `a ?| b`. A \
+         whitespace-only string is not empty: write `default(trim(x), ...)`."
     }
     fn signature(&self) -> Signature {
         Signature::new(

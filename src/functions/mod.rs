@@ -34,9 +34,15 @@ pub use clock::{Clock, FixedClock, SystemClock};
 
 pub mod docs;
 
+mod bytes;
 mod common;
 mod dates;
 mod pattern;
+
+// The evaluator shares these rules: `?|` is empty-aware like `default`, and `${}` renders
+// scalars like `to_string`.
+pub(crate) use common::scalar_text;
+pub(crate) use is_empty::is_empty;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -468,14 +474,19 @@ builtins! {
     hmac_sha256::HmacSha256,
     base64_encode::Base64Encode,
     base64_decode::Base64Decode,
+    base64url_encode::Base64UrlEncode,
+    base64url_decode::Base64UrlDecode,
+    pbkdf2_sha256::Pbkdf2Sha256,
     fernet_encrypt::FernetEncrypt,
     fernet_decrypt::FernetDecrypt,
     // Identity
     normalize_email::NormalizeEmail,
     normalize_phone::NormalizePhone,
     uuid_v5::UuidV5,
+    uuid_v4::UuidV4,
     // JSON
     to_json::ToJson,
+    json_dumps::JsonDumps,
     parse_json::ParseJson,
 }
 

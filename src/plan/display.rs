@@ -23,6 +23,9 @@ pub struct PlanView {
     pub secrets: Vec<SecretView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyView>,
+    /// Named values, in the order they are computed.
+    #[serde(rename = "let", skip_serializing_if = "Vec::is_empty")]
+    pub lets: Vec<LetView>,
     pub mapping: Vec<FieldView>,
     pub omit_nulls: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -30,6 +33,15 @@ pub struct PlanView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicates: Option<DuplicatesView>,
     pub steps: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LetView {
+    pub name: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub at: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,11 +128,30 @@ pub struct DuplicatesView {
 impl PlanView {
     pub fn of(flow: &FlowPlan) -> PlanView {
         let mut steps = vec!["validate"];
-        if flow.filter.is_some() {
-            steps.push("filter");
-        }
-        if flow.policy.is_some() {
-            steps.push("policy");
+        let mut lets = Vec::new();
+        for step in &flow.steps {
+            let name = match step {
+                super::FlowStep::Filter => "filter",
+                super::FlowStep::Policy => "policy",
+                super::FlowStep::Let(k) => {
+                    if let Some(l) = flow.lets.get(*k) {
+                        lets.push(LetView {
+                            name: l.name.clone(),
+                            source: l.expr.source.clone(),
+                            ty: if l.declared.is_empty() {
+                                l.expr.ty.to_string()
+                            } else {
+                                l.declared.clone()
+                            },
+                            at: l.expr.location.to_string(),
+                        });
+                    }
+                    "let"
+                }
+            };
+            if steps.last() != Some(&name) {
+                steps.push(name);
+            }
         }
         steps.push("map");
         if flow.duplicates.is_some() {
@@ -152,6 +183,7 @@ impl PlanView {
                 })
                 .collect(),
             policy: flow.policy.as_deref().map(policy_view),
+            lets,
             mapping: fields(&flow.mapping, flow, ""),
             omit_nulls: flow.omit_nulls,
             required: flow.required.clone(),
@@ -231,6 +263,9 @@ impl PlanView {
         }
         for sec in &self.secrets {
             let _ = writeln!(s, "  secret {} ← {}", sec.name, sec.from);
+        }
+        for l in &self.lets {
+            let _ = writeln!(s, "  let {}: {} = {}  ({})", l.name, l.ty, l.source, l.at);
         }
         if let Some(p) = &self.policy {
             let _ = writeln!(

@@ -121,6 +121,14 @@ pub struct FlowPlan {
     /// Secret names and their references (`${env:NAME}`), in binding order.
     pub secrets: Vec<(String, String)>,
     pub policy: Option<Arc<PolicyPlan>>,
+    /// The policy's input columns compiled in this flow's scope, when they read its named
+    /// values; empty when the policy's own inputs apply.
+    pub policy_inputs: Vec<ExprAt>,
+    /// Named values (`let:`), in declaration order; a value's binding slot is
+    /// [`LET_SLOT_BASE`] plus its index here.
+    pub lets: Vec<LetPlan>,
+    /// What runs before the mapping, in dependency order.
+    pub steps: Vec<FlowStep>,
     pub mapping: MappingPlan,
     pub omit_nulls: bool,
     pub required: Vec<String>,
@@ -129,6 +137,38 @@ pub struct FlowPlan {
     pub redacted: Vec<String>,
     pub tests: Vec<TestCase>,
     pub span: Span,
+}
+
+/// Binding slots of every flow expression: `policy`, `secrets`, `record`, then the named values.
+pub const POLICY_SLOT: usize = 0;
+/// The binding slot of `secrets`.
+pub const SECRETS_SLOT: usize = 1;
+/// The binding slot of `record`.
+pub const RECORD_SLOT: usize = 2;
+/// The binding slot of the first named value.
+pub const LET_SLOT_BASE: usize = 3;
+
+/// A named value of a flow.
+#[derive(Debug)]
+pub struct LetPlan {
+    pub name: String,
+    pub expr: ExprAt,
+    /// The declared type, when the expression's type does not prove it (checked per record).
+    pub check: Option<Type>,
+    /// The type as written, for messages.
+    pub declared: String,
+}
+
+/// One step before the mapping; [`FlowPlan::steps`] orders them so that every value is
+/// computed before what reads it, and the filter as early as its inputs allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStep {
+    /// Compute the named value with this index.
+    Let(usize),
+    /// Apply the policy table.
+    Policy,
+    /// Apply `source.filter`.
+    Filter,
 }
 
 /// How a payload is built: target fields in order.

@@ -106,11 +106,25 @@ pub struct FlowDoc {
     pub secrets: Vec<(Spanned<String>, Spanned<String>)>,
     /// The policy table applied to every record; its outputs are `policy.OUTPUT`.
     pub policy: Option<Spanned<String>>,
+    /// Named values (`let:`), computed once per record and read as bare names.
+    pub lets: Vec<LetDecl>,
     pub mapping: Mapping,
     pub options: MappingOptions,
     pub duplicates: Option<DuplicateRule>,
     pub tests: Vec<TestCase>,
     pub span: Span,
+}
+
+/// `let: { NAME: EXPR }` or `NAME: { type: TYPE, expr: EXPR }`: a value computed once per
+/// record, before the mapping, and visible to every expression of the flow by its name.
+#[derive(Clone, Debug)]
+pub struct LetDecl {
+    pub name: Spanned<String>,
+    /// The declared type, checked against the expression and, where needed, at run time.
+    pub ty: Option<Spanned<Type>>,
+    /// The type as written, for messages.
+    pub ty_text: String,
+    pub expr: Spanned<String>,
 }
 
 #[derive(Clone, Debug, Default)]

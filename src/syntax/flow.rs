@@ -2,7 +2,7 @@
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    DuplicateRule, FlowDoc, Mapping, MappingEntry, MappingOptions, MappingValue, OnMatch,
+    DuplicateRule, FlowDoc, LetDecl, Mapping, MappingEntry, MappingOptions, MappingValue, OnMatch,
     OnMultiple, Repeats, SourceSpec, Spanned, TargetSpec,
 };
 use super::node::{Node, NodeKind};
@@ -18,6 +18,7 @@ pub(crate) const KEYS: &[&str] = &[
     "key",
     "secrets",
     "policy",
+    "let",
     "mapping",
     "options",
     "duplicates",
@@ -55,6 +56,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> 
         .opt(cx, "secrets", |cx, n, _| Some(secrets(cx, n)))
         .unwrap_or_default();
     let policy = f.opt(cx, "policy", |cx, n, _| cx.string(n));
+    let lets = f
+        .opt(cx, "let", |cx, n, _| Some(lets(cx, n)))
+        .unwrap_or_default();
     let mapping = f.require(cx, "mapping", |cx, n, _| Some(mapping(cx, n)));
     let options = f.opt(cx, "options", options).unwrap_or_default();
     let duplicates = f.opt(cx, "duplicates", duplicates);
@@ -71,6 +75,7 @@ pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> 
         key,
         secrets,
         policy,
+        lets,
         mapping: mapping.unwrap_or_default(),
         options,
         duplicates,
@@ -138,6 +143,78 @@ pub(crate) fn secrets(cx: &mut Cx<'_>, node: &Node) -> Vec<(Spanned<String>, Spa
         }
     }
     pairs
+}
+
+/// `let: { NAME: EXPR | { type: TYPE, expr: EXPR } }`, in the order written.
+fn lets(cx: &mut Cx<'_>, node: &Node) -> Vec<LetDecl> {
+    let mut out = Vec::new();
+    for (name, key, value) in cx.entries(node) {
+        let decl = cx.at(name.value.clone(), |cx| let_decl(cx, name, key.span, value));
+        out.extend(decl);
+    }
+    out
+}
+
+fn let_decl(
+    cx: &mut Cx<'_>,
+    name: Spanned<String>,
+    key: crate::span::Span,
+    node: &Node,
+) -> Option<LetDecl> {
+    if !is_name(&name.value) {
+        let d = Diagnostic::new(
+            Code::InvalidValue,
+            name.span,
+            format!("`{}` cannot name a value in {}", name.value, cx.here()),
+        )
+        .with_label("not a plain name")
+        .with_help(
+            "names start with a letter or `_` and hold letters, digits and `_` (e.g. \
+             `full_name`); `null true false if then else in` are reserved",
+        );
+        cx.push(d);
+        return None;
+    }
+    let (ty, ty_text, expr) = match &node.kind {
+        NodeKind::String(_) | NodeKind::Number(_) | NodeKind::Bool(_) => {
+            (None, String::new(), cx.text(node)?)
+        }
+        NodeKind::Map(_) => {
+            let f = cx.fields(node, Some(key), &["type", "expr", "description"])?;
+            let ty = f.opt(cx, "type", |cx, n, _| super::record::type_name(cx, n));
+            let expr = f.require(cx, "expr", |cx, n, _| cx.text(n))?;
+            match ty {
+                Some((t, text)) => (Some(t), text, expr),
+                None if f.has("type") => return None,
+                None => (None, String::new(), expr),
+            }
+        }
+        _ => {
+            cx.wrong_type(
+                node,
+                "an expression or a mapping",
+                Some("write `NAME: EXPR` or `NAME: { type: string, expr: EXPR }`".into()),
+            );
+            return None;
+        }
+    };
+    Some(LetDecl {
+        name,
+        ty,
+        ty_text,
+        expr,
+    })
+}
+
+/// A name an expression can read: an identifier that is not a keyword.
+fn is_name(s: &str) -> bool {
+    const KEYWORDS: &[&str] = &["null", "true", "false", "if", "then", "else", "in"];
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !KEYWORDS.contains(&s)
 }
 
 /// A mapping of target fields to how each is produced.
