@@ -115,3 +115,23 @@ fn dry_run_10k(bencher: Bencher) {
                 .unwrap_or_else(|e| panic!("dry run failed: {e}"))
         });
 }
+
+/// Parsing 1,000 generated lead lines: serde_json as is, and the strict `parse_record`
+/// (duplicate keys refused while building the value) the record reader uses.
+#[divan::bench(args = ["serde_json", "parse_record"])]
+fn parse_1k(bencher: Bencher, parser: &str) {
+    let lines: Vec<&str> = LINES.lines().take(1_000).collect();
+    let strict = parser == "parse_record";
+    bencher
+        .counter(ItemsCount::new(lines.len()))
+        .counter(BytesCount::new(lines.iter().map(|l| l.len()).sum::<usize>()))
+        .bench(|| {
+            for l in &lines {
+                if strict {
+                    black_box(rulebridge::exec::parse_record(black_box(l.as_bytes())).ok());
+                } else {
+                    black_box(serde_json::from_str::<Value>(black_box(l)).ok());
+                }
+            }
+        });
+}

@@ -5,6 +5,7 @@
 
 mod outcome;
 mod policy;
+mod record;
 pub mod send;
 pub mod stream;
 
@@ -18,6 +19,7 @@ use crate::functions::{Clock, SystemClock};
 use crate::plan::{ExprAt, FlowPlan, MappingPlan, ValuePlan};
 
 pub use outcome::{FailureKind, Outcome, RecordError, Status};
+pub use record::parse_record;
 
 /// What evaluation needs besides the plan: time and resolved secrets.
 #[derive(Clone)]

@@ -77,6 +77,16 @@ pub struct RecordError {
     /// The target system's own message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message: Option<String>,
+    /// The declared type the value should have had (e.g. `string`, `array<string>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// The type the value actually had (e.g. `object`, `array<number>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    /// Byte offset in the input line where it stopped making sense (bad UTF-8, bad JSON,
+    /// a duplicate key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
 }
 
 impl RecordError {
@@ -88,6 +98,9 @@ impl RecordError {
             at: None,
             status: None,
             provider_message: None,
+            expected: None,
+            actual: None,
+            offset: None,
         }
     }
 
@@ -110,6 +123,9 @@ impl RecordError {
             at: None,
             status: e.status,
             provider_message: Some(e.message.clone()),
+            expected: None,
+            actual: None,
+            offset: None,
         }
     }
 
@@ -120,6 +136,19 @@ impl RecordError {
 
     pub fn at(mut self, location: &Location) -> Self {
         self.at = Some(location.to_string());
+        self
+    }
+
+    /// Records the declared and the actual type of a value that did not fit.
+    pub fn with_types(mut self, expected: impl Into<String>, actual: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self.actual = Some(actual.into());
+        self
+    }
+
+    /// Records the byte offset in the input line.
+    pub fn with_offset(mut self, offset: usize) -> Self {
+        self.offset = Some(offset);
         self
     }
 }
