@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::Scope;
-use crate::plan::{DuplicatePlan, FieldPlan, FlowPlan, MappingPlan, PolicyPlan, ValuePlan};
+use crate::plan::{
+    DuplicatePlan, FieldPlan, FlowPlan, MappingPlan, PolicyPlan, TargetCheck, ValuePlan,
+};
 use crate::syntax::doc::{
     FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, Spanned,
 };
@@ -471,14 +473,16 @@ impl Context<'_> {
                     (ValuePlan::Nested(m), Type::Object, *span)
                 }
             };
-            if let Some(decl) = decl {
+            let check = decl.and_then(|decl| {
                 self.check_target_type(decl, &value, &ty, value_span);
-            }
+                target_check(decl, &value, &ty).map(Box::new)
+            });
             fields.push(FieldPlan {
                 target: target.value.clone(),
                 value,
                 ty,
                 location,
+                check,
             });
         }
         MappingPlan { fields }
@@ -491,6 +495,19 @@ impl Context<'_> {
         ty: &Type,
         span: crate::span::Span,
     ) {
+        if decl.required && *ty == Type::Null {
+            self.report(
+                Diagnostic::new(
+                    Code::MissingRequiredTarget,
+                    span,
+                    format!("`{}` is required but this value is always null", decl.name.value),
+                )
+                .with_label("always null")
+                .with_related(decl.name.span, "declared required here")
+                .with_help(format!("map `{}` to a value", decl.name.value)),
+            );
+            return;
+        }
         if !ty.fits_ignoring_null(&decl.ty.value) {
             self.report(
                 Diagnostic::new(
@@ -530,6 +547,47 @@ impl Context<'_> {
                 );
             }
         }
+    }
+}
+
+/// What must still be checked when the value is produced, or `None` when its static type
+/// already guarantees the declaration (checked once here, not per record).
+fn target_check(decl: &FieldDecl, value: &ValuePlan, ty: &Type) -> Option<TargetCheck> {
+    let declared = &decl.ty.value;
+    let check = TargetCheck {
+        ty: (!guaranteed(ty, declared, true)).then(|| declared.clone()),
+        declared: decl.format.clone(),
+        // Constants were checked against the options by lint.
+        options: match value {
+            ValuePlan::Const(_) => Vec::new(),
+            ValuePlan::Expr(at) if at.compiled.as_const().is_some() => Vec::new(),
+            _ => decl.options.clone(),
+        },
+        required: decl.required && (ty.is_optional() || *ty == Type::Any),
+    };
+    (check.ty.is_some() || !check.options.is_empty() || check.required).then_some(check)
+}
+
+/// Whether every non-null value of type `found` is a value of type `declared`. At the top
+/// level null is left to the required check; inside arrays an item may be null only where
+/// the declaration says so.
+fn guaranteed(found: &Type, declared: &Type, top: bool) -> bool {
+    let (found, declared) = if top {
+        (found.non_null(), declared.non_null())
+    } else {
+        match (found, declared) {
+            (Type::Optional(_) | Type::Null, d) if !d.is_optional() && *d != Type::Any => {
+                return false;
+            }
+            (f, d) => (f.non_null(), d.non_null()),
+        }
+    };
+    match (found, declared) {
+        (_, Type::Any) => true,
+        (Type::Any, _) => false,
+        (Type::Null, _) => top,
+        (Type::Array(f), Type::Array(d)) => guaranteed(f, d, false),
+        (f, d) => f == d,
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::expr::Env;
 use crate::functions::{Clock, SystemClock};
-use crate::plan::{ExprAt, FlowPlan, MappingPlan, ValuePlan};
+use crate::plan::{ExprAt, FieldPlan, FlowPlan, MappingPlan, TargetCheck, ValuePlan};
 
 pub use outcome::{FailureKind, Outcome, RecordError, Status};
 pub use record::parse_record;
@@ -223,12 +223,89 @@ fn map_into(
                 Value::Object(nested)
             }
         };
+        if let Some(check) = &field.check {
+            check_target(check, &value, prefix, field)?;
+        }
         if omit_nulls && value.is_null() {
             continue;
         }
         out.insert(field.target.clone(), value);
     }
     Ok(())
+}
+
+/// A value the target field's declaration does not allow fails the record here, before it
+/// is sent: the target would reject it, or worse, store it coerced.
+fn check_target(
+    check: &TargetCheck,
+    value: &Value,
+    prefix: &str,
+    field: &FieldPlan,
+) -> Result<(), RecordError> {
+    let name = || format!("{prefix}{}", field.target);
+    if value.is_null() {
+        if check.required {
+            return Err(RecordError::new(
+                FailureKind::Validation,
+                format!(
+                    "target field `{}` is declared required but the mapping produced null",
+                    name()
+                ),
+            )
+            .with_field(&name())
+            .with_types(check.declared.clone(), "null")
+            .at(&field.location));
+        }
+        return Ok(());
+    }
+    if let Some(ty) = &check.ty
+        && !ty.non_null().accepts(value)
+    {
+        let actual = describe_type(value);
+        return Err(RecordError::new(
+            FailureKind::Validation,
+            format!(
+                "target field `{}` is declared `{}` but the mapping produced {actual}",
+                name(),
+                check.declared
+            ),
+        )
+        .with_field(&name())
+        .with_types(check.declared.clone(), actual)
+        .at(&field.location));
+    }
+    if !check.options.is_empty()
+        && let Value::String(s) = value
+        && !check.options.iter().any(|o| o == s)
+    {
+        return Err(RecordError::new(
+            FailureKind::Validation,
+            format!(
+                "`{s}` is not an option of enum field `{}` (allowed: {})",
+                name(),
+                check.options.join(", ")
+            ),
+        )
+        .with_field(&name())
+        .at(&field.location));
+    }
+    Ok(())
+}
+
+/// The type of a value for messages: like [`Type::of`](crate::types::Type::of), but an
+/// array of mixed items lists them (`array<number|string>`) instead of saying `array`.
+fn describe_type(value: &Value) -> String {
+    use crate::types::Type;
+    let ty = Type::of(value);
+    match (&ty, value) {
+        (Type::Array(item), Value::Array(items)) if **item == Type::Any && !items.is_empty() => {
+            let mut names: Vec<String> = items.iter().map(describe_type).collect();
+            names.sort();
+            names.dedup();
+            format!("array<{}>", names.join("|"))
+        }
+        _ => ty.to_string(),
+    }
 }
 
 /// The template's context: only the record fields it reads (and `policy`), so a record is
@@ -325,4 +402,127 @@ pub fn evaluate_policy(
     cx: &ExecContext,
 ) -> Result<Value, RecordError> {
     policy::evaluate(p, record, cx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PROVIDER: &str = r#"
+kind: provider
+name: crm
+base_url: https://crm.example.com
+objects:
+  contact:
+    fields:
+      email: { type: email, required: true }
+      name: string
+      tags: "array<string>"
+      stage: { type: enum, options: [lead, customer] }
+      meta: object
+    operations:
+      create: { method: POST, path: /contacts }
+"#;
+
+    /// Evaluates `record` through a flow whose mapping is `mapping` (YAML), from an
+    /// undeclared record so every field is `any` to the type checker.
+    fn run(mapping: &str, record: Value) -> Result<Evaluation, RecordError> {
+        let rules = format!(
+            "{PROVIDER}---\nkind: flow\nname: f\ntarget: {{ provider: crm, object: contact }}\nmapping:\n{mapping}\n"
+        );
+        let engine = crate::Engine::builder()
+            .rules_str("rules.yaml", rules)
+            .build()
+            .unwrap_or_else(|e| panic!("rules do not build: {e}"));
+        let runner = engine.runner("f").unwrap_or_else(|e| panic!("{e}"));
+        evaluate(runner.flow(), &record, runner.context())
+    }
+
+    fn failure(mapping: &str, record: Value) -> RecordError {
+        match run(mapping, record) {
+            Err(e) => e,
+            Ok(ev) => panic!("expected a failure, got {ev:?}"),
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_fail_naming_field_types_and_rule() {
+        let mapping = "  email: email\n  name: name";
+        for (value, actual) in [
+            (json!({"first": "Ada"}), "object"),
+            (json!([1, 2]), "array<number>"),
+            (json!(42), "number"),
+        ] {
+            let e = failure(mapping, json!({"email": "a@b.co", "name": value}));
+            assert_eq!(e.kind, FailureKind::Validation);
+            assert_eq!(e.field.as_deref(), Some("name"));
+            assert_eq!(e.expected.as_deref(), Some("string"));
+            assert_eq!(e.actual.as_deref(), Some(actual));
+            assert_eq!(e.at.as_deref(), Some("rules.yaml:21:3"), "{e}");
+            assert!(e.message.contains("declared `string`"), "{e}");
+        }
+        let ok = run(mapping, json!({"email": "a@b.co", "name": "Ada"}));
+        assert!(matches!(ok, Ok(Evaluation::Mapped { .. })), "{ok:?}");
+        // A non-required field may be null (it clears or is left out).
+        assert!(run(mapping, json!({"email": "a@b.co", "name": null})).is_ok());
+    }
+
+    #[test]
+    fn array_items_and_objects_are_checked() {
+        let mapping = "  email: email\n  tags: tags\n  meta: meta";
+        let e = failure(mapping, json!({"email": "a@b.co", "tags": ["a", 2]}));
+        assert_eq!(e.field.as_deref(), Some("tags"));
+        assert_eq!(e.expected.as_deref(), Some("array<string>"));
+        assert_eq!(e.actual.as_deref(), Some("array<number|string>"));
+        let e = failure(mapping, json!({"email": "a@b.co", "meta": "x"}));
+        assert_eq!(e.actual.as_deref(), Some("string"));
+        let ok = run(
+            mapping,
+            json!({"email": "a@b.co", "tags": ["a"], "meta": {"k": 1}}),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn provider_required_fields_may_not_be_null_or_omitted() {
+        let e = failure("  email: email", json!({"name": "no e-mail"}));
+        assert_eq!(e.kind, FailureKind::Validation);
+        assert_eq!(e.field.as_deref(), Some("email"));
+        assert!(e.message.contains("required"), "{e}");
+        assert_eq!(e.at.as_deref(), Some("rules.yaml:20:3"));
+        // omit_nulls would otherwise drop it silently.
+        let rules_mapping = "  email: email\noptions: { omit_nulls: true }";
+        let e = failure(rules_mapping, json!({"email": null}));
+        assert_eq!(e.field.as_deref(), Some("email"));
+    }
+
+    #[test]
+    fn enum_values_outside_the_options_fail() {
+        let mapping = "  email: email\n  stage: stage";
+        let e = failure(mapping, json!({"email": "a@b.co", "stage": "prospect"}));
+        assert_eq!(e.field.as_deref(), Some("stage"));
+        assert!(e.message.contains("lead, customer"), "{e}");
+        assert!(run(mapping, json!({"email": "a@b.co", "stage": "lead"})).is_ok());
+    }
+
+    #[test]
+    fn statically_fitting_fields_need_no_runtime_check() {
+        let rules = format!(
+            "{PROVIDER}---\nkind: flow\nname: f\ntarget: {{ provider: crm, object: contact }}\nmapping:\n  email: {{ value: a@b.co }}\n  name: to_string(x)\n  tags: {{ value: [a] }}\n"
+        );
+        let engine = crate::Engine::builder()
+            .rules_str("rules.yaml", rules)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let runner = engine.runner("f").unwrap_or_else(|e| panic!("{e}"));
+        let checks: Vec<(&str, bool)> = runner
+            .flow()
+            .mapping
+            .fields
+            .iter()
+            .map(|f| (f.target.as_str(), f.check.is_some()))
+            .collect();
+        assert_eq!(checks, [("email", false), ("name", false), ("tags", false)]);
+    }
 }

@@ -136,6 +136,23 @@ pub struct FieldPlan {
     /// The static type of the value.
     pub ty: Type,
     pub location: Location,
+    /// What the target's declaration still requires of the value at run time; `None` when
+    /// the static type already guarantees it (most fields), so evaluation skips it.
+    pub check: Option<Box<TargetCheck>>,
+}
+
+/// Run-time checks of one mapped value against the target field's declaration, for what the
+/// static type could not settle (an `any` or optional value).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetCheck {
+    /// The declared type, when a non-null value might not have it.
+    pub ty: Option<Type>,
+    /// The type as the provider wrote it (`email`, `array<string>`), for messages.
+    pub declared: String,
+    /// Allowed values of an enum field whose value is not a constant checked by lint.
+    pub options: Vec<String>,
+    /// The provider declares the field `required: true` and the value may be null.
+    pub required: bool,
 }
 
 #[derive(Debug)]
