@@ -9,10 +9,11 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::Scope;
 use crate::plan::{
-    DuplicatePlan, FieldPlan, FlowPlan, MappingPlan, PolicyPlan, TargetCheck, ValuePlan,
+    DuplicatePlan, FieldPlan, FlowPlan, InputField, MappingPlan, PolicyPlan, TargetCheck,
+    ValuePlan,
 };
 use crate::syntax::doc::{
-    FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, Spanned,
+    FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, RecordDoc, Spanned,
 };
 use crate::types::Type;
 
@@ -25,6 +26,7 @@ pub const BINDINGS: [&str; 3] = ["policy", "secrets", "record"];
 /// What a flow can refer to.
 pub(super) struct Resolved<'a, 'd> {
     pub schemas: &'a BTreeMap<&'d str, BTreeMap<String, Type>>,
+    pub records: &'a BTreeMap<&'d str, &'d RecordDoc>,
     pub providers: &'a BTreeMap<&'d str, &'d ProviderDoc>,
     pub policies: &'a BTreeMap<String, Arc<PolicyPlan>>,
     /// All policy names, including ones that failed to compile (no cascade of errors).
@@ -231,6 +233,13 @@ impl Context<'_> {
             description: doc.description.clone(),
             record: doc.source.record.as_ref().map(|r| r.value.clone()),
             require: doc.source.require.iter().map(|r| r.value.clone()).collect(),
+            input_fields: doc
+                .source
+                .record
+                .as_ref()
+                .and_then(|name| r.records.get(name.value.as_str()))
+                .map(|record| self.input_fields(record))
+                .unwrap_or_default(),
             filter,
             provider: doc.target.provider.value.clone(),
             object: doc.target.object.value.clone(),
@@ -277,6 +286,23 @@ impl Context<'_> {
                     required: f.required,
                     options,
                 }
+            })
+            .collect()
+    }
+
+    /// The record's fields that need a look on each input (an optional `any` never does).
+    fn input_fields(&self, record: &RecordDoc) -> Vec<InputField> {
+        record
+            .fields
+            .iter()
+            .filter(|f| f.required || *f.ty.value.non_null() != Type::Any || !f.options.is_empty())
+            .map(|f| InputField {
+                name: f.name.value.clone(),
+                ty: f.ty.value.non_null().clone(),
+                declared: f.format.clone(),
+                required: f.required,
+                options: f.options.clone(),
+                location: self.sources.locate(f.name.span),
             })
             .collect()
     }

@@ -208,6 +208,7 @@ impl Context<'_> {
         for (name, doc) in &flow_docs.by_name {
             let resolved = flow::Resolved {
                 schemas: &schemas,
+                records: &records.by_name,
                 providers: &providers.by_name,
                 policies: &policies,
                 policy_names: policy_docs.names().collect(),

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::expr::Env;
 use crate::functions::{Clock, SystemClock};
-use crate::plan::{ExprAt, FieldPlan, FlowPlan, MappingPlan, TargetCheck, ValuePlan};
+use crate::plan::{ExprAt, FieldPlan, FlowPlan, InputField, MappingPlan, TargetCheck, ValuePlan};
 
 pub use outcome::{FailureKind, Outcome, RecordError, Status};
 pub use record::parse_record;
@@ -108,6 +108,9 @@ pub fn evaluate(
             )
             .with_field(name));
         }
+    }
+    for f in &flow.input_fields {
+        check_input(f, fields.get(&f.name), flow)?;
     }
 
     let policy = match &flow.policy {
@@ -230,6 +233,49 @@ fn map_into(
             continue;
         }
         out.insert(field.target.clone(), value);
+    }
+    Ok(())
+}
+
+/// An input field that does not match the flow's declared `record` fails the record before
+/// anything reads it: mapping `[1, 2]` with a rule written for strings would produce wrong data.
+fn check_input(f: &InputField, value: Option<&Value>, flow: &FlowPlan) -> Result<(), RecordError> {
+    let record = flow.record.as_deref().unwrap_or("record");
+    let fail = |message: String| {
+        RecordError::new(FailureKind::InvalidRecord, message)
+            .with_field(&f.name)
+            .at(&f.location)
+    };
+    match value {
+        None | Some(Value::Null) => {
+            if f.required {
+                return Err(fail(format!(
+                    "required field `{}` is missing or null (record `{record}` declares it required)",
+                    f.name
+                ))
+                .with_types(f.declared.clone(), "null"));
+            }
+        }
+        Some(v) => {
+            if !f.ty.accepts(v) {
+                let actual = describe_type(v);
+                return Err(fail(format!(
+                    "field `{}` is declared `{}` in record `{record}` but is {actual}",
+                    f.name, f.declared
+                ))
+                .with_types(f.declared.clone(), actual));
+            }
+            if !f.options.is_empty()
+                && let Value::String(s) = v
+                && !f.options.iter().any(|o| o == s)
+            {
+                return Err(fail(format!(
+                    "`{s}` is not an option of field `{}` of record `{record}` (allowed: {})",
+                    f.name,
+                    f.options.join(", ")
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -504,6 +550,68 @@ objects:
         assert_eq!(e.field.as_deref(), Some("stage"));
         assert!(e.message.contains("lead, customer"), "{e}");
         assert!(run(mapping, json!({"email": "a@b.co", "stage": "lead"})).is_ok());
+    }
+
+    const RECORD: &str = r#"
+---
+kind: record
+name: lead
+fields:
+  email: { type: string, required: true }
+  name: string
+  tags: "array<string>"
+  stage: { type: enum, options: [new, old] }
+  extra: any
+---
+kind: flow
+name: f
+source: { record: lead }
+target: { provider: crm, object: contact }
+mapping:
+  email: email
+  name: name
+  tags: tags
+"#;
+
+    fn run_declared(record: Value) -> Result<Evaluation, RecordError> {
+        let engine = crate::Engine::builder()
+            .rules_str("rules.yaml", format!("{PROVIDER}{RECORD}"))
+            .build()
+            .unwrap_or_else(|e| panic!("rules do not build: {e}"));
+        let runner = engine.runner("f").unwrap_or_else(|e| panic!("{e}"));
+        // `extra` is an optional `any`: nothing to check.
+        let checked: Vec<&str> = runner
+            .flow()
+            .input_fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(checked, ["email", "name", "tags", "stage"]);
+        evaluate(runner.flow(), &record, runner.context())
+    }
+
+    #[test]
+    fn input_fields_are_checked_against_the_declared_record() {
+        for (record, field, actual) in [
+            (json!({"email": "a@b.co", "tags": [1, 2]}), "tags", "array<number>"),
+            (json!({"email": "a@b.co", "name": {"first": "Ada"}}), "name", "object"),
+            (json!({"email": 7}), "email", "number"),
+            (json!({"name": "Ada"}), "email", "null"),
+            (json!({"email": null}), "email", "null"),
+        ] {
+            let e = match run_declared(record.clone()) {
+                Err(e) => e,
+                Ok(ev) => panic!("{record} passed: {ev:?}"),
+            };
+            assert_eq!(e.kind, FailureKind::InvalidRecord, "{e}");
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert_eq!(e.actual.as_deref(), Some(actual), "{e}");
+            assert!(e.at.as_deref().is_some_and(|a| a.starts_with("rules.yaml:")), "{e}");
+        }
+        let e = run_declared(json!({"email": "a@b.co", "stage": "newer"}));
+        assert!(matches!(e, Err(RecordError { ref field, .. }) if field.as_deref() == Some("stage")), "{e:?}");
+        let ok = run_declared(json!({"email": "a@b.co", "name": null, "tags": ["x"], "stage": "new", "extra": [1], "undeclared": 1}));
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

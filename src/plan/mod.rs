@@ -106,6 +106,9 @@ pub struct FlowPlan {
     pub description: Option<String>,
     pub record: Option<String>,
     pub require: Vec<String>,
+    /// Fields of the declared record checked on every input before mapping: the required
+    /// ones and those with a type other than `any`.
+    pub input_fields: Vec<InputField>,
     pub filter: Option<ExprAt>,
     pub provider: String,
     pub object: String,
@@ -121,6 +124,21 @@ pub struct FlowPlan {
     pub redacted: Vec<String>,
     pub tests: Vec<TestCase>,
     pub span: Span,
+}
+
+/// A field of the flow's declared `record`, as checked on each input record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputField {
+    pub name: String,
+    /// The declared type, without the optional wrapper (null is the `required` check's).
+    pub ty: Type,
+    /// The type as written in the record file, for messages.
+    pub declared: String,
+    pub required: bool,
+    /// Allowed values of an enum field.
+    pub options: Vec<String>,
+    /// Where the field is declared.
+    pub location: Location,
 }
 
 /// How a payload is built: target fields in order.
