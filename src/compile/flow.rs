@@ -143,6 +143,10 @@ impl Context<'_> {
             .as_ref()
             .and_then(|text| self.compile_expr(text, &scope));
 
+        if let Some(p) = &policy {
+            self.check_policy_outputs(doc, p);
+        }
+
         let mut redacted = Vec::new();
         let mapping = self.compile_mapping(
             &doc.mapping,

@@ -5,6 +5,7 @@
 mod exprs;
 mod flow;
 mod policy;
+mod policy_outputs;
 mod table_lint;
 mod template;
 
