@@ -124,7 +124,9 @@ fn parse_1k(bencher: Bencher, parser: &str) {
     let strict = parser == "parse_record";
     bencher
         .counter(ItemsCount::new(lines.len()))
-        .counter(BytesCount::new(lines.iter().map(|l| l.len()).sum::<usize>()))
+        .counter(BytesCount::new(
+            lines.iter().map(|l| l.len()).sum::<usize>(),
+        ))
         .bench(|| {
             for l in &lines {
                 if strict {

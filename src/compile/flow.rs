@@ -9,8 +9,7 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::Scope;
 use crate::plan::{
-    DuplicatePlan, FieldPlan, FlowPlan, InputField, MappingPlan, PolicyPlan, TargetCheck,
-    ValuePlan,
+    DuplicatePlan, FieldPlan, FlowPlan, InputField, MappingPlan, PolicyPlan, TargetCheck, ValuePlan,
 };
 use crate::syntax::doc::{
     FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, RecordDoc, Spanned,
@@ -530,7 +529,10 @@ impl Context<'_> {
                 Diagnostic::new(
                     Code::MissingRequiredTarget,
                     span,
-                    format!("`{}` is required but this value is always null", decl.name.value),
+                    format!(
+                        "`{}` is required but this value is always null",
+                        decl.name.value
+                    ),
                 )
                 .with_label("always null")
                 .with_related(decl.name.span, "declared required here")

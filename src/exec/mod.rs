@@ -18,7 +18,7 @@ use crate::expr::Env;
 use crate::functions::{Clock, SystemClock};
 use crate::plan::{ExprAt, FieldPlan, FlowPlan, InputField, MappingPlan, TargetCheck, ValuePlan};
 
-pub use outcome::{FailureKind, Outcome, RecordError, Status};
+pub use outcome::{ErrorDetail, FailureKind, Outcome, RecordError, Status};
 pub use record::parse_record;
 
 /// What evaluation needs besides the plan: time and resolved secrets.
@@ -503,8 +503,8 @@ objects:
             let e = failure(mapping, json!({"email": "a@b.co", "name": value}));
             assert_eq!(e.kind, FailureKind::Validation);
             assert_eq!(e.field.as_deref(), Some("name"));
-            assert_eq!(e.expected.as_deref(), Some("string"));
-            assert_eq!(e.actual.as_deref(), Some(actual));
+            assert_eq!(e.expected(), Some("string"));
+            assert_eq!(e.actual(), Some(actual));
             assert_eq!(e.at.as_deref(), Some("rules.yaml:21:3"), "{e}");
             assert!(e.message.contains("declared `string`"), "{e}");
         }
@@ -519,10 +519,10 @@ objects:
         let mapping = "  email: email\n  tags: tags\n  meta: meta";
         let e = failure(mapping, json!({"email": "a@b.co", "tags": ["a", 2]}));
         assert_eq!(e.field.as_deref(), Some("tags"));
-        assert_eq!(e.expected.as_deref(), Some("array<string>"));
-        assert_eq!(e.actual.as_deref(), Some("array<number|string>"));
+        assert_eq!(e.expected(), Some("array<string>"));
+        assert_eq!(e.actual(), Some("array<number|string>"));
         let e = failure(mapping, json!({"email": "a@b.co", "meta": "x"}));
-        assert_eq!(e.actual.as_deref(), Some("string"));
+        assert_eq!(e.actual(), Some("string"));
         let ok = run(
             mapping,
             json!({"email": "a@b.co", "tags": ["a"], "meta": {"k": 1}}),
@@ -593,8 +593,16 @@ mapping:
     #[test]
     fn input_fields_are_checked_against_the_declared_record() {
         for (record, field, actual) in [
-            (json!({"email": "a@b.co", "tags": [1, 2]}), "tags", "array<number>"),
-            (json!({"email": "a@b.co", "name": {"first": "Ada"}}), "name", "object"),
+            (
+                json!({"email": "a@b.co", "tags": [1, 2]}),
+                "tags",
+                "array<number>",
+            ),
+            (
+                json!({"email": "a@b.co", "name": {"first": "Ada"}}),
+                "name",
+                "object",
+            ),
             (json!({"email": 7}), "email", "number"),
             (json!({"name": "Ada"}), "email", "null"),
             (json!({"email": null}), "email", "null"),
@@ -605,12 +613,21 @@ mapping:
             };
             assert_eq!(e.kind, FailureKind::InvalidRecord, "{e}");
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
-            assert_eq!(e.actual.as_deref(), Some(actual), "{e}");
-            assert!(e.at.as_deref().is_some_and(|a| a.starts_with("rules.yaml:")), "{e}");
+            assert_eq!(e.actual(), Some(actual), "{e}");
+            assert!(
+                e.at.as_deref()
+                    .is_some_and(|a| a.starts_with("rules.yaml:")),
+                "{e}"
+            );
         }
         let e = run_declared(json!({"email": "a@b.co", "stage": "newer"}));
-        assert!(matches!(e, Err(RecordError { ref field, .. }) if field.as_deref() == Some("stage")), "{e:?}");
-        let ok = run_declared(json!({"email": "a@b.co", "name": null, "tags": ["x"], "stage": "new", "extra": [1], "undeclared": 1}));
+        assert!(
+            matches!(e, Err(RecordError { ref field, .. }) if field.as_deref() == Some("stage")),
+            "{e:?}"
+        );
+        let ok = run_declared(
+            json!({"email": "a@b.co", "name": null, "tags": ["x"], "stage": "new", "extra": [1], "undeclared": 1}),
+        );
         assert!(ok.is_ok(), "{ok:?}");
     }
 

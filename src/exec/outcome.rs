@@ -77,6 +77,15 @@ pub struct RecordError {
     /// The target system's own message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message: Option<String>,
+    /// Types and input position, for the failures that have them; boxed so the common
+    /// error stays small. Serialized as top-level `expected`, `actual`, `offset`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<ErrorDetail>>,
+}
+
+/// The parts of a [`RecordError`] only some failures have.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ErrorDetail {
     /// The declared type the value should have had (e.g. `string`, `array<string>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
@@ -98,9 +107,7 @@ impl RecordError {
             at: None,
             status: None,
             provider_message: None,
-            expected: None,
-            actual: None,
-            offset: None,
+            detail: None,
         }
     }
 
@@ -123,9 +130,7 @@ impl RecordError {
             at: None,
             status: e.status,
             provider_message: Some(e.message.clone()),
-            expected: None,
-            actual: None,
-            offset: None,
+            detail: None,
         }
     }
 
@@ -141,15 +146,31 @@ impl RecordError {
 
     /// Records the declared and the actual type of a value that did not fit.
     pub fn with_types(mut self, expected: impl Into<String>, actual: impl Into<String>) -> Self {
-        self.expected = Some(expected.into());
-        self.actual = Some(actual.into());
+        let d = self.detail.get_or_insert_default();
+        d.expected = Some(expected.into());
+        d.actual = Some(actual.into());
         self
     }
 
     /// Records the byte offset in the input line.
     pub fn with_offset(mut self, offset: usize) -> Self {
-        self.offset = Some(offset);
+        self.detail.get_or_insert_default().offset = Some(offset);
         self
+    }
+
+    /// The declared type a value should have had.
+    pub fn expected(&self) -> Option<&str> {
+        self.detail.as_ref()?.expected.as_deref()
+    }
+
+    /// The type the value had instead.
+    pub fn actual(&self) -> Option<&str> {
+        self.detail.as_ref()?.actual.as_deref()
+    }
+
+    /// The byte offset in the input line.
+    pub fn offset(&self) -> Option<usize> {
+        self.detail.as_ref()?.offset
     }
 }
 
