@@ -115,3 +115,28 @@ fn dry_run_10k(bencher: Bencher) {
                 .unwrap_or_else(|e| panic!("dry run failed: {e}"))
         });
 }
+
+/// Parsing 1,000 generated lead lines from bytes: serde_json (UTF-8 check, then parse, as
+/// `benches/floor.rs` does through `read_line`), and the strict `parse_record` (duplicate keys
+/// refused while building the value) the record reader uses.
+#[divan::bench(args = ["serde_json", "parse_record"])]
+fn parse_1k(bencher: Bencher, parser: &str) {
+    let lines: Vec<&[u8]> = LINES.lines().take(1_000).map(str::as_bytes).collect();
+    let strict = parser == "parse_record";
+    bencher
+        .counter(ItemsCount::new(lines.len()))
+        .counter(BytesCount::new(
+            lines.iter().map(|l| l.len()).sum::<usize>(),
+        ))
+        .bench(|| {
+            for l in &lines {
+                let l = black_box(*l);
+                if strict {
+                    black_box(rulebridge::exec::parse_record(l).ok());
+                } else {
+                    let text = std::str::from_utf8(l).ok();
+                    black_box(text.and_then(|t| serde_json::from_str::<Value>(t).ok()));
+                }
+            }
+        });
+}

@@ -297,7 +297,7 @@ async fn invalid_utf8_is_a_failed_record_not_the_end_of_the_run() {
     let statuses: Vec<_> = out.iter().map(|o| o.status.as_str()).collect();
     assert_eq!(statuses, ["dry_run", "failed", "dry_run"]);
     let e = out[1].error.as_ref().expect("error");
-    assert_eq!(e.offset, Some(19));
+    assert_eq!(e.offset(), Some(19));
 }
 
 #[tokio::test]

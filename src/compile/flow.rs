@@ -8,9 +8,11 @@ use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::Scope;
-use crate::plan::{DuplicatePlan, FieldPlan, FlowPlan, MappingPlan, PolicyPlan, ValuePlan};
+use crate::plan::{
+    DuplicatePlan, FieldPlan, FlowPlan, InputField, MappingPlan, PolicyPlan, TargetCheck, ValuePlan,
+};
 use crate::syntax::doc::{
-    FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, Spanned,
+    FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, RecordDoc, Spanned,
 };
 use crate::types::Type;
 
@@ -23,6 +25,7 @@ pub const BINDINGS: [&str; 3] = ["policy", "secrets", "record"];
 /// What a flow can refer to.
 pub(super) struct Resolved<'a, 'd> {
     pub schemas: &'a BTreeMap<&'d str, BTreeMap<String, Type>>,
+    pub records: &'a BTreeMap<&'d str, &'d RecordDoc>,
     pub providers: &'a BTreeMap<&'d str, &'d ProviderDoc>,
     pub policies: &'a BTreeMap<String, Arc<PolicyPlan>>,
     /// All policy names, including ones that failed to compile (no cascade of errors).
@@ -167,6 +170,10 @@ impl Context<'_> {
             Some(at)
         });
 
+        if let Some(p) = &policy {
+            self.check_policy_outputs(doc, p);
+        }
+
         let mut redacted = Vec::new();
         let mut names = MappingNames {
             secrets: &secret_names,
@@ -264,6 +271,13 @@ impl Context<'_> {
             description: doc.description.clone(),
             record: doc.source.record.as_ref().map(|r| r.value.clone()),
             require: doc.source.require.iter().map(|r| r.value.clone()).collect(),
+            input_fields: doc
+                .source
+                .record
+                .as_ref()
+                .and_then(|name| r.records.get(name.value.as_str()))
+                .map(|record| self.input_fields(record))
+                .unwrap_or_default(),
             filter,
             provider: doc.target.provider.value.clone(),
             object: doc.target.object.value.clone(),
@@ -313,6 +327,23 @@ impl Context<'_> {
                     required: f.required,
                     options,
                 }
+            })
+            .collect()
+    }
+
+    /// The record's fields that need a look on each input (an optional `any` never does).
+    fn input_fields(&self, record: &RecordDoc) -> Vec<InputField> {
+        record
+            .fields
+            .iter()
+            .filter(|f| f.required || *f.ty.value.non_null() != Type::Any || !f.options.is_empty())
+            .map(|f| InputField {
+                name: f.name.value.clone(),
+                ty: f.ty.value.non_null().clone(),
+                declared: f.format.clone(),
+                required: f.required,
+                options: f.options.clone(),
+                location: self.sources.locate(f.name.span),
             })
             .collect()
     }
@@ -488,14 +519,16 @@ impl Context<'_> {
                     (ValuePlan::Nested(m), Type::Object, *span)
                 }
             };
-            if let Some(decl) = decl {
+            let check = decl.and_then(|decl| {
                 self.check_target_type(decl, &value, &ty, value_span);
-            }
+                target_check(decl, &value, &ty).map(Box::new)
+            });
             fields.push(FieldPlan {
                 target: target.value.clone(),
                 value,
                 ty,
                 location,
+                check,
             });
         }
         MappingPlan { fields }
@@ -508,6 +541,22 @@ impl Context<'_> {
         ty: &Type,
         span: crate::span::Span,
     ) {
+        if decl.required && *ty == Type::Null {
+            self.report(
+                Diagnostic::new(
+                    Code::MissingRequiredTarget,
+                    span,
+                    format!(
+                        "`{}` is required but this value is always null",
+                        decl.name.value
+                    ),
+                )
+                .with_label("always null")
+                .with_related(decl.name.span, "declared required here")
+                .with_help(format!("map `{}` to a value", decl.name.value)),
+            );
+            return;
+        }
         if !ty.fits_ignoring_null(&decl.ty.value) {
             self.report(
                 Diagnostic::new(
@@ -564,6 +613,47 @@ fn note_names(source: &str, read: &mut BTreeSet<String>) {
         ast.for_each_name(|n, _| {
             read.insert(n.to_string());
         });
+    }
+}
+
+/// What must still be checked when the value is produced, or `None` when its static type
+/// already guarantees the declaration (checked once here, not per record).
+fn target_check(decl: &FieldDecl, value: &ValuePlan, ty: &Type) -> Option<TargetCheck> {
+    let declared = &decl.ty.value;
+    let check = TargetCheck {
+        ty: (!guaranteed(ty, declared, true)).then(|| declared.clone()),
+        declared: decl.format.clone(),
+        // Constants were checked against the options by lint.
+        options: match value {
+            ValuePlan::Const(_) => Vec::new(),
+            ValuePlan::Expr(at) if at.compiled.as_const().is_some() => Vec::new(),
+            _ => decl.options.clone(),
+        },
+        required: decl.required && (ty.is_optional() || *ty == Type::Any),
+    };
+    (check.ty.is_some() || !check.options.is_empty() || check.required).then_some(check)
+}
+
+/// Whether every non-null value of type `found` is a value of type `declared`. At the top
+/// level null is left to the required check; inside arrays an item may be null only where
+/// the declaration says so.
+fn guaranteed(found: &Type, declared: &Type, top: bool) -> bool {
+    let (found, declared) = if top {
+        (found.non_null(), declared.non_null())
+    } else {
+        match (found, declared) {
+            (Type::Optional(_) | Type::Null, d) if !d.is_optional() && *d != Type::Any => {
+                return false;
+            }
+            (f, d) => (f.non_null(), d.non_null()),
+        }
+    };
+    match (found, declared) {
+        (_, Type::Any) => true,
+        (Type::Any, _) => false,
+        (Type::Null, _) => top,
+        (Type::Array(f), Type::Array(d)) => guaranteed(f, d, false),
+        (f, d) => f == d,
     }
 }
 

@@ -6,6 +6,7 @@ mod exprs;
 mod flow;
 mod lets;
 mod policy;
+mod policy_outputs;
 mod provider;
 mod table_lint;
 mod template;
@@ -215,6 +216,7 @@ impl Context<'_> {
         for (name, doc) in &flow_docs.by_name {
             let resolved = flow::Resolved {
                 schemas: &schemas,
+                records: &records.by_name,
                 providers: &providers.by_name,
                 policies: &policies,
                 policy_names: policy_docs.names().collect(),

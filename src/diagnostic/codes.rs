@@ -70,6 +70,7 @@ codes! {
     UnknownMatchKey = "RB2005", Error, "duplicate rule matches on a field the mapping does not produce";
     PolicyInputMissing = "RB2006", Error, "policy input is not available in the flow's record";
     SecretInOutput = "RB2007", Warning, "a secret flows into a payload field unsealed";
+    UnknownPolicyOutput = "RB2008", Error, "`policy.NAME` is not an output of the flow's policy table";
     // Policy tables.
     RowArity = "RB3001", Error, "row has the wrong number of cells";
     UnreachableRow = "RB3002", Error, "row can never match under hit policy `first`";

@@ -11,6 +11,7 @@ mod outcome;
 pub mod pipeline;
 mod policy;
 pub mod reader;
+mod record;
 pub mod send;
 
 use std::borrow::Cow;
@@ -22,54 +23,13 @@ use crate::expr::Env;
 use crate::expr::value::NULL;
 use crate::functions::{Clock, SystemClock};
 use crate::plan::{
-    ExprAt, FlowPlan, FlowStep, LET_SLOT_BASE, LetPlan, MappingPlan, POLICY_SLOT, RECORD_SLOT,
-    SECRETS_SLOT, ValuePlan,
+    ExprAt, FieldPlan, FlowPlan, FlowStep, InputField, LET_SLOT_BASE, LetPlan, MappingPlan,
+    POLICY_SLOT, RECORD_SLOT, SECRETS_SLOT, TargetCheck, ValuePlan,
 };
 
-pub use outcome::{FailureKind, Outcome, RecordError, Status};
+pub use outcome::{ErrorDetail, FailureKind, Outcome, RecordError, Status};
 pub use pipeline::{Pipeline, RunOptions, Sink, Summary};
-
-/// Parses one input line into a record: it must be UTF-8 text holding one JSON object.
-/// Errors carry the byte offset within the line.
-pub fn parse_record(line: &[u8]) -> Result<Value, RecordError> {
-    if let Err(e) = std::str::from_utf8(line) {
-        return Err(
-            RecordError::new(FailureKind::InvalidRecord, "the line is not valid UTF-8")
-                .at_offset(e.valid_up_to() as u64),
-        );
-    }
-    let value: Value = serde_json::from_slice(line).map_err(|e| {
-        let offset = offset_of(line, e.line(), e.column());
-        RecordError::new(
-            FailureKind::InvalidRecord,
-            format!("line is not valid JSON: {e}"),
-        )
-        .at_offset(offset)
-    })?;
-    if !value.is_object() {
-        return Err(RecordError::new(
-            FailureKind::InvalidRecord,
-            format!(
-                "record must be a JSON object, got {}",
-                crate::functions::type_name(&value)
-            ),
-        )
-        .at_offset(0));
-    }
-    Ok(value)
-}
-
-/// The byte offset of a 1-based line and column of `text`.
-fn offset_of(text: &[u8], line: usize, column: usize) -> u64 {
-    let mut offset = 0usize;
-    for (n, l) in text.split(|&b| b == b'\n').enumerate() {
-        if n + 1 == line {
-            return (offset + column.saturating_sub(1)).min(text.len()) as u64;
-        }
-        offset += l.len() + 1;
-    }
-    text.len() as u64
-}
+pub use record::parse_record;
 
 /// What evaluation needs besides the plan: time and resolved secrets.
 #[derive(Clone)]
@@ -158,6 +118,9 @@ pub fn evaluate(
             )
             .with_field(name));
         }
+    }
+    for f in &flow.input_fields {
+        check_input(f, fields.get(&f.name), flow)?;
     }
 
     let mut slots: [&Value; INLINE_SLOTS] = [&NULL; INLINE_SLOTS];
@@ -383,12 +346,132 @@ fn map_into(
                 Value::Object(nested)
             }
         };
+        if let Some(check) = &field.check {
+            check_target(check, &value, prefix, field)?;
+        }
         if omit_nulls && value.is_null() {
             continue;
         }
         out.insert(field.target.clone(), value);
     }
     Ok(())
+}
+
+/// An input field that does not match the flow's declared `record` fails the record before
+/// anything reads it: mapping `[1, 2]` with a rule written for strings would produce wrong data.
+fn check_input(f: &InputField, value: Option<&Value>, flow: &FlowPlan) -> Result<(), RecordError> {
+    let record = flow.record.as_deref().unwrap_or("record");
+    let fail = |message: String| {
+        RecordError::new(FailureKind::InvalidRecord, message)
+            .with_field(&f.name)
+            .at(&f.location)
+    };
+    match value {
+        None | Some(Value::Null) => {
+            if f.required {
+                return Err(fail(format!(
+                    "required field `{}` is missing or null (record `{record}` declares it required)",
+                    f.name
+                ))
+                .with_types(f.declared.clone(), "null"));
+            }
+        }
+        Some(v) => {
+            if !f.ty.accepts(v) {
+                let actual = describe_type(v);
+                return Err(fail(format!(
+                    "field `{}` is declared `{}` in record `{record}` but is {actual}",
+                    f.name, f.declared
+                ))
+                .with_types(f.declared.clone(), actual));
+            }
+            if !f.options.is_empty()
+                && let Value::String(s) = v
+                && !f.options.iter().any(|o| o == s)
+            {
+                return Err(fail(format!(
+                    "`{s}` is not an option of field `{}` of record `{record}` (allowed: {})",
+                    f.name,
+                    f.options.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value the target field's declaration does not allow fails the record here, before it
+/// is sent: the target would reject it, or worse, store it coerced.
+fn check_target(
+    check: &TargetCheck,
+    value: &Value,
+    prefix: &str,
+    field: &FieldPlan,
+) -> Result<(), RecordError> {
+    let name = || format!("{prefix}{}", field.target);
+    if value.is_null() {
+        if check.required {
+            return Err(RecordError::new(
+                FailureKind::Validation,
+                format!(
+                    "target field `{}` is declared required but the mapping produced null",
+                    name()
+                ),
+            )
+            .with_field(&name())
+            .with_types(check.declared.clone(), "null")
+            .at(&field.location));
+        }
+        return Ok(());
+    }
+    if let Some(ty) = &check.ty
+        && !ty.non_null().accepts(value)
+    {
+        let actual = describe_type(value);
+        return Err(RecordError::new(
+            FailureKind::Validation,
+            format!(
+                "target field `{}` is declared `{}` but the mapping produced {actual}",
+                name(),
+                check.declared
+            ),
+        )
+        .with_field(&name())
+        .with_types(check.declared.clone(), actual)
+        .at(&field.location));
+    }
+    if !check.options.is_empty()
+        && let Value::String(s) = value
+        && !check.options.iter().any(|o| o == s)
+    {
+        return Err(RecordError::new(
+            FailureKind::Validation,
+            format!(
+                "`{s}` is not an option of enum field `{}` (allowed: {})",
+                name(),
+                check.options.join(", ")
+            ),
+        )
+        .with_field(&name())
+        .at(&field.location));
+    }
+    Ok(())
+}
+
+/// The type of a value for messages: like [`Type::of`](crate::types::Type::of), but an
+/// array of mixed items lists them (`array<number|string>`) instead of saying `array`.
+fn describe_type(value: &Value) -> String {
+    use crate::types::Type;
+    let ty = Type::of(value);
+    match (&ty, value) {
+        (Type::Array(item), Value::Array(items)) if **item == Type::Any && !items.is_empty() => {
+            let mut names: Vec<String> = items.iter().map(describe_type).collect();
+            names.sort();
+            names.dedup();
+            format!("array<{}>", names.join("|"))
+        }
+        _ => ty.to_string(),
+    }
 }
 
 /// The template's context: only the record fields it reads (and `policy` and named values),
@@ -491,4 +574,206 @@ pub fn evaluate_policy(
 ) -> Result<Value, RecordError> {
     let env = Env::new(record, cx.clock.as_ref());
     policy::evaluate_in(p, &p.inputs, &env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PROVIDER: &str = r#"
+kind: provider
+name: crm
+base_url: https://crm.example.com
+objects:
+  contact:
+    fields:
+      email: { type: email, required: true }
+      name: string
+      tags: "array<string>"
+      stage: { type: enum, options: [lead, customer] }
+      meta: object
+    operations:
+      create: { method: POST, path: /contacts }
+"#;
+
+    /// Evaluates `record` through a flow whose mapping is `mapping` (YAML), from an
+    /// undeclared record so every field is `any` to the type checker.
+    fn run(mapping: &str, record: Value) -> Result<Evaluation, RecordError> {
+        let rules = format!(
+            "{PROVIDER}---\nkind: flow\nname: f\ntarget: {{ provider: crm, object: contact }}\nmapping:\n{mapping}\n"
+        );
+        let engine = crate::Engine::builder()
+            .rules_str("rules.yaml", rules)
+            .build()
+            .unwrap_or_else(|e| panic!("rules do not build: {e}"));
+        let runner = engine.runner("f").unwrap_or_else(|e| panic!("{e}"));
+        evaluate(runner.flow(), &record, runner.context())
+    }
+
+    fn failure(mapping: &str, record: Value) -> RecordError {
+        match run(mapping, record) {
+            Err(e) => e,
+            Ok(ev) => panic!("expected a failure, got {ev:?}"),
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_fail_naming_field_types_and_rule() {
+        let mapping = "  email: email\n  name: name";
+        for (value, actual) in [
+            (json!({"first": "Ada"}), "object"),
+            (json!([1, 2]), "array<number>"),
+            (json!(42), "number"),
+        ] {
+            let e = failure(mapping, json!({"email": "a@b.co", "name": value}));
+            assert_eq!(e.kind, FailureKind::Validation);
+            assert_eq!(e.field.as_deref(), Some("name"));
+            assert_eq!(e.expected(), Some("string"));
+            assert_eq!(e.actual(), Some(actual));
+            assert_eq!(e.at.as_deref(), Some("rules.yaml:21:3"), "{e}");
+            assert!(e.message.contains("declared `string`"), "{e}");
+        }
+        let ok = run(mapping, json!({"email": "a@b.co", "name": "Ada"}));
+        assert!(matches!(ok, Ok(Evaluation::Mapped { .. })), "{ok:?}");
+        // A non-required field may be null (it clears or is left out).
+        assert!(run(mapping, json!({"email": "a@b.co", "name": null})).is_ok());
+    }
+
+    #[test]
+    fn array_items_and_objects_are_checked() {
+        let mapping = "  email: email\n  tags: tags\n  meta: meta";
+        let e = failure(mapping, json!({"email": "a@b.co", "tags": ["a", 2]}));
+        assert_eq!(e.field.as_deref(), Some("tags"));
+        assert_eq!(e.expected(), Some("array<string>"));
+        assert_eq!(e.actual(), Some("array<number|string>"));
+        let e = failure(mapping, json!({"email": "a@b.co", "meta": "x"}));
+        assert_eq!(e.actual(), Some("string"));
+        let ok = run(
+            mapping,
+            json!({"email": "a@b.co", "tags": ["a"], "meta": {"k": 1}}),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn provider_required_fields_may_not_be_null_or_omitted() {
+        let e = failure("  email: email", json!({"name": "no e-mail"}));
+        assert_eq!(e.kind, FailureKind::Validation);
+        assert_eq!(e.field.as_deref(), Some("email"));
+        assert!(e.message.contains("required"), "{e}");
+        assert_eq!(e.at.as_deref(), Some("rules.yaml:20:3"));
+        // omit_nulls would otherwise drop it silently.
+        let rules_mapping = "  email: email\noptions: { omit_nulls: true }";
+        let e = failure(rules_mapping, json!({"email": null}));
+        assert_eq!(e.field.as_deref(), Some("email"));
+    }
+
+    #[test]
+    fn enum_values_outside_the_options_fail() {
+        let mapping = "  email: email\n  stage: stage";
+        let e = failure(mapping, json!({"email": "a@b.co", "stage": "prospect"}));
+        assert_eq!(e.field.as_deref(), Some("stage"));
+        assert!(e.message.contains("lead, customer"), "{e}");
+        assert!(run(mapping, json!({"email": "a@b.co", "stage": "lead"})).is_ok());
+    }
+
+    const RECORD: &str = r#"
+---
+kind: record
+name: lead
+fields:
+  email: { type: string, required: true }
+  name: string
+  tags: "array<string>"
+  stage: { type: enum, options: [new, old] }
+  extra: any
+---
+kind: flow
+name: f
+source: { record: lead }
+target: { provider: crm, object: contact }
+mapping:
+  email: email
+  name: name
+  tags: tags
+"#;
+
+    fn run_declared(record: Value) -> Result<Evaluation, RecordError> {
+        let engine = crate::Engine::builder()
+            .rules_str("rules.yaml", format!("{PROVIDER}{RECORD}"))
+            .build()
+            .unwrap_or_else(|e| panic!("rules do not build: {e}"));
+        let runner = engine.runner("f").unwrap_or_else(|e| panic!("{e}"));
+        // `extra` is an optional `any`: nothing to check.
+        let checked: Vec<&str> = runner
+            .flow()
+            .input_fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(checked, ["email", "name", "tags", "stage"]);
+        evaluate(runner.flow(), &record, runner.context())
+    }
+
+    #[test]
+    fn input_fields_are_checked_against_the_declared_record() {
+        for (record, field, actual) in [
+            (
+                json!({"email": "a@b.co", "tags": [1, 2]}),
+                "tags",
+                "array<number>",
+            ),
+            (
+                json!({"email": "a@b.co", "name": {"first": "Ada"}}),
+                "name",
+                "object",
+            ),
+            (json!({"email": 7}), "email", "number"),
+            (json!({"name": "Ada"}), "email", "null"),
+            (json!({"email": null}), "email", "null"),
+        ] {
+            let e = match run_declared(record.clone()) {
+                Err(e) => e,
+                Ok(ev) => panic!("{record} passed: {ev:?}"),
+            };
+            assert_eq!(e.kind, FailureKind::InvalidRecord, "{e}");
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert_eq!(e.actual(), Some(actual), "{e}");
+            assert!(
+                e.at.as_deref()
+                    .is_some_and(|a| a.starts_with("rules.yaml:")),
+                "{e}"
+            );
+        }
+        let e = run_declared(json!({"email": "a@b.co", "stage": "newer"}));
+        assert!(
+            matches!(e, Err(RecordError { ref field, .. }) if field.as_deref() == Some("stage")),
+            "{e:?}"
+        );
+        let ok = run_declared(
+            json!({"email": "a@b.co", "name": null, "tags": ["x"], "stage": "new", "extra": [1], "undeclared": 1}),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn statically_fitting_fields_need_no_runtime_check() {
+        let rules = format!(
+            "{PROVIDER}---\nkind: flow\nname: f\ntarget: {{ provider: crm, object: contact }}\nmapping:\n  email: {{ value: a@b.co }}\n  name: to_string(x)\n  tags: {{ value: [a] }}\n"
+        );
+        let engine = crate::Engine::builder()
+            .rules_str("rules.yaml", rules)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let runner = engine.runner("f").unwrap_or_else(|e| panic!("{e}"));
+        let checks: Vec<(&str, bool)> = runner
+            .flow()
+            .mapping
+            .fields
+            .iter()
+            .map(|f| (f.target.as_str(), f.check.is_some()))
+            .collect();
+        assert_eq!(checks, [("email", false), ("name", false), ("tags", false)]);
+    }
 }

@@ -79,9 +79,25 @@ pub struct RecordError {
     /// The target system's own message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message: Option<String>,
-    /// Byte offset in the input where the problem is (unreadable lines).
+    /// Types and input position, for the failures that have them; boxed so the common
+    /// error stays small. Serialized as top-level `expected`, `actual`, `offset`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<ErrorDetail>>,
+}
+
+/// The parts of a [`RecordError`] only some failures have.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ErrorDetail {
+    /// The declared type the value should have had (e.g. `string`, `array<string>`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
+    pub expected: Option<String>,
+    /// The type the value actually had (e.g. `object`, `array<number>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    /// Byte offset in the input line where it stopped making sense (bad UTF-8, bad JSON,
+    /// a duplicate key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
 }
 
 impl RecordError {
@@ -93,7 +109,7 @@ impl RecordError {
             at: None,
             status: None,
             provider_message: None,
-            offset: None,
+            detail: None,
         }
     }
 
@@ -116,7 +132,7 @@ impl RecordError {
             at: None,
             status: e.status,
             provider_message: Some(e.message.clone()),
-            offset: None,
+            detail: None,
         }
     }
 
@@ -125,15 +141,38 @@ impl RecordError {
         self
     }
 
-    /// The byte offset in the input where the problem is.
-    pub fn at_offset(mut self, offset: u64) -> Self {
-        self.offset = Some(offset);
-        self
-    }
-
     pub fn at(mut self, location: &Location) -> Self {
         self.at = Some(location.to_string());
         self
+    }
+
+    /// Records the declared and the actual type of a value that did not fit.
+    pub fn with_types(mut self, expected: impl Into<String>, actual: impl Into<String>) -> Self {
+        let d = self.detail.get_or_insert_default();
+        d.expected = Some(expected.into());
+        d.actual = Some(actual.into());
+        self
+    }
+
+    /// Records the byte offset in the input line.
+    pub fn with_offset(mut self, offset: usize) -> Self {
+        self.detail.get_or_insert_default().offset = Some(offset);
+        self
+    }
+
+    /// The declared type a value should have had.
+    pub fn expected(&self) -> Option<&str> {
+        self.detail.as_ref()?.expected.as_deref()
+    }
+
+    /// The type the value had instead.
+    pub fn actual(&self) -> Option<&str> {
+        self.detail.as_ref()?.actual.as_deref()
+    }
+
+    /// The byte offset in the input line.
+    pub fn offset(&self) -> Option<usize> {
+        self.detail.as_ref()?.offset
     }
 }
 

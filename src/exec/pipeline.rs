@@ -375,7 +375,7 @@ fn evaluate_line(
                     "the record is {len} bytes, more than the maximum record size; it was not read"
                 ),
             )
-            .at_offset(offset),
+            .with_offset(usize::try_from(offset).unwrap_or(usize::MAX)),
         )),
         Line::Record {
             index,
@@ -383,8 +383,11 @@ fn evaluate_line(
             bytes,
         } => match super::parse_record(&bytes) {
             Ok(record) => evaluate_record(flow, cx, hasher, index, &record, bytes.len()),
-            Err(mut e) => {
-                e.offset = Some(offset + e.offset.unwrap_or(0));
+            Err(e) => {
+                // The parser's offset is within the line; the outcome's is within the input.
+                let at = usize::try_from(offset).unwrap_or(usize::MAX);
+                let within = e.offset().unwrap_or(0);
+                let e = e.with_offset(at.saturating_add(within));
                 Evaluated::Final(Outcome::failed(index, None, e))
             }
         },

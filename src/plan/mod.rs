@@ -114,6 +114,9 @@ pub struct FlowPlan {
     pub description: Option<String>,
     pub record: Option<String>,
     pub require: Vec<String>,
+    /// Fields of the declared record checked on every input before mapping: the required
+    /// ones and those with a type other than `any`.
+    pub input_fields: Vec<InputField>,
     pub filter: Option<ExprAt>,
     pub provider: String,
     pub object: String,
@@ -171,6 +174,21 @@ pub enum FlowStep {
     Filter,
 }
 
+/// A field of the flow's declared `record`, as checked on each input record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputField {
+    pub name: String,
+    /// The declared type, without the optional wrapper (null is the `required` check's).
+    pub ty: Type,
+    /// The type as written in the record file, for messages.
+    pub declared: String,
+    pub required: bool,
+    /// Allowed values of an enum field.
+    pub options: Vec<String>,
+    /// Where the field is declared.
+    pub location: Location,
+}
+
 /// How a payload is built: target fields in order.
 #[derive(Debug, Default)]
 pub struct MappingPlan {
@@ -184,6 +202,23 @@ pub struct FieldPlan {
     /// The static type of the value.
     pub ty: Type,
     pub location: Location,
+    /// What the target's declaration still requires of the value at run time; `None` when
+    /// the static type already guarantees it (most fields), so evaluation skips it.
+    pub check: Option<Box<TargetCheck>>,
+}
+
+/// Run-time checks of one mapped value against the target field's declaration, for what the
+/// static type could not settle (an `any` or optional value).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetCheck {
+    /// The declared type, when a non-null value might not have it.
+    pub ty: Option<Type>,
+    /// The type as the provider wrote it (`email`, `array<string>`), for messages.
+    pub declared: String,
+    /// Allowed values of an enum field whose value is not a constant checked by lint.
+    pub options: Vec<String>,
+    /// The provider declares the field `required: true` and the value may be null.
+    pub required: bool,
 }
 
 #[derive(Debug)]
