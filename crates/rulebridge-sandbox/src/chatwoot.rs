@@ -6,7 +6,7 @@
 //! identifier and phone number are unique per account.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::faults::{self, ProviderCtx, RateLimited};
 use super::ratelimit::{Rolling, Verdict};
-use super::store::{Shared, lock};
+use super::store::{Shared, Vendor, VendorData};
 use super::util::{self, json as reply, query_get, query_pairs};
 
 pub const TOKEN: &str = "sandbox-chatwoot-token";
@@ -49,8 +49,11 @@ pub(crate) struct Data {
     filter_window: Rolling,
 }
 
-impl Data {
-    pub fn new() -> Data {
+/// What this fake's handlers get: the shared part and this vendor's own state.
+pub(crate) type Ctx = Vendor<Data>;
+
+impl VendorData for Data {
+    fn new() -> Data {
         Data {
             next_id: 1,
             accounts: BTreeMap::new(),
@@ -58,7 +61,7 @@ impl Data {
         }
     }
 
-    pub fn records(&self) -> BTreeMap<String, Vec<Value>> {
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
         let mut out = BTreeMap::new();
         for (account, contacts) in &self.accounts {
             out.insert(
@@ -127,9 +130,9 @@ fn unprocessable(messages: &[String], attributes: &[&str]) -> Response {
     )
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Ctx) -> Router {
     let ctx = ProviderCtx {
-        shared: shared.clone(),
+        shared: shared.shared(),
         name: "chatwoot",
         internal_error,
     };
@@ -184,9 +187,10 @@ fn throttled() -> Response {
     r
 }
 
-fn check_filter_limit(shared: &Shared, account: u64) -> Result<(), Response> {
+fn check_filter_limit(shared: &Ctx, account: u64) -> Result<(), Response> {
     let limit = shared.limit(shared.cfg.chatwoot_filter_rate_limit);
-    match lock(&shared.chatwoot)
+    match shared
+        .data()
         .filter_window
         .check(&account.to_string(), limit)
     {
@@ -276,11 +280,7 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
     }
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Path(account): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn create(State(shared): State<Ctx>, Path(account): Path<String>, body: Bytes) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
         Err(r) => return r,
@@ -297,7 +297,7 @@ async fn create(
         },
     };
     let source_id = inbox.map(|_| shared.uuid());
-    let mut st = lock(&shared.chatwoot);
+    let mut st = shared.data();
     let id = st.next_id;
     let mut c = Contact {
         id,
@@ -330,7 +330,7 @@ async fn create(
 }
 
 async fn update(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((account, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -342,7 +342,7 @@ async fn update(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut st = lock(&shared.chatwoot);
+    let mut st = shared.data();
     let contacts = st.accounts.entry(account).or_default();
     let Some(mut c) = id
         .parse::<u64>()
@@ -360,15 +360,12 @@ async fn update(
     reply(StatusCode::OK, json!({ "payload": out }))
 }
 
-async fn show(
-    State(shared): State<Arc<Shared>>,
-    Path((account, id)): Path<(String, String)>,
-) -> Response {
+async fn show(State(shared): State<Ctx>, Path((account, id)): Path<(String, String)>) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     match st
         .accounts
         .get(&account)
@@ -380,14 +377,14 @@ async fn show(
 }
 
 async fn destroy(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((account, id)): Path<(String, String)>,
 ) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut st = lock(&shared.chatwoot);
+    let mut st = shared.data();
     let removed = st
         .accounts
         .get_mut(&account)
@@ -420,7 +417,7 @@ fn paged(list: Vec<&Contact>, page: usize) -> Response {
 }
 
 async fn list(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(account): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -429,7 +426,7 @@ async fn list(
         Err(r) => return r,
     };
     let pairs = query_pairs(q.as_deref());
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     let all: Vec<&Contact> = st
         .accounts
         .get(&account)
@@ -440,7 +437,7 @@ async fn list(
 
 /// `GET /contacts/search?q=`: a substring match over name, e-mail, phone and identifier.
 async fn search(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(account): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -453,7 +450,7 @@ async fn search(
     }
     let pairs = query_pairs(q.as_deref());
     let needle = query_get(&pairs, "q").unwrap_or("").to_lowercase();
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     let hits: Vec<&Contact> = st
         .accounts
         .get(&account)
@@ -532,7 +529,7 @@ fn holds(c: &Contact, cond: &Condition) -> bool {
 }
 
 async fn filter(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(account): Path<String>,
     RawQuery(q): RawQuery,
     body: Bytes,
@@ -567,7 +564,8 @@ async fn filter(
             .unwrap_or("")
             .to_string();
         if !STANDARD_KEYS.contains(&key.as_str())
-            && !lock(&shared.chatwoot)
+            && !shared
+                .data()
                 .accounts
                 .get(&account)
                 .is_some_and(|m| m.values().any(|c| attr(c, &key).is_some()))
@@ -600,7 +598,7 @@ async fn filter(
         });
     }
     let pairs = query_pairs(q.as_deref());
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     let hits: Vec<&Contact> = st
         .accounts
         .get(&account)

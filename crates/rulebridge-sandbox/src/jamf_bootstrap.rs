@@ -6,7 +6,6 @@
 //! is the SHA-256 of the plaintext, so a request the real service could not open fails here.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +20,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::faults::{self, ProviderCtx};
-use super::store::{Shared, lock};
+use super::store::{Shared, Vendor, VendorData};
 use super::util::{self, bearer, json as reply};
 
 pub const TOKEN: &str = "sandbox-jamf-bootstrap-token";
@@ -42,15 +41,18 @@ pub(crate) struct Data {
     by_key: BTreeMap<String, usize>,
 }
 
-impl Data {
-    pub fn new() -> Data {
+/// What this fake's handlers get: the shared part and this vendor's own state.
+pub(crate) type Ctx = Vendor<Data>;
+
+impl VendorData for Data {
+    fn new() -> Data {
         Data {
             requests: Vec::new(),
             by_key: BTreeMap::new(),
         }
     }
 
-    pub fn records(&self) -> BTreeMap<String, Vec<Value>> {
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
         let mut out = BTreeMap::new();
         out.insert(
             "requests".to_string(),
@@ -68,9 +70,9 @@ pub(crate) fn internal_error(_: &Shared) -> Response {
     fail(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Ctx) -> Router {
     let ctx = ProviderCtx {
-        shared: shared.clone(),
+        shared: shared.shared(),
         name: "jamf-bootstrap",
         internal_error,
     };
@@ -83,8 +85,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(ctx, faults::observe))
 }
 
-async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    let n = lock(&shared.bootstrap).requests.len();
+async fn health(State(shared): State<Ctx>) -> Response {
+    let n = shared.data().requests.len();
     reply(
         StatusCode::OK,
         json!({"status": "healthy", "timestamp": util::iso_ms(Utc::now()), "version": "1.0.0", "queued": n}),
@@ -109,7 +111,7 @@ fn decrypt(payload: &str) -> Option<Vec<u8>> {
     f.decrypt(std::str::from_utf8(&unwrapped).ok()?).ok()
 }
 
-async fn request(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn request(State(shared): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let parsed = util::parse_json(&body);
     let obj = match &parsed {
         Ok(Value::Object(m)) => Some(m),
@@ -188,7 +190,7 @@ async fn request(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     let fingerprint = Value::Object(fingerprint);
     let key = text("idempotency_key").unwrap_or_default().to_string();
 
-    let mut st = lock(&shared.bootstrap);
+    let mut st = shared.data();
     if let Some(&i) = st.by_key.get(&key) {
         let prior = &st.requests[i];
         if prior.fingerprint != fingerprint {
@@ -243,15 +245,11 @@ async fn request(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     )
 }
 
-async fn status(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn status(State(shared): State<Ctx>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if !authorized(&headers, None) {
         return fail(StatusCode::UNAUTHORIZED, "Invalid or missing API token");
     }
-    let st = lock(&shared.bootstrap);
+    let st = shared.data();
     match st.requests.iter().find(|r| r.request_id == id) {
         Some(r) => {
             let rec = &r.record;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::faults::{self, ProviderCtx, RateLimited};
 use super::ratelimit::{Rolling, Verdict, retry_after_secs};
-use super::store::{Shared, lock};
+use super::store::{Shared, Vendor, VendorData};
 use super::util::{self, json as reply};
 
 pub const API_KEY: &str = "sandbox-internal-key";
@@ -35,8 +35,11 @@ pub(crate) struct Data {
     window: Rolling,
 }
 
-impl Data {
-    pub fn new() -> Data {
+/// What this fake's handlers get: the shared part and this vendor's own state.
+pub(crate) type Ctx = Vendor<Data>;
+
+impl VendorData for Data {
+    fn new() -> Data {
         Data {
             next_id: 1,
             users: BTreeMap::new(),
@@ -44,7 +47,7 @@ impl Data {
         }
     }
 
-    pub fn records(&self) -> BTreeMap<String, Vec<Value>> {
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
         let mut out = BTreeMap::new();
         out.insert("users".to_string(), self.users.values().cloned().collect());
         out
@@ -62,9 +65,9 @@ pub(crate) fn internal_error(_: &Shared) -> Response {
     fail(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Ctx) -> Router {
     let ctx = ProviderCtx {
-        shared: shared.clone(),
+        shared: shared.shared(),
         name: "usersync",
         internal_error,
     };
@@ -84,7 +87,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// express-rate-limit in front of the route: per client address, legacy headers.
-async fn limit(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn limit(State(shared): State<Ctx>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -92,7 +95,7 @@ async fn limit(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
         .unwrap_or_else(|| "unknown".into());
     let max = shared.limit(shared.cfg.usersync_rate_limit);
     let (verdict, used) = {
-        let mut st = lock(&shared.usersync);
+        let mut st = shared.data();
         let v = st.window.check(&ip, max);
         (v, st.window.used(&ip))
     };
@@ -263,7 +266,7 @@ fn too_long(u: &Value, tenant: &str) -> Option<String> {
         .then(|| "value too long for type character varying(255)".to_string())
 }
 
-async fn sync(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sync(State(shared): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     if util::header_str(&headers, "x-internal-api-key") != Some(API_KEY) {
         return fail(StatusCode::UNAUTHORIZED, "Unauthorized - Invalid API key");
     }
@@ -323,7 +326,7 @@ async fn sync(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let users = body["users"].as_array().cloned().unwrap_or_default();
     let now = util::iso_ms(Utc::now());
     let mut results = Vec::new();
-    let mut st = lock(&shared.usersync);
+    let mut st = shared.data();
     for u in &users {
         let user_id = u.get("id").cloned().unwrap_or(Value::Null);
         if let Some(e) = too_long(u, &tenant_id) {
