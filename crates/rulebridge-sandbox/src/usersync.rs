@@ -1,10 +1,17 @@
 //! The CRM's internal user-sync endpoint (`POST /api/internal/sync/users`), as the wrapper
-//! user-sync guide specifies and its reference Express handler behaves.
+//! user-sync guide (seed `wrapper-user-sync.md`) specifies and its reference Express handler
+//! behaves.
 //!
-//! Behaviours kept from the reference handler: users are matched by exact e-mail across all
-//! tenants; an update changes only name, isActive, roles and permissions; a value longer
-//! than its column fails that user alone. The request schema is checked like the guide's Joi
-//! schema (first error only), except that unknown keys are allowed.
+//! Behaviours kept from the reference handler: an update changes only name, isActive, roles
+//! and permissions; a value longer than its column fails that user alone. The request schema
+//! is checked like the guide's Joi schema (first error only), except that unknown keys are
+//! allowed.
+//!
+//! One request carries one tenant ("Headers": `X-Tenant-ID` is the tenant; "Request Body":
+//! `tenant.id`; reference "User sync": `X-Tenant-ID` equals `tenant.id`): a request whose two
+//! disagree is refused, and users are stored and matched under that tenant. The users table's
+//! `email UNIQUE` ("Database Schema") still holds across tenants: an e-mail another tenant
+//! already has fails that user with the database's unique-violation error.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -322,6 +329,19 @@ async fn sync(State(shared): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
     }
     let operation = body["operation"].as_str().unwrap_or("").to_string();
     let tenant_id = body["tenant"]["id"].as_str().unwrap_or("").to_string();
+    // The guide's "Error Response Format", status 400 ("Validation Failures").
+    let header_tenant = util::header_str(&headers, "x-tenant-id").unwrap_or("");
+    if header_tenant != tenant_id {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "success": false,
+                "error": "Tenant mismatch: X-Tenant-ID does not match tenant.id",
+                "timestamp": util::iso_ms(Utc::now()),
+                "details": format!("X-Tenant-ID is {header_tenant:?}, tenant.id is {tenant_id:?}"),
+            }),
+        );
+    }
     let tenant_name = body["tenant"]["name"].as_str().unwrap_or("").to_string();
     let users = body["users"].as_array().cloned().unwrap_or_default();
     let now = util::iso_ms(Utc::now());
@@ -334,11 +354,20 @@ async fn sync(State(shared): State<Ctx>, headers: HeaderMap, body: Bytes) -> Res
             continue;
         }
         let email = u["email"].as_str().unwrap_or("");
-        let existing = st
+        let holder = st
             .users
             .iter()
             .find(|(_, r)| r["email"].as_str() == Some(email))
-            .map(|(id, _)| *id);
+            .map(|(id, r)| (*id, r["tenantId"].as_str() == Some(tenant_id.as_str())));
+        let existing = match holder {
+            Some((id, true)) => Some(id),
+            // Another tenant's user: creating it here violates `email UNIQUE`.
+            Some((_, false)) => {
+                results.push(json!({"userId": user_id, "status": "failed", "error": "duplicate key value violates unique constraint \"users_email_key\""}));
+                continue;
+            }
+            None => None,
+        };
         match existing {
             Some(id) => {
                 if let Some(r) = st.users.get_mut(&id) {
