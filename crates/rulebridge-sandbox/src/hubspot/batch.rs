@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use super::contacts::{NEEDS_IDENTITY, identifies, properties_of, reply_empty};
 use super::errors::{
-    bad_json, conflict, invalid_properties, invalid_properties_parts, not_found, validation,
+    PropError, bad_json, conflict, invalid_properties, invalid_properties_parts, not_found,
+    validation,
 };
-use super::properties::validate_props;
+use super::properties::{Properties, validate_props};
 use super::state::{Ctx, default_props, iso, render};
 use super::{BATCH_LIMIT, PORTAL_ID};
 use crate::store::Shared;
@@ -27,9 +28,13 @@ pub(super) struct BatchOut {
 }
 
 /// A batch input's validated properties, or the per-input error that refuses them.
-pub(super) fn input_props(input: &Value, id: &str) -> Result<BTreeMap<String, String>, Value> {
+pub(super) fn input_props(
+    input: &Value,
+    id: &str,
+    defs: &Properties,
+) -> Result<BTreeMap<String, String>, Value> {
     let ids = json!({ "ids": [id] });
-    match properties_of(input).map(validate_props) {
+    match properties_of(input).map(|p| validate_props(p, defs)) {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(errs)) => {
             let (message, extra) = invalid_properties_parts(&errs);
@@ -41,6 +46,32 @@ pub(super) fn input_props(input: &Value, id: &str) -> Result<BTreeMap<String, St
             ))
         }
         Err(m) => Err(batch_error("VALIDATION_ERROR", m, ids, None)),
+    }
+}
+
+/// A property the portal lacks refuses the whole batch (reference "HubSpot custom
+/// properties": `PROPERTY_DOESNT_EXIST`, in a batch for the whole request).
+fn refuse_unknown_properties(shared: &Ctx, inputs: &[Value]) -> Result<(), Response> {
+    let unknown: Vec<PropError> = {
+        let st = shared.data();
+        inputs
+            .iter()
+            .filter_map(|i| i.get("properties").and_then(Value::as_object))
+            .flat_map(|p| p.keys())
+            .filter(|name| !st.properties.contains_key(*name))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|name| PropError {
+                name: name.clone(),
+                code: "PROPERTY_DOESNT_EXIST",
+                message: format!("Property \"{name}\" does not exist"),
+            })
+            .collect()
+    };
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_properties(shared, &unknown))
     }
 }
 
@@ -143,6 +174,7 @@ pub(super) async fn batch(
 /// Batch create is all or nothing: invalid values refuse the batch with 400, an existing
 /// e-mail with 409 (naming the first one found).
 pub(super) fn batch_create(shared: &Ctx, inputs: &[Value]) -> Result<BatchOut, Response> {
+    let defs = shared.data().properties.clone();
     let mut all = Vec::new();
     let mut errs = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
@@ -150,7 +182,7 @@ pub(super) fn batch_create(shared: &Ctx, inputs: &[Value]) -> Result<BatchOut, R
             Ok(p) => p,
             Err(m) => return Err(validation(shared, &format!("inputs[{i}]: {m}"))),
         };
-        match validate_props(props) {
+        match validate_props(props, &defs) {
             Ok(p) => all.push(p),
             Err(e) => errs.extend(e),
         }
@@ -266,11 +298,12 @@ pub(super) fn batch_update(shared: &Ctx, inputs: &[Value]) -> Result<BatchOut, R
         .iter()
         .any(|i| i.get("idProperty").and_then(Value::as_str) == Some("email"));
     duplicate_ids(shared, inputs, by_email)?;
+    refuse_unknown_properties(shared, inputs)?;
     let mut st = shared.data();
     for input in inputs {
         let id = id_of(input).unwrap_or_default();
         let id_property = input.get("idProperty").and_then(Value::as_str);
-        let props = match input_props(input, &id) {
+        let props = match input_props(input, &id, &st.properties) {
             Ok(p) => p,
             Err(e) => {
                 errors.push(e);
@@ -319,6 +352,7 @@ pub(super) fn batch_upsert(shared: &Ctx, inputs: &[Value]) -> Result<BatchOut, R
         }
     }
     duplicate_ids(shared, inputs, true)?;
+    refuse_unknown_properties(shared, inputs)?;
     let mut errors = Vec::new();
     let mut results = Vec::new();
     let mut st = shared.data();
@@ -333,7 +367,7 @@ pub(super) fn batch_upsert(shared: &Ctx, inputs: &[Value]) -> Result<BatchOut, R
             ));
             continue;
         }
-        let mut props = match input_props(input, &id) {
+        let mut props = match input_props(input, &id, &st.properties) {
             Ok(p) => p,
             Err(e) => {
                 errors.push(e);

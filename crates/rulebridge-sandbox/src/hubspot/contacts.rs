@@ -52,7 +52,8 @@ pub(super) async fn create_contact(State(shared): State<Ctx>, body: Bytes) -> Re
         Ok(p) => p,
         Err(m) => return validation(&shared, m),
     };
-    let props = match validate_props(props) {
+    let defs = shared.data().properties.clone();
+    let props = match validate_props(props, &defs) {
         Ok(p) => p,
         Err(errs) => return invalid_properties(&shared, &errs),
     };
@@ -138,7 +139,8 @@ pub(super) async fn patch_contact(
         Ok(p) => p,
         Err(m) => return validation(&shared, m),
     };
-    let props = match validate_props(props) {
+    let defs = shared.data().properties.clone();
+    let props = match validate_props(props, &defs) {
         Ok(p) => p,
         Err(errs) => return invalid_properties(&shared, &errs),
     };

@@ -26,7 +26,7 @@ use contacts::{create_contact, delete_contact, get_contact, list_contacts, patch
 use errors::{internal_error, not_found};
 use gate::gate;
 use oauth::token;
-use properties::{get_property, list_properties};
+use properties::{create_property, get_property, list_properties};
 use search::search;
 
 pub(crate) use state::{Ctx, Data};
@@ -69,7 +69,10 @@ pub(crate) fn router(shared: Ctx) -> Router {
         )
         .route("/crm/v3/objects/contacts/search", post(search))
         .route("/crm/v3/objects/contacts/batch/{action}", post(batch))
-        .route("/crm/v3/properties/contacts", get(list_properties))
+        .route(
+            "/crm/v3/properties/contacts",
+            get(list_properties).post(create_property),
+        )
         .route("/crm/v3/properties/contacts/{name}", get(get_property))
         .route_layer(middleware::from_fn_with_state(shared.clone(), gate));
     let ctx = ProviderCtx {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
@@ -9,10 +10,11 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::PORTAL_ID;
-use super::errors::{PropError, error};
+use super::errors::{PropError, bad_json, error, validation};
 use super::state::Ctx;
 use crate::util::{self, json as reply};
 
+/// A default property of every portal.
 pub(super) struct PropDef {
     pub(super) name: &'static str,
     pub(super) label: &'static str,
@@ -21,7 +23,55 @@ pub(super) struct PropDef {
     pub(super) group: &'static str,
     pub(super) options: &'static [(&'static str, &'static str)],
     pub(super) read_only: bool,
+}
+
+/// One property of the portal: a default one, or one created through the properties API.
+#[derive(Clone, Debug)]
+pub(super) struct Property {
+    pub(super) name: String,
+    pub(super) label: String,
+    pub(super) ty: String,
+    pub(super) field_type: String,
+    pub(super) group: String,
+    pub(super) description: String,
+    /// `(value, label)`
+    pub(super) options: Vec<(String, String)>,
+    pub(super) read_only: bool,
+    /// Created in this portal (HubSpot's are `hubspotDefined`).
     pub(super) custom: bool,
+    /// When it was created; None for the defaults (the portal's creation, i.e. sandbox start).
+    pub(super) created_at: Option<String>,
+}
+
+/// The portal's contact properties by name.
+pub(super) type Properties = BTreeMap<String, Property>;
+
+/// A fresh portal: HubSpot's default contact properties only (reference "More facts",
+/// "HubSpot custom properties": a fresh portal has only HubSpot's default properties; custom
+/// ones must be created before a record can carry them).
+pub(super) fn default_properties() -> Properties {
+    DEFAULTS
+        .iter()
+        .map(|d| {
+            let p = Property {
+                name: d.name.into(),
+                label: d.label.into(),
+                ty: d.ty.into(),
+                field_type: d.field_type.into(),
+                group: d.group.into(),
+                description: String::new(),
+                options: d
+                    .options
+                    .iter()
+                    .map(|(v, l)| (v.to_string(), l.to_string()))
+                    .collect(),
+                read_only: d.read_only,
+                custom: false,
+                created_at: None,
+            };
+            (p.name.clone(), p)
+        })
+        .collect()
 }
 
 pub(super) const LIFECYCLE: &[(&str, &str)] = &[
@@ -46,6 +96,16 @@ pub(super) const LEAD_STATUS: &[(&str, &str)] = &[
     ("BAD_TIMING", "Bad Timing"),
 ];
 
+const EMPLOYEES: &[(&str, &str)] = &[
+    ("1-5", "1-5"),
+    ("5-25", "5-25"),
+    ("25-50", "25-50"),
+    ("50-100", "50-100"),
+    ("100-500", "100-500"),
+    ("500-1000", "500-1000"),
+    ("1000+", "1000+"),
+];
+
 pub(super) const fn prop(
     name: &'static str,
     label: &'static str,
@@ -60,11 +120,13 @@ pub(super) const fn prop(
         group: "contactinformation",
         options: &[],
         read_only: false,
-        custom: false,
     }
 }
 
-pub(super) const PROPERTIES: &[PropDef] = &[
+/// HubSpot's default contact properties (reference: email, firstname, lastname, company,
+/// phone, mobilephone, jobtitle, website, address, city, state, zip, country, industry,
+/// lifecyclestage, hs_lead_status, numemployees, and the read-only record properties).
+const DEFAULTS: &[PropDef] = &[
     prop("address", "Street Address", "string", "text"),
     prop("city", "City", "string", "text"),
     prop("company", "Company Name", "string", "text"),
@@ -75,11 +137,7 @@ pub(super) const PROPERTIES: &[PropDef] = &[
     },
     prop("email", "Email", "string", "text"),
     prop("firstname", "First Name", "string", "text"),
-    PropDef {
-        custom: true,
-        group: "conversioninformation",
-        ..prop("form_submitted_at", "Form submitted at", "datetime", "date")
-    },
+    prop("industry", "Industry", "string", "text"),
     PropDef {
         options: LEAD_STATUS,
         group: "sales_properties",
@@ -96,14 +154,6 @@ pub(super) const PROPERTIES: &[PropDef] = &[
     },
     prop("lastname", "Last Name", "string", "text"),
     PropDef {
-        custom: true,
-        ..prop("lead_owner_team", "Lead owner team", "string", "text")
-    },
-    PropDef {
-        custom: true,
-        ..prop("lead_source", "Lead source", "string", "text")
-    },
-    PropDef {
         options: LIFECYCLE,
         ..prop("lifecyclestage", "Lifecycle Stage", "enumeration", "radio")
     },
@@ -113,21 +163,24 @@ pub(super) const PROPERTIES: &[PropDef] = &[
         "string",
         "phonenumber",
     ),
+    PropDef {
+        options: EMPLOYEES,
+        group: "companyinformation",
+        ..prop(
+            "numemployees",
+            "Number of Employees",
+            "enumeration",
+            "select",
+        )
+    },
     prop("phone", "Phone Number", "string", "phonenumber"),
     prop("state", "State/Region", "string", "text"),
-    PropDef {
-        custom: true,
-        ..prop("tags", "Tags", "string", "text")
-    },
     prop("website", "Website URL", "string", "text"),
     prop("zip", "Postal Code", "string", "text"),
 ];
 
-pub(super) fn prop_def(name: &str) -> Option<&'static PropDef> {
-    PROPERTIES.iter().find(|p| p.name == name)
-}
-
-pub(super) fn render_prop(p: &PropDef, created: &str) -> Value {
+pub(super) fn render_prop(p: &Property, portal_created: &str) -> Value {
+    let created = p.created_at.as_deref().unwrap_or(portal_created);
     let options: Vec<Value> = p
         .options
         .iter()
@@ -143,7 +196,7 @@ pub(super) fn render_prop(p: &PropDef, created: &str) -> Value {
         "label": p.label,
         "type": p.ty,
         "fieldType": p.field_type,
-        "description": "",
+        "description": p.description,
         "groupName": p.group,
         "options": options,
         "displayOrder": -1,
@@ -166,7 +219,10 @@ pub(super) fn render_prop(p: &PropDef, created: &str) -> Value {
 }
 
 /// Checks and normalizes `{name: value}` into stored strings ("" clears a property).
-pub(super) fn validate_props(input: &Value) -> Result<BTreeMap<String, String>, Vec<PropError>> {
+pub(super) fn validate_props(
+    input: &Value,
+    defs: &Properties,
+) -> Result<BTreeMap<String, String>, Vec<PropError>> {
     let Some(obj) = input.as_object() else {
         return Err(vec![PropError {
             name: "properties".into(),
@@ -177,7 +233,8 @@ pub(super) fn validate_props(input: &Value) -> Result<BTreeMap<String, String>, 
     let mut out = BTreeMap::new();
     let mut errs = Vec::new();
     for (name, v) in obj {
-        let Some(def) = prop_def(name) else {
+        // Reference: a property the portal lacks is refused with PROPERTY_DOESNT_EXIST.
+        let Some(def) = defs.get(name) else {
             errs.push(PropError {
                 name: name.clone(),
                 code: "PROPERTY_DOESNT_EXIST",
@@ -203,7 +260,7 @@ pub(super) fn validate_props(input: &Value) -> Result<BTreeMap<String, String>, 
             out.insert(name.clone(), String::new());
             continue;
         }
-        match def.ty {
+        match def.ty.as_str() {
             _ if def.name == "email" => {
                 if !util::is_email(value.trim()) {
                     errs.push(PropError {
@@ -217,7 +274,7 @@ pub(super) fn validate_props(input: &Value) -> Result<BTreeMap<String, String>, 
             }
             "enumeration" => {
                 if !def.options.iter().any(|(o, _)| *o == value) {
-                    let allowed: Vec<&str> = def.options.iter().map(|(o, _)| *o).collect();
+                    let allowed: Vec<&str> = def.options.iter().map(|(o, _)| o.as_str()).collect();
                     errs.push(PropError {
                         name: name.clone(),
                         code: "INVALID_OPTION",
@@ -266,18 +323,21 @@ pub(super) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 
 pub(super) async fn list_properties(State(shared): State<Ctx>) -> Response {
     let created = util::iso_ms(shared.started_at);
-    let results: Vec<Value> = PROPERTIES
-        .iter()
+    let results: Vec<Value> = shared
+        .data()
+        .properties
+        .values()
         .map(|p| render_prop(p, &created))
         .collect();
     reply(StatusCode::OK, json!({ "results": results }))
 }
 
 pub(super) async fn get_property(State(shared): State<Ctx>, Path(name): Path<String>) -> Response {
-    match prop_def(&name) {
+    let found = shared.data().properties.get(&name).cloned();
+    match found {
         Some(p) => reply(
             StatusCode::OK,
-            render_prop(p, &util::iso_ms(shared.started_at)),
+            render_prop(&p, &util::iso_ms(shared.started_at)),
         ),
         None => error(
             &shared,
@@ -289,17 +349,140 @@ pub(super) async fn get_property(State(shared): State<Ctx>, Path(name): Path<Str
     }
 }
 
+/// The type/fieldType pairs a property may have (reference "HubSpot custom properties").
+const TYPE_PAIRS: &[(&str, &[&str])] = &[
+    ("string", &["text", "textarea", "phonenumber"]),
+    ("number", &["number"]),
+    ("date", &["date"]),
+    ("datetime", &["date"]),
+    ("enumeration", &["select", "radio", "checkbox"]),
+    ("bool", &["booleancheckbox"]),
+];
+
+/// `POST /crm/v3/properties/contacts` `{name, label, type, fieldType, groupName, options?,
+/// description?}` → 201 with the property; an existing name → 409 (reference "HubSpot custom
+/// properties").
+pub(super) async fn create_property(State(shared): State<Ctx>, body: Bytes) -> Response {
+    let body = match util::parse_json(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_json(&shared, &e),
+    };
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let missing: Vec<&str> = ["name", "label", "type", "fieldType", "groupName"]
+        .into_iter()
+        .filter(|k| text(k).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return validation(
+            &shared,
+            &format!("Missing required fields: {}", missing.join(", ")),
+        );
+    }
+    let (name, ty, field_type) = (
+        text("name").unwrap_or_default(),
+        text("type").unwrap_or_default(),
+        text("fieldType").unwrap_or_default(),
+    );
+    let Some((_, field_types)) = TYPE_PAIRS.iter().find(|(t, _)| *t == ty) else {
+        let types: Vec<&str> = TYPE_PAIRS.iter().map(|(t, _)| *t).collect();
+        return validation(
+            &shared,
+            &format!(
+                "{ty} is not a valid property type: one of [{}]",
+                types.join(", ")
+            ),
+        );
+    };
+    if !field_types.contains(&field_type) {
+        return validation(
+            &shared,
+            &format!(
+                "fieldType {field_type} is not valid for type {ty}: one of [{}]",
+                field_types.join(", ")
+            ),
+        );
+    }
+    let mut options = Vec::new();
+    if let Some(list) = body.get("options").filter(|o| !o.is_null()) {
+        let Some(list) = list.as_array() else {
+            return validation(&shared, "options must be an array");
+        };
+        for o in list {
+            let value = o.get("value").and_then(util::to_plain_string);
+            let label = o.get("label").and_then(util::to_plain_string);
+            match (value, label) {
+                (Some(v), Some(l)) => options.push((v, l)),
+                _ => return validation(&shared, "every option needs a label and a value"),
+            }
+        }
+    }
+    if ty == "bool" && options.is_empty() {
+        options = vec![("true".into(), "Yes".into()), ("false".into(), "No".into())];
+    }
+    let property = Property {
+        name: name.to_string(),
+        label: text("label").unwrap_or_default().to_string(),
+        ty: ty.to_string(),
+        field_type: field_type.to_string(),
+        group: text("groupName").unwrap_or_default().to_string(),
+        description: text("description").unwrap_or_default().to_string(),
+        options,
+        read_only: false,
+        custom: true,
+        created_at: Some(util::iso_ms(Utc::now())),
+    };
+    let mut st = shared.data();
+    if st.properties.contains_key(name) {
+        drop(st);
+        return error(
+            &shared,
+            StatusCode::CONFLICT,
+            "OBJECT_ALREADY_EXISTS",
+            &format!("A property named '{name}' already exists."),
+            json!({}),
+        );
+    }
+    st.properties
+        .insert(property.name.clone(), property.clone());
+    drop(st);
+    reply(
+        StatusCode::CREATED,
+        render_prop(&property, &util::iso_ms(shared.started_at)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn property_validation() {
-        let ok = validate_props(&json!({"email": "a@b.co", "firstname": 1, "lifecyclestage": "lead", "form_submitted_at": "1700000000000"})).unwrap();
+        let mut defs = default_properties();
+        assert!(!defs.contains_key("form_submitted_at"), "a custom property");
+        let custom = Property {
+            name: "form_submitted_at".into(),
+            ty: "datetime".into(),
+            custom: true,
+            ..defs["createdate"].clone()
+        };
+        defs.insert(
+            custom.name.clone(),
+            Property {
+                read_only: false,
+                ..custom
+            },
+        );
+        let ok = validate_props(&json!({"email": "a@b.co", "firstname": 1, "lifecyclestage": "lead", "form_submitted_at": "1700000000000"}), &defs).unwrap();
         assert_eq!(ok["firstname"], "1");
         assert_eq!(ok["form_submitted_at"], "2023-11-14T22:13:20Z");
         let errs = validate_props(
             &json!({"email": "nope", "foo": "x", "lifecyclestage": "Lead", "hs_object_id": "1"}),
+            &defs,
         )
         .unwrap_err();
         let codes: Vec<&str> = errs.iter().map(|e| e.code).collect();

@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::errors::{bad_json, validation};
-use super::properties::{parse_datetime, prop_def};
+use super::properties::{Properties, parse_datetime};
 use super::state::{Contact, Ctx, default_props, render};
 use super::{
     SEARCH_LIMIT, SEARCH_MAX_FILTERS, SEARCH_MAX_FILTERS_PER_GROUP, SEARCH_MAX_GROUPS,
@@ -20,13 +20,15 @@ use crate::util::{self, json as reply};
 #[derive(Debug)]
 pub(super) struct Filter {
     pub(super) property: String,
+    /// The property's type (`string`, `datetime`, ...), which decides how values compare.
+    pub(super) ty: String,
     pub(super) operator: String,
     pub(super) value: Option<String>,
     pub(super) high: Option<String>,
     pub(super) values: Vec<String>,
 }
 
-pub(super) fn parse_filters(body: &Value) -> Result<Vec<Vec<Filter>>, String> {
+pub(super) fn parse_filters(body: &Value, defs: &Properties) -> Result<Vec<Vec<Filter>>, String> {
     let groups = match body.get("filterGroups") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(g)) => g,
@@ -64,11 +66,11 @@ pub(super) fn parse_filters(body: &Value) -> Result<Vec<Vec<Filter>>, String> {
                 .and_then(Value::as_str)
                 .ok_or(format!("{at}.propertyName is required"))?
                 .to_string();
-            if prop_def(&property).is_none() {
+            let Some(ty) = defs.get(&property).map(|d| d.ty.clone()) else {
                 return Err(format!(
                     "{at}.propertyName: Property \"{property}\" does not exist"
                 ));
-            }
+            };
             let operator = f
                 .get("operator")
                 .and_then(Value::as_str)
@@ -117,6 +119,7 @@ pub(super) fn parse_filters(body: &Value) -> Result<Vec<Vec<Filter>>, String> {
             }
             group.push(Filter {
                 property,
+                ty,
                 operator,
                 value,
                 high,
@@ -134,22 +137,22 @@ pub(super) fn parse_filters(body: &Value) -> Result<Vec<Vec<Filter>>, String> {
 }
 
 /// A comparable form: numbers and datetimes (as epoch ms) compare numerically.
-pub(super) fn ordinal(prop: &str, s: &str) -> Option<f64> {
-    if prop_def(prop).is_some_and(|d| d.ty == "datetime") {
+pub(super) fn ordinal(ty: &str, s: &str) -> Option<f64> {
+    if ty == "datetime" || ty == "date" {
         return parse_datetime(s).map(|t| t.timestamp_millis() as f64);
     }
     s.parse::<f64>().ok()
 }
 
-pub(super) fn compare(prop: &str, stored: &str, value: &str) -> std::cmp::Ordering {
-    match (ordinal(prop, stored), ordinal(prop, value)) {
+pub(super) fn compare(ty: &str, stored: &str, value: &str) -> std::cmp::Ordering {
+    match (ordinal(ty, stored), ordinal(ty, value)) {
         (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
         _ => stored.to_lowercase().cmp(&value.to_lowercase()),
     }
 }
 
-pub(super) fn eq(prop: &str, stored: &str, value: &str) -> bool {
-    compare(prop, stored, value) == std::cmp::Ordering::Equal
+pub(super) fn eq(ty: &str, stored: &str, value: &str) -> bool {
+    compare(ty, stored, value) == std::cmp::Ordering::Equal
 }
 
 /// Words of a value (e-mails split at `@` and `.` too).
@@ -199,31 +202,31 @@ pub(super) fn matches(c: &Contact, f: &Filter) -> bool {
     match f.operator.as_str() {
         "HAS_PROPERTY" => stored.is_some(),
         "NOT_HAS_PROPERTY" => stored.is_none(),
-        "EQ" => stored.is_some_and(|s| eq(&f.property, s, value)),
-        "NEQ" => !stored.is_some_and(|s| eq(&f.property, s, value)),
-        "LT" => stored.is_some_and(|s| compare(&f.property, s, value).is_lt()),
-        "LTE" => stored.is_some_and(|s| compare(&f.property, s, value).is_le()),
-        "GT" => stored.is_some_and(|s| compare(&f.property, s, value).is_gt()),
-        "GTE" => stored.is_some_and(|s| compare(&f.property, s, value).is_ge()),
+        "EQ" => stored.is_some_and(|s| eq(&f.ty, s, value)),
+        "NEQ" => !stored.is_some_and(|s| eq(&f.ty, s, value)),
+        "LT" => stored.is_some_and(|s| compare(&f.ty, s, value).is_lt()),
+        "LTE" => stored.is_some_and(|s| compare(&f.ty, s, value).is_le()),
+        "GT" => stored.is_some_and(|s| compare(&f.ty, s, value).is_gt()),
+        "GTE" => stored.is_some_and(|s| compare(&f.ty, s, value).is_ge()),
         "BETWEEN" => stored.is_some_and(|s| {
-            compare(&f.property, s, value).is_ge()
-                && compare(&f.property, s, f.high.as_deref().unwrap_or("")).is_le()
+            compare(&f.ty, s, value).is_ge()
+                && compare(&f.ty, s, f.high.as_deref().unwrap_or("")).is_le()
         }),
         // For string properties HubSpot compares IN values against the lowercased stored
         // value: values must be given in lowercase.
-        "IN" => stored.is_some_and(|s| f.values.iter().any(|v| in_match(&f.property, s, v))),
-        "NOT_IN" => !stored.is_some_and(|s| f.values.iter().any(|v| in_match(&f.property, s, v))),
+        "IN" => stored.is_some_and(|s| f.values.iter().any(|v| in_match(&f.ty, s, v))),
+        "NOT_IN" => !stored.is_some_and(|s| f.values.iter().any(|v| in_match(&f.ty, s, v))),
         "CONTAINS_TOKEN" => stored.is_some_and(|s| contains_token(s, value)),
         "NOT_CONTAINS_TOKEN" => !stored.is_some_and(|s| contains_token(s, value)),
         _ => false,
     }
 }
 
-pub(super) fn in_match(prop: &str, stored: &str, v: &str) -> bool {
-    match prop_def(prop).map(|d| d.ty) {
-        Some("string") => stored.to_lowercase() == v,
-        Some("enumeration") => stored == v,
-        _ => eq(prop, stored, v),
+pub(super) fn in_match(ty: &str, stored: &str, v: &str) -> bool {
+    match ty {
+        "string" => stored.to_lowercase() == v,
+        "enumeration" => stored == v,
+        _ => eq(ty, stored, v),
     }
 }
 
@@ -232,7 +235,8 @@ pub(super) async fn search(State(shared): State<Ctx>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(e) => return bad_json(&shared, &e),
     };
-    let groups = match parse_filters(&body) {
+    let defs = shared.data().properties.clone();
+    let groups = match parse_filters(&body, &defs) {
         Ok(g) => g,
         Err(m) => return validation(&shared, &m),
     };
@@ -312,9 +316,10 @@ pub(super) async fn search(State(shared): State<Ctx>, body: Bytes) -> Response {
         })
         .collect();
     if let Some((p, desc)) = &sort {
+        let ty = defs.get(p).map(|d| d.ty.as_str()).unwrap_or("string");
         hits.sort_by(|a, b| {
             let o = match (a.props.get(p), b.props.get(p)) {
-                (Some(x), Some(y)) => compare(p, x, y),
+                (Some(x), Some(y)) => compare(ty, x, y),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
                 (None, None) => std::cmp::Ordering::Equal,

@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::DEFAULT_PROPERTIES;
+use super::properties::{Properties, default_properties};
 use crate::ratelimit::Rolling;
 use crate::store::{Vendor, VendorData};
 
@@ -17,6 +18,9 @@ pub(crate) struct Data {
     pub(super) window: Rolling,
     pub(super) search_window: Rolling,
     pub(super) daily_used: HashMap<String, u32>,
+    /// The portal's contact properties: HubSpot's defaults, then those created through the
+    /// properties API.
+    pub(super) properties: Properties,
 }
 
 #[derive(Clone, Debug)]
@@ -42,6 +46,7 @@ impl VendorData for Data {
             window: Rolling::new(Duration::from_secs(10)),
             search_window: Rolling::new(Duration::from_secs(1)),
             daily_used: HashMap::new(),
+            properties: default_properties(),
         }
     }
 
