@@ -1,9 +1,13 @@
 //! Chatwoot application API: contacts of an account (create, update, get, delete, list,
 //! filter, search).
 //!
-//! Authentication is the `api_access_token` header; the sandbox user belongs to accounts 1
-//! and 2. E-mails are stored lowercased (as Chatwoot does before validating); e-mail,
-//! identifier and phone number are unique per account.
+//! Authentication is the `api_access_token` header. The account id is part of every path and
+//! differs per installation (reference "More facts", Chatwoot): the fake serves any account
+//! id, each with its own contacts. E-mails are stored lowercased (as Chatwoot does before
+//! validating); e-mail, identifier and phone number are unique per account.
+//!
+//! Only `GET /contacts/search` is throttled per account (reference: Rack::Attack throttles
+//! `/contacts/search`; contact create, update and filter are not throttled per account).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +29,6 @@ use super::store::{Shared, Vendor, VendorData};
 use super::util::{self, json as reply, query_get, query_pairs};
 
 pub const TOKEN: &str = "sandbox-chatwoot-token";
-const ACCOUNTS: &[u64] = &[1, 2];
 const PAGE_SIZE: usize = 15;
 /// Every account has this API inbox.
 const INBOX_ID: u64 = 1;
@@ -46,7 +49,7 @@ struct Contact {
 pub(crate) struct Data {
     next_id: u64,
     accounts: BTreeMap<u64, BTreeMap<u64, Contact>>,
-    filter_window: Rolling,
+    search_window: Rolling,
 }
 
 /// What this fake's handlers get: the shared part and this vendor's own state.
@@ -57,7 +60,7 @@ impl VendorData for Data {
         Data {
             next_id: 1,
             accounts: BTreeMap::new(),
-            filter_window: Rolling::new(Duration::from_secs(60)),
+            search_window: Rolling::new(Duration::from_secs(60)),
         }
     }
 
@@ -164,15 +167,10 @@ async fn auth(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Any numeric account id is an account of the sandbox user (reference: the id differs per
+/// installation); a non-numeric one matches no route.
 fn account_of(account: &str) -> Result<u64, Response> {
-    match account.parse::<u64>() {
-        Ok(a) if ACCOUNTS.contains(&a) => Ok(a),
-        Ok(_) => Err(reply(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "You are not authorized to access this account"}),
-        )),
-        Err(_) => Err(not_found()),
-    }
+    account.parse::<u64>().map_err(|_| not_found())
 }
 
 /// Chatwoot's throttle answer (Rack::Attack's default).
@@ -187,11 +185,12 @@ fn throttled() -> Response {
     r
 }
 
-fn check_filter_limit(shared: &Ctx, account: u64) -> Result<(), Response> {
-    let limit = shared.limit(shared.cfg.chatwoot_filter_rate_limit);
+/// Rack::Attack's contact-search throttle, per account (reference: 100/min).
+fn check_search_limit(shared: &Ctx, account: u64) -> Result<(), Response> {
+    let limit = shared.limit(shared.cfg.chatwoot_search_rate_limit);
     match shared
         .data()
-        .filter_window
+        .search_window
         .check(&account.to_string(), limit)
     {
         Verdict::Allowed { .. } => Ok(()),
@@ -445,7 +444,7 @@ async fn search(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = check_filter_limit(&shared, account) {
+    if let Err(r) = check_search_limit(&shared, account) {
         return r;
     }
     let pairs = query_pairs(q.as_deref());
@@ -538,9 +537,7 @@ async fn filter(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = check_filter_limit(&shared, account) {
-        return r;
-    }
+    // Not throttled per account (reference "More facts", Chatwoot).
     let body = match body_object(&body) {
         Ok(b) => b,
         Err(r) => return r,

@@ -130,8 +130,9 @@ pub struct SandboxConfig {
     /// Return batch results in a shuffled (seeded) order, as HubSpot does not promise input
     /// order; clients must match results by id or e-mail.
     pub hubspot_shuffle_batch_results: bool,
-    /// Chatwoot contact filter/search requests per minute, per account (100).
-    pub chatwoot_filter_rate_limit: u32,
+    /// Chatwoot contact search (`GET /contacts/search`) requests per minute, per account
+    /// (100); Chatwoot throttles no other contact endpoint per account.
+    pub chatwoot_search_rate_limit: u32,
     /// Salesforce API requests per rolling 24 h (the `Sforce-Limit-Info` total; 5000).
     pub salesforce_api_limit: u32,
     /// Salesforce duplicate handling: a unique Email field (`DUPLICATE_VALUE`) or a duplicate
@@ -171,7 +172,7 @@ impl Default for SandboxConfig {
             hubspot_search_rate_limit: 4,
             hubspot_search_lag: Duration::ZERO,
             hubspot_shuffle_batch_results: true,
-            chatwoot_filter_rate_limit: 100,
+            chatwoot_search_rate_limit: 100,
             salesforce_api_limit: 5000,
             salesforce_duplicates: SalesforceDuplicates::UniqueEmail,
             taskcrm_rate_limit: 100,
