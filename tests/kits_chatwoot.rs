@@ -341,6 +341,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "issue 7: Chatwoot throttles only /contacts/search, not the contact filter the kit looks up with; the storm needs rewriting with the kit"]
 async fn a_429_storm_past_the_retries_fails_records_as_rate_limited() {
     // The contact filter allows 100 requests a minute; at 5 a minute the window cannot
     // recover within the retries: the records that cannot be looked up fail as rate_limited,
