@@ -295,12 +295,11 @@ async fn phone_clashes_and_invalid_values_fail_as_validation() {
 async fn faults_at_twenty_percent_lose_nothing() {
     // One record at a time: the same seed meets the same faults on every run.
     let faults = twenty_percent_faults();
-    // The contact filter's limit (100 a minute, which the kit paces for) is raised on both
-    // sides so that enough requests meet faults within a few seconds.
+    // The kit's pacing (100 a minute) is raised so that enough requests meet faults within a
+    // few seconds; Chatwoot does not throttle the contact filter per account.
     let config = SandboxConfig {
         seed: 3,
         faults,
-        chatwoot_filter_rate_limit: 1000,
         ..SandboxConfig::default()
     };
     let sb = sandbox::start(config).await.expect("sandbox");
@@ -345,6 +344,7 @@ async fn faults_at_twenty_percent_lose_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "issue 7: Chatwoot throttles only /contacts/search, not the contact filter the kit looks up with; the storm needs rewriting with the kit"]
 async fn a_429_storm_past_the_retries_fails_records_as_rate_limited() {
     // The contact filter allows 100 requests a minute; at 5 a minute the window cannot
     // recover within the retries: the records that cannot be looked up fail as rate_limited,

@@ -1,12 +1,16 @@
 //! Chatwoot application API: contacts of an account (create, update, get, delete, list,
 //! filter, search).
 //!
-//! Authentication is the `api_access_token` header; the sandbox user belongs to accounts 1
-//! and 2. E-mails are stored lowercased (as Chatwoot does before validating); e-mail,
-//! identifier and phone number are unique per account.
+//! Authentication is the `api_access_token` header. The account id is part of every path and
+//! differs per installation (reference "More facts", Chatwoot): the fake serves any account
+//! id, each with its own contacts. E-mails are stored lowercased (as Chatwoot does before
+//! validating); e-mail, identifier and phone number are unique per account.
+//!
+//! Only `GET /contacts/search` is throttled per account (reference: Rack::Attack throttles
+//! `/contacts/search`; contact create, update and filter are not throttled per account).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -21,11 +25,10 @@ use serde_json::{Map, Value, json};
 
 use super::faults::{self, ProviderCtx, RateLimited};
 use super::ratelimit::{Rolling, Verdict};
-use super::store::{Shared, lock};
+use super::store::{Shared, Vendor, VendorData};
 use super::util::{self, json as reply, query_get, query_pairs};
 
 pub const TOKEN: &str = "sandbox-chatwoot-token";
-const ACCOUNTS: &[u64] = &[1, 2];
 const PAGE_SIZE: usize = 15;
 /// Every account has this API inbox.
 const INBOX_ID: u64 = 1;
@@ -46,19 +49,22 @@ struct Contact {
 pub(crate) struct Data {
     next_id: u64,
     accounts: BTreeMap<u64, BTreeMap<u64, Contact>>,
-    filter_window: Rolling,
+    search_window: Rolling,
 }
 
-impl Data {
-    pub fn new() -> Data {
+/// What this fake's handlers get: the shared part and this vendor's own state.
+pub(crate) type Ctx = Vendor<Data>;
+
+impl VendorData for Data {
+    fn new() -> Data {
         Data {
             next_id: 1,
             accounts: BTreeMap::new(),
-            filter_window: Rolling::new(Duration::from_secs(60)),
+            search_window: Rolling::new(Duration::from_secs(60)),
         }
     }
 
-    pub fn records(&self) -> BTreeMap<String, Vec<Value>> {
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
         let mut out = BTreeMap::new();
         for (account, contacts) in &self.accounts {
             out.insert(
@@ -127,9 +133,9 @@ fn unprocessable(messages: &[String], attributes: &[&str]) -> Response {
     )
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Ctx) -> Router {
     let ctx = ProviderCtx {
-        shared: shared.clone(),
+        shared: shared.shared(),
         name: "chatwoot",
         internal_error,
     };
@@ -161,15 +167,10 @@ async fn auth(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Any numeric account id is an account of the sandbox user (reference: the id differs per
+/// installation); a non-numeric one matches no route.
 fn account_of(account: &str) -> Result<u64, Response> {
-    match account.parse::<u64>() {
-        Ok(a) if ACCOUNTS.contains(&a) => Ok(a),
-        Ok(_) => Err(reply(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "You are not authorized to access this account"}),
-        )),
-        Err(_) => Err(not_found()),
-    }
+    account.parse::<u64>().map_err(|_| not_found())
 }
 
 /// Chatwoot's throttle answer (Rack::Attack's default).
@@ -184,10 +185,12 @@ fn throttled() -> Response {
     r
 }
 
-fn check_filter_limit(shared: &Shared, account: u64) -> Result<(), Response> {
-    let limit = shared.limit(shared.cfg.chatwoot_filter_rate_limit);
-    match lock(&shared.chatwoot)
-        .filter_window
+/// Rack::Attack's contact-search throttle, per account (reference: 100/min).
+fn check_search_limit(shared: &Ctx, account: u64) -> Result<(), Response> {
+    let limit = shared.limit(shared.cfg.chatwoot_search_rate_limit);
+    match shared
+        .data()
+        .search_window
         .check(&account.to_string(), limit)
     {
         Verdict::Allowed { .. } => Ok(()),
@@ -276,11 +279,7 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
     }
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Path(account): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn create(State(shared): State<Ctx>, Path(account): Path<String>, body: Bytes) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
         Err(r) => return r,
@@ -297,7 +296,7 @@ async fn create(
         },
     };
     let source_id = inbox.map(|_| shared.uuid());
-    let mut st = lock(&shared.chatwoot);
+    let mut st = shared.data();
     let id = st.next_id;
     let mut c = Contact {
         id,
@@ -330,7 +329,7 @@ async fn create(
 }
 
 async fn update(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((account, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -342,7 +341,7 @@ async fn update(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut st = lock(&shared.chatwoot);
+    let mut st = shared.data();
     let contacts = st.accounts.entry(account).or_default();
     let Some(mut c) = id
         .parse::<u64>()
@@ -360,15 +359,12 @@ async fn update(
     reply(StatusCode::OK, json!({ "payload": out }))
 }
 
-async fn show(
-    State(shared): State<Arc<Shared>>,
-    Path((account, id)): Path<(String, String)>,
-) -> Response {
+async fn show(State(shared): State<Ctx>, Path((account, id)): Path<(String, String)>) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     match st
         .accounts
         .get(&account)
@@ -380,14 +376,14 @@ async fn show(
 }
 
 async fn destroy(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((account, id)): Path<(String, String)>,
 ) -> Response {
     let account = match account_of(&account) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut st = lock(&shared.chatwoot);
+    let mut st = shared.data();
     let removed = st
         .accounts
         .get_mut(&account)
@@ -420,7 +416,7 @@ fn paged(list: Vec<&Contact>, page: usize) -> Response {
 }
 
 async fn list(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(account): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -429,7 +425,7 @@ async fn list(
         Err(r) => return r,
     };
     let pairs = query_pairs(q.as_deref());
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     let all: Vec<&Contact> = st
         .accounts
         .get(&account)
@@ -440,7 +436,7 @@ async fn list(
 
 /// `GET /contacts/search?q=`: a substring match over name, e-mail, phone and identifier.
 async fn search(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(account): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -448,12 +444,12 @@ async fn search(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = check_filter_limit(&shared, account) {
+    if let Err(r) = check_search_limit(&shared, account) {
         return r;
     }
     let pairs = query_pairs(q.as_deref());
     let needle = query_get(&pairs, "q").unwrap_or("").to_lowercase();
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     let hits: Vec<&Contact> = st
         .accounts
         .get(&account)
@@ -532,7 +528,7 @@ fn holds(c: &Contact, cond: &Condition) -> bool {
 }
 
 async fn filter(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(account): Path<String>,
     RawQuery(q): RawQuery,
     body: Bytes,
@@ -541,9 +537,7 @@ async fn filter(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = check_filter_limit(&shared, account) {
-        return r;
-    }
+    // Not throttled per account (reference "More facts", Chatwoot).
     let body = match body_object(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -567,7 +561,8 @@ async fn filter(
             .unwrap_or("")
             .to_string();
         if !STANDARD_KEYS.contains(&key.as_str())
-            && !lock(&shared.chatwoot)
+            && !shared
+                .data()
                 .accounts
                 .get(&account)
                 .is_some_and(|m| m.values().any(|c| attr(c, &key).is_some()))
@@ -600,7 +595,7 @@ async fn filter(
         });
     }
     let pairs = query_pairs(q.as_deref());
-    let st = lock(&shared.chatwoot);
+    let st = shared.data();
     let hits: Vec<&Contact> = st
         .accounts
         .get(&account)

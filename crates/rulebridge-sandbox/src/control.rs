@@ -11,10 +11,10 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::faults::Faults;
-use super::store::Shared;
+use super::store::Store;
 use super::util::{self, json as reply, query_get, query_pairs};
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Store>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/state", get(state))
@@ -24,8 +24,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn index(State(shared): State<Arc<Shared>>) -> Response {
-    let base = format!("http://{}", shared.addr);
+async fn index(State(shared): State<Arc<Store>>) -> Response {
+    let base = format!("http://{}", shared.shared().addr);
     let providers: serde_json::Map<String, Value> = super::PROVIDERS
         .iter()
         .map(|p| (p.to_string(), json!(format!("{base}/{p}"))))
@@ -49,7 +49,7 @@ async fn index(State(shared): State<Arc<Shared>>) -> Response {
     )
 }
 
-async fn state(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+async fn state(State(shared): State<Arc<Store>>, RawQuery(q): RawQuery) -> Response {
     let pairs = query_pairs(q.as_deref());
     let provider = query_get(&pairs, "provider");
     if let Some(p) = provider
@@ -68,20 +68,20 @@ async fn state(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Resp
     )
 }
 
-async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+async fn reset(State(shared): State<Arc<Store>>) -> Response {
     shared.reset();
     reply(StatusCode::OK, json!({"reset": true}))
 }
 
-async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+async fn get_faults(State(shared): State<Arc<Store>>) -> Response {
     reply(
         StatusCode::OK,
-        serde_json::to_value(shared.faults()).unwrap_or(Value::Null),
+        serde_json::to_value(shared.shared().faults()).unwrap_or(Value::Null),
     )
 }
 
 /// Merges the given fields into the fault settings in force.
-async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn set_faults(State(shared): State<Arc<Store>>, body: Bytes) -> Response {
     let patch = match util::parse_json(&body) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {
@@ -92,7 +92,7 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
         }
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({ "error": e })),
     };
-    let mut current = serde_json::to_value(shared.faults()).unwrap_or_else(|_| json!({}));
+    let mut current = serde_json::to_value(shared.shared().faults()).unwrap_or_else(|_| json!({}));
     if let Value::Object(c) = &mut current {
         c.extend(patch);
     }
@@ -116,7 +116,7 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
                     json!({"error": "rate_limit_factor must be a positive number"}),
                 );
             }
-            shared.set_faults(f.clone());
+            shared.shared().set_faults(f.clone());
             reply(
                 StatusCode::OK,
                 serde_json::to_value(f).unwrap_or(Value::Null),
@@ -126,7 +126,7 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     }
 }
 
-async fn expire_tokens(State(shared): State<Arc<Shared>>) -> Response {
+async fn expire_tokens(State(shared): State<Arc<Store>>) -> Response {
     let n = shared.tokens_expire_all();
     reply(StatusCode::OK, json!({ "expired": n }))
 }

@@ -59,7 +59,7 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use faults::Faults;
 pub use store::{EndpointStats, LogEntry, ProviderState, StateSnapshot};
 
-use store::Shared;
+use store::Store;
 
 /// Every provider prefix the sandbox serves.
 pub const PROVIDERS: &[&str] = &[
@@ -130,8 +130,9 @@ pub struct SandboxConfig {
     /// Return batch results in a shuffled (seeded) order, as HubSpot does not promise input
     /// order; clients must match results by id or e-mail.
     pub hubspot_shuffle_batch_results: bool,
-    /// Chatwoot contact filter/search requests per minute, per account (100).
-    pub chatwoot_filter_rate_limit: u32,
+    /// Chatwoot contact search (`GET /contacts/search`) requests per minute, per account
+    /// (100); Chatwoot throttles no other contact endpoint per account.
+    pub chatwoot_search_rate_limit: u32,
     /// Salesforce API requests per rolling 24 h (the `Sforce-Limit-Info` total; 5000).
     pub salesforce_api_limit: u32,
     /// Salesforce duplicate handling: a unique Email field (`DUPLICATE_VALUE`) or a duplicate
@@ -171,7 +172,7 @@ impl Default for SandboxConfig {
             hubspot_search_rate_limit: 4,
             hubspot_search_lag: Duration::ZERO,
             hubspot_shuffle_batch_results: true,
-            chatwoot_filter_rate_limit: 100,
+            chatwoot_search_rate_limit: 100,
             salesforce_api_limit: 5000,
             salesforce_duplicates: SalesforceDuplicates::UniqueEmail,
             taskcrm_rate_limit: 100,
@@ -185,7 +186,7 @@ impl Default for SandboxConfig {
 /// A running sandbox. Dropping it stops the server (open connections are closed).
 pub struct Sandbox {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    store: Arc<Store>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -209,28 +210,32 @@ impl std::error::Error for Dropped {}
 pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
     let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(config, addr));
-    let router = router(shared.clone());
+    let store = Arc::new(Store::new(config, addr));
+    let router = router(store.clone());
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(serve(listener, router, stopped));
     Ok(Sandbox {
         addr,
-        shared,
+        store,
         stop,
         task: Some(task),
     })
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+/// Each fake gets only its own vendor's state; the control API gets the whole store.
+fn router(store: Arc<Store>) -> Router {
     Router::new()
-        .nest("/hubspot", hubspot::router(shared.clone()))
-        .nest("/salesforce", salesforce::router(shared.clone()))
-        .nest("/chatwoot", chatwoot::router(shared.clone()))
-        .nest("/jamf", jamf::router(shared.clone()))
-        .nest("/jamf-bootstrap", jamf_bootstrap::router(shared.clone()))
-        .nest("/usersync", usersync::router(shared.clone()))
-        .nest("/taskcrm", taskcrm::router(shared.clone()))
-        .nest("/_sandbox", control::router(shared))
+        .nest("/hubspot", hubspot::router(store.hubspot.clone()))
+        .nest("/salesforce", salesforce::router(store.salesforce.clone()))
+        .nest("/chatwoot", chatwoot::router(store.chatwoot.clone()))
+        .nest("/jamf", jamf::router(store.jamf.clone()))
+        .nest(
+            "/jamf-bootstrap",
+            jamf_bootstrap::router(store.bootstrap.clone()),
+        )
+        .nest("/usersync", usersync::router(store.usersync.clone()))
+        .nest("/taskcrm", taskcrm::router(store.taskcrm.clone()))
+        .nest("/_sandbox", control::router(store))
         .fallback(|| async {
             (
                 http::StatusCode::NOT_FOUND,
@@ -324,28 +329,28 @@ impl Sandbox {
 
     /// A snapshot of every provider's records, counters and request log.
     pub fn state(&self) -> StateSnapshot {
-        self.shared.snapshot(None, true)
+        self.store.snapshot(None, true)
     }
 
     /// Forgets every record, counter, issued token and rate-limit window, restores the
     /// configured faults and re-seeds the random generator.
     pub fn reset(&self) {
-        self.shared.reset();
+        self.store.reset();
     }
 
     /// The fault settings in force.
     pub fn faults(&self) -> Faults {
-        self.shared.faults()
+        self.store.shared().faults()
     }
 
     /// Replaces the fault settings (the random sequence continues).
     pub fn set_faults(&self, faults: Faults) {
-        self.shared.set_faults(faults);
+        self.store.shared().set_faults(faults);
     }
 
     /// Makes every issued token expire now; returns how many there were.
     pub fn expire_tokens(&self) -> usize {
-        self.shared.tokens_expire_all()
+        self.store.tokens_expire_all()
     }
 
     /// Stops the server and waits for it.

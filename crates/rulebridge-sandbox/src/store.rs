@@ -1,8 +1,12 @@
-//! Shared in-memory state: every fake's records, issued tokens, request counters and logs.
+//! In-memory state. [`Shared`] is what every fake may use (configuration, fault engine, request
+//! log, random generator); each vendor's records and issued tokens live in its own
+//! [`Vendor`] handle, so one vendor's fake cannot read or write another's data. The [`Store`]
+//! holds every vendor's state for the control API (snapshot, reset, token expiry).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -21,7 +25,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Everything the handlers share.
+/// What every fake shares: configuration, faults, accounting and the seeded generator. No
+/// vendor data lives here.
 pub(crate) struct Shared {
     pub cfg: SandboxConfig,
     pub addr: SocketAddr,
@@ -29,52 +34,194 @@ pub(crate) struct Shared {
     pub started_at: DateTime<Utc>,
     faults: Mutex<FaultEngine>,
     metrics: Mutex<Metrics>,
-    pub tokens: Mutex<Tokens>,
     rng: Mutex<StdRng>,
-    pub hubspot: Mutex<hubspot::Data>,
-    pub salesforce: Mutex<salesforce::Data>,
-    pub chatwoot: Mutex<chatwoot::Data>,
-    pub jamf: Mutex<jamf::Data>,
-    pub bootstrap: Mutex<jamf_bootstrap::Data>,
-    pub usersync: Mutex<usersync::Data>,
-    pub taskcrm: Mutex<taskcrm::Data>,
 }
 
-impl Shared {
-    pub fn new(cfg: SandboxConfig, addr: SocketAddr) -> Shared {
-        Shared {
+/// One vendor's state: created empty, rendered for `GET /_sandbox/state`.
+pub(crate) trait VendorData: Send + 'static {
+    fn new() -> Self;
+    /// Stored records by collection, in id order.
+    fn records(&self) -> BTreeMap<String, Vec<Value>>;
+}
+
+/// What one vendor's handlers get: the shared part (by `Deref`), its own data and its own
+/// issued tokens.
+pub(crate) struct Vendor<D> {
+    shared: Arc<Shared>,
+    data: Arc<Mutex<D>>,
+    tokens: Arc<Mutex<Tokens>>,
+}
+
+impl<D> Clone for Vendor<D> {
+    fn clone(&self) -> Self {
+        Vendor {
+            shared: self.shared.clone(),
+            data: self.data.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl<D> Deref for Vendor<D> {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl<D: VendorData> Vendor<D> {
+    fn new(shared: Arc<Shared>) -> Vendor<D> {
+        Vendor {
+            shared,
+            data: Arc::new(Mutex::new(D::new())),
+            tokens: Arc::new(Mutex::new(Tokens::default())),
+        }
+    }
+
+    fn reset(&self) {
+        *lock(&self.data) = D::new();
+        *lock(&self.tokens) = Tokens::default();
+    }
+
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
+        lock(&self.data).records()
+    }
+}
+
+impl<D> Vendor<D> {
+    /// This vendor's records.
+    pub fn data(&self) -> MutexGuard<'_, D> {
+        lock(&self.data)
+    }
+
+    /// Tokens this vendor's token endpoints issued.
+    pub fn tokens(&self) -> MutexGuard<'_, Tokens> {
+        lock(&self.tokens)
+    }
+
+    /// The shared part alone (for the fault middleware).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+}
+
+/// Every vendor's state, for the control API. Vendor handlers never see it.
+pub(crate) struct Store {
+    shared: Arc<Shared>,
+    pub hubspot: Vendor<hubspot::Data>,
+    pub salesforce: Vendor<salesforce::Data>,
+    pub chatwoot: Vendor<chatwoot::Data>,
+    pub jamf: Vendor<jamf::Data>,
+    pub bootstrap: Vendor<jamf_bootstrap::Data>,
+    pub usersync: Vendor<usersync::Data>,
+    pub taskcrm: Vendor<taskcrm::Data>,
+}
+
+impl Store {
+    pub fn new(cfg: SandboxConfig, addr: SocketAddr) -> Store {
+        let shared = Arc::new(Shared {
             faults: Mutex::new(FaultEngine::new(cfg.faults.clone(), cfg.seed)),
             metrics: Mutex::new(Metrics::default()),
-            tokens: Mutex::new(Tokens::default()),
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x05ee_d1d5)),
-            hubspot: Mutex::new(hubspot::Data::new()),
-            salesforce: Mutex::new(salesforce::Data::new()),
-            chatwoot: Mutex::new(chatwoot::Data::new()),
-            jamf: Mutex::new(jamf::Data::new()),
-            bootstrap: Mutex::new(jamf_bootstrap::Data::new()),
-            usersync: Mutex::new(usersync::Data::new()),
-            taskcrm: Mutex::new(taskcrm::Data::new()),
             started: Instant::now(),
             started_at: Utc::now(),
             addr,
             cfg,
+        });
+        Store {
+            hubspot: Vendor::new(shared.clone()),
+            salesforce: Vendor::new(shared.clone()),
+            chatwoot: Vendor::new(shared.clone()),
+            jamf: Vendor::new(shared.clone()),
+            bootstrap: Vendor::new(shared.clone()),
+            usersync: Vendor::new(shared.clone()),
+            taskcrm: Vendor::new(shared.clone()),
+            shared,
         }
     }
 
-    pub fn reset(&self) {
-        *lock(&self.faults) = FaultEngine::new(self.cfg.faults.clone(), self.cfg.seed);
-        *lock(&self.metrics) = Metrics::default();
-        *lock(&self.tokens) = Tokens::default();
-        *lock(&self.rng) = StdRng::seed_from_u64(self.cfg.seed ^ 0x05ee_d1d5);
-        *lock(&self.hubspot) = hubspot::Data::new();
-        *lock(&self.salesforce) = salesforce::Data::new();
-        *lock(&self.chatwoot) = chatwoot::Data::new();
-        *lock(&self.jamf) = jamf::Data::new();
-        *lock(&self.bootstrap) = jamf_bootstrap::Data::new();
-        *lock(&self.usersync) = usersync::Data::new();
-        *lock(&self.taskcrm) = taskcrm::Data::new();
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
+    pub fn reset(&self) {
+        let s = &self.shared;
+        *lock(&s.faults) = FaultEngine::new(s.cfg.faults.clone(), s.cfg.seed);
+        *lock(&s.metrics) = Metrics::default();
+        *lock(&s.rng) = StdRng::seed_from_u64(s.cfg.seed ^ 0x05ee_d1d5);
+        self.hubspot.reset();
+        self.salesforce.reset();
+        self.chatwoot.reset();
+        self.jamf.reset();
+        self.bootstrap.reset();
+        self.usersync.reset();
+        self.taskcrm.reset();
+    }
+
+    /// Expires every live token of every vendor now; returns how many there were.
+    pub fn tokens_expire_all(&self) -> usize {
+        [
+            &self.hubspot.tokens,
+            &self.salesforce.tokens,
+            &self.chatwoot.tokens,
+            &self.jamf.tokens,
+            &self.bootstrap.tokens,
+            &self.usersync.tokens,
+            &self.taskcrm.tokens,
+        ]
+        .iter()
+        .map(|t| lock(t).expire_all())
+        .sum()
+    }
+
+    /// Every provider's records and counters (or one provider's).
+    pub fn snapshot(&self, only: Option<&str>, with_log: bool) -> StateSnapshot {
+        let mut providers = BTreeMap::new();
+        let metrics = lock(&self.shared.metrics).clone();
+        for &name in super::PROVIDERS {
+            if only.is_some_and(|o| o != name) {
+                continue;
+            }
+            let records = match name {
+                "hubspot" => self.hubspot.records(),
+                "salesforce" => self.salesforce.records(),
+                "chatwoot" => self.chatwoot.records(),
+                "jamf" => self.jamf.records(),
+                "jamf-bootstrap" => self.bootstrap.records(),
+                "usersync" => self.usersync.records(),
+                "taskcrm" => self.taskcrm.records(),
+                _ => BTreeMap::new(),
+            };
+            let m = metrics.providers.get(name).cloned().unwrap_or_default();
+            providers.insert(
+                name.to_string(),
+                ProviderState {
+                    records,
+                    requests: m.requests,
+                    rate_limited: m.rate_limited,
+                    injected_errors: m.injected_errors,
+                    dropped: m.dropped,
+                    endpoints: m.endpoints,
+                    log: if with_log {
+                        m.log.into_iter().collect()
+                    } else {
+                        Vec::new()
+                    },
+                },
+            );
+        }
+        StateSnapshot {
+            started_at: self
+                .shared
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            faults: self.shared.faults(),
+            providers,
+        }
+    }
+}
+
+impl Shared {
     pub fn faults(&self) -> Faults {
         lock(&self.faults).settings().clone()
     }
@@ -94,10 +241,6 @@ impl Shared {
             return 1;
         }
         ((base as f64 * factor).floor() as u32).max(1)
-    }
-
-    pub fn tokens_expire_all(&self) -> usize {
-        lock(&self.tokens).expire_all()
     }
 
     /// A fresh (seeded) UUID in the usual v4 layout.
@@ -131,51 +274,6 @@ impl Shared {
 
     pub fn next_seq(&self) -> u64 {
         lock(&self.metrics).next_seq()
-    }
-
-    /// Every provider's records and counters (or one provider's).
-    pub fn snapshot(&self, only: Option<&str>, with_log: bool) -> StateSnapshot {
-        let mut providers = BTreeMap::new();
-        let metrics = lock(&self.metrics).clone();
-        for &name in super::PROVIDERS {
-            if only.is_some_and(|o| o != name) {
-                continue;
-            }
-            let records = match name {
-                "hubspot" => lock(&self.hubspot).records(),
-                "salesforce" => lock(&self.salesforce).records(),
-                "chatwoot" => lock(&self.chatwoot).records(),
-                "jamf" => lock(&self.jamf).records(),
-                "jamf-bootstrap" => lock(&self.bootstrap).records(),
-                "usersync" => lock(&self.usersync).records(),
-                "taskcrm" => lock(&self.taskcrm).records(),
-                _ => BTreeMap::new(),
-            };
-            let m = metrics.providers.get(name).cloned().unwrap_or_default();
-            providers.insert(
-                name.to_string(),
-                ProviderState {
-                    records,
-                    requests: m.requests,
-                    rate_limited: m.rate_limited,
-                    injected_errors: m.injected_errors,
-                    dropped: m.dropped,
-                    endpoints: m.endpoints,
-                    log: if with_log {
-                        m.log.into_iter().collect()
-                    } else {
-                        Vec::new()
-                    },
-                },
-            );
-        }
-        StateSnapshot {
-            started_at: self
-                .started_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            faults: self.faults(),
-            providers,
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! (`{data, total, page, per_page}` lists, 409 on unique fields, 422 on validation).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::faults::{self, ProviderCtx, RateLimited};
 use super::ratelimit::{Rolling, Verdict, retry_after_secs};
-use super::store::{Shared, TokenCheck, lock};
+use super::store::{Shared, TokenCheck, Vendor, VendorData};
 use super::util::{self, bearer, form_or_json, json as reply, query_get, query_pairs};
 
 pub const CLIENT_ID: &str = "sandbox-client";
@@ -191,8 +191,11 @@ pub(crate) struct Data {
     window: Rolling,
 }
 
-impl Data {
-    pub fn new() -> Data {
+/// What this fake's handlers get: the shared part and this vendor's own state.
+pub(crate) type Ctx = Vendor<Data>;
+
+impl VendorData for Data {
+    fn new() -> Data {
         Data {
             next: BTreeMap::new(),
             rows: ENTITIES
@@ -203,13 +206,15 @@ impl Data {
         }
     }
 
-    pub fn records(&self) -> BTreeMap<String, Vec<Value>> {
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
         self.rows
             .iter()
             .map(|(k, v)| (k.to_string(), v.values().cloned().collect()))
             .collect()
     }
+}
 
+impl Data {
     fn exists(&self, collection: &str, id: u64) -> bool {
         self.rows
             .get(collection)
@@ -256,9 +261,9 @@ fn invalid(details: Vec<(String, String)>) -> Response {
     )
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Ctx) -> Router {
     let ctx = ProviderCtx {
-        shared: shared.clone(),
+        shared: shared.shared(),
         name: "taskcrm",
         internal_error,
     };
@@ -285,7 +290,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(ctx, faults::observe))
 }
 
-async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(shared): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let f = form_or_json(&headers, &body);
     let (id, secret) = match util::basic(&headers) {
         Some(c) => c,
@@ -311,7 +316,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         shared.random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 40)
     );
     let ttl = shared.cfg.token_ttl;
-    lock(&shared.tokens).issue("taskcrm", &access, CLIENT_ID, ttl);
+    shared.tokens().issue("taskcrm", &access, CLIENT_ID, ttl);
     reply(
         StatusCode::OK,
         json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl.as_secs(), "scope": "read write"}),
@@ -319,8 +324,8 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
 }
 
 /// Bearer check, then the per-client limit with its headers.
-async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let subject = match bearer(req.headers()).map(|t| lock(&shared.tokens).check("taskcrm", &t)) {
+async fn gate(State(shared): State<Ctx>, req: Request, next: Next) -> Response {
+    let subject = match bearer(req.headers()).map(|t| shared.tokens().check("taskcrm", &t)) {
         Some(TokenCheck::Valid(s)) => s,
         Some(TokenCheck::Expired(_)) => {
             let mut r = error(
@@ -349,7 +354,7 @@ async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
     };
     let max = shared.limit(shared.cfg.taskcrm_rate_limit);
     let (verdict, used) = {
-        let mut st = lock(&shared.taskcrm);
+        let mut st = shared.data();
         let v = st.window.check(&subject, max);
         (v, st.window.used(&subject))
     };
@@ -538,11 +543,7 @@ fn lookup(name: &str) -> Result<(&'static str, &'static str, &'static [FieldSpec
     entity(name).ok_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "No such endpoint"))
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn create(State(shared): State<Ctx>, Path(name): Path<String>, body: Bytes) -> Response {
     let (collection, singular, spec) = match lookup(&name) {
         Ok(e) => e,
         Err(r) => return r,
@@ -551,7 +552,7 @@ async fn create(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let mut st = lock(&shared.taskcrm);
+    let mut st = shared.data();
     let mut row = match check(&st, collection, singular, spec, &input, None) {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -577,15 +578,12 @@ fn parse_id(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-async fn show(
-    State(shared): State<Arc<Shared>>,
-    Path((name, id)): Path<(String, String)>,
-) -> Response {
+async fn show(State(shared): State<Ctx>, Path((name, id)): Path<(String, String)>) -> Response {
     let (collection, singular, _) = match lookup(&name) {
         Ok(e) => e,
         Err(r) => return r,
     };
-    let st = lock(&shared.taskcrm);
+    let st = shared.data();
     match parse_id(&id).and_then(|n| st.rows.get(collection)?.get(&n)) {
         Some(r) => reply(StatusCode::OK, r.clone()),
         None => not_found(singular, &id),
@@ -593,14 +591,14 @@ async fn show(
 }
 
 fn apply_update(
-    shared: &Shared,
+    shared: &Ctx,
     collection: &'static str,
     singular: &'static str,
     spec: &'static [FieldSpec],
     id: &str,
     input: &Map<String, Value>,
 ) -> Response {
-    let mut st = lock(&shared.taskcrm);
+    let mut st = shared.data();
     let Some((n, existing)) =
         parse_id(id).and_then(|n| st.rows.get(collection)?.get(&n).cloned().map(|r| (n, r)))
     else {
@@ -627,7 +625,7 @@ fn apply_update(
 }
 
 async fn update(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((name, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -642,15 +640,12 @@ async fn update(
     apply_update(&shared, collection, singular, spec, &id, &input)
 }
 
-async fn destroy(
-    State(shared): State<Arc<Shared>>,
-    Path((name, id)): Path<(String, String)>,
-) -> Response {
+async fn destroy(State(shared): State<Ctx>, Path((name, id)): Path<(String, String)>) -> Response {
     let (collection, singular, _) = match lookup(&name) {
         Ok(e) => e,
         Err(r) => return r,
     };
-    let mut st = lock(&shared.taskcrm);
+    let mut st = shared.data();
     match parse_id(&id).and_then(|n| st.rows.get_mut(collection)?.remove(&n)) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => not_found(singular, &id),
@@ -695,7 +690,7 @@ fn matches_filters(row: &Value, spec: &[FieldSpec], pairs: &[(String, String)]) 
 }
 
 async fn list(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -704,7 +699,7 @@ async fn list(
         Err(r) => return r,
     };
     let pairs = query_pairs(q.as_deref());
-    let st = lock(&shared.taskcrm);
+    let st = shared.data();
     let rows: Vec<Value> = st
         .rows
         .get(collection)
@@ -721,7 +716,7 @@ async fn list(
 /// `GET /projects/{id}/tasks`, `/users/{id}/tasks`, `/users/{id}/projects`,
 /// `/clients/{id}/projects`.
 async fn sub_list(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((name, id, sub)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -730,7 +725,7 @@ async fn sub_list(
         Ok(e) => e,
         Err(r) => return r,
     };
-    let st = lock(&shared.taskcrm);
+    let st = shared.data();
     let Some(n) = parse_id(&id).filter(|n| st.exists(collection, *n)) else {
         return not_found(singular, &id);
     };
@@ -770,7 +765,7 @@ async fn sub_list(
 
 /// `PATCH /tasks/{id}/assign {assignee_id}` and `PATCH /tasks/{id}/status {status}`.
 async fn sub_patch(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Ctx>,
     Path((name, id, sub)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {

@@ -1,14 +1,21 @@
 //! The CRM's internal user-sync endpoint (`POST /api/internal/sync/users`), as the wrapper
-//! user-sync guide specifies and its reference Express handler behaves.
+//! user-sync guide (seed `wrapper-user-sync.md`) specifies and its reference Express handler
+//! behaves.
 //!
-//! Behaviours kept from the reference handler: users are matched by exact e-mail across all
-//! tenants; an update changes only name, isActive, roles and permissions; a value longer
-//! than its column fails that user alone. The request schema is checked like the guide's Joi
-//! schema (first error only), except that unknown keys are allowed.
+//! Behaviours kept from the reference handler: an update changes only name, isActive, roles
+//! and permissions; a value longer than its column fails that user alone. The request schema
+//! is checked like the guide's Joi schema (first error only), except that unknown keys are
+//! allowed.
+//!
+//! One request carries one tenant ("Headers": `X-Tenant-ID` is the tenant; "Request Body":
+//! `tenant.id`; reference "User sync": `X-Tenant-ID` equals `tenant.id`): a request whose two
+//! disagree is refused, and users are stored and matched under that tenant. The users table's
+//! `email UNIQUE` ("Database Schema") still holds across tenants: an e-mail another tenant
+//! already has fails that user with the database's unique-violation error.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -23,7 +30,7 @@ use serde_json::{Value, json};
 
 use super::faults::{self, ProviderCtx, RateLimited};
 use super::ratelimit::{Rolling, Verdict, retry_after_secs};
-use super::store::{Shared, lock};
+use super::store::{Shared, Vendor, VendorData};
 use super::util::{self, json as reply};
 
 pub const API_KEY: &str = "sandbox-internal-key";
@@ -35,8 +42,11 @@ pub(crate) struct Data {
     window: Rolling,
 }
 
-impl Data {
-    pub fn new() -> Data {
+/// What this fake's handlers get: the shared part and this vendor's own state.
+pub(crate) type Ctx = Vendor<Data>;
+
+impl VendorData for Data {
+    fn new() -> Data {
         Data {
             next_id: 1,
             users: BTreeMap::new(),
@@ -44,7 +54,7 @@ impl Data {
         }
     }
 
-    pub fn records(&self) -> BTreeMap<String, Vec<Value>> {
+    fn records(&self) -> BTreeMap<String, Vec<Value>> {
         let mut out = BTreeMap::new();
         out.insert("users".to_string(), self.users.values().cloned().collect());
         out
@@ -62,9 +72,9 @@ pub(crate) fn internal_error(_: &Shared) -> Response {
     fail(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Ctx) -> Router {
     let ctx = ProviderCtx {
-        shared: shared.clone(),
+        shared: shared.shared(),
         name: "usersync",
         internal_error,
     };
@@ -84,7 +94,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// express-rate-limit in front of the route: per client address, legacy headers.
-async fn limit(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn limit(State(shared): State<Ctx>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -92,7 +102,7 @@ async fn limit(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
         .unwrap_or_else(|| "unknown".into());
     let max = shared.limit(shared.cfg.usersync_rate_limit);
     let (verdict, used) = {
-        let mut st = lock(&shared.usersync);
+        let mut st = shared.data();
         let v = st.window.check(&ip, max);
         (v, st.window.used(&ip))
     };
@@ -263,7 +273,7 @@ fn too_long(u: &Value, tenant: &str) -> Option<String> {
         .then(|| "value too long for type character varying(255)".to_string())
 }
 
-async fn sync(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sync(State(shared): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     if util::header_str(&headers, "x-internal-api-key") != Some(API_KEY) {
         return fail(StatusCode::UNAUTHORIZED, "Unauthorized - Invalid API key");
     }
@@ -319,11 +329,24 @@ async fn sync(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     }
     let operation = body["operation"].as_str().unwrap_or("").to_string();
     let tenant_id = body["tenant"]["id"].as_str().unwrap_or("").to_string();
+    // The guide's "Error Response Format", status 400 ("Validation Failures").
+    let header_tenant = util::header_str(&headers, "x-tenant-id").unwrap_or("");
+    if header_tenant != tenant_id {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "success": false,
+                "error": "Tenant mismatch: X-Tenant-ID does not match tenant.id",
+                "timestamp": util::iso_ms(Utc::now()),
+                "details": format!("X-Tenant-ID is {header_tenant:?}, tenant.id is {tenant_id:?}"),
+            }),
+        );
+    }
     let tenant_name = body["tenant"]["name"].as_str().unwrap_or("").to_string();
     let users = body["users"].as_array().cloned().unwrap_or_default();
     let now = util::iso_ms(Utc::now());
     let mut results = Vec::new();
-    let mut st = lock(&shared.usersync);
+    let mut st = shared.data();
     for u in &users {
         let user_id = u.get("id").cloned().unwrap_or(Value::Null);
         if let Some(e) = too_long(u, &tenant_id) {
@@ -331,11 +354,20 @@ async fn sync(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             continue;
         }
         let email = u["email"].as_str().unwrap_or("");
-        let existing = st
+        let holder = st
             .users
             .iter()
             .find(|(_, r)| r["email"].as_str() == Some(email))
-            .map(|(id, _)| *id);
+            .map(|(id, r)| (*id, r["tenantId"].as_str() == Some(tenant_id.as_str())));
+        let existing = match holder {
+            Some((id, true)) => Some(id),
+            // Another tenant's user: creating it here violates `email UNIQUE`.
+            Some((_, false)) => {
+                results.push(json!({"userId": user_id, "status": "failed", "error": "duplicate key value violates unique constraint \"users_email_key\""}));
+                continue;
+            }
+            None => None,
+        };
         match existing {
             Some(id) => {
                 if let Some(r) = st.users.get_mut(&id) {

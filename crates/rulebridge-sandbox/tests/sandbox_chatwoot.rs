@@ -206,10 +206,12 @@ async fn uniqueness_and_validation() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
+/// Reference "More facts", Chatwoot: Rack::Attack throttles `/contacts/search` per account;
+/// contact create, update and filter are not throttled per account.
 #[tokio::test]
-async fn bad_token_and_filter_rate_limit() {
+async fn bad_token_and_search_rate_limit() {
     let (sb, c, base) = start(SandboxConfig {
-        chatwoot_filter_rate_limit: 3,
+        chatwoot_search_rate_limit: 3,
         ..SandboxConfig::default()
     })
     .await;
@@ -223,24 +225,89 @@ async fn bad_token_and_filter_rate_limit() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"error": "Invalid Access Token"}));
 
+    let search = |account: &str| {
+        c.get(
+            format!("{base}/contacts/search")
+                .replace("/accounts/1/", &format!("/accounts/{account}/")),
+        )
+        .query(&[("q", "x")])
+        .header("api_access_token", TOKEN)
+        .send()
+    };
     let mut statuses = Vec::new();
     for _ in 0..4 {
+        statuses.push(search("1").await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    // The throttle is per account.
+    assert_eq!(search("2").await.unwrap().status(), StatusCode::OK);
+    // Filter, create and update are not throttled.
+    for _ in 0..10 {
         let (s, _) = post(
             &c,
             &format!("{base}/contacts/filter"),
             email_filter("x@example.com"),
         )
         .await;
-        statuses.push(s.as_u16());
+        assert_eq!(s, StatusCode::OK);
     }
-    assert_eq!(statuses, [200, 200, 200, 429]);
-    // Other endpoints are not limited by the search limit.
     let (s, _) = post(&c, &format!("{base}/contacts"), json!({"name": "ok"})).await;
     assert_eq!(s, StatusCode::OK);
     let cw = &sb.state().providers["chatwoot"];
     assert_eq!(cw.rate_limited, 1);
     assert_eq!(
-        cw.endpoints["POST /api/v1/accounts/{account}/contacts/filter"].statuses["429"],
+        cw.endpoints["GET /api/v1/accounts/{account}/contacts/search"].statuses["429"],
         1
     );
+}
+
+/// Reference "More facts", Chatwoot: the account id is part of every path and differs per
+/// installation.
+#[tokio::test]
+async fn any_account_id_has_its_own_contacts() {
+    let (sb, c, base) = start(SandboxConfig::default()).await;
+    for account in ["7", "123456"] {
+        let url = base.replace("/accounts/1", &format!("/accounts/{account}"));
+        let (s, body) = post(
+            &c,
+            &format!("{url}/contacts"),
+            json!({"email": "pat@example.com", "name": account}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let (s, found) = post(
+            &c,
+            &format!("{url}/contacts/filter"),
+            email_filter("pat@example.com"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            found["payload"].as_array().map(Vec::len),
+            Some(1),
+            "{found}"
+        );
+        assert_eq!(found["payload"][0]["name"], account);
+    }
+    // Account 1 has none of them.
+    let (_, found) = post(
+        &c,
+        &format!("{base}/contacts/filter"),
+        email_filter("pat@example.com"),
+    )
+    .await;
+    assert_eq!(found["payload"], json!([]));
+    let state = sb.state();
+    assert_eq!(state.records("chatwoot", "account_7_contacts").len(), 1);
+    assert_eq!(
+        state.records("chatwoot", "account_123456_contacts").len(),
+        1
+    );
+    let resp = c
+        .get(base.replace("/accounts/1", "/accounts/abc") + "/contacts")
+        .header("api_access_token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }

@@ -23,13 +23,22 @@ async fn sync(
     sb: &Sandbox,
     body: &Value,
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    sync_as(c, sb, "tenant-1", body).await
+}
+
+async fn sync_as(
+    c: &Client,
+    sb: &Sandbox,
+    tenant: &str,
+    body: &Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let resp = c
         .post(format!(
             "{}/api/internal/sync/users",
             sb.base_url("usersync")
         ))
         .header("X-Internal-API-Key", "sandbox-internal-key")
-        .header("X-Tenant-ID", "tenant-1")
+        .header("X-Tenant-ID", tenant)
         .header("X-Sync-Source", "wrapper")
         .json(body)
         .send()
@@ -95,6 +104,83 @@ async fn user_sync_creates_updates_and_reports() {
     )
     .await;
     assert_eq!(third["results"][0]["status"], "created");
+}
+
+fn tenant_body(tenant: &str, users: Value) -> Value {
+    let mut body = sync_body(users);
+    body["tenant"] = json!({"id": tenant, "name": format!("{tenant} Inc")});
+    body
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+/// Seed "Headers" / "Request Body": one request is one tenant's users.
+#[tokio::test]
+async fn user_sync_keeps_each_tenants_users_under_it() {
+    let (sb, c) = start(SandboxConfig::default()).await;
+    let (s, _, body) = sync_as(
+        &c,
+        &sb,
+        "tenant-a",
+        &tenant_body(
+            "tenant-b",
+            json!([{"id": "u1", "email": "ada@acme.com", "name": "Ada"}]),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["success"], false);
+    assert_eq!(
+        body["error"],
+        "Tenant mismatch: X-Tenant-ID does not match tenant.id"
+    );
+    assert!(body["timestamp"].is_string() && body["details"].is_string());
+    assert!(sb.state().records("usersync", "users").is_empty());
+
+    let one = |tenant: &'static str, id: &'static str, email: &'static str| {
+        let body = tenant_body(tenant, json!([{"id": id, "email": email, "name": id}]));
+        let (c, sb) = (&c, &sb);
+        async move { sync_as(c, sb, tenant, &body).await.2 }
+    };
+    let a = one("tenant-a", "u1", "ada@acme.com").await;
+    let b = one("tenant-b", "u2", "bob@acme.com").await;
+    assert_eq!(
+        a["tenant"],
+        json!({"id": "tenant-a", "name": "tenant-a Inc"})
+    );
+    assert_eq!(b["results"][0]["status"], "created");
+    // The seed's per-user result shape.
+    assert_eq!(
+        keys(&a["results"][0]),
+        ["crmUserId", "message", "status", "userId"]
+    );
+    // Another tenant's e-mail is not this tenant's user; the users table keeps e-mails unique.
+    let clash = one("tenant-b", "u3", "ada@acme.com").await;
+    assert_eq!(clash["results"][0]["status"], "failed");
+    assert_eq!(keys(&clash["results"][0]), ["error", "status", "userId"]);
+    assert_eq!(clash["metadata"]["failed"], 1);
+    let again = one("tenant-a", "u1", "ada@acme.com").await;
+    assert_eq!(again["results"][0]["status"], "updated");
+
+    let state = sb.state();
+    let users = state.records("usersync", "users");
+    let tenants: Vec<(&str, &str)> = users
+        .iter()
+        .map(|u| {
+            (
+                u["email"].as_str().unwrap(),
+                u["tenantId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tenants,
+        [("ada@acme.com", "tenant-a"), ("bob@acme.com", "tenant-b")]
+    );
 }
 
 #[tokio::test]

@@ -82,14 +82,14 @@ async fn contact_crud_round_trip() {
     let (status, created) = post(
         &c,
         &url,
-        json!({"properties": {"email": "Ada@Example.com", "firstname": "Ada", "lastname": "Lovelace", "lifecyclestage": "lead", "tags": 42}}),
+        json!({"properties": {"email": "Ada@Example.com", "firstname": "Ada", "lastname": "Lovelace", "lifecyclestage": "lead", "jobtitle": 42}}),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
     insta::assert_json_snapshot!("hubspot_create", redacted(&created));
     let id = created["id"].as_str().unwrap().to_string();
     // Every property value is a string.
-    assert_eq!(created["properties"]["tags"], "42");
+    assert_eq!(created["properties"]["jobtitle"], "42");
 
     let (status, got) = get(&c, &format!("{url}/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -506,6 +506,8 @@ async fn batch_results_are_not_in_input_order_by_default() {
     assert_eq!(sorted.len(), 20);
 }
 
+/// Reference "More facts", HubSpot custom properties: a fresh portal has HubSpot's default
+/// contact properties only.
 #[tokio::test]
 async fn properties_endpoint() {
     let (_sb, c, base) = start(SandboxConfig::default()).await;
@@ -522,32 +524,121 @@ async fn properties_endpoint() {
         "lastname",
         "company",
         "phone",
+        "mobilephone",
+        "jobtitle",
+        "website",
+        "address",
+        "city",
+        "state",
+        "zip",
         "country",
+        "industry",
         "lifecyclestage",
         "hs_lead_status",
+        "numemployees",
+    ] {
+        assert!(names.contains(&want), "{want}");
+    }
+    for custom in [
         "lead_owner_team",
         "lead_source",
         "tags",
         "form_submitted_at",
     ] {
-        assert!(names.contains(&want), "{want}");
+        assert!(
+            !names.contains(&custom),
+            "{custom} is not a default property"
+        );
     }
+    assert!(results.iter().all(|p| p["hubspotDefined"] == true));
     let stage = results
         .iter()
         .find(|p| p["name"] == "lifecyclestage")
         .unwrap();
     assert_eq!(stage["type"], "enumeration");
     assert_eq!(stage["options"][1]["value"], "lead");
-    let submitted = results
-        .iter()
-        .find(|p| p["name"] == "form_submitted_at")
-        .unwrap();
-    assert_eq!(submitted["type"], "datetime");
     let id = results
         .iter()
         .find(|p| p["name"] == "hs_object_id")
         .unwrap();
     assert_eq!(id["modificationMetadata"]["readOnlyValue"], true);
+}
+
+/// Reference "More facts", HubSpot custom properties: a property must exist before a record
+/// carries it (`PROPERTY_DOESNT_EXIST`, for the whole batch); `POST /crm/v3/properties/contacts`
+/// creates one (201), an existing name is 409.
+#[tokio::test]
+async fn custom_properties_must_be_created_first() {
+    let (_sb, c, base) = start(SandboxConfig::default()).await;
+    let contacts = format!("{base}/crm/v3/objects/contacts");
+    let props = format!("{base}/crm/v3/properties/contacts");
+    let lead = json!({"properties": {"email": "ada@example.com", "lead_source": "webinar"}});
+    let (s, b) = post(&c, &contacts, lead.clone()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b["category"], "VALIDATION_ERROR");
+    assert_eq!(b["errors"][0]["code"], "PROPERTY_DOESNT_EXIST");
+    assert_eq!(b["errors"][0]["context"]["propertyName"][0], "lead_source");
+    // In a batch, one unknown property refuses the whole request.
+    let upsert = json!({"inputs": [
+        {"id": "a@example.com", "idProperty": "email", "properties": {"firstname": "A"}},
+        {"id": "b@example.com", "idProperty": "email", "properties": {"lead_source": "x"}},
+    ]});
+    let (s, b) = post(&c, &format!("{contacts}/batch/upsert"), upsert.clone()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b["errors"][0]["code"], "PROPERTY_DOESNT_EXIST");
+    let (s, b) = post(
+        &c,
+        &format!("{contacts}/batch/read"),
+        json!({"inputs": [{"id": "a@example.com"}], "idProperty": "email"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["results"].as_array().map(Vec::len)),
+        (StatusCode::MULTI_STATUS, Some(0))
+    );
+
+    let definition = json!({"name": "lead_source", "label": "Lead source", "type": "string", "fieldType": "text", "groupName": "contactinformation"});
+    let (s, created) = post(&c, &props, definition.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["name"], "lead_source");
+    assert_eq!(created["type"], "string");
+    assert_eq!(created["fieldType"], "text");
+    assert_eq!(created["groupName"], "contactinformation");
+    assert!(created.get("hubspotDefined").is_none());
+    assert_eq!(created["modificationMetadata"]["readOnlyValue"], false);
+    let (s, got) = get(&c, &format!("{props}/lead_source")).await;
+    assert_eq!((s, &got["name"]), (StatusCode::OK, &json!("lead_source")));
+    let (s, b) = post(&c, &props, definition).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(b["status"], "error");
+    for bad in [
+        json!({"name": "n1", "label": "N", "type": "string", "fieldType": "select", "groupName": "g"}),
+        json!({"name": "n2", "label": "N", "type": "text", "fieldType": "text", "groupName": "g"}),
+        json!({"name": "n3", "type": "string", "fieldType": "text", "groupName": "g"}),
+    ] {
+        let (s, b) = post(&c, &props, bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(b["category"], "VALIDATION_ERROR");
+    }
+    let (s, b) = post(&c, &props, json!({"name": "seen_at", "label": "Seen", "type": "datetime", "fieldType": "date", "groupName": "g"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    // Now records may carry them, with the type's checks.
+    let (s, b) = post(&c, &contacts, lead).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["properties"]["lead_source"], "webinar");
+    let (s, b) = post(
+        &c,
+        &contacts,
+        json!({"properties": {"email": "x@example.com", "seen_at": "soon"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, &b["errors"][0]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("INVALID_DATE"))
+    );
+    let (s, b) = post(&c, &format!("{contacts}/batch/upsert"), upsert).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
 }
 
 #[tokio::test]

@@ -1,9 +1,8 @@
-//! The Jamf Pro fake and the Jamf bootstrap API fake.
+//! The Jamf Pro fake (the bootstrap API fake has its own tests).
 
 use reqwest::{Client, StatusCode};
 use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 async fn start() -> (Sandbox, Client) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -249,127 +248,4 @@ async fn jamf_token_lifecycle() {
             .status(),
         StatusCode::OK
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// bootstrap API
-
-const KEY: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
-
-fn bootstrap_request(employee: &Value, key: &str) -> Value {
-    let plain = serde_json::to_string(employee).unwrap();
-    let payload = fernet::Fernet::new(KEY).unwrap().encrypt(plain.as_bytes());
-    json!({
-        "crm_id": "crm-123",
-        "request_type": "create",
-        "payload": payload,
-        "checksum": hex::encode(Sha256::digest(plain.as_bytes())),
-        "idempotency_key": key,
-        "smart_group": "IT_Computers",
-        "policies": ["Admin rights", "Dev tools"],
-    })
-}
-
-#[tokio::test]
-async fn bootstrap_requests_are_idempotent_and_checked() {
-    let (sb, c) = start().await;
-    let url = format!("{}/api/request", sb.base_url("jamf-bootstrap"));
-    let employee = json!({"department": "IT", "device": {"serial": "C02XXXXX"}, "email": "ada@example.com", "employee_id": "E1", "full_name": "Ada"});
-    let req = bootstrap_request(&employee, "894963b4-b00e-5ff0-91ac-21af3aef08ad");
-    let send = |body: &Value| {
-        c.post(&url)
-            .bearer_auth("sandbox-jamf-bootstrap-token")
-            .json(body)
-            .send()
-    };
-    let resp = send(&req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let first: Value = resp.json().await.unwrap();
-    assert_eq!(first["success"], true);
-    assert_eq!(first["status"], "queued");
-    let request_id = first["request_id"].as_str().unwrap().to_string();
-
-    let resp = send(&req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["idempotent-replayed"], "true");
-    let again: Value = resp.json().await.unwrap();
-    assert_eq!(again["request_id"], request_id.as_str());
-
-    // The same key for different content is refused.
-    let mut other = req.clone();
-    other["crm_id"] = json!("crm-999");
-    assert_eq!(send(&other).await.unwrap().status(), StatusCode::CONFLICT);
-
-    let state = sb.state();
-    let stored = state.records("jamf-bootstrap", "requests");
-    assert_eq!(stored.len(), 1, "a replay stores nothing new");
-    assert_eq!(
-        stored[0]["employee"], employee,
-        "the payload decrypts with the Vault key"
-    );
-
-    // Field checks.
-    let resp = send(&json!({"crm_id": "x", "request_type": "create"}))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"success": false, "error": "Missing required fields: payload, checksum, idempotency_key"})
-    );
-    let mut wrong_sum = bootstrap_request(&employee, "k2");
-    wrong_sum["checksum"] = json!("0".repeat(64));
-    let body: Value = send(&wrong_sum).await.unwrap().json().await.unwrap();
-    assert_eq!(body["error"], "Checksum verification failed");
-    let mut garbage = bootstrap_request(&employee, "k3");
-    garbage["payload"] = json!("not-a-fernet-token");
-    assert_eq!(
-        send(&garbage).await.unwrap().status(),
-        StatusCode::BAD_REQUEST
-    );
-    let mut bad_type = bootstrap_request(&employee, "k4");
-    bad_type["request_type"] = json!("upsert");
-    assert_eq!(
-        send(&bad_type).await.unwrap().status(),
-        StatusCode::BAD_REQUEST
-    );
-    let resp = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{oops")
-        .bearer_auth("sandbox-jamf-bootstrap-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-
-    // Auth: a bearer token, or the guide's token in the body.
-    let resp = c.post(&url).json(&req).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["success"], false);
-    let mut in_body = bootstrap_request(&employee, "k5");
-    in_body["token"] = json!("sandbox-jamf-bootstrap-token");
-    assert_eq!(
-        c.post(&url).json(&in_body).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-
-    let health = c
-        .get(format!("{}/api/health", sb.base_url("jamf-bootstrap")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
-    let status: Value = c
-        .get(format!("{url}/{request_id}"))
-        .bearer_auth("sandbox-jamf-bootstrap-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["crm_id"], "crm-123");
 }

@@ -39,7 +39,7 @@ async fn malformed_requests_get_client_errors() {
     let sb = sandbox::start(SandboxConfig {
         hubspot_rate_limit: 1_000_000,
         hubspot_search_rate_limit: 1_000_000,
-        chatwoot_filter_rate_limit: 1_000_000,
+        chatwoot_search_rate_limit: 1_000_000,
         salesforce_api_limit: 1_000_000,
         taskcrm_rate_limit: 1_000_000,
         usersync_rate_limit: 1_000_000,
