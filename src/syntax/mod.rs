@@ -63,6 +63,7 @@ pub mod outline;
 mod policy;
 mod provider;
 mod record;
+pub(crate) mod scalar;
 mod testcase;
 pub mod values;
 
