@@ -64,6 +64,7 @@ mod policy;
 mod provider;
 mod record;
 pub(crate) mod scalar;
+pub mod schema;
 mod testcase;
 pub mod values;
 

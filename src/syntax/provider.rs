@@ -26,7 +26,7 @@ pub(crate) const KEYS: &[&str] = &[
     "errors",
 ];
 
-const AUTH_TYPES: &[&str] = &[
+pub(crate) const AUTH_TYPES: &[&str] = &[
     "none",
     "api_key",
     "bearer",
@@ -36,7 +36,7 @@ const AUTH_TYPES: &[&str] = &[
     "token_exchange",
 ];
 
-const RETRY_KEYS: &[&str] = &[
+pub(crate) const RETRY_KEYS: &[&str] = &[
     "attempts",
     "base",
     "max",
@@ -45,9 +45,9 @@ const RETRY_KEYS: &[&str] = &[
     "backoff",
 ];
 
-const OBJECT_KEYS: &[&str] = &["description", "fields", "operations", "errors"];
+pub(crate) const OBJECT_KEYS: &[&str] = &["description", "fields", "operations", "errors"];
 
-const OPERATION_KEYS: &[&str] = &[
+pub(crate) const OPERATION_KEYS: &[&str] = &[
     "description",
     "method",
     "path",
@@ -63,11 +63,11 @@ const OPERATION_KEYS: &[&str] = &[
     "rate_limit",
 ];
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-const ERROR_RULE_KEYS: &[&str] = &["status", "contains", "kind", "existing_id", "message"];
+pub(crate) const ERROR_RULE_KEYS: &[&str] = &["status", "contains", "kind", "existing_id", "message"];
 
-const ERROR_KINDS: &[(&str, ErrorKind)] = &[
+pub(crate) const ERROR_KINDS: &[(&str, ErrorKind)] = &[
     ("duplicate", ErrorKind::Duplicate),
     ("validation", ErrorKind::Validation),
     ("auth", ErrorKind::Auth),
@@ -255,7 +255,7 @@ fn auth(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<Spanned<Auth>> {
 }
 
 /// The keys allowed for one auth type (`None` for an unknown type).
-fn auth_keys(ty: &str) -> Option<Vec<&'static str>> {
+pub(crate) fn auth_keys(ty: &str) -> Option<Vec<&'static str>> {
     let specific: &[&str] = match ty {
         "none" => &[],
         "api_key" => &["in", "name", "value"],

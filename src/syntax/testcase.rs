@@ -8,9 +8,14 @@ use crate::span::Span;
 
 pub(crate) const KEYS: &[&str] = &["kind", "name", "description", "flow", "policy", "cases"];
 
-const CASE_KEYS: &[&str] = &["name", "description", "input", "secrets", "expect"];
-const EXPECT_KEYS: &[&str] = &["payload", "policy", "status", "error", "key", "match"];
-const STATUSES: &[&str] = &["dry_run", "skipped", "failed"];
+pub(crate) const CASE_KEYS: &[&str] = &["name", "description", "input", "secrets", "expect"];
+pub(crate) const EXPECT_KEYS: &[&str] = &["payload", "policy", "status", "error", "key", "match"];
+pub(crate) const STATUSES: &[&str] = &["dry_run", "skipped", "failed"];
+
+pub(crate) const MATCH_MODES: &[(&str, MatchMode)] = &[
+    ("equals", MatchMode::Equals),
+    ("contains", MatchMode::Contains),
+];
 
 /// What the cases test; decides which expectations make sense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,14 +122,7 @@ fn expectation(cx: &mut Cx<'_>, node: &Node, key: Span, subject: Subject) -> Opt
     let f = cx.fields(node, Some(key), EXPECT_KEYS)?;
     let matching = f
         .opt(cx, "match", |cx, n, _| {
-            cx.choice(
-                n,
-                &[
-                    ("equals", MatchMode::Equals),
-                    ("contains", MatchMode::Contains),
-                ],
-                "match mode",
-            )
+            cx.choice(n, MATCH_MODES, "match mode")
         })
         .map(|m| m.value)
         .unwrap_or_default();
