@@ -89,7 +89,11 @@ fn every_diagnostic_has_a_hint() {
             }
         }
     }
-    assert!(missing.is_empty(), "diagnostics without a hint:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "diagnostics without a hint:\n{}",
+        missing.join("\n")
+    );
 }
 
 /// A file that cannot be read as YAML (or as UTF-8) still declares its names: documents in
@@ -154,7 +158,10 @@ fn a_broken_file_does_not_cascade_into_other_files() {
     .collect();
     assert_eq!(found, expected, "{diags:#?}");
     // The invalid byte is shown where it is, not at 1:1.
-    let utf8 = diags.iter().find(|d| d.code.as_str() == "RB0007").expect("RB0007");
+    let utf8 = diags
+        .iter()
+        .find(|d| d.code.as_str() == "RB0007")
+        .expect("RB0007");
     let loc = loaded.rules.sources.locate(utf8.span);
     assert_eq!((loc.line, loc.column), (6, 14));
 }

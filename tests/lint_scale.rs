@@ -33,7 +33,13 @@ fn lint(text: &str) -> (Duration, Vec<String>) {
     let took = started.elapsed();
     let mut diags = loaded.diagnostics;
     diags.extend(compiled.diagnostics);
-    (took, diags.iter().map(|d| format!("{} {}", d.code, d.message)).collect())
+    (
+        took,
+        diags
+            .iter()
+            .map(|d| format!("{} {}", d.code, d.message))
+            .collect(),
+    )
 }
 
 /// Loading and compiling the table, lint included. Debug builds are many times slower than

@@ -33,10 +33,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for path in entries {
         if path.is_dir() {
             yaml_files(&path, out);
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml")
-        {
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
     }
@@ -46,7 +43,10 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_rule_file_in_rules_validates() {
     let validator = validator();
     let mut files = Vec::new();
-    yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"), &mut files);
+    yaml_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
+        &mut files,
+    );
     assert!(files.len() > 5, "found only {files:?}");
     let mut failures = Vec::new();
     for file in &files {

@@ -101,9 +101,20 @@ fn an_empty_file_beside_others_is_reported_on_its_own() {
     ]);
     assert_eq!(codes(&loaded), vec![Code::EmptyFile, Code::EmptyFile]);
     assert!(!loaded.has_errors());
-    let text = render(&loaded.diagnostics, &loaded.rules.sources, Format::Concise, false);
-    assert!(text.contains("b.yaml:1:1: warning[RB0012] this rule file is empty"), "{text}");
-    assert!(text.contains("c.yaml:1:1: warning[RB0012] this rule file holds only comments"), "{text}");
+    let text = render(
+        &loaded.diagnostics,
+        &loaded.rules.sources,
+        Format::Concise,
+        false,
+    );
+    assert!(
+        text.contains("b.yaml:1:1: warning[RB0012] this rule file is empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c.yaml:1:1: warning[RB0012] this rule file holds only comments"),
+        "{text}"
+    );
 }
 
 #[test]

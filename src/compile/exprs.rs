@@ -160,8 +160,7 @@ fn check_hint(code: Code, message: &str) -> Option<String> {
     let optional = message.ends_with('?');
     let hint = match code {
         Code::OperatorType => {
-            let base = if message.contains("needs numbers") || message.contains("needs a number")
-            {
+            let base = if message.contains("needs numbers") || message.contains("needs a number") {
                 if message.contains("found string") {
                     "this operator works on numbers: convert text with `to_number(...)` first \
                      (`+` also joins two strings)"
@@ -195,8 +194,7 @@ fn check_hint(code: Code, message: &str) -> Option<String> {
                 .to_string()
         }
         Code::InvalidArgument if message.contains("format") => {
-            "use strftime-style specifiers such as `%Y-%m-%d`, `%H:%M:%S` or `%d/%m/%Y`"
-                .to_string()
+            "use strftime-style specifiers such as `%Y-%m-%d`, `%H:%M:%S` or `%d/%m/%Y`".to_string()
         }
         Code::InvalidArgument => "constant arguments are checked when the rules are compiled; \
                                   see docs/functions.md for what this function accepts"

@@ -296,7 +296,9 @@ impl Context<'_> {
         let help = crate::diagnostic::suggest(&name.value, candidates.iter().copied())
             .unwrap_or_else(|| {
                 if candidates.is_empty() {
-                    format!("no {what} is defined in this rule set; load the file that defines it too")
+                    format!(
+                        "no {what} is defined in this rule set; load the file that defines it too"
+                    )
                 } else {
                     format!("defined {what}s: {}", candidates.join(", "))
                 }

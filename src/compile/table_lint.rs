@@ -177,9 +177,10 @@ pub(super) fn check(cx: &mut Context<'_>, doc: &PolicyDoc, rows: &[RowPlan], spa
             for (j, later) in shapes.iter().enumerate() {
                 index.candidates(j, later, &mut candidates);
                 // The first earlier row that covers this one, as in a scan of all of them.
-                let shadow = candidates.iter().copied().find(|&i| {
-                    shapes[i].iter().zip(later).all(|(a, b)| a.covers(b))
-                });
+                let shadow = candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| shapes[i].iter().zip(later).all(|(a, b)| a.covers(b)));
                 if let (Some(i), Some(span), Some(earlier)) =
                     (shadow, spans.get(j), spans.get(shadow.unwrap_or(0)))
                 {

@@ -97,14 +97,23 @@ impl Context<'_> {
     }
 
     fn check_policy_fields(&mut self, policy: &PolicyDoc, case: &TestCase) {
-        let outputs: Vec<String> = policy.outputs.iter().map(|o| o.name.value.clone()).collect();
+        let outputs: Vec<String> = policy
+            .outputs
+            .iter()
+            .map(|o| o.name.value.clone())
+            .collect();
         for field in &case.expect.policy_fields {
             if outputs.contains(&field.value) {
                 continue;
             }
-            let help = suggest(&field.value, outputs.iter().map(String::as_str)).unwrap_or_else(|| {
-                format!("policy `{}` has the outputs {}", policy.name.value, list(&outputs))
-            });
+            let help =
+                suggest(&field.value, outputs.iter().map(String::as_str)).unwrap_or_else(|| {
+                    format!(
+                        "policy `{}` has the outputs {}",
+                        policy.name.value,
+                        list(&outputs)
+                    )
+                });
             self.report(
                 Diagnostic::new(
                     Code::TestExpectsMissing,
@@ -126,7 +135,13 @@ impl Context<'_> {
 fn produced(mapping: &Mapping, path: &[String]) -> Result<(), (usize, Vec<String>)> {
     let mut level = mapping;
     for (depth, key) in path.iter().enumerate() {
-        let targets = || level.entries.iter().map(|e| e.target.value.clone()).collect();
+        let targets = || {
+            level
+                .entries
+                .iter()
+                .map(|e| e.target.value.clone())
+                .collect()
+        };
         let Some(entry) = level.entries.iter().find(|e| &e.target.value == key) else {
             return Err((depth, targets()));
         };

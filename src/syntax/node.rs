@@ -192,7 +192,12 @@ pub(crate) fn parse_file(file: FileId, text: &str) -> Parsed {
 /// The `kind:` and `name:` of each document in a part of a file that is not valid YAML,
 /// read from unindented `key: value` lines, with the span of the name. Only documents
 /// that have both are returned.
-pub(crate) fn recover_names(file: FileId, text: &str, start: usize, end: usize) -> Vec<(String, Span, String)> {
+pub(crate) fn recover_names(
+    file: FileId,
+    text: &str,
+    start: usize,
+    end: usize,
+) -> Vec<(String, Span, String)> {
     let mut out = Vec::new();
     let mut kind: Option<String> = None;
     let mut name: Option<(String, Span)> = None;
@@ -221,7 +226,11 @@ pub(crate) fn recover_names(file: FileId, text: &str, start: usize, end: usize) 
         let quoted = value.len() >= 2
             && ((value.starts_with('"') && value.ends_with('"'))
                 || (value.starts_with('\'') && value.ends_with('\'')));
-        let unquoted = if quoted { &value[1..value.len() - 1] } else { value };
+        let unquoted = if quoted {
+            &value[1..value.len() - 1]
+        } else {
+            value
+        };
         if unquoted.is_empty() || unquoted.contains(['"', '\'', '{', '[', '\\']) {
             continue;
         }
@@ -760,9 +769,17 @@ mod tests {
             let (map, _, diags) = parse(text);
             assert_eq!(diags.len(), 1, "{text:?}: {diags:?}");
             let loc = map.locate(diags[0].span);
-            assert_eq!((loc.line, loc.column), (line, col), "{text:?}: {}", diags[0].message);
+            assert_eq!(
+                (loc.line, loc.column),
+                (line, col),
+                "{text:?}: {}",
+                diags[0].message
+            );
             let m = &diags[0].message;
-            assert!(m.contains("never closed") || m.contains("unclosed"), "{text:?}: {m}");
+            assert!(
+                m.contains("never closed") || m.contains("unclosed"),
+                "{text:?}: {m}"
+            );
         }
     }
 
@@ -774,8 +791,14 @@ mod tests {
         let (s, e) = parsed.failed[0];
         let names = recover_names(FileId(0), text, s, e);
         assert_eq!(names.len(), 1);
-        assert_eq!((names[0].0.as_str(), names[0].2.as_str()), ("flow", "lead_sync"));
-        assert_eq!(&text[names[0].1.start as usize..names[0].1.end as usize], "'lead_sync'");
+        assert_eq!(
+            (names[0].0.as_str(), names[0].2.as_str()),
+            ("flow", "lead_sync")
+        );
+        assert_eq!(
+            &text[names[0].1.start as usize..names[0].1.end as usize],
+            "'lead_sync'"
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub(crate) const OPERATION_KEYS: &[&str] = &[
 
 pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-pub(crate) const ERROR_RULE_KEYS: &[&str] = &["status", "contains", "kind", "existing_id", "message"];
+pub(crate) const ERROR_RULE_KEYS: &[&str] =
+    &["status", "contains", "kind", "existing_id", "message"];
 
 pub(crate) const ERROR_KINDS: &[(&str, ErrorKind)] = &[
     ("duplicate", ErrorKind::Duplicate),

@@ -13,7 +13,12 @@
 ///
 /// Block scalars are recognised by their header (`|`, `>-`, `|2+`, ...) at the end of the
 /// line before the span; the span itself starts at the first content character.
-pub(crate) fn value_offsets(text: &str, start: usize, end: usize, value: &str) -> Option<Vec<usize>> {
+pub(crate) fn value_offsets(
+    text: &str,
+    start: usize,
+    end: usize,
+    value: &str,
+) -> Option<Vec<usize>> {
     let slice = text.get(start..end)?;
     let (out, map) = if let Some(style) = block_header(text, start) {
         block(text, start, end, style)?
@@ -39,7 +44,12 @@ pub(crate) fn value_offsets(text: &str, start: usize, end: usize, value: &str) -
 
 /// Maps a byte range of `value` to a file range, placing positions inside trailing
 /// whitespace (an error "at the end of the expression") right after the last character.
-pub(crate) fn map_range(offsets: &[usize], value: &str, start: usize, end: usize) -> (usize, usize) {
+pub(crate) fn map_range(
+    offsets: &[usize],
+    value: &str,
+    start: usize,
+    end: usize,
+) -> (usize, usize) {
     let len = value.len();
     let clamp = |i: usize| {
         let mut i = i.min(len);
@@ -349,8 +359,13 @@ mod tests {
 
     fn find(text: &str, needle: &str) -> usize {
         let (docs, _) = parse_documents(FileId(0), text);
-        let v = docs[0].get("a").and_then(|n| n.as_str()).unwrap_or("").to_string();
-        v.find(needle).unwrap_or_else(|| panic!("{needle:?} not in {v:?}"))
+        let v = docs[0]
+            .get("a")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
+        v.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {v:?}"))
     }
 
     fn check(text: &str, needle: &str, line: usize, col: usize) {
@@ -418,7 +433,10 @@ mod tests {
         let v = n.as_str().expect("str");
         let o = value_offsets(t, n.span.start as usize, n.span.end as usize, v).expect("map");
         let (s, _) = map_range(&o, v, v.len(), v.len());
-        assert_eq!(crate::span::SourceFile::new("t", t).line_col(s as u32), (2, 10));
+        assert_eq!(
+            crate::span::SourceFile::new("t", t).line_col(s as u32),
+            (2, 10)
+        );
     }
 
     #[test]

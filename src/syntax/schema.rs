@@ -245,21 +245,16 @@ impl Builder {
                 _ => return None,
             })
         });
-        let case = self.object(
-            "tests",
-            testcase::CASE_KEYS,
-            &["name", "expect"],
-            |_, k| {
-                Some(match k {
-                    "name" => scalar(),
-                    "description" => string(),
-                    "input" => json!({ "type": "object" }),
-                    "secrets" => string_map(),
-                    "expect" => expect.clone(),
-                    _ => return None,
-                })
-            },
-        );
+        let case = self.object("tests", testcase::CASE_KEYS, &["name", "expect"], |_, k| {
+            Some(match k {
+                "name" => scalar(),
+                "description" => string(),
+                "input" => json!({ "type": "object" }),
+                "secrets" => string_map(),
+                "expect" => expect.clone(),
+                _ => return None,
+            })
+        });
         json!({ "type": "array", "items": case })
     }
 
@@ -289,7 +284,9 @@ impl Builder {
                 Some(match k {
                     "type" => json!({ "const": ty }),
                     "in" => json!({ "enum": ["header", "query"] }),
-                    "scopes" => json!({ "anyOf": [string(), { "type": "array", "items": string() }] }),
+                    "scopes" => {
+                        json!({ "anyOf": [string(), { "type": "array", "items": string() }] })
+                    }
                     "name" | "value" | "token" | "username" | "password" | "token_url"
                     | "client_id" | "client_secret" | "refresh_token" | "expires"
                     | "keep_alive_url" => scalar(),
@@ -337,7 +334,9 @@ impl Builder {
             Some(match k {
                 "description" => string(),
                 "fields" => ref_to("field_decls"),
-                "operations" => json!({ "type": "object", "additionalProperties": operation.clone() }),
+                "operations" => {
+                    json!({ "type": "object", "additionalProperties": operation.clone() })
+                }
                 "errors" => errors.clone(),
                 _ => return None,
             })
@@ -377,7 +376,9 @@ fn document_required(kind: &str) -> &'static [&'static str] {
 fn auth_key_required(ty: &str, key: &str) -> bool {
     !matches!(
         (ty, key),
-        ("api_key", "in") | (_, "scopes") | ("token_exchange", "token" | "expires" | "keep_alive_url")
+        ("api_key", "in")
+            | (_, "scopes")
+            | ("token_exchange", "token" | "expires" | "keep_alive_url")
     )
 }
 
