@@ -73,8 +73,6 @@ pub(crate) fn map_range(
     };
     let s = at(start);
     let e = if end <= start { s } else { at(end).max(s) };
-    // A range that crosses a line break would be drawn from the wrong line's text; an error
-    // inside one token never does, so keep the start.
     (s, e)
 }
 
