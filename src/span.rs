@@ -34,35 +34,24 @@ impl Span {
 
     /// Maps a byte range relative to a string value back into the file.
     ///
-    /// `value` is the decoded string that was read at `self`. When the source text at the span
-    /// is that string verbatim (plain scalars) or wrapped in one pair of quotes without escapes,
-    /// offsets map one to one; otherwise (escapes, folded block scalars) the whole value's span
-    /// is the most precise answer available.
+    /// `value` is the decoded string that was read at `self` (a YAML scalar). The scalar's
+    /// style is taken into account: quotes, escapes, the indentation of block scalars and the
+    /// line folding of `>`, plain and quoted scalars. When the value cannot be traced back to
+    /// the source text (it was not read from this span as written) the whole span is returned.
     pub fn inner(self, sources: &SourceMap, value: &str, start: usize, end: usize) -> Span {
-        let Some(text) = sources.slice(self) else {
+        let Some(file) = sources.get(self.file) else {
             return self;
         };
-        let content_at = if text == value {
-            Some(0)
-        } else if text.len() == value.len() + 2
-            && (text.starts_with('"') || text.starts_with('\''))
-            && &text[1..text.len() - 1] == value
-        {
-            Some(1)
-        } else {
-            // Block scalars (`|`/`>`) keep the text verbatim after the header line when the
-            // value is a single line; look for it.
-            text.find(value).filter(|_| !value.is_empty())
+        let Some(offsets) = crate::syntax::scalar::value_offsets(
+            &file.text,
+            self.start as usize,
+            self.end as usize,
+            value,
+        ) else {
+            return self;
         };
-        match content_at {
-            Some(at) => {
-                let base = self.start as usize + at;
-                let s = (base + start.min(value.len())) as u32;
-                let e = (base + end.min(value.len()).max(start.min(value.len()))) as u32;
-                Span::new(self.file, s, e.max(s))
-            }
-            None => self,
-        }
+        let (s, e) = crate::syntax::scalar::map_range(&offsets, value, start, end);
+        Span::new(self.file, s as u32, e as u32)
     }
 }
 
@@ -220,10 +209,19 @@ mod tests {
     }
 
     #[test]
-    fn inner_falls_back_to_whole_value_on_escapes() {
+    fn inner_maps_through_escapes() {
         let mut map = SourceMap::new();
         let id = map.add("f.yaml", "x: \"a\\tb\"\n");
         let span = Span::new(id, 3, 9);
-        assert_eq!(span.inner(&map, "a\tb", 1, 2), span);
+        assert_eq!(map.slice(span.inner(&map, "a\tb", 1, 2)), Some("\\t"));
+        assert_eq!(map.slice(span.inner(&map, "a\tb", 2, 3)), Some("b"));
+    }
+
+    #[test]
+    fn inner_falls_back_to_the_whole_span_when_the_value_differs() {
+        let mut map = SourceMap::new();
+        let id = map.add("f.yaml", "x: 80\n");
+        let span = Span::new(id, 3, 5);
+        assert_eq!(span.inner(&map, "80.0", 1, 2), span);
     }
 }

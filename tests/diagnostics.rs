@@ -101,3 +101,100 @@ fn provider_problems_are_located_with_a_code_and_a_hint() {
         );
     }
 }
+
+/// Every diagnostic says how to fix it, in every fixture.
+#[test]
+fn every_diagnostic_has_a_hint() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diagnostics");
+    let mut missing = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let loaded = syntax::load_paths(std::slice::from_ref(&path)).expect("fixture is readable");
+        let compiled = compile::compile_loaded(&loaded, &Registry::builtin());
+        for d in loaded.diagnostics.iter().chain(&compiled.diagnostics) {
+            if d.help.as_deref().is_none_or(str::is_empty) {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                missing.push(format!("{name}: {} {}", d.code, d.message));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "diagnostics without a hint:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// A file that cannot be read as YAML (or as UTF-8) still declares its names: documents in
+/// other files that refer to them get no "unknown flow/record/provider" errors.
+#[test]
+fn a_broken_file_does_not_cascade_into_other_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let write = |name: &str, text: &[u8]| std::fs::write(root.join(name), text).expect("write");
+    // Invalid YAML: an unclosed `{` in the provider, an unclosed quote in the record.
+    write(
+        "a_provider.yaml",
+        b"kind: provider\nname: crm\nbase_url: https://crm.example.com\nobjects:\n  contact:\n    fields: { email: string\n",
+    );
+    write(
+        "b_record.yaml",
+        b"kind: record\nname: \"lead\"\nfields:\n  email: 'string\n",
+    );
+    // Not UTF-8 (Latin-1 `é`).
+    write(
+        "c_policy.yaml",
+        b"kind: policy\nname: tiers\ninputs: [age]\noutputs: [tier]\nrows:\n  - ['-', caf\xe9]\n",
+    );
+    // A misspelt kind.
+    write(
+        "d_flow.yaml",
+        b"kind: flwo\nname: g\ntarget: { provider: crm, object: contact }\nmapping: { email: email }\n",
+    );
+    write(
+        "e_flow.yaml",
+        b"kind: flow\nname: f\nsource: { record: lead }\ntarget: { provider: crm, object: contact }\npolicy: tiers\nmapping: { email: email }\n---\nkind: test\nflow: g\ncases:\n  - { name: x, expect: { status: dry_run } }\n",
+    );
+    let loaded = syntax::load_paths(&[root.to_path_buf()]).expect("load");
+    let compiled = compile::compile_loaded(&loaded, &Registry::builtin());
+    let mut diags = loaded.diagnostics.clone();
+    diags.extend(compiled.diagnostics);
+    let found: Vec<(String, String)> = diags
+        .iter()
+        .map(|d| {
+            let file = loaded
+                .rules
+                .sources
+                .get(d.span.file)
+                .map(|f| {
+                    std::path::Path::new(&f.name)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            (file, d.code.as_str().to_string())
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("a_provider.yaml", "RB0001"),
+        ("b_record.yaml", "RB0001"),
+        ("c_policy.yaml", "RB0007"),
+        ("d_flow.yaml", "RB0002"),
+    ]
+    .iter()
+    .map(|(f, c)| (f.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(found, expected, "{diags:#?}");
+    // The invalid byte is shown where it is, not at 1:1.
+    let utf8 = diags
+        .iter()
+        .find(|d| d.code.as_str() == "RB0007")
+        .expect("RB0007");
+    let loc = loaded.rules.sources.locate(utf8.span);
+    assert_eq!((loc.line, loc.column), (6, 14));
+}

@@ -88,8 +88,33 @@ fn empty_directory_warns() {
 #[test]
 fn files_without_documents_warn() {
     let loaded = load_str("empty.yaml", "# nothing here\n");
-    assert_eq!(codes(&loaded), vec![Code::EmptyRuleSet]);
+    assert_eq!(codes(&loaded), vec![Code::EmptyFile, Code::EmptyRuleSet]);
     assert_eq!(codes(&load_sources(&[])), vec![Code::EmptyRuleSet]);
+}
+
+#[test]
+fn an_empty_file_beside_others_is_reported_on_its_own() {
+    let loaded = load_sources(&[
+        ("a.yaml".to_string(), RECORD.to_string()),
+        ("b.yaml".to_string(), String::new()),
+        ("c.yaml".to_string(), "# todo\n\n  # later\n".to_string()),
+    ]);
+    assert_eq!(codes(&loaded), vec![Code::EmptyFile, Code::EmptyFile]);
+    assert!(!loaded.has_errors());
+    let text = render(
+        &loaded.diagnostics,
+        &loaded.rules.sources,
+        Format::Concise,
+        false,
+    );
+    assert!(
+        text.contains("b.yaml:1:1: warning[RB0012] this rule file is empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c.yaml:1:1: warning[RB0012] this rule file holds only comments"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -24,9 +24,17 @@ impl Context<'_> {
                     e.range.start as usize,
                     e.range.end as usize,
                 );
-                self.report(
-                    Diagnostic::new(Code::ExprSyntax, span, e.message).with_help_opt(e.help),
-                );
+                let unclosed = unclosed_bracket(&text.value);
+                let help = e
+                    .help
+                    .clone()
+                    .unwrap_or_else(|| syntax_hint(&e.message, unclosed));
+                let mut d = Diagnostic::new(Code::ExprSyntax, span, e.message).with_help(help);
+                if let Some((at, _)) = unclosed {
+                    let opener = text.span.inner(self.sources, &text.value, at, at + 1);
+                    d = d.with_related(opener, "opened here");
+                }
+                self.report(d);
                 None
             }
         }
@@ -62,7 +70,8 @@ impl Context<'_> {
             e.range.start as usize,
             e.range.end as usize,
         );
-        let mut d = Diagnostic::new(e.code, span, e.message).with_help_opt(e.help);
+        let help = e.help.or_else(|| check_hint(e.code, &e.message));
+        let mut d = Diagnostic::new(e.code, span, e.message).with_help_opt(help);
         if let Some(label) = e.label {
             d = d.with_label(label);
         }
@@ -89,6 +98,114 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// A hint for an expression syntax error the parser gave none for, from what it expected.
+fn syntax_hint(message: &str, unclosed: Option<(usize, char)>) -> String {
+    let at_end = message.ends_with("found end of input");
+    if let (true, Some((_, open))) = (at_end, unclosed) {
+        let close = match open {
+            '(' => ')',
+            '[' => ']',
+            _ => '}',
+        };
+        return format!("a `{open}` is never closed: add `{close}` where it should end");
+    }
+    if at_end {
+        return "the expression stops too early: complete the last operand (`a + b`) or remove \
+                the trailing operator"
+            .into();
+    }
+    if message.starts_with("expected an operator") {
+        return "two values follow each other: put an operator between them (`+`, `==`, `&&`), \
+                a `,` between function arguments, or close the bracket before"
+            .into();
+    }
+    if message.starts_with("expected an expression") {
+        return "a value is missing here: write a literal, a field, a call like `lower(email)` or \
+                `( ... )`, and check for a doubled or stray operator"
+            .into();
+    }
+    "expressions are written like `lower(trim(email))`, `a + b`, `x ?? \"default\"` or \
+     `if c then a else b`; see the expression section of README.md"
+        .into()
+}
+
+/// The innermost bracket still open at the end of `text` (outside string literals), with
+/// its byte offset.
+fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
+    let mut stack = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if let Some(q) = quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => stack.push((i, c)),
+            ')' | ']' | '}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
+}
+
+/// A hint for a type-check error that came without one, by its code and message.
+fn check_hint(code: Code, message: &str) -> Option<String> {
+    let optional = message.ends_with('?');
+    let hint = match code {
+        Code::OperatorType => {
+            let base = if message.contains("needs numbers") || message.contains("needs a number") {
+                if message.contains("found string") {
+                    "this operator works on numbers: convert text with `to_number(...)` first \
+                     (`+` also joins two strings)"
+                } else {
+                    "this operator works on numbers: convert the value with `to_number(...)`"
+                }
+            } else if message.contains("needs a bool") || message.contains("needs bools") {
+                "`!`, `&&` and `||` work on booleans: compare to get one, e.g. `x != \"\"` or \
+                 `is_empty(x)`"
+            } else if message.contains("compare") {
+                "compare values of one type: convert with `to_number(...)` or `to_string(...)`; \
+                 in a table cell, quote strings (`'\"IT\"'`) and write numbers bare"
+            } else if message.contains("slice") {
+                "slices work on arrays and strings, with number bounds: `x[1:3]`"
+            } else if message.contains("`in`") {
+                "`in` tests membership in an array (`x in [\"a\", \"b\"]`), the keys of an \
+                 object or the text of a string"
+            } else {
+                "check the types of the values on both sides of the operator; `to_number(...)` \
+                 and `to_string(...)` convert between text and numbers"
+            };
+            if optional {
+                format!("{base}; the value may be null: give a default with `?? ...` first")
+            } else {
+                base.to_string()
+            }
+        }
+        Code::InvalidArgument if message.contains("regex") => {
+            "fix the pattern (Rust regex syntax): close every `(` and `[`, and escape a literal \
+             special character with `\\` (doubled, `\\\\`, inside a YAML double-quoted string)"
+                .to_string()
+        }
+        Code::InvalidArgument if message.contains("format") => {
+            "use strftime-style specifiers such as `%Y-%m-%d`, `%H:%M:%S` or `%d/%m/%Y`".to_string()
+        }
+        Code::InvalidArgument => "constant arguments are checked when the rules are compiled; \
+                                  see docs/functions.md for what this function accepts"
+            .to_string(),
+        _ => return None,
+    };
+    Some(hint)
 }
 
 /// Calls `f` on every node of the tree, parents first.

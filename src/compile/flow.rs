@@ -415,7 +415,9 @@ impl Context<'_> {
                             ),
                         )
                         .with_related(input.span, "input read here")
-                        .with_help_opt(suggest(name, schema.keys().map(|k| k.as_str()))),
+                        .with_help(suggest(name, schema.keys().map(|k| k.as_str())).unwrap_or_else(|| {
+                            "add the field to the record schema, or change the policy's `inputs`".to_string()
+                        })),
                     );
                 }
             }

@@ -10,6 +10,7 @@ mod policy_outputs;
 mod provider;
 mod table_lint;
 mod template;
+mod tests_lint;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -226,9 +227,37 @@ impl Context<'_> {
             }
         }
 
+        for doc in flow_docs.by_name.values() {
+            self.check_test_expectations(
+                tests_lint::Subject::Flow(doc),
+                &doc.tests,
+                &policy_docs.by_name,
+            );
+        }
+        for doc in policy_docs.by_name.values() {
+            self.check_test_expectations(
+                tests_lint::Subject::Policy(doc),
+                &doc.tests,
+                &policy_docs.by_name,
+            );
+        }
+
         let mut test_files = Vec::new();
         for d in docs {
             if let Document::Tests(t) = d {
+                let subject = match &t.subject {
+                    TestSubject::Flow(n) => flow_docs
+                        .by_name
+                        .get(n.value.as_str())
+                        .map(|f| tests_lint::Subject::Flow(f)),
+                    TestSubject::Policy(n) => policy_docs
+                        .by_name
+                        .get(n.value.as_str())
+                        .map(|p| tests_lint::Subject::Policy(p)),
+                };
+                if let Some(subject) = subject {
+                    self.check_test_expectations(subject, &t.cases, &policy_docs.by_name);
+                }
                 match &t.subject {
                     TestSubject::Flow(n) if !flow_docs.by_name.contains_key(n.value.as_str()) => {
                         let names: Vec<&str> = flow_docs.names().collect();
@@ -262,7 +291,23 @@ impl Context<'_> {
         name: &crate::syntax::doc::Spanned<String>,
         candidates: Vec<&str>,
     ) {
-        let help = crate::diagnostic::suggest(&name.value, candidates.iter().copied());
+        if self
+            .incomplete
+            .iter()
+            .any(|i| i.kind == what && i.name.value == name.value)
+        {
+            return;
+        }
+        let help = crate::diagnostic::suggest(&name.value, candidates.iter().copied())
+            .unwrap_or_else(|| {
+                if candidates.is_empty() {
+                    format!(
+                        "no {what} is defined in this rule set; load the file that defines it too"
+                    )
+                } else {
+                    format!("defined {what}s: {}", candidates.join(", "))
+                }
+            });
         self.report(
             Diagnostic::new(
                 Code::TestUnknownFlow,
@@ -270,7 +315,7 @@ impl Context<'_> {
                 format!("tests refer to unknown {what} `{}`", name.value),
             )
             .with_label(format!("no {what} with this name"))
-            .with_help_opt(help),
+            .with_help(help),
         );
     }
 }

@@ -2,6 +2,8 @@
 //! a missing default row. Cells are reduced to [`Shape`]s; anything not provable is left alone,
 //! so these checks never report a false problem.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -168,12 +170,17 @@ pub(super) fn check(cx: &mut Context<'_>, doc: &PolicyDoc, rows: &[RowPlan], spa
         .map(|r| r.tests.iter().map(Shape::of).collect())
         .collect();
 
+    let index = CellIndex::new(&shapes);
+    let mut candidates = Vec::new();
     match doc.hit.value {
         HitPolicy::First => {
             for (j, later) in shapes.iter().enumerate() {
-                let shadow = shapes[..j]
+                index.candidates(j, later, &mut candidates);
+                // The first earlier row that covers this one, as in a scan of all of them.
+                let shadow = candidates
                     .iter()
-                    .position(|earlier| earlier.iter().zip(later).all(|(a, b)| a.covers(b)));
+                    .copied()
+                    .find(|&i| shapes[i].iter().zip(later).all(|(a, b)| a.covers(b)));
                 if let (Some(i), Some(span), Some(earlier)) =
                     (shadow, spans.get(j), spans.get(shadow.unwrap_or(0)))
                 {
@@ -198,7 +205,9 @@ pub(super) fn check(cx: &mut Context<'_>, doc: &PolicyDoc, rows: &[RowPlan], spa
         }
         HitPolicy::Unique => {
             for (j, b) in shapes.iter().enumerate() {
-                for (i, a) in shapes[..j].iter().enumerate() {
+                index.candidates(j, b, &mut candidates);
+                for &i in &candidates {
+                    let a = &shapes[i];
                     let overlap = a
                         .iter()
                         .zip(b)
@@ -233,6 +242,96 @@ pub(super) fn check(cx: &mut Context<'_>, doc: &PolicyDoc, rows: &[RowPlan], spa
             )
             .with_help("add a last row of `-` cells so every record gets a result; otherwise unmatched records get `policy: null`"),
         );
+    }
+}
+
+/// Rows by the constant values of their cells, so a row is compared only with the earlier
+/// rows that can cover or overlap it: in a column where a row tests constant values, another
+/// row can cover or overlap it only if its cell there is `-`, a range, or shares a value.
+/// This keeps the table checks near-linear for the usual tables keyed by constants.
+struct CellIndex {
+    /// Per column: value key → rows whose cell is `Eq`/`In` with that value (ascending).
+    by_value: Vec<HashMap<String, Vec<usize>>>,
+    /// Per column: rows whose cell is `-` or a range (ascending); they may match any value.
+    open: Vec<Vec<usize>>,
+}
+
+impl CellIndex {
+    fn new(shapes: &[Vec<Shape>]) -> Self {
+        let width = shapes.iter().map(Vec::len).max().unwrap_or(0);
+        let mut by_value: Vec<HashMap<String, Vec<usize>>> = vec![HashMap::new(); width];
+        let mut open = vec![Vec::new(); width];
+        for (i, row) in shapes.iter().enumerate() {
+            for (c, shape) in row.iter().enumerate() {
+                match shape {
+                    Shape::Eq(v) => by_value[c].entry(value_key(v)).or_default().push(i),
+                    Shape::In(values) => {
+                        for v in values {
+                            let rows = by_value[c].entry(value_key(v)).or_default();
+                            if rows.last() != Some(&i) {
+                                rows.push(i);
+                            }
+                        }
+                    }
+                    Shape::Any | Shape::Range { .. } => open[c].push(i),
+                    // Opaque cells neither cover nor provably overlap anything.
+                    Shape::Opaque => {}
+                }
+            }
+        }
+        CellIndex { by_value, open }
+    }
+
+    /// The rows before `j` that may cover or overlap `row`, ascending, into `out`.
+    fn candidates(&self, j: usize, row: &[Shape], out: &mut Vec<usize>) {
+        out.clear();
+        let before = |rows: &[usize]| rows.partition_point(|&i| i < j);
+        // The column with the fewest candidates among those where `row` tests constants.
+        let mut best: Option<(usize, usize)> = None;
+        for (c, shape) in row.iter().enumerate() {
+            let values: &[Value] = match shape {
+                Shape::Eq(v) => std::slice::from_ref(v),
+                Shape::In(values) if !values.is_empty() => values,
+                _ => continue,
+            };
+            let mut count = before(&self.open[c]);
+            for v in values {
+                if let Some(rows) = self.by_value[c].get(&value_key(v)) {
+                    count += before(rows);
+                }
+            }
+            if best.is_none_or(|(_, n)| count < n) {
+                best = Some((c, count));
+            }
+        }
+        let Some((c, _)) = best else {
+            out.extend(0..j);
+            return;
+        };
+        out.extend_from_slice(&self.open[c][..before(&self.open[c])]);
+        let values: &[Value] = match &row[c] {
+            Shape::Eq(v) => std::slice::from_ref(v),
+            Shape::In(values) => values,
+            _ => &[],
+        };
+        for v in values {
+            if let Some(rows) = self.by_value[c].get(&value_key(v)) {
+                out.extend_from_slice(&rows[..before(rows)]);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+/// A hashable key under which values that [`same`] calls equal meet (`1` and `1.0`).
+fn value_key(v: &Value) -> String {
+    match v {
+        // `+ 0.0` folds `-0.0` into `0.0`.
+        Value::Number(n) => format!("n{}", (n.as_f64().unwrap_or(f64::NAN) + 0.0).to_bits()),
+        // Equal objects may print their keys in different orders; let them all meet.
+        Value::Array(_) | Value::Object(_) => "c".to_string(),
+        _ => format!("v{v}"),
     }
 }
 
@@ -271,5 +370,62 @@ mod tests {
             Some(false)
         );
         assert_eq!(Shape::Opaque.intersects(&Shape::Any), None);
+    }
+
+    /// The indexed candidates give the same unreachable rows and overlaps as comparing every
+    /// pair, on tables mixing values, lists, ranges, `-` and opaque cells.
+    #[test]
+    fn index_finds_what_a_full_scan_finds() {
+        let pool = [
+            Shape::Any,
+            Shape::Opaque,
+            Shape::Eq(json!("a")),
+            Shape::Eq(json!("b")),
+            Shape::Eq(json!(1)),
+            Shape::Eq(json!(1.0)),
+            Shape::Eq(json!(2)),
+            Shape::In(vec![json!("a"), json!("b")]),
+            Shape::In(vec![json!(1), json!(2)]),
+            Shape::In(vec![]),
+            range(Some((1.0, true)), None),
+            range(None, Some((2.0, false))),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..200 {
+            let rows = 1 + next(30);
+            let width = 1 + next(3);
+            let shapes: Vec<Vec<Shape>> = (0..rows)
+                .map(|_| (0..width).map(|_| pool[next(pool.len())].clone()).collect())
+                .collect();
+            let index = CellIndex::new(&shapes);
+            let mut cands = Vec::new();
+            for (j, later) in shapes.iter().enumerate() {
+                let covers = |i: &usize| shapes[*i].iter().zip(later).all(|(a, b)| a.covers(b));
+                let overlaps = |i: &usize| {
+                    shapes[*i]
+                        .iter()
+                        .zip(later)
+                        .map(|(x, y)| x.intersects(y))
+                        .try_fold(true, |acc, x| x.map(|x| acc && x))
+                        == Some(true)
+                };
+                index.candidates(j, later, &mut cands);
+                let all: Vec<usize> = (0..j).collect();
+                assert_eq!(
+                    cands.iter().find(|i| covers(i)),
+                    all.iter().find(|i| covers(i)),
+                    "{shapes:?} row {j}"
+                );
+                let found: Vec<&usize> = cands.iter().filter(|i| overlaps(i)).collect();
+                let expected: Vec<&usize> = all.iter().filter(|i| overlaps(i)).collect();
+                assert_eq!(found, expected, "{shapes:?} row {j}");
+            }
+        }
     }
 }

@@ -67,7 +67,9 @@ impl Context<'_> {
                                 "template uses `{var}`, which is not a field of the declared record"
                             ),
                         )
-                        .with_help_opt(suggest(&var, schema.keys().map(|k| k.as_str()))),
+                        .with_help(suggest(&var, schema.keys().map(|k| k.as_str())).unwrap_or_else(|| {
+                            "a template reads the record's fields and `policy`; add the field to the record schema".to_string()
+                        })),
                     );
                 }
             }

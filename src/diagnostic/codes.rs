@@ -45,6 +45,7 @@ codes! {
     InvalidDuration = "RB0009", Error, "invalid duration or rate";
     InvalidSecretRef = "RB0010", Error, "invalid secret reference";
     EmptyRuleSet = "RB0011", Warning, "no rule files found";
+    EmptyFile = "RB0012", Warning, "a rule file holds no document";
     // Expressions.
     ExprSyntax = "RB1001", Error, "expression syntax error";
     UnknownFunction = "RB1002", Error, "unknown function";
@@ -81,6 +82,7 @@ codes! {
     // Tests.
     TestUnknownFlow = "RB4001", Error, "test refers to an undefined flow or policy";
     TestInvalid = "RB4002", Error, "test case is malformed";
+    TestExpectsMissing = "RB4003", Error, "test expects a field or policy output its flow or policy never produces";
     // Providers.
     UnknownTemplateFilter = "RB5001", Error, "template uses a filter or test that does not exist";
     UnknownProviderSecret = "RB5002", Error, "template reads a secret the provider does not declare";

@@ -12,6 +12,9 @@ use super::values;
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::span::{SourceMap, Span};
 
+/// The keys of a rate written as a mapping.
+pub(crate) const RATE_KEYS: &[&str] = &["requests", "per"];
+
 /// The decoding context: where we are (for messages) and what went wrong so far.
 pub(crate) struct Cx<'a> {
     pub sources: &'a SourceMap,
@@ -475,7 +478,7 @@ impl<'a> Cx<'a> {
                 }
             },
             NodeKind::Map(_) => {
-                let f = self.fields(node, parent_key, &["requests", "per"])?;
+                let f = self.fields(node, parent_key, RATE_KEYS)?;
                 let requests = f
                     .req(self, "requests")
                     .and_then(|n| self.at("requests", |cx| cx.u32(n, 1)));

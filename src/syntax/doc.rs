@@ -314,6 +314,11 @@ pub struct Expectation {
     pub error: Option<Spanned<String>>,
     /// The outcome key.
     pub key: Option<Spanned<String>>,
+    /// Every key written under `payload`, as a path from the payload's top (`["address",
+    /// "city"]`) at the key's span; lint checks the flow can produce them.
+    pub payload_fields: Vec<Spanned<Vec<String>>>,
+    /// The keys written under `policy` (policy outputs), at their spans.
+    pub policy_fields: Vec<Spanned<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -25,27 +25,35 @@ pub(crate) const KEYS: &[&str] = &[
     "tests",
 ];
 
-const ON_MATCH: &[(&str, OnMatch)] = &[
+pub(crate) const ON_MATCH: &[(&str, OnMatch)] = &[
     ("update", OnMatch::Update),
     ("skip", OnMatch::Skip),
     ("create_new", OnMatch::CreateNew),
     ("merge", OnMatch::Merge),
 ];
 
-const REPEATS: &[(&str, Repeats)] = &[
+pub(crate) const REPEATS: &[(&str, Repeats)] = &[
     ("in_order", Repeats::InOrder),
     ("last_wins", Repeats::LastWins),
     ("fail", Repeats::Fail),
 ];
 
-const ON_MULTIPLE: &[(&str, OnMultiple)] = &[
+pub(crate) const ON_MULTIPLE: &[(&str, OnMultiple)] = &[
     ("fail", OnMultiple::Fail),
     ("first", OnMultiple::First),
     ("most_recent", OnMultiple::MostRecent),
 ];
 
+pub(crate) const SOURCE_KEYS: &[&str] = &["record", "require", "filter"];
+pub(crate) const TARGET_KEYS: &[&str] = &["provider", "object"];
+pub(crate) const OPTIONS_KEYS: &[&str] = &["omit_nulls", "required"];
+/// Keys of a typed named value: `NAME: { type, expr }`.
+pub(crate) const LET_KEYS: &[&str] = &["type", "expr", "description"];
+
+pub(crate) const DUPLICATES_KEYS: &[&str] = &["match", "on_match", "on_multiple", "repeats"];
+
 /// Keys with a meaning inside a mapping entry written as a mapping.
-const VALUE_FORMS: &[&str] = &["value", "template", "expr", "fields"];
+pub(crate) const VALUE_FORMS: &[&str] = &["value", "template", "expr", "fields"];
 
 pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<FlowDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
@@ -92,7 +100,7 @@ fn source(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Source
             ..SourceSpec::default()
         });
     }
-    let f = cx.fields(node, Some(key), &["record", "require", "filter"])?;
+    let f = cx.fields(node, Some(key), SOURCE_KEYS)?;
     Some(SourceSpec {
         record: f.opt(cx, "record", |cx, n, _| cx.string(n)),
         require: f
@@ -111,7 +119,7 @@ fn target(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Target
         );
         return None;
     }
-    let f = cx.fields(node, Some(key), &["provider", "object"])?;
+    let f = cx.fields(node, Some(key), TARGET_KEYS)?;
     let provider = f.require(cx, "provider", |cx, n, _| cx.string(n));
     let object = f.require(cx, "object", |cx, n, _| cx.string(n));
     Some(TargetSpec {
@@ -180,7 +188,7 @@ fn let_decl(
             (None, String::new(), cx.text(node)?)
         }
         NodeKind::Map(_) => {
-            let f = cx.fields(node, Some(key), &["type", "expr", "description"])?;
+            let f = cx.fields(node, Some(key), LET_KEYS)?;
             let ty = f.opt(cx, "type", |cx, n, _| super::record::type_name(cx, n));
             let expr = f.require(cx, "expr", |cx, n, _| cx.text(n))?;
             match ty {
@@ -280,7 +288,7 @@ fn mapping_value(cx: &mut Cx<'_>, node: &Node) -> Option<MappingValue> {
 }
 
 fn options(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<MappingOptions> {
-    let f = cx.fields(node, Some(key), &["omit_nulls", "required"])?;
+    let f = cx.fields(node, Some(key), OPTIONS_KEYS)?;
     Some(MappingOptions {
         omit_nulls: f
             .opt(cx, "omit_nulls", |cx, n, _| cx.bool(n))
@@ -292,11 +300,7 @@ fn options(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Mappi
 }
 
 fn duplicates(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<DuplicateRule> {
-    let f = cx.fields(
-        node,
-        Some(key),
-        &["match", "on_match", "on_multiple", "repeats"],
-    )?;
+    let f = cx.fields(node, Some(key), DUPLICATES_KEYS)?;
     let match_keys = f.require(cx, "match", |cx, n, _| Some(cx.string_list(n)));
     let on_match = f
         .opt(cx, "on_match", |cx, n, _| {

@@ -63,6 +63,8 @@ pub mod outline;
 mod policy;
 mod provider;
 mod record;
+pub(crate) mod scalar;
+pub mod schema;
 mod testcase;
 pub mod values;
 
@@ -169,6 +171,7 @@ pub fn load_paths_with(paths: &[PathBuf], extra: &[(String, String)]) -> Result<
 
     let mut sources = SourceMap::new();
     let mut ids = Vec::new();
+    let mut broken = Vec::new();
     let mut diags = Vec::new();
     let mut seen_files = HashSet::new();
     for path in &files {
@@ -181,14 +184,16 @@ pub fn load_paths_with(paths: &[PathBuf], extra: &[(String, String)]) -> Result<
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => ids.push(sources.add(name, text)),
                 Err(e) => {
-                    let id = sources.add(name, "");
-                    diags.push(unreadable_file(
-                        id,
-                        &format!(
-                            "it is not valid UTF-8 (invalid byte at offset {})",
-                            e.utf8_error().valid_up_to()
-                        ),
-                    ));
+                    // Keep the text (the bad bytes become U+FFFD, three bytes each) so the
+                    // byte can be shown at its line and column, and the names the file
+                    // declares can be recovered.
+                    let at = e.utf8_error().valid_up_to();
+                    let bad = e.as_bytes().get(at).copied().unwrap_or(0);
+                    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    let id = sources.add(name, text);
+                    diags.push(invalid_utf8(id, at, bad));
+                    ids.push(id);
+                    broken.push(id);
                 }
             },
             Err(e) if paths.contains(path) => {
@@ -233,7 +238,9 @@ pub fn load_paths_with(paths: &[PathBuf], extra: &[(String, String)]) -> Result<
         );
         return Ok(loaded);
     }
-    Ok(decode_all(sources, &ids, diags))
+    let mut loaded = decode_all(sources, &ids, diags);
+    recover_broken(&mut loaded, &broken);
+    Ok(loaded)
 }
 
 /// Loads one in-memory file.
@@ -258,13 +265,20 @@ fn decode_all(sources: SourceMap, ids: &[FileId], mut diags: Vec<Diagnostic>) ->
         let Some(file) = sources.get(id) else {
             continue;
         };
-        let (nodes, parse_diags) = parse_documents(id, &file.text);
-        diags.extend(parse_diags);
+        let parsed = node::parse_file(id, &file.text);
+        if parsed.nodes.is_empty() && parsed.diagnostics.is_empty() {
+            diags.push(empty_file(id, &file.text));
+        }
+        diags.extend(parsed.diagnostics);
+        // A document that is not valid YAML still declares a name other documents refer to.
+        for &(start, end) in &parsed.failed {
+            incomplete.extend(recovered(id, &file.text, start, end));
+        }
         let stem = Path::new(&file.name)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for node in &nodes {
+        for node in &parsed.nodes {
             let (doc, doc_diags) = decode_document(&sources, node, &stem);
             diags.extend(doc_diags);
             match doc {
@@ -274,7 +288,7 @@ fn decode_all(sources: SourceMap, ids: &[FileId], mut diags: Vec<Diagnostic>) ->
             }
         }
     }
-    if documents.is_empty() && diags.is_empty() {
+    if documents.is_empty() && !diags.iter().any(Diagnostic::is_error) {
         diags.push(
             Diagnostic::new(
                 Code::EmptyRuleSet,
@@ -292,6 +306,77 @@ fn decode_all(sources: SourceMap, ids: &[FileId], mut diags: Vec<Diagnostic>) ->
         diagnostics: diags,
         incomplete,
     }
+}
+
+/// The documents named in a part of a file that could not be parsed.
+fn recovered(id: FileId, text: &str, start: usize, end: usize) -> Vec<Incomplete> {
+    node::recover_names(id, text, start, end)
+        .into_iter()
+        .filter_map(|(kind, span, name)| {
+            let kind = KINDS.iter().copied().find(|k| *k == kind && *k != "test")?;
+            Some(Incomplete {
+                kind,
+                name: Spanned::new(name, span),
+            })
+        })
+        .collect()
+}
+
+/// A file that is not valid UTF-8 is not used, but what it declares is known: its
+/// documents are moved to [`Loaded::incomplete`] and its other diagnostics dropped (they
+/// would be about the replacement characters).
+fn recover_broken(loaded: &mut Loaded, broken: &[FileId]) {
+    if broken.is_empty() {
+        return;
+    }
+    let mut kept = Vec::new();
+    for doc in std::mem::take(&mut loaded.rules.documents) {
+        if broken.contains(&doc.name().span.file) {
+            if doc.kind() != "test" {
+                loaded.incomplete.push(Incomplete {
+                    kind: doc.kind(),
+                    name: doc.name().clone(),
+                });
+            }
+        } else {
+            kept.push(doc);
+        }
+    }
+    loaded.rules.documents = kept;
+    loaded
+        .diagnostics
+        .retain(|d| !broken.contains(&d.span.file) || d.code == Code::UnreadableFile);
+}
+
+/// `RB0012`: a file with no document in it (empty, or only comments).
+fn empty_file(id: FileId, text: &str) -> Diagnostic {
+    let what = if text.trim().is_empty() {
+        "this rule file is empty"
+    } else {
+        "this rule file holds only comments"
+    };
+    Diagnostic::new(Code::EmptyFile, Span::new(id, 0, 0), what)
+        .with_label("no rule document in this file")
+        .with_help(
+            "add a document starting with `kind: flow` (or provider, policy, record, test), \
+             or delete the file",
+        )
+}
+
+/// `RB0007` at the first byte that is not UTF-8.
+fn invalid_utf8(id: FileId, at: usize, byte: u8) -> Diagnostic {
+    // U+FFFD takes three bytes in the stored text.
+    let span = Span::new(id, at as u32, at as u32 + 3);
+    Diagnostic::new(
+        Code::UnreadableFile,
+        span,
+        format!("this rule file is not valid UTF-8: byte 0x{byte:02X} at offset {at}"),
+    )
+    .with_label("not UTF-8")
+    .with_help(
+        "rule files are UTF-8; re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) \
+         or replace the character",
+    )
 }
 
 /// What became of one YAML document: the document, or (when it could not be completed)
@@ -368,10 +453,19 @@ fn decode_document(
         return (Err(None), diags);
     };
     let Some(kind) = KINDS.iter().copied().find(|k| *k == kind_text) else {
-        let help = match decode::closest(kind_text, KINDS) {
+        let closest = decode::closest(kind_text, KINDS);
+        let help = match closest {
             Some(s) => format!("did you mean `{s}`? {kinds_help}"),
             None => kinds_help,
         };
+        // `kind: flwo` with a name: other documents' references to it are not unknown.
+        let named = closest.filter(|k| *k != "test").and_then(|kind| {
+            let name = node.get("name")?;
+            Some(Incomplete {
+                kind,
+                name: Spanned::new(name.as_str()?.to_string(), name.span),
+            })
+        });
         diags.push(
             Diagnostic::new(
                 Code::UnknownKind,
@@ -381,7 +475,7 @@ fn decode_document(
             .with_label("unknown kind")
             .with_help(help),
         );
-        return (Err(None), diags);
+        return (Err(named), diags);
     };
 
     let mut cx = Cx::new(sources, kind);

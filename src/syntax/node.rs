@@ -132,34 +132,118 @@ impl fmt::Display for Node {
 /// of them is malformed, the others are still returned: the file is split at its `---` lines
 /// and each part parsed on its own.
 pub fn parse_documents(file: FileId, text: &str) -> (Vec<Node>, Vec<Diagnostic>) {
+    let parsed = parse_file(file, text);
+    (parsed.nodes, parsed.diagnostics)
+}
+
+/// What [`parse_file`] made of a file.
+pub(crate) struct Parsed {
+    pub nodes: Vec<Node>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Byte ranges of the parts that could not be parsed, for recovering the names of the
+    /// documents they hold.
+    pub failed: Vec<(usize, usize)>,
+}
+
+/// [`parse_documents`], also saying which parts of the file failed.
+pub(crate) fn parse_file(file: FileId, text: &str) -> Parsed {
     let mut diags = Vec::new();
     match parse_part(file, text, 0, &mut diags) {
-        Ok(docs) => (docs, diags),
+        Ok(docs) => Parsed {
+            nodes: docs,
+            diagnostics: diags,
+            failed: Vec::new(),
+        },
         Err(whole_error) => {
             let parts = split_documents(text);
             if parts.len() <= 1 {
                 diags.push(whole_error);
-                return (Vec::new(), diags);
+                return Parsed {
+                    nodes: Vec::new(),
+                    diagnostics: diags,
+                    failed: vec![(0, text.len())],
+                };
             }
             diags.clear();
             let mut docs = Vec::new();
-            let mut failed = false;
+            let mut failed = Vec::new();
             for (start, end) in parts {
                 match parse_part(file, &text[start..end], start, &mut diags) {
                     Ok(part_docs) => docs.extend(part_docs),
                     Err(d) => {
-                        failed = true;
+                        failed.push((start, end));
                         diags.push(d);
                     }
                 }
             }
-            if !failed {
+            if failed.is_empty() {
                 // The parts are fine on their own; the file as a whole is not.
                 diags.push(whole_error);
             }
-            (docs, diags)
+            Parsed {
+                nodes: docs,
+                diagnostics: diags,
+                failed,
+            }
         }
     }
+}
+
+/// The `kind:` and `name:` of each document in a part of a file that is not valid YAML,
+/// read from unindented `key: value` lines, with the span of the name. Only documents
+/// that have both are returned.
+pub(crate) fn recover_names(
+    file: FileId,
+    text: &str,
+    start: usize,
+    end: usize,
+) -> Vec<(String, Span, String)> {
+    let mut out = Vec::new();
+    let mut kind: Option<String> = None;
+    let mut name: Option<(String, Span)> = None;
+    let mut flush = |kind: &mut Option<String>, name: &mut Option<(String, Span)>| {
+        if let (Some(k), Some((n, span))) = (kind.take(), name.take()) {
+            out.push((k, span, n));
+        }
+    };
+    let mut offset = start;
+    for line in text[start..end].split_inclusive('\n') {
+        let at = offset;
+        offset += line.len();
+        if is_document_marker(line) {
+            flush(&mut kind, &mut name);
+            continue;
+        }
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if !matches!(key, "kind" | "name") || !rest.starts_with([' ', '\t', '\n', '\r']) {
+            continue;
+        }
+        // The value without a trailing comment and without quotes.
+        let raw = rest.split(" #").next().unwrap_or("");
+        let value = raw.trim();
+        let quoted = value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')));
+        let unquoted = if quoted {
+            &value[1..value.len() - 1]
+        } else {
+            value
+        };
+        if unquoted.is_empty() || unquoted.contains(['"', '\'', '{', '[', '\\']) {
+            continue;
+        }
+        let value_at = at + key.len() + 1 + (raw.len() - raw.trim_start().len());
+        let span = Span::new(file, value_at as u32, (value_at + value.len()) as u32);
+        match key {
+            "kind" if kind.is_none() => kind = Some(unquoted.to_string()),
+            "name" if name.is_none() => name = Some((unquoted.to_string(), span)),
+            _ => {}
+        }
+    }
+    flush(&mut kind, &mut name);
+    out
 }
 
 /// Byte ranges of the parts of `text` that start at a `---` document marker line.
@@ -238,12 +322,115 @@ fn yaml_error(file: FileId, part: &str, base: usize, err: &serde_saphyr::Error) 
     let len = part[at..].chars().next().map_or(0, |c| c.len_utf8());
     let span = Span::new(file, (base + at) as u32, (base + at + len) as u32);
     let message = clean_message(&message);
+    // A quote or bracket left open is noticed only where the text stops making sense,
+    // usually a line or more later; the opening is where the fix goes.
+    if !message.contains("tab")
+        && let Some((open, ch)) = unclosed_opener(part, at)
+        && part[open..at].contains('\n')
+    {
+        let opener = Span::new(file, (base + open) as u32, (base + open + 1) as u32);
+        let (what, help) = match ch {
+            '\'' | '"' => (
+                format!("this {ch} string is never closed"),
+                format!(
+                    "close the string with {ch} before the end of the value (a quoted value \
+                     may continue on more-indented lines, but must end with {ch})"
+                ),
+            ),
+            _ => {
+                let close = if ch == '{' { '}' } else { ']' };
+                (
+                    format!("this `{ch}` is never closed"),
+                    format!(
+                        "add the closing `{close}`; a `{ch} ... {close}` collection may span \
+                         lines, but its items must be separated by `,`"
+                    ),
+                )
+            }
+        };
+        return Diagnostic::new(Code::YamlSyntax, opener, format!("invalid YAML: {what}"))
+            .with_label("opened here")
+            .with_related(span, format!("the parser stopped here: {message}"))
+            .with_help(help);
+    }
     Diagnostic::new(Code::YamlSyntax, span, format!("invalid YAML: {message}"))
         .with_label(message)
         .with_help(
             "check indentation (spaces only, no tabs), colons after keys, and matching quotes \
              and brackets",
         )
+}
+
+/// The innermost quote or flow bracket (`{`, `[`) still open at byte `upto` of `text`, by a
+/// light scan that knows comments, quoted strings and where a value starts. Brackets and
+/// quotes inside plain scalars (`a: x{y}`, `don't`) do not open anything.
+fn unclosed_opener(text: &str, upto: usize) -> Option<(usize, char)> {
+    let bytes = text.as_bytes();
+    let upto = upto.min(bytes.len());
+    let mut stack: Vec<(usize, char)> = Vec::new();
+    let mut quote: Option<(usize, char)> = None;
+    // The last significant character before the current one on this line (None at the
+    // start of a line) and whether whitespace came after it.
+    let mut prev: Option<u8> = None;
+    let mut spaced = false;
+    let mut i = 0;
+    while i < upto {
+        let b = bytes[i];
+        if let Some((_, q)) = quote {
+            match (b, q) {
+                (b'\\', '"') => i += 1,
+                (b'\'', '\'') if bytes.get(i + 1) == Some(&b'\'') => i += 1,
+                (b'\'', '\'') | (b'"', '"') => {
+                    quote = None;
+                    prev = Some(b);
+                    spaced = false;
+                }
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        // Where a value (or a flow item) may start.
+        let at_start = match prev {
+            None => true,
+            Some(b'[' | b'{' | b',') => true,
+            Some(b':' | b'-' | b'?') => spaced,
+            Some(_) => false,
+        };
+        match b {
+            b'\n' => {
+                prev = None;
+                spaced = false;
+            }
+            b' ' | b'\t' | b'\r' => spaced = true,
+            b'#' if prev.is_none() || spaced => {
+                while i < upto && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'\'' | b'"' if at_start => quote = Some((i, b as char)),
+            b'{' | b'[' if at_start || !stack.is_empty() => {
+                stack.push((i, b as char));
+                prev = Some(b);
+                spaced = false;
+            }
+            b'}' | b']' if !stack.is_empty() => {
+                let want = if b == b'}' { '{' } else { '[' };
+                if stack.last().is_some_and(|(_, c)| *c == want) {
+                    stack.pop();
+                }
+                prev = Some(b);
+                spaced = false;
+            }
+            _ => {
+                prev = Some(b);
+                spaced = false;
+            }
+        }
+        i += 1;
+    }
+    quote.or_else(|| stack.last().copied())
 }
 
 /// The parser's messages sometimes end with their own position; ours comes from the span.
@@ -564,9 +751,54 @@ mod tests {
 
     #[test]
     fn syntax_error_position_is_the_parsers() {
-        let (map, _, diags) = parse("kind: flow\nname: [a, b\nx: 1\n");
+        let (map, _, diags) = parse("kind: flow\nname: a\nx: 1\n y: 2\n");
         let loc = map.locate(diags[0].span);
-        assert_eq!(loc.line, 3, "{}", diags[0].message);
+        assert_eq!(loc.line, 4, "{}", diags[0].message);
+    }
+
+    #[test]
+    fn unclosed_brackets_and_quotes_are_reported_where_they_open() {
+        for (text, line, col) in [
+            ("kind: flow\nname: [a, b\nx: 1\n", 2, 7),
+            ("kind: flow\nm: { a: 1\nz: 1\nq: 2\n", 2, 4),
+            ("kind: flow\nm:\n  a: { b: 1, c: [2, 3]\n  z: 1\n", 3, 6),
+            ("kind: flow\nm: 'it''s\nz: 1\n", 2, 4),
+            ("kind: flow\nm: \"a \\\" b\nz: 1\n", 2, 4),
+            ("# don't\nkind: flow\nm: x{y} 'z\nq: {a\nz: 1\n", 4, 4),
+        ] {
+            let (map, _, diags) = parse(text);
+            assert_eq!(diags.len(), 1, "{text:?}: {diags:?}");
+            let loc = map.locate(diags[0].span);
+            assert_eq!(
+                (loc.line, loc.column),
+                (line, col),
+                "{text:?}: {}",
+                diags[0].message
+            );
+            let m = &diags[0].message;
+            assert!(
+                m.contains("never closed") || m.contains("unclosed"),
+                "{text:?}: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_recovered_from_broken_documents() {
+        let text = "kind: flow\nname: 'lead_sync'  # x\nmapping: { a: [\n---\nkind: record\nname: r\nfields: {}\n";
+        let parsed = parse_file(FileId(0), text);
+        assert_eq!(parsed.failed.len(), 1, "{:?}", parsed.failed);
+        let (s, e) = parsed.failed[0];
+        let names = recover_names(FileId(0), text, s, e);
+        assert_eq!(names.len(), 1);
+        assert_eq!(
+            (names[0].0.as_str(), names[0].2.as_str()),
+            ("flow", "lead_sync")
+        );
+        assert_eq!(
+            &text[names[0].1.start as usize..names[0].1.end as usize],
+            "'lead_sync'"
+        );
     }
 
     #[test]

@@ -17,11 +17,14 @@ pub(crate) const KEYS: &[&str] = &[
     "tests",
 ];
 
-const HIT: &[(&str, HitPolicy)] = &[
+pub(crate) const HIT: &[(&str, HitPolicy)] = &[
     ("first", HitPolicy::First),
     ("collect", HitPolicy::Collect),
     ("unique", HitPolicy::Unique),
 ];
+
+pub(crate) const OUTPUT_KEYS: &[&str] = &["name", "type"];
+pub(crate) const ROW_KEYS: &[&str] = &["when", "then"];
 
 pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<PolicyDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
@@ -60,7 +63,7 @@ fn outputs(cx: &mut Cx<'_>, node: &Node) -> Vec<OutputDecl> {
                 ty: None,
             }),
             NodeKind::Map(_) => {
-                let f = cx.fields(item, None, &["name", "type"])?;
+                let f = cx.fields(item, None, OUTPUT_KEYS)?;
                 let name = f.require(cx, "name", |cx, n, _| cx.string(n));
                 let ty = f.opt(cx, "type", |cx, n, _| type_name(cx, n).map(|(t, _)| t));
                 Some(OutputDecl { name: name?, ty })
@@ -97,7 +100,7 @@ fn rows(cx: &mut Cx<'_>, node: &Node, n_inputs: usize) -> Vec<Row> {
                 })
             }
             NodeKind::Map(_) => {
-                let f = cx.fields(item, None, &["when", "then"])?;
+                let f = cx.fields(item, None, ROW_KEYS)?;
                 let inputs = f
                     .require(cx, "when", |cx, n, _| {
                         let cells: Vec<Node> = cx.list(n, true).into_iter().cloned().collect();

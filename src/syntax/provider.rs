@@ -29,7 +29,7 @@ pub(crate) const KEYS: &[&str] = &[
     "errors",
 ];
 
-const AUTH_TYPES: &[&str] = &[
+pub(crate) const AUTH_TYPES: &[&str] = &[
     "none",
     "api_key",
     "bearer",
@@ -39,7 +39,7 @@ const AUTH_TYPES: &[&str] = &[
     "token_exchange",
 ];
 
-const RETRY_KEYS: &[&str] = &[
+pub(crate) const RETRY_KEYS: &[&str] = &[
     "attempts",
     "base",
     "max",
@@ -48,21 +48,24 @@ const RETRY_KEYS: &[&str] = &[
     "backoff",
 ];
 
-const OBJECT_KEYS: &[&str] = &["description", "fields", "response", "operations", "errors"];
+pub(crate) const OBJECT_KEYS: &[&str] =
+    &["description", "fields", "response", "operations", "errors"];
 
-const RESPONSE_KEYS: &[&str] = &["id", "updated_at", "fields", "omit"];
+pub(crate) const RESPONSE_KEYS: &[&str] = &["id", "updated_at", "fields", "omit"];
 
-const FIELD_MAP_KEYS: &[&str] = &["name", "label", "type", "options", "required", "read_only"];
+pub(crate) const FIELD_MAP_KEYS: &[&str] =
+    &["name", "label", "type", "options", "required", "read_only"];
 
-const RATE_LIMIT_HEADER_KEYS: &[&str] = &["remaining", "reset", "unit", "wait", "usage", "pattern"];
+pub(crate) const RATE_LIMIT_HEADER_KEYS: &[&str] =
+    &["remaining", "reset", "unit", "wait", "usage", "pattern"];
 
-const RESET_UNITS: &[(&str, ResetUnit)] = &[
+pub(crate) const RESET_UNITS: &[(&str, ResetUnit)] = &[
     ("seconds", ResetUnit::Seconds),
     ("milliseconds", ResetUnit::Milliseconds),
     ("epoch_seconds", ResetUnit::EpochSeconds),
 ];
 
-const OPERATION_KEYS: &[&str] = &[
+pub(crate) const OPERATION_KEYS: &[&str] = &[
     "description",
     "method",
     "path",
@@ -80,9 +83,9 @@ const OPERATION_KEYS: &[&str] = &[
     "types",
 ];
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-const ERROR_RULE_KEYS: &[&str] = &[
+pub(crate) const ERROR_RULE_KEYS: &[&str] = &[
     "status",
     "contains",
     "kind",
@@ -91,7 +94,7 @@ const ERROR_RULE_KEYS: &[&str] = &[
     "field",
 ];
 
-const ERROR_KINDS: &[(&str, ErrorKind)] = &[
+pub(crate) const ERROR_KINDS: &[(&str, ErrorKind)] = &[
     ("duplicate", ErrorKind::Duplicate),
     ("validation", ErrorKind::Validation),
     ("auth", ErrorKind::Auth),
@@ -333,7 +336,7 @@ fn auth(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<Spanned<Auth>> {
 }
 
 /// The keys allowed for one auth type (`None` for an unknown type).
-fn auth_keys(ty: &str) -> Option<Vec<&'static str>> {
+pub(crate) fn auth_keys(ty: &str) -> Option<Vec<&'static str>> {
     let specific: &[&str] = match ty {
         "none" => &[],
         "api_key" => &["in", "name", "value"],

@@ -10,7 +10,7 @@ use crate::types::Type;
 
 pub(crate) const KEYS: &[&str] = &["kind", "name", "description", "fields"];
 
-const FIELD_KEYS: &[&str] = &["type", "required", "options", "description"];
+pub(crate) const FIELD_KEYS: &[&str] = &["type", "required", "options", "description"];
 
 pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<RecordDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));

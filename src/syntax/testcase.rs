@@ -8,9 +8,14 @@ use crate::span::Span;
 
 pub(crate) const KEYS: &[&str] = &["kind", "name", "description", "flow", "policy", "cases"];
 
-const CASE_KEYS: &[&str] = &["name", "description", "input", "secrets", "expect"];
-const EXPECT_KEYS: &[&str] = &["payload", "policy", "status", "error", "key", "match"];
-const STATUSES: &[&str] = &["dry_run", "skipped", "failed"];
+pub(crate) const CASE_KEYS: &[&str] = &["name", "description", "input", "secrets", "expect"];
+pub(crate) const EXPECT_KEYS: &[&str] = &["payload", "policy", "status", "error", "key", "match"];
+pub(crate) const STATUSES: &[&str] = &["dry_run", "skipped", "failed"];
+
+pub(crate) const MATCH_MODES: &[(&str, MatchMode)] = &[
+    ("equals", MatchMode::Equals),
+    ("contains", MatchMode::Contains),
+];
 
 /// What the cases test; decides which expectations make sense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,14 +122,7 @@ fn expectation(cx: &mut Cx<'_>, node: &Node, key: Span, subject: Subject) -> Opt
     let f = cx.fields(node, Some(key), EXPECT_KEYS)?;
     let matching = f
         .opt(cx, "match", |cx, n, _| {
-            cx.choice(
-                n,
-                &[
-                    ("equals", MatchMode::Equals),
-                    ("contains", MatchMode::Contains),
-                ],
-                "match mode",
-            )
+            cx.choice(n, MATCH_MODES, "match mode")
         })
         .map(|m| m.value)
         .unwrap_or_default();
@@ -140,6 +138,17 @@ fn expectation(cx: &mut Cx<'_>, node: &Node, key: Span, subject: Subject) -> Opt
     });
     let error = f.opt(cx, "error", |cx, n, _| cx.text(n));
     let key_expect = f.opt(cx, "key", |cx, n, _| cx.text(n));
+    let mut payload_fields = Vec::new();
+    if let (Some(_), Some(n)) = (&payload, f.get("payload")) {
+        key_paths(n, &mut Vec::new(), &mut payload_fields);
+    }
+    let policy_fields = match (&policy, f.get("policy").and_then(Node::as_map)) {
+        (Some(_), Some(entries)) => entries
+            .iter()
+            .map(|(k, _)| Spanned::new(k.key_text(), k.span))
+            .collect(),
+        _ => Vec::new(),
+    };
     let e = Expectation {
         matching,
         payload,
@@ -147,6 +156,8 @@ fn expectation(cx: &mut Cx<'_>, node: &Node, key: Span, subject: Subject) -> Opt
         status,
         error,
         key: key_expect,
+        payload_fields,
+        policy_fields,
     };
     check(cx, &f, &e, subject);
     Some(e)
@@ -206,6 +217,19 @@ fn check(cx: &mut Cx<'_>, f: &Fields<'_>, e: &Expectation, subject: Subject) {
             ),
             "only records that are mapped (`status: dry_run`) have a payload",
         );
+    }
+}
+
+/// The path of every key of a mapping, nested mappings included.
+fn key_paths(node: &Node, prefix: &mut Vec<String>, out: &mut Vec<Spanned<Vec<String>>>) {
+    let Some(entries) = node.as_map() else {
+        return;
+    };
+    for (k, v) in entries {
+        prefix.push(k.key_text());
+        out.push(Spanned::new(prefix.clone(), k.span));
+        key_paths(v, prefix, out);
+        prefix.pop();
     }
 }
 
