@@ -3,6 +3,12 @@
 //!
 //! Every case runs with the fixed test clock (2024-01-15T10:30:00Z) and only the secrets the
 //! case supplies, so results never depend on the machine.
+//!
+//! A case is a dry run unless it sets the scene: with `existing:` records (or a `created` /
+//! `updated` status, a `target_id` or a `record` expected) it is sent through the flow's
+//! duplicate rule to an in-memory target ([`MemoryConnector`]) holding those records, ids
+//! `1`, `2`, ... in order; a record's `updated_at` field is its modification time for
+//! `on_multiple: most_recent`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +16,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::exec::{self, ExecContext, Outcome};
+use crate::connect::memory::MemoryConnector;
+use crate::exec::send::{ConnectorSink, SendOptions};
+use crate::exec::{self, ExecContext, Outcome, Pipeline, RunOptions};
 use crate::functions::FixedClock;
 use crate::plan::{FlowPlan, Plan, PolicyPlan};
 use crate::secrets::Secret;
@@ -84,6 +92,7 @@ pub fn run(plan: &Plan, filter: Option<&str>) -> Report {
                 continue;
             }
             cases.push(match result {
+                Some((Some(flow), _)) if sends(case) => run_sent_case(plan, flow, case, name),
                 Some((Some(flow), _)) => run_flow_case(plan, flow, case, name),
                 Some((_, Some(policy))) => run_policy_case(plan, policy, case, name),
                 _ => CaseResult {
@@ -116,6 +125,89 @@ fn run_flow_case(plan: &Plan, flow: &FlowPlan, case: &TestCase, name: String) ->
     CaseResult {
         name,
         at: plan.sources().locate(case.span).to_string(),
+        passed: failures.is_empty(),
+        failures,
+        edits,
+    }
+}
+
+/// Whether the case is sent to an in-memory target rather than dry-run.
+fn sends(case: &TestCase) -> bool {
+    let e = &case.expect;
+    !case.existing.is_empty()
+        || e.target_id.is_some()
+        || e.record.is_some()
+        || e.status
+            .as_ref()
+            .is_some_and(|s| matches!(s.value.as_str(), "created" | "updated"))
+}
+
+fn run_sent_case(plan: &Plan, flow: &Arc<FlowPlan>, case: &TestCase, name: String) -> CaseResult {
+    let at = plan.sources().locate(case.span).to_string();
+    let target = Arc::new(MemoryConnector::new().updated_at("updated_at"));
+    for r in &case.existing {
+        target.insert(&flow.object, r.value.clone());
+    }
+    let sink = Arc::new(ConnectorSink::new(
+        flow.clone(),
+        target.clone(),
+        SendOptions {
+            include_payload: true,
+            ..SendOptions::default()
+        },
+    ));
+    let options = RunOptions {
+        threads: 1,
+        ..RunOptions::default()
+    };
+    let pipeline = Pipeline::new(flow.clone(), context(case), sink, options);
+    let outcome = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(pipeline.run_one(0, &case.input.value)),
+        Err(e) => {
+            return CaseResult {
+                name,
+                at,
+                passed: false,
+                failures: vec![format!("the case could not run: {e}")],
+                edits: Vec::new(),
+            };
+        }
+    };
+    let mut failures = Vec::new();
+    let mut edits = Vec::new();
+    check_outcome(&outcome, case, &mut failures, &mut edits);
+    let expect = &case.expect;
+    if let Some(want) = &expect.target_id
+        && outcome.target_id.as_deref() != Some(want.value.as_str())
+    {
+        failures.push(format!(
+            "target_id: expected {:?}, got {:?}",
+            want.value, outcome.target_id
+        ));
+    }
+    if expect.record.is_some() {
+        let held = outcome.target_id.as_ref().and_then(|id| {
+            target
+                .records(&flow.object)
+                .into_iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, r)| r)
+        });
+        compare_part(
+            "record",
+            &expect.record,
+            held.as_ref(),
+            expect.matching,
+            &mut failures,
+            &mut edits,
+        );
+    }
+    CaseResult {
+        name,
+        at,
         passed: failures.is_empty(),
         failures,
         edits,

@@ -55,7 +55,7 @@ impl Default for RunOptions {
                 .min(8),
             concurrency: 8,
             max_record_bytes: DEFAULT_MAX_RECORD,
-            max_in_flight_bytes: 64 << 20,
+            max_in_flight_bytes: 32 << 20,
             record_deadline: Some(Duration::from_secs(120)),
         }
     }
@@ -244,9 +244,11 @@ impl Pipeline {
     {
         let threads = self.options.threads.max(1);
         let hasher = IdentityHasher::default();
-        let (raw_tx, raw_rx) = std_mpsc::sync_channel::<(usize, Vec<Line>)>(threads);
-        let (eval_tx, mut eval_rx) = mpsc::channel::<(usize, Vec<Evaluated>)>(threads * 2);
-        let (out_tx, out_rx) = mpsc::channel::<Vec<Outcome>>(8);
+        // Small queues between the stages: what is in flight is bounded by the driver's byte
+        // budget plus a chunk or two per stage.
+        let (raw_tx, raw_rx) = std_mpsc::sync_channel::<(usize, Vec<Line>)>(1);
+        let (eval_tx, mut eval_rx) = mpsc::channel::<(usize, Vec<Evaluated>)>(threads);
+        let (out_tx, out_rx) = mpsc::channel::<Vec<Outcome>>(1);
 
         // Reading: bounded chunks, handed to the evaluation threads.
         let max_record = self.options.max_record_bytes;
@@ -445,6 +447,10 @@ fn lost(index: usize, key: Option<String>) -> Outcome {
         ),
     )
 }
+
+/// Input bytes of the outcomes handed to the writer at once, at most (a larger record goes
+/// alone).
+const OUT_BATCH_BYTES: usize = 8 << 20;
 
 type HashMapU64<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
@@ -799,12 +805,10 @@ impl<'p> Driver<'p> {
         }
     }
 
-    /// Queues an outcome for in-order reporting.
+    /// Queues an outcome for in-order reporting (its input bytes count against the budget
+    /// until it is handed to the writer).
     fn report(&mut self, outcome: Outcome) {
         let index = outcome.index;
-        if let Some(bytes) = self.bytes_of.remove(&index) {
-            self.bytes_in_flight -= bytes;
-        }
         let Some(slot) = index.checked_sub(self.next_out) else {
             return;
         };
@@ -814,19 +818,34 @@ impl<'p> Driver<'p> {
         self.pending_out[slot] = Some(outcome);
     }
 
+    /// Hands the outcomes that are next in input order to the writer, in batches of at most
+    /// [`OUT_BATCH_BYTES`] input bytes; waits while the writer is behind.
     async fn flush_out(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
+        let mut bytes = 0usize;
         while let Some(Some(_)) = self.pending_out.front() {
             if let Some(Some(o)) = self.pending_out.pop_front() {
-                ready.push(o);
                 self.next_out += 1;
+                if let Some(b) = self.bytes_of.remove(&o.index) {
+                    self.bytes_in_flight -= b;
+                    bytes += b;
+                }
+                ready.push(o);
+                if bytes >= OUT_BATCH_BYTES {
+                    self.send_out(std::mem::take(&mut ready)).await?;
+                    bytes = 0;
+                }
             }
         }
         if ready.is_empty() {
             return Ok(());
         }
+        self.send_out(ready).await
+    }
+
+    async fn send_out(&self, batch: Vec<Outcome>) -> io::Result<()> {
         self.out
-            .send(ready)
+            .send(batch)
             .await
             .map_err(|_| io::Error::other("the outcome writer stopped"))
     }

@@ -298,6 +298,9 @@ pub struct TestCase {
     pub input: Spanned<Value>,
     /// Secret values for this case (tests never read the environment).
     pub secrets: Vec<(String, String)>,
+    /// Records the target object already holds (ids `1`, `2`, ... in order): the case is
+    /// sent through the flow's duplicate rule against an in-memory target.
+    pub existing: Vec<Spanned<Value>>,
     pub expect: Expectation,
     pub span: Span,
 }
@@ -314,6 +317,10 @@ pub struct Expectation {
     pub error: Option<Spanned<String>>,
     /// The outcome key.
     pub key: Option<Spanned<String>>,
+    /// The target id the record was written to (or skipped at).
+    pub target_id: Option<Spanned<String>>,
+    /// The target record after the write (fields as the in-memory target holds them).
+    pub record: Option<Spanned<Value>>,
     /// Every key written under `payload`, as a path from the payload's top (`["address",
     /// "city"]`) at the key's span; lint checks the flow can produce them.
     pub payload_fields: Vec<Spanned<Vec<String>>>,

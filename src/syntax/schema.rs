@@ -275,7 +275,8 @@ impl Builder {
             Some(match k {
                 "payload" | "policy" => json!({ "type": "object" }),
                 "status" => json!({ "enum": testcase::STATUSES }),
-                "error" | "key" => scalar(),
+                "error" | "key" | "target_id" => scalar(),
+                "record" => json!({ "type": "object" }),
                 "match" => choice(testcase::MATCH_MODES),
                 _ => return None,
             })
@@ -286,6 +287,7 @@ impl Builder {
                 "description" => string(),
                 "input" => json!({ "type": "object" }),
                 "secrets" => string_map(),
+                "existing" => json!({ "type": "array", "items": { "type": "object" } }),
                 "expect" => expect.clone(),
                 _ => return None,
             })

@@ -8,9 +8,28 @@ use crate::span::Span;
 
 pub(crate) const KEYS: &[&str] = &["kind", "name", "description", "flow", "policy", "cases"];
 
-pub(crate) const CASE_KEYS: &[&str] = &["name", "description", "input", "secrets", "expect"];
-pub(crate) const EXPECT_KEYS: &[&str] = &["payload", "policy", "status", "error", "key", "match"];
-pub(crate) const STATUSES: &[&str] = &["dry_run", "skipped", "failed"];
+pub(crate) const CASE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "input",
+    "secrets",
+    "existing",
+    "expect",
+];
+pub(crate) const EXPECT_KEYS: &[&str] = &[
+    "payload",
+    "policy",
+    "status",
+    "error",
+    "key",
+    "target_id",
+    "record",
+    "match",
+];
+pub(crate) const STATUSES: &[&str] = &["dry_run", "created", "updated", "skipped", "failed"];
+
+/// Statuses only a case sent to a target can have.
+const SENT: &[&str] = &["created", "updated"];
 
 pub(crate) const MATCH_MODES: &[(&str, MatchMode)] = &[
     ("equals", MatchMode::Equals),
@@ -108,11 +127,35 @@ fn case(cx: &mut Cx<'_>, node: &Node, subject: Subject) -> Option<TestCase> {
             )
         })
         .unwrap_or_default();
+    let existing = f
+        .opt(cx, "existing", |cx, n, _| {
+            let items = cx.list(n, false);
+            Some(
+                items
+                    .into_iter()
+                    .filter_map(|item| object(cx, item))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    if subject == Subject::Policy
+        && let Some(k) = f.key("existing")
+    {
+        let d = Diagnostic::new(
+            Code::TestInvalid,
+            k.span,
+            "a policy test has no target to hold existing records",
+        )
+        .with_label("malformed test case")
+        .with_help("`existing:` belongs to flow tests: the records the target already holds");
+        cx.push(d);
+    }
     let expect = f.require(cx, "expect", |cx, n, k| expectation(cx, n, k, subject));
     Some(TestCase {
         name: name?,
         input,
         secrets,
+        existing,
         expect: expect.unwrap_or_default(),
         span: f.span,
     })
@@ -138,6 +181,8 @@ fn expectation(cx: &mut Cx<'_>, node: &Node, key: Span, subject: Subject) -> Opt
     });
     let error = f.opt(cx, "error", |cx, n, _| cx.text(n));
     let key_expect = f.opt(cx, "key", |cx, n, _| cx.text(n));
+    let target_id = f.opt(cx, "target_id", |cx, n, _| cx.text(n));
+    let record = f.opt(cx, "record", |cx, n, _| object(cx, n));
     let mut payload_fields = Vec::new();
     if let (Some(_), Some(n)) = (&payload, f.get("payload")) {
         key_paths(n, &mut Vec::new(), &mut payload_fields);
@@ -156,6 +201,8 @@ fn expectation(cx: &mut Cx<'_>, node: &Node, key: Span, subject: Subject) -> Opt
         status,
         error,
         key: key_expect,
+        target_id,
+        record,
         payload_fields,
         policy_fields,
     };
@@ -172,18 +219,26 @@ fn check(cx: &mut Cx<'_>, f: &Fields<'_>, e: &Expectation, subject: Subject) {
         cx.push(d);
     };
     // Judged on the keys written, so a rejected value is not also "nothing expected".
-    if !["payload", "policy", "status", "error", "key"]
-        .iter()
-        .any(|k| f.has(k))
+    if ![
+        "payload",
+        "policy",
+        "status",
+        "error",
+        "key",
+        "target_id",
+        "record",
+    ]
+    .iter()
+    .any(|k| f.has(k))
     {
         problem(
             f.owner,
             "the test case expects nothing".into(),
-            "add `payload`, `policy`, `status`, `error` or `key` under `expect`",
+            "add `payload`, `policy`, `status`, `error`, `key`, `target_id` or `record` under `expect`",
         );
     }
     if subject == Subject::Policy {
-        for name in ["payload", "status", "error", "key"] {
+        for name in ["payload", "status", "error", "key", "target_id", "record"] {
             if let Some(k) = f.key(name) {
                 problem(
                     k.span,
@@ -207,6 +262,7 @@ fn check(cx: &mut Cx<'_>, f: &Fields<'_>, e: &Expectation, subject: Subject) {
     }
     if let Some(status) = &e.status
         && status.value != "dry_run"
+        && !SENT.contains(&status.value.as_str())
         && e.payload.is_some()
     {
         problem(
@@ -215,7 +271,17 @@ fn check(cx: &mut Cx<'_>, f: &Fields<'_>, e: &Expectation, subject: Subject) {
                 "the test case expects a payload but status `{}`",
                 status.value
             ),
-            "only records that are mapped (`status: dry_run`) have a payload",
+            "only records that are mapped (`dry_run`, `created`, `updated`) have a payload",
+        );
+    }
+    if let Some(status) = &e.status
+        && status.value == "dry_run"
+        && let Some(k) = f.key("target_id").or(f.key("record"))
+    {
+        problem(
+            k.span,
+            "a dry run writes nothing: there is no target id or record to expect".into(),
+            "expect `status: created`, `updated` or `skipped`, and give the target's records under `existing:` if any",
         );
     }
 }

@@ -111,6 +111,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Print the JSON Schema of the rule-file format (for the YAML language server).
+    Schema,
     /// List the builtin functions (or print their reference as Markdown).
     Functions {
         #[arg(long)]
@@ -205,6 +207,7 @@ fn main() -> ExitCode {
             format,
         } => commands::fields::fields(&provider, &object, rules, sandbox, base_url, format),
         Command::Functions { markdown } => commands::functions::functions(markdown),
+        Command::Schema => commands::schema::schema(),
         Command::Sandbox {
             port,
             error_rate,

@@ -165,3 +165,11 @@ fn readme_command_runs_against_the_sandbox() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds 5 contacts"));
 }
+
+#[test]
+fn schema_prints_the_rule_file_schema() {
+    let out = rulebridge().arg("schema").output().expect("runs");
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema, rulebridge::syntax::schema::rule_file_schema());
+}

@@ -6,4 +6,5 @@ pub mod lint;
 pub mod plan;
 pub mod run;
 pub mod sandbox;
+pub mod schema;
 pub mod test;
