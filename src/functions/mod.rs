@@ -483,7 +483,6 @@ builtins! {
     normalize_email::NormalizeEmail,
     normalize_phone::NormalizePhone,
     uuid_v5::UuidV5,
-    uuid_v4::UuidV4,
     // JSON
     to_json::ToJson,
     json_dumps::JsonDumps,
