@@ -526,3 +526,83 @@ async fn batch_upsert_maps_results_back_per_record() {
         "{calls:?}"
     );
 }
+
+#[tokio::test]
+async fn last_wins_holds_records_outside_the_byte_budget() {
+    // Far more held records than the budget allows in flight: the input must still end.
+    let crm = Arc::new(MemoryConnector::new());
+    let rules = RULES
+        .replace("ON_MATCH", "update")
+        .replace("ON_MULTIPLE", "fail")
+        .replace("REPEATS", "last_wins");
+    let engine = Engine::builder()
+        .rules_str("rules.yaml", rules)
+        .connector("crm", crm.clone())
+        .build()
+        .expect("rules compile");
+    let pipeline = engine
+        .sender(
+            "sync",
+            RunOptions {
+                max_in_flight_bytes: 1024,
+                ..RunOptions::default()
+            },
+            SendOptions::default(),
+        )
+        .expect("sender");
+    let input: String = (0..2000)
+        .map(|i| format!("{{\"email\":\"p{}@x.io\",\"name\":\"v{i}\"}}\n", i % 500))
+        .collect();
+    let (summary, out): (_, Vec<rulebridge::Outcome>) = pipeline
+        .run(std::io::Cursor::new(input.into_bytes()), Vec::new(), |_| {})
+        .await
+        .expect("run");
+    assert_eq!(summary.total, 2000);
+    assert_eq!(summary.created, 500);
+    assert_eq!(summary.skipped, 1500);
+    assert_eq!(out[1999].status, rulebridge::Status::Created);
+    assert_eq!(crm.records("contact").len(), 500);
+}
+
+#[tokio::test]
+async fn a_small_byte_budget_still_sends_everything_in_groups() {
+    let crm = Arc::new(MemoryConnector::new().with_capabilities(Capabilities {
+        search: true,
+        create: true,
+        update: true,
+        batch_search: Some(150),
+        batch_create: Some(150),
+        ..Capabilities::default()
+    }));
+    let engine = Engine::builder()
+        .rules_str(
+            "rules.yaml",
+            RULES
+                .replace("ON_MATCH", "update")
+                .replace("ON_MULTIPLE", "fail")
+                .replace("REPEATS", "in_order"),
+        )
+        .connector("crm", crm.clone())
+        .build()
+        .expect("rules compile");
+    let pipeline = engine
+        .sender(
+            "sync",
+            RunOptions {
+                max_in_flight_bytes: 4096,
+                concurrency: 1,
+                ..RunOptions::default()
+            },
+            SendOptions::default(),
+        )
+        .expect("sender");
+    let input: String = (0..3000)
+        .map(|i| format!("{{\"email\":\"q{i}@x.io\"}}\n"))
+        .collect();
+    let (summary, _) = pipeline
+        .run(std::io::Cursor::new(input.into_bytes()), Vec::new(), |_| {})
+        .await
+        .expect("run");
+    assert_eq!(summary.created, 3000, "{summary}");
+    assert_eq!(crm.records("contact").len(), 3000);
+}

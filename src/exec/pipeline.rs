@@ -553,7 +553,9 @@ impl<'p> Driver<'p> {
                     self.admit(e);
                 }
             }
-            self.dispatch(input_done || !chunks.contains_key(&next_chunk));
+            // A partial group waits for more records only while more can come in at once.
+            let more_soon = !input_done && self.admitting() && chunks.contains_key(&next_chunk);
+            self.dispatch(!more_soon);
             self.flush_out().await?;
 
             let idle = self.in_flight.is_empty() && self.ready.is_empty();
@@ -592,6 +594,14 @@ impl<'p> Driver<'p> {
                     Some((seq, evaluated)) => { chunks.insert(seq, evaluated); }
                     None => input_done = true,
                 },
+                // Nothing in flight and no input wanted, yet records remain: a bug, reported
+                // as an error rather than a hang.
+                else => {
+                    return Err(io::Error::other(format!(
+                        "the pipeline stalled with {} record(s) unreported",
+                        self.admitted - self.next_out
+                    )));
+                }
             }
         }
         self.flush_out().await?;
@@ -680,6 +690,11 @@ impl<'p> Driver<'p> {
                 }
                 for h in &hashes {
                     self.held.insert(*h, index);
+                }
+                // Held until the input ends: outside the byte budget, or the input could never
+                // end (last_wins keeps one record per identity in memory, by design).
+                if let Some(b) = self.bytes_of.remove(&index) {
+                    self.bytes_in_flight -= b;
                 }
                 self.held_jobs.insert(index, (job, hashes));
             }
