@@ -89,6 +89,7 @@ pub struct EngineBuilder {
     credentials: Vec<(String, Secret)>,
     connectors: BTreeMap<String, Arc<dyn Connector>>,
     base_urls: BTreeMap<String, String>,
+    use_field_cache: bool,
 }
 
 impl EngineBuilder {
@@ -97,6 +98,14 @@ impl EngineBuilder {
     /// base path.
     pub fn base_url(mut self, provider: impl Into<String>, url: impl Into<String>) -> Self {
         self.base_urls.insert(provider.into(), url.into());
+        self
+    }
+
+    /// Whether mappings are checked against the fields discovered earlier and cached next to
+    /// the rules (`rulebridge fields`; on by default). Off for talking to a system the cache
+    /// does not describe (a sandbox) or for refreshing the cache itself.
+    pub fn field_cache(mut self, on: bool) -> Self {
+        self.use_field_cache = on;
         self
     }
 
@@ -156,6 +165,7 @@ impl EngineBuilder {
         let cache = self
             .paths
             .first()
+            .filter(|_| self.use_field_cache)
             .map(|p| crate::connect::fields::FieldCache::for_rules(p))
             .unwrap_or_default();
         let compiled = compile::compile_loaded_with_fields(&loaded, &self.registry, &cache);
@@ -234,6 +244,7 @@ impl Engine {
             credentials: Vec::new(),
             connectors: BTreeMap::new(),
             base_urls: BTreeMap::new(),
+            use_field_cache: true,
         }
     }
 

@@ -12,8 +12,10 @@ fn lint(path: &Path) -> (String, Vec<String>) {
         .strip_prefix(env!("CARGO_MANIFEST_DIR"))
         .unwrap_or(path)
         .to_path_buf();
-    let loaded = syntax::load_paths(&[rel]).expect("fixture is readable");
-    let compiled = compile::compile_loaded(&loaded, &Registry::builtin());
+    let loaded = syntax::load_paths(std::slice::from_ref(&rel)).expect("fixture is readable");
+    // Fields discovered for a fixture's provider are in `.fields/` next to the fixtures.
+    let cache = rulebridge::connect::fields::FieldCache::for_rules(&rel);
+    let compiled = compile::compile_loaded_with_fields(&loaded, &Registry::builtin(), &cache);
     let mut diags = loaded.diagnostics.clone();
     diags.extend(compiled.diagnostics);
     rulebridge::diagnostic::sort(&mut diags);

@@ -105,7 +105,10 @@ async fn chatwoot_422_is_a_duplicate_without_an_id() {
     .await;
     let c = HttpConnector::new(
         &kit("chatwoot"),
-        options(&server, &[("CHATWOOT_API_KEY", "cw")]),
+        options(
+            &server,
+            &[("CHATWOOT_API_KEY", "cw"), ("CHATWOOT_ACCOUNT_ID", "1")],
+        ),
     )
     .expect("build");
     let e = c

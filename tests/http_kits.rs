@@ -30,6 +30,7 @@ async fn every_kit_builds() {
     let server = serve(|_, _| Reply::empty(200)).await;
     let secrets = [
         ("CHATWOOT_API_KEY", "x"),
+        ("CHATWOOT_ACCOUNT_ID", "1"),
         ("HUBSPOT_TOKEN", "x"),
         ("JAMF_API_TOKEN", "x"),
         ("SALESFORCE_CLIENT_ID", "x"),

@@ -63,6 +63,101 @@ async fn send(
     kits_support::outcomes(&sender, input).await
 }
 
+/// Creates the custom properties the rule files declare (the Acme extension of the kit) in
+/// the sandbox's fresh portal, as `rulebridge fields hubspot contact --create-missing` does.
+async fn create_custom_properties(engine: &Engine, sb: &Sandbox) {
+    let connector = engine
+        .http_connector("hubspot", sb.kit_base_url("hubspot").as_deref())
+        .expect("connector");
+    let done = rulebridge::connect::fields::create_missing(&connector, "contact")
+        .await
+        .expect("properties created");
+    assert_eq!(
+        done.created,
+        [
+            "lead_owner_team",
+            "lead_source",
+            "tags",
+            "form_submitted_at"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn custom_properties_are_created_once_with_hubspot_types() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[]);
+    // A fresh portal refuses the lead flow's custom properties.
+    let before = send(
+        &engine,
+        &sb,
+        "lead_to_hubspot",
+        &leads(1, "Ada"),
+        one_by_one(),
+    )
+    .await;
+    assert_eq!(before[0]["status"], "failed", "{before:?}");
+    assert!(
+        before[0]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not exist")),
+        "{before:?}"
+    );
+    create_custom_properties(&engine, &sb).await;
+    let connector = engine
+        .http_connector("hubspot", sb.kit_base_url("hubspot").as_deref())
+        .expect("connector");
+    let again = rulebridge::connect::fields::create_missing(&connector, "contact")
+        .await
+        .expect("listed");
+    assert!(
+        again.created.is_empty() && again.failed.is_empty(),
+        "{again:?}"
+    );
+    let listed: Vec<&str> = again.fields.iter().map(|f| f.name.as_str()).collect();
+    assert!(listed.contains(&"lead_owner_team"), "{listed:?}");
+    let url = format!(
+        "{}/crm/v3/properties/contacts/form_submitted_at",
+        sb.kit_base_url("hubspot").expect("kit")
+    );
+    let p: Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(
+            sandbox::CREDENTIALS
+                .iter()
+                .find(|(k, _)| *k == "HUBSPOT_TOKEN")
+                .expect("token")
+                .1,
+        )
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (&p["type"], &p["fieldType"], &p["label"], &p["groupName"]),
+        (
+            &Value::from("datetime"),
+            &Value::from("date"),
+            &Value::from("Form submitted at"),
+            &Value::from("contactinformation")
+        ),
+        "{p}"
+    );
+    let out = send(
+        &engine,
+        &sb,
+        "lead_to_hubspot",
+        &leads(1, "Ada"),
+        one_by_one(),
+    )
+    .await;
+    assert_eq!(out[0]["status"], "created", "{out:?}");
+}
+
 fn leads(n: usize, name: &str) -> String {
     (0..n)
         .map(|i| {
@@ -95,12 +190,12 @@ fn one_by_one() -> SendOptions {
 }
 
 #[tokio::test]
-#[ignore = "issue 7: the kit maps custom properties a default HubSpot portal lacks (PROPERTY_DOESNT_EXIST); fixed with the kit"]
 async fn batch_upsert_creates_then_updates() {
     let sb = sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
     let engine = engine(&[]);
+    create_custom_properties(&engine, &sb).await;
     let first = send(
         &engine,
         &sb,
@@ -145,7 +240,6 @@ async fn batch_upsert_creates_then_updates() {
 }
 
 #[tokio::test]
-#[ignore = "issue 7: the kit maps custom properties a default HubSpot portal lacks (PROPERTY_DOESNT_EXIST); fixed with the kit"]
 async fn shuffled_batch_results_map_back_to_their_own_records() {
     // The sandbox returns batch results in a shuffled order (as HubSpot may): every outcome
     // must name the contact of its own e-mail, on create and on update.
@@ -153,6 +247,7 @@ async fn shuffled_batch_results_map_back_to_their_own_records() {
         .await
         .expect("sandbox");
     let engine = engine(&[]);
+    create_custom_properties(&engine, &sb).await;
     for (name, status) in [("Ada", "created"), ("Grace", "updated")] {
         let out = send(
             &engine,
@@ -393,7 +488,6 @@ async fn a_429_storm_is_waited_out() {
 }
 
 #[tokio::test]
-#[ignore = "issue 7: the kit maps custom properties a default HubSpot portal lacks (PROPERTY_DOESNT_EXIST); fixed with the kit"]
 async fn request_bodies() {
     // What the lead flow sends: one batch upsert by e-mail; then, one by one, a lookup and a
     // create or an update.
@@ -402,6 +496,7 @@ async fn request_bodies() {
         .expect("sandbox");
     let rec = kits_support::recorder(&sb).await;
     let engine = engine(&[("update.yaml", flow_variant("hs_update", "update"))]);
+    create_custom_properties(&engine, &sb).await;
     let base = rec.through(&sb, &sb.kit_base_url("hubspot").expect("kit"));
     let input = "{\"email\":\" Ada.Lovelace@Example.COM \",\"name\":\"Ada King Lovelace\",\"company\":\"Analytical Engines\",\"phone\":\"(415) 555-0132\",\"score\":91,\"country\":\"us\",\"source\":\"webinar\",\"tags\":[\"math\",\"math\",\"engines\"],\"submitted_at\":\"2024-01-14T09:00:00Z\"}\n{\"email\":\"grace@navy.mil\"}\n";
     let out = kits_support::send_at(

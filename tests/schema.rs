@@ -118,3 +118,18 @@ fn a_wrong_enum_value_fails_validation() {
     let found = problems(&validator, text);
     assert!(found.iter().any(|p| p.contains("/hit")), "{found:?}");
 }
+
+#[test]
+fn an_extension_takes_fields_only() {
+    let validator = validator();
+    let ok = "kind: provider\nextends: hubspot\nobjects:\n  contact:\n    fields: { tier: { type: string, label: Tier } }\n";
+    assert_eq!(problems(&validator, ok), Vec::<String>::new());
+    // Without `extends`, a provider needs its own `base_url`; with it, `auth` and operations
+    // are the base's.
+    let own = "kind: provider\nname: p\nobjects: {}\n";
+    assert!(!problems(&validator, own).is_empty());
+    let auth = "kind: provider\nextends: hubspot\nauth: none\n";
+    assert!(!problems(&validator, auth).is_empty());
+    let ops = "kind: provider\nextends: hubspot\nobjects:\n  contact:\n    operations: {}\n";
+    assert!(!problems(&validator, ops).is_empty());
+}

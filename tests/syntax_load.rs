@@ -218,3 +218,35 @@ fn documents_left_out_are_listed_by_name() {
         .collect();
     assert_eq!(names, [("flow", "broken")]);
 }
+
+#[test]
+fn a_provider_with_extends_is_an_extension_named_after_its_file() {
+    let text = "kind: provider\nextends: hubspot\nbase_url: https://x.example.com\nobjects:\n  contact:\n    operations: {}\n    fields:\n      tier: { type: string, label: Tier, description: Plan tier }\n";
+    let loaded = load_sources(&[("rules/acme_fields.yaml".into(), text.into())]);
+    let Some(Document::Extension(ext)) = loaded.rules.documents.first() else {
+        panic!("an extension: {:?}", loaded.rules.documents);
+    };
+    assert_eq!(ext.name.value, "acme_fields");
+    assert_eq!(ext.base.value, "hubspot");
+    let field = &ext.objects[0].fields[0];
+    assert_eq!(
+        (field.label.as_deref(), field.description.as_deref()),
+        (Some("Tier"), Some("Plan tier"))
+    );
+    // What only a provider of its own has is reported, not silently ignored.
+    assert_eq!(codes(&loaded), vec![Code::UnknownKey, Code::UnknownKey]);
+    let shown = render(
+        &loaded.diagnostics,
+        &loaded.rules.sources,
+        Format::Concise,
+        false,
+    );
+    assert!(
+        shown.contains("3:1: error[RB0003] `base_url` has no effect in an extension"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("6:5: error[RB0003] unknown key `operations`"),
+        "{shown}"
+    );
+}

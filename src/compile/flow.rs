@@ -67,6 +67,11 @@ impl Context<'_> {
             Some(o) if o.fields.is_empty() => self.discovered_fields(&doc.target.provider.value, o),
             _ => Vec::new(),
         };
+        if let Some(o) = object
+            && !o.fields.is_empty()
+        {
+            self.check_against_remote(doc, o);
+        }
         let target_fields: Option<&[FieldDecl]> = match object {
             Some(o) if !o.fields.is_empty() => Some(o.fields.as_slice()),
             Some(_) => Some(discovered.as_slice()),
@@ -302,6 +307,66 @@ impl Context<'_> {
         })
     }
 
+    /// Mapped fields that the object declares but the remote system lacks (or only lets
+    /// read), when its fields were discovered (`rulebridge fields`): every write carrying
+    /// them would be refused.
+    fn check_against_remote(&mut self, doc: &FlowDoc, object: &ObjectDoc) {
+        let provider = doc.target.provider.value.as_str();
+        let object_name = object.name.value.as_str();
+        let Some(remote) = self.fields.and_then(|c| c.load(provider, object_name)) else {
+            return;
+        };
+        let can_create = object
+            .operations
+            .iter()
+            .any(|op| op.name.value == "create_field");
+        for entry in &doc.mapping.entries {
+            let target = &entry.target;
+            let Some(decl) = object.fields.iter().find(|f| f.name.value == target.value) else {
+                continue;
+            };
+            let found = remote.iter().find(|f| f.name == target.value);
+            let (message, help) = match found {
+                Some(f) if f.read_only => (
+                    format!(
+                        "`{provider}.{object_name}` field `{}` is read-only",
+                        target.value
+                    ),
+                    format!(
+                        "the discovered fields say `{}` cannot be written: leave it out of the mapping",
+                        target.value
+                    ),
+                ),
+                Some(_) => continue,
+                None if can_create => (
+                    format!(
+                        "`{provider}.{object_name}` has no field `{}` (discovered fields)",
+                        target.value
+                    ),
+                    format!(
+                        "create the fields the rule files declare with `rulebridge fields {provider} {object_name} --create-missing` (it refreshes the cache)"
+                    ),
+                ),
+                None => (
+                    format!(
+                        "`{provider}.{object_name}` has no field `{}` (discovered fields)",
+                        target.value
+                    ),
+                    format!(
+                        "create `{}` in {provider}, then refresh the cache with `rulebridge fields {provider} {object_name}`; the kit has no `create_field` operation for `--create-missing`",
+                        target.value
+                    ),
+                ),
+            };
+            self.report(
+                Diagnostic::new(Code::FieldNotInRemote, target.span, message)
+                    .with_label("every write with this field would be refused")
+                    .with_related(decl.name.span, "declared here")
+                    .with_help(help),
+            );
+        }
+    }
+
     /// Cached discovered fields as declarations, located at the object's name.
     fn discovered_fields(&self, provider: &str, object: &ObjectDoc) -> Vec<FieldDecl> {
         let Some(cache) = self.fields else {
@@ -326,6 +391,8 @@ impl Context<'_> {
                     format,
                     required: f.required,
                     options,
+                    label: f.label,
+                    description: None,
                 }
             })
             .collect()

@@ -3,6 +3,7 @@
 //! compilation never stops at the first one.
 
 mod exprs;
+mod extend;
 mod flow;
 mod lets;
 mod policy;
@@ -178,6 +179,19 @@ impl Context<'_> {
                 _ => None,
             }),
         );
+        // Extensions add their fields to the providers they extend.
+        let extensions: Vec<&crate::syntax::doc::ExtensionDoc> = docs
+            .iter()
+            .filter_map(|d| match d {
+                Document::Extension(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let merged = self.merge_extensions(&providers.by_name, &extensions);
+        let mut provider_docs = providers.by_name.clone();
+        for (name, doc) in &merged {
+            provider_docs.insert(name.as_str(), doc);
+        }
         let policy_docs = self.index(
             "policy",
             docs.iter().filter_map(|d| match d {
@@ -200,7 +214,7 @@ impl Context<'_> {
             .collect();
 
         let mut provider_plans = BTreeMap::new();
-        for (name, doc) in &providers.by_name {
+        for (name, doc) in &provider_docs {
             if let Some(p) = self.compile_provider(doc) {
                 provider_plans.insert(name.to_string(), Arc::new(p));
             }
@@ -218,7 +232,7 @@ impl Context<'_> {
             let resolved = flow::Resolved {
                 schemas: &schemas,
                 records: &records.by_name,
-                providers: &providers.by_name,
+                providers: &provider_docs,
                 policies: &policies,
                 policy_names: policy_docs.names().collect(),
             };

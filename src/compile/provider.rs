@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::{Compiled, Scope};
 use crate::plan::provider::{
-    AuthPlan, BaseUrl, Body, DEFAULT_WINDOW_WAIT, ErrorRulePlan, FieldMapping, JSON_FILTER,
-    ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader, ResponsePlan, Target,
-    Templates, Text, has_template_syntax, lookup_path, single_expression,
+    AuthPlan, BaseUrl, Body, DEFAULT_WINDOW_WAIT, DeclaredField, ErrorRulePlan, FieldMapping,
+    JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader, ResponsePlan,
+    Target, Templates, Text, has_template_syntax, lookup_path, single_expression,
 };
 use crate::span::Span;
 use crate::syntax::doc::{
@@ -48,6 +48,8 @@ pub(crate) fn provides(name: &str) -> (&'static [&'static str], &'static [&'stat
         "update" => (&["payload", "id"], &[]),
         "get" | "delete" => (&["id"], &[]),
         "fields" | "list" => (&[], &[]),
+        // The declared field to create: `field.name`, `.label`, `.type`, `.options`, ...
+        "create_field" => (&["field"], &[]),
         n if n.starts_with("batch_") => (BATCH_BODY, BATCH_ITEM),
         _ => (ANY_OPERATION, BATCH_ITEM),
     }
@@ -150,6 +152,19 @@ impl Context<'_> {
             }
             let plan = ObjectPlan {
                 name: o.name.value.clone(),
+                fields: o
+                    .fields
+                    .iter()
+                    .map(|f| DeclaredField {
+                        name: f.name.value.clone(),
+                        label: f.label.clone(),
+                        description: f.description.clone(),
+                        ty: f.format.trim_end_matches('?').to_string(),
+                        options: f.options.clone(),
+                        required: f.required,
+                        location: self.sources.locate(f.name.span),
+                    })
+                    .collect(),
                 response: self.response(o),
                 operations,
                 errors: self.error_rules(&o.errors),

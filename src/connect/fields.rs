@@ -199,6 +199,81 @@ pub fn normalize_response(
     ))
 }
 
+/// What [`create_missing`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Creation {
+    /// Declared fields created now.
+    pub created: Vec<String>,
+    /// Declared fields another writer created meanwhile (the create met a duplicate).
+    pub already_there: Vec<String>,
+    /// Declared fields that could not be created, with the provider's reason.
+    pub failed: Vec<(String, super::ConnectError)>,
+    /// The object's fields after creating, as listed by the `fields` operation.
+    pub fields: Vec<FieldInfo>,
+}
+
+/// Creates the fields the rule files declare for `object` (the kit's and its extensions')
+/// that the remote system lacks, through the object's `create_field` operation, then lists
+/// the fields again. Each create's template context has `field`: `name`, `label` (the
+/// declared one, else the name in words), `description` (or `""`), `type` (as declared:
+/// `string`, `datetime`, `enum`, ...), `options` (`[{label, value}]`) and `required`.
+pub async fn create_missing(
+    connector: &super::http::HttpConnector,
+    object: &str,
+) -> Result<Creation, super::ConnectError> {
+    connector.operation(object, "create_field")?;
+    let declared: Vec<crate::plan::provider::DeclaredField> = connector
+        .plan()
+        .object(object)
+        .map(|o| o.fields().to_vec())
+        .unwrap_or_default();
+    let before = discover(connector, object).await?;
+    let mut creation = Creation::default();
+    for field in declared
+        .iter()
+        .filter(|d| !before.iter().any(|f| f.name == d.name))
+    {
+        let mut vars = serde_json::Map::new();
+        vars.insert("field".into(), field_context(field));
+        match connector.call(object, "create_field", vars).await {
+            Ok(_) => creation.created.push(field.name.clone()),
+            Err(e) if e.kind == super::ErrorKind::Duplicate => {
+                creation.already_there.push(field.name.clone());
+            }
+            Err(e) => creation.failed.push((field.name.clone(), e)),
+        }
+    }
+    creation.fields = discover(connector, object).await?;
+    Ok(creation)
+}
+
+/// The `field` a `create_field` template reads.
+fn field_context(f: &crate::plan::provider::DeclaredField) -> Value {
+    let options: Vec<Value> = f
+        .options
+        .iter()
+        .map(|o| serde_json::json!({ "label": o, "value": o }))
+        .collect();
+    serde_json::json!({
+        "name": f.name,
+        "label": f.label.clone().unwrap_or_else(|| in_words(&f.name)),
+        "description": f.description.clone().unwrap_or_default(),
+        "type": f.ty,
+        "options": options,
+        "required": f.required,
+    })
+}
+
+/// `lead_owner_team` → `Lead owner team`: a label for a field declared without one.
+fn in_words(name: &str) -> String {
+    let words = name.replace(['_', '-'], " ");
+    let mut chars = words.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => name.to_string(),
+    }
+}
+
 /// The cached field lists of a rules directory: `<rules>/.fields/<provider>.<object>.json`.
 /// (The loader skips dot-directories, so the cache is never read as rules.)
 #[derive(Clone, Debug, Default)]
@@ -281,6 +356,37 @@ mod tests {
             FieldType::Enum {
                 options: vec!["free".into(), "pro".into()]
             }
+        );
+    }
+
+    #[test]
+    fn labels_in_words() {
+        assert_eq!(in_words("lead_owner_team"), "Lead owner team");
+        assert_eq!(in_words("tags"), "Tags");
+        assert_eq!(in_words("x-y"), "X y");
+    }
+
+    #[test]
+    fn create_context_has_the_declaration() {
+        let f = crate::plan::provider::DeclaredField {
+            name: "tier".into(),
+            label: None,
+            description: Some("Plan tier".into()),
+            ty: "enum".into(),
+            options: vec!["gold".into()],
+            required: false,
+            location: crate::span::Location {
+                file: "x.yaml".into(),
+                line: 1,
+                column: 1,
+                end_line: 1,
+                end_column: 2,
+            },
+        };
+        assert_eq!(
+            field_context(&f),
+            json!({"name": "tier", "label": "Tier", "description": "Plan tier", "type": "enum",
+                   "options": [{"label": "gold", "value": "gold"}], "required": false})
         );
     }
 

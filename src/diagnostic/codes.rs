@@ -72,6 +72,9 @@ codes! {
     PolicyInputMissing = "RB2006", Error, "policy input is not available in the flow's record";
     SecretInOutput = "RB2007", Warning, "a secret flows into a payload field unsealed";
     UnknownPolicyOutput = "RB2008", Error, "`policy.NAME` is not an output of the flow's policy table";
+    ExtensionFieldConflict = "RB2010", Error, "an extension declares a field the provider object already declares";
+    ExtendsUndeclaredObject = "RB2011", Error, "an extension adds fields to an object that declares none";
+    FieldNotInRemote = "RB2012", Error, "a mapped field is missing from the target's discovered fields";
     // Policy tables.
     RowArity = "RB3001", Error, "row has the wrong number of cells";
     UnreachableRow = "RB3002", Error, "row can never match under hit policy `first`";

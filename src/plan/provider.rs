@@ -93,6 +93,8 @@ pub(crate) enum BaseUrl {
 #[derive(Debug)]
 pub struct ObjectPlan {
     pub(crate) name: String,
+    /// The fields the rule files declare (the kit's and its extensions').
+    pub(crate) fields: Vec<DeclaredField>,
     pub(crate) response: ResponsePlan,
     pub(crate) operations: BTreeMap<String, OperationPlan>,
     pub(crate) errors: Vec<ErrorRulePlan>,
@@ -110,6 +112,27 @@ impl ObjectPlan {
     pub fn operation(&self, name: &str) -> Option<&OperationPlan> {
         self.operations.get(name)
     }
+
+    /// The fields the rule files declare for this object (a kit's, then its extensions').
+    pub fn fields(&self) -> &[DeclaredField] {
+        &self.fields
+    }
+}
+
+/// A field a provider object declares in the rule files.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeclaredField {
+    pub name: String,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    /// The type as written, without a trailing `?` (`string`, `datetime`, `enum`, ...).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The allowed values of an `enum`.
+    pub options: Vec<String>,
+    pub required: bool,
+    /// Where it is declared.
+    pub location: crate::span::Location,
 }
 
 /// Where a found record's parts are in one search result item.

@@ -33,6 +33,8 @@ impl<T> std::ops::Deref for Spanned<T> {
 #[derive(Clone, Debug)]
 pub enum Document {
     Provider(ProviderDoc),
+    /// `kind: provider` with `extends:`: fields added to another provider's objects.
+    Extension(ExtensionDoc),
     Flow(FlowDoc),
     Policy(PolicyDoc),
     Record(RecordDoc),
@@ -43,6 +45,7 @@ impl Document {
     pub fn kind(&self) -> &'static str {
         match self {
             Document::Provider(_) => "provider",
+            Document::Extension(_) => "extension",
             Document::Flow(_) => "flow",
             Document::Policy(_) => "policy",
             Document::Record(_) => "record",
@@ -54,6 +57,7 @@ impl Document {
     pub fn name(&self) -> &Spanned<String> {
         match self {
             Document::Provider(d) => &d.name,
+            Document::Extension(d) => &d.name,
             Document::Flow(d) => &d.name,
             Document::Policy(d) => &d.name,
             Document::Record(d) => &d.name,
@@ -87,6 +91,9 @@ pub struct FieldDecl {
     pub required: bool,
     /// Allowed values of an `enum` field.
     pub options: Vec<String>,
+    /// How the field is shown in the target system (used when creating it there).
+    pub label: Option<String>,
+    pub description: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +367,28 @@ pub struct ProviderDoc {
     pub objects: Vec<ObjectDoc>,
     /// Error classification shared by all objects (objects may add their own first).
     pub errors: Vec<ErrorRule>,
+    pub span: Span,
+}
+
+/// `kind: provider` with `extends: BASE`: an integrator's additions to a kit, e.g. the custom
+/// properties of their own HubSpot portal. The fields join the base provider's objects; flows
+/// keep targeting the base provider.
+#[derive(Clone, Debug)]
+pub struct ExtensionDoc {
+    /// The document's `name`, else its file's name.
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    /// The provider extended.
+    pub base: Spanned<String>,
+    pub objects: Vec<ObjectExtension>,
+    pub span: Span,
+}
+
+/// Fields an extension adds to one object of its base provider.
+#[derive(Clone, Debug)]
+pub struct ObjectExtension {
+    pub name: Spanned<String>,
+    pub fields: Vec<FieldDecl>,
     pub span: Span,
 }
 

@@ -42,7 +42,7 @@
 //! - `base_url` must start with `http://` or `https://`, unless it starts with a secret
 //!   reference or a template (`{{ instance_url }}`).
 //! - An error rule needs `status` (a number or a list) or `contains`, or both.
-//! - Record and object fields: `name: TYPE` or `{ type, required, options, description }`;
+//! - Record and object fields: `name: TYPE` or `{ type, required, options, label, description }`;
 //!   `required` defaults to false; `type: enum` needs `options`. [`doc::FieldDecl::format`]
 //!   keeps the type as written (`email`, `number?`).
 //! - Policy rows: `[test..., output...]` split after as many cells as there are inputs, or
@@ -50,6 +50,9 @@
 //! - Test cases: `input` defaults to `{}`; `expect` must check something; `status` is
 //!   `dry_run`, `skipped` or `failed`; `error` goes with `failed`, `payload` with `dry_run`;
 //!   policy tests may only expect `policy` (`RB4002` otherwise).
+//! - A `kind: provider` document with `extends: BASE` is an [`doc::ExtensionDoc`]: fields added
+//!   to the base's objects (it takes `name`, `description` and `objects.*.fields` only, and is
+//!   named after its file unless it has a `name`).
 //! - `kind: test` documents name one subject (`flow:` or `policy:`) and are named after their
 //!   file unless they have a `name`.
 //! - A document missing a required part (its `name`, a flow's `target` or `mapping`, ...) is
@@ -332,7 +335,7 @@ fn recover_broken(loaded: &mut Loaded, broken: &[FileId]) {
     let mut kept = Vec::new();
     for doc in std::mem::take(&mut loaded.rules.documents) {
         if broken.contains(&doc.name().span.file) {
-            if doc.kind() != "test" {
+            if !matches!(doc.kind(), "test" | "extension") {
                 loaded.incomplete.push(Incomplete {
                     kind: doc.kind(),
                     name: doc.name().clone(),
@@ -510,6 +513,12 @@ fn decode_document(
         let stem = Spanned::new(file_stem.to_string(), kind_node.span);
         testcase::decode(&mut cx, &fields, name, stem)
             .map(Document::Tests)
+            .ok_or(None)
+    } else if kind == "provider" && fields.has("extends") {
+        // An extension is named after its file unless it has a name: nothing refers to it.
+        let name = name.unwrap_or_else(|| Spanned::new(file_stem.to_string(), kind_node.span));
+        provider::decode_extension(&mut cx, &fields, name)
+            .map(Document::Extension)
             .ok_or(None)
     } else {
         if !fields.has("name") {

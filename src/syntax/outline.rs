@@ -78,6 +78,7 @@ impl Writer<'_> {
             Document::Policy(d) => self.policy(d),
             Document::Record(d) => self.record(d),
             Document::Provider(d) => self.provider(d),
+            Document::Extension(d) => self.extension(d),
             Document::Tests(d) => self.tests_doc(d),
         }
         self.line(0, "");
@@ -250,6 +251,18 @@ impl Writer<'_> {
         };
         self.line(1, format!("subject: {subject}"));
         self.cases(1, "cases", &d.cases);
+    }
+
+    fn extension(&mut self, d: &ExtensionDoc) {
+        self.description(&d.description);
+        let base = format!("extends: {}", self.s(&d.base));
+        self.line(1, base);
+        for o in &d.objects {
+            let head = format!("object {}:", self.s(&o.name));
+            self.line(1, head);
+            self.line(2, "fields:");
+            self.fields(3, &o.fields);
+        }
     }
 
     fn provider(&mut self, d: &ProviderDoc) {

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, ErrorKind, ErrorRule, FieldMapDoc, ObjectDoc, Operation, ProviderDoc,
-    RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned,
+    ApiKeyLocation, Auth, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, ObjectDoc,
+    ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
+    RetryPolicy, Spanned,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;
@@ -16,6 +17,7 @@ pub(crate) const KEYS: &[&str] = &[
     "kind",
     "name",
     "description",
+    "extends",
     "base_url",
     "auth",
     "rate_limit",
@@ -50,6 +52,12 @@ pub(crate) const RETRY_KEYS: &[&str] = &[
 
 pub(crate) const OBJECT_KEYS: &[&str] =
     &["description", "fields", "response", "operations", "errors"];
+
+/// The keys of an extension (`extends: BASE`): it adds fields, everything else is the base's.
+pub(crate) const EXTENSION_KEYS: &[&str] = &["kind", "name", "description", "extends", "objects"];
+
+/// The keys of an object in an extension.
+pub(crate) const EXTENSION_OBJECT_KEYS: &[&str] = &["description", "fields"];
 
 pub(crate) const RESPONSE_KEYS: &[&str] = &["id", "updated_at", "fields", "omit"];
 
@@ -155,6 +163,62 @@ pub(crate) fn decode(
         errors,
         span: f.span,
     })
+}
+
+/// A provider document with `extends: BASE`: the fields it adds to the base's objects. Keys
+/// that only a provider of its own has (`base_url`, `auth`, an object's `operations`, ...)
+/// are reported: they would silently do nothing.
+pub(crate) fn decode_extension(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    name: Spanned<String>,
+) -> Option<ExtensionDoc> {
+    for (key, node, _) in &f.entries {
+        if !EXTENSION_KEYS.contains(key) {
+            cx.push(
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    node.span,
+                    format!("`{key}` has no effect in an extension of another provider"),
+                )
+                .with_label("belongs to the base provider")
+                .with_help(format!(
+                    "an extension (`extends:`) adds fields to the base's objects; change `{key}` in the base provider, or drop `extends` to declare a provider of its own"
+                )),
+            );
+        }
+    }
+    let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
+    let base = f.require(cx, "extends", |cx, n, _| cx.text(n));
+    let objects = f
+        .opt(cx, "objects", |cx, n, _| Some(extension_objects(cx, n)))
+        .unwrap_or_default();
+    Some(ExtensionDoc {
+        name,
+        description,
+        base: base?,
+        objects,
+        span: f.span,
+    })
+}
+
+fn extension_objects(cx: &mut Cx<'_>, node: &Node) -> Vec<ObjectExtension> {
+    let mut out = Vec::new();
+    for (name, key, value) in cx.entries(node) {
+        let object = cx.at(name.value.clone(), |cx| {
+            let f = cx.fields(value, Some(key.span), EXTENSION_OBJECT_KEYS)?;
+            let fields = f
+                .opt(cx, "fields", |cx, n, _| Some(field_decls(cx, n)))
+                .unwrap_or_default();
+            Some(ObjectExtension {
+                name,
+                fields,
+                span: value.span,
+            })
+        });
+        out.extend(object);
+    }
+    out
 }
 
 /// `rate_limit_headers: [{ remaining: X-RateLimit-Remaining, reset: X-RateLimit-Reset }]`.

@@ -10,7 +10,7 @@ use crate::types::Type;
 
 pub(crate) const KEYS: &[&str] = &["kind", "name", "description", "fields"];
 
-pub(crate) const FIELD_KEYS: &[&str] = &["type", "required", "options", "description"];
+pub(crate) const FIELD_KEYS: &[&str] = &["type", "required", "options", "label", "description"];
 
 pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<RecordDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
@@ -47,6 +47,8 @@ fn field_decl(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) ->
             format,
             required: false,
             options: Vec::new(),
+            label: None,
+            description: None,
         });
     }
     if node.as_map().is_none() {
@@ -72,6 +74,8 @@ fn field_decl(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) ->
         }
         Some(out)
     });
+    let label = f.opt(cx, "label", |cx, n, _| cx.text(n).map(|s| s.value));
+    let description = f.opt(cx, "description", |cx, n, _| cx.text(n).map(|s| s.value));
     let (ty, format) = ty?;
     if format == "enum" && options.as_ref().is_none_or(Vec::is_empty) {
         let at = f.get("options").map_or(f.owner, |n| n.span);
@@ -83,6 +87,8 @@ fn field_decl(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) ->
         format,
         required,
         options: options.unwrap_or_default(),
+        label,
+        description,
     })
 }
 

@@ -44,9 +44,20 @@ impl Builder {
             let required = document_required(kind);
             let doc = self.object(kind, keys, required, |b, key| b.document_value(kind, key));
             defs.insert((*kind).to_string(), doc);
+            // A provider with `extends:` is an extension of another one: its own table.
+            let then = if *kind == "provider" {
+                defs.insert("extension".into(), self.extension());
+                json!({
+                    "if": { "required": ["extends"] },
+                    "then": { "$ref": "#/$defs/extension" },
+                    "else": { "$ref": "#/$defs/provider" }
+                })
+            } else {
+                json!({ "$ref": format!("#/$defs/{kind}") })
+            };
             branches.push(json!({
                 "if": { "properties": { "kind": { "const": kind } }, "required": ["kind"] },
-                "then": { "$ref": format!("#/$defs/{kind}") }
+                "then": then
             }));
         }
         defs.insert("mapping".into(), self.mapping());
@@ -176,6 +187,7 @@ impl Builder {
             ("record", "fields") => ref_to("field_decls"),
             ("test", "flow" | "policy") => string(),
             ("test", "cases") => ref_to("test_cases"),
+            ("provider", "extends") => json!({ "type": "string", "description": "The provider this document adds fields to (an extension: no `base_url`, `auth` or operations of its own)." }),
             ("provider", "base_url") => json!({ "type": "string", "description": "The API's root URL (`https://...`), or a secret reference or template." }),
             ("provider", "auth") => self.auth(),
             ("provider", "rate_limit") => ref_to("rate"),
@@ -259,7 +271,7 @@ impl Builder {
                 "type" => string(),
                 "required" => json!({ "type": "boolean" }),
                 "options" => json!({ "type": "array", "items": scalar() }),
-                "description" => string(),
+                "label" | "description" => string(),
                 _ => return None,
             })
         });
@@ -392,6 +404,33 @@ impl Builder {
             })
         });
         json!({ "type": "object", "additionalProperties": object })
+    }
+
+    /// `kind: provider` with `extends:`: fields added to the base provider's objects.
+    fn extension(&mut self) -> Value {
+        let object = self.object(
+            "provider.extension.objects",
+            provider::EXTENSION_OBJECT_KEYS,
+            &[],
+            |_, k| {
+                Some(match k {
+                    "description" => string(),
+                    "fields" => ref_to("field_decls"),
+                    _ => return None,
+                })
+            },
+        );
+        self.object(
+            "provider.extension",
+            provider::EXTENSION_KEYS,
+            &["kind", "extends"],
+            |b, k| match k {
+                "objects" => {
+                    Some(json!({ "type": "object", "additionalProperties": object.clone() }))
+                }
+                _ => b.document_value("provider", k),
+            },
+        )
     }
 
     fn error_rules(&mut self) -> Value {

@@ -77,6 +77,15 @@ pub fn engine_with(rules: PathBuf, sandbox: bool) -> anyhow::Result<Engine> {
     ))
 }
 
+/// The engine for refreshing the field cache: checked without the cache it replaces (a
+/// mapped field the cache lacks is what `--create-missing` is for).
+pub fn engine_without_cache(rules: PathBuf, sandbox: bool) -> anyhow::Result<Engine> {
+    build(sandbox_credentials(
+        Engine::builder().rules_dir(rules).field_cache(false),
+        sandbox,
+    ))
+}
+
 /// With `sandbox`, the sandbox's credentials stand in for the environment's.
 pub fn sandbox_credentials(mut builder: EngineBuilder, sandbox: bool) -> EngineBuilder {
     if sandbox {

@@ -108,6 +108,10 @@ enum Command {
         /// Send to another base URL.
         #[arg(long = "base-url")]
         base_url: Option<String>,
+        /// First create the fields the rule files declare (the kit's and its extensions')
+        /// that the system lacks, through the object's `create_field` operation.
+        #[arg(long = "create-missing")]
+        create_missing: bool,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
@@ -204,8 +208,17 @@ fn main() -> ExitCode {
             rules,
             sandbox,
             base_url,
+            create_missing,
             format,
-        } => commands::fields::fields(&provider, &object, rules, sandbox, base_url, format),
+        } => commands::fields::fields(commands::fields::FieldsArgs {
+            provider,
+            object,
+            rules,
+            sandbox,
+            base_url,
+            create_missing,
+            format,
+        }),
         Command::Functions { markdown } => commands::functions::functions(markdown),
         Command::Schema => commands::schema::schema(),
         Command::Sandbox {

@@ -136,7 +136,6 @@ fn run_without_a_needed_secret_cannot_run() {
 }
 
 #[test]
-#[ignore = "issue 7: lead_to_hubspot maps custom properties a default HubSpot portal lacks (PROPERTY_DOESNT_EXIST); fixed with the kit"]
 fn readme_command_runs_against_the_sandbox() {
     let out = rulebridge()
         .args([
@@ -163,7 +162,15 @@ fn readme_command_runs_against_the_sandbox() {
         5,
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holds 5 contacts"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds 5 contacts"), "{stderr}");
+    // The fresh sandbox portal got Acme's custom properties first, and said so.
+    assert!(
+        stderr.contains(
+            "created 4 field(s) of hubspot.contact: lead_owner_team, lead_source, tags, form_submitted_at"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -86,3 +86,82 @@ fn discovered_fields_feed_lint() {
         "{report}"
     );
 }
+
+/// A flow into the HubSpot kit, with Acme's custom properties from their extension of it.
+const ACME_FLOW: &str = r#"
+kind: flow
+name: acme_leads
+source: {}
+target: { provider: hubspot, object: contact }
+mapping:
+  email: email
+  firstname: first_name
+  lead_owner_team: team
+  form_submitted_at: submitted_at
+"#;
+
+#[test]
+fn declared_fields_the_portal_lacks_fail_lint_until_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules/providers");
+    for kit in ["hubspot.yaml", "acme_hubspot_fields.yaml"] {
+        std::fs::copy(format!("{repo}/{kit}"), rules.join(kit)).expect("copy kit");
+    }
+    std::fs::write(rules.join("flow.yaml"), ACME_FLOW).expect("write");
+    let stdout = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let clean = rulebridge(dir.path(), &["lint", "rules"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+
+    // A fresh portal: HubSpot's default properties only.
+    let fields = rulebridge(dir.path(), &["fields", "hubspot", "contact", "--sandbox"]);
+    assert_eq!(fields.status.code(), Some(0), "{}", stderr(&fields));
+    let lint = rulebridge(dir.path(), &["lint", "rules"]);
+    let report = stdout(&lint);
+    assert_eq!(lint.status.code(), Some(1), "{report}");
+    for field in ["lead_owner_team", "form_submitted_at"] {
+        assert!(
+            report.contains(&format!(
+                "error[RB2012] `hubspot.contact` has no field `{field}` (discovered fields)"
+            )),
+            "{report}"
+        );
+    }
+    assert!(
+        report.contains("rulebridge fields hubspot contact --create-missing"),
+        "{report}"
+    );
+    assert!(!report.contains("`firstname`"), "HubSpot has it: {report}");
+
+    // Creating what the rule files declare: the portal then has it, and lint is clean.
+    let created = rulebridge(
+        dir.path(),
+        &[
+            "fields",
+            "hubspot",
+            "contact",
+            "--sandbox",
+            "--create-missing",
+        ],
+    );
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    assert!(
+        stderr(&created).contains(
+            "created 4 field(s) of hubspot.contact: lead_owner_team, lead_source, tags, form_submitted_at"
+        ),
+        "{}",
+        stderr(&created)
+    );
+    assert!(
+        stdout(&created)
+            .lines()
+            .any(|l| l.starts_with("form_submitted_at") && l.contains("datetime")),
+        "{}",
+        stdout(&created)
+    );
+    let after = rulebridge(dir.path(), &["lint", "rules"]);
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+}

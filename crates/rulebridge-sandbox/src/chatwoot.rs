@@ -8,14 +8,15 @@
 //!
 //! Only `GET /contacts/search` is throttled per account (reference: Rack::Attack throttles
 //! `/contacts/search`; contact create, update and filter are not throttled per account).
+//! Every request counts against the limit per client address (3000 a minute).
 
 use std::collections::BTreeMap;
-
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,6 +51,8 @@ pub(crate) struct Data {
     next_id: u64,
     accounts: BTreeMap<u64, BTreeMap<u64, Contact>>,
     search_window: Rolling,
+    /// Requests per client address.
+    ip_window: Rolling,
 }
 
 /// What this fake's handlers get: the shared part and this vendor's own state.
@@ -61,6 +64,7 @@ impl VendorData for Data {
             next_id: 1,
             accounts: BTreeMap::new(),
             search_window: Rolling::new(Duration::from_secs(60)),
+            ip_window: Rolling::new(Duration::from_secs(60)),
         }
     }
 
@@ -151,6 +155,7 @@ pub(crate) fn router(shared: Ctx) -> Router {
             get(show).put(update).delete(destroy),
         )
         .route_layer(middleware::from_fn(auth))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), limit_ip))
         .fallback(|| async { not_found() })
         .with_state(shared)
         .layer(middleware::from_fn_with_state(ctx, faults::observe))
@@ -183,6 +188,22 @@ fn throttled() -> Response {
         .into_response();
     r.extensions_mut().insert(RateLimited);
     r
+}
+
+/// Rack::Attack's throttle per client address, before authentication (reference: 3000/min
+/// per IP).
+async fn limit_ip(State(shared): State<Ctx>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let limit = shared.limit(shared.cfg.chatwoot_ip_rate_limit);
+    let verdict = shared.data().ip_window.check(&ip, limit);
+    match verdict {
+        Verdict::Allowed { .. } => next.run(req).await,
+        Verdict::Limited { .. } => throttled(),
+    }
 }
 
 /// Rack::Attack's contact-search throttle, per account (reference: 100/min).

@@ -81,7 +81,7 @@ pub const KITS: &[(&str, &str, Option<&str>)] = &[
         "/salesforce/services/data/v58.0",
         Some("/salesforce/services/oauth2/token"),
     ),
-    ("chatwoot", "/chatwoot/api/v1/accounts/1", None),
+    ("chatwoot", "/chatwoot/api/v1", None),
     ("jamf", "/jamf", None),
     ("jamf_bootstrap", "/jamf-bootstrap", None),
     ("usersync_crm", "/usersync", None),
@@ -133,6 +133,8 @@ pub struct SandboxConfig {
     /// Chatwoot contact search (`GET /contacts/search`) requests per minute, per account
     /// (100); Chatwoot throttles no other contact endpoint per account.
     pub chatwoot_search_rate_limit: u32,
+    /// Chatwoot requests per minute, per client address, on every endpoint (3000).
+    pub chatwoot_ip_rate_limit: u32,
     /// Salesforce API requests per rolling 24 h (the `Sforce-Limit-Info` total; 5000).
     pub salesforce_api_limit: u32,
     /// Salesforce duplicate handling: a unique Email field (`DUPLICATE_VALUE`) or a duplicate
@@ -173,6 +175,7 @@ impl Default for SandboxConfig {
             hubspot_search_lag: Duration::ZERO,
             hubspot_shuffle_batch_results: true,
             chatwoot_search_rate_limit: 100,
+            chatwoot_ip_rate_limit: 3000,
             salesforce_api_limit: 5000,
             salesforce_duplicates: SalesforceDuplicates::UniqueEmail,
             taskcrm_rate_limit: 100,

@@ -9,7 +9,7 @@ const TOKEN: &str = "sandbox-chatwoot-token";
 async fn start(config: SandboxConfig) -> (Sandbox, Client, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sb = sandbox::start(config).await.unwrap();
-    let base = sb.kit_base_url("chatwoot").unwrap();
+    let base = sb.kit_base_url("chatwoot").unwrap() + "/accounts/1";
     (sb, Client::new(), base)
 }
 
@@ -259,6 +259,33 @@ async fn bad_token_and_search_rate_limit() {
         cw.endpoints["GET /api/v1/accounts/{account}/contacts/search"].statuses["429"],
         1
     );
+}
+
+/// Reference "More facts", Chatwoot: Rack::Attack also throttles requests per client
+/// address, on every endpoint and whatever the account.
+#[tokio::test]
+async fn every_request_counts_against_the_limit_per_address() {
+    let (sb, c, base) = start(SandboxConfig {
+        chatwoot_ip_rate_limit: 3,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let other = base.replace("/accounts/1", "/accounts/2");
+    let mut statuses = Vec::new();
+    for url in [
+        format!("{base}/contacts"),
+        format!("{other}/contacts"),
+        format!("{base}/contacts/filter"),
+        format!("{other}/contacts/filter"),
+    ] {
+        let (s, _) = post(&c, &url, email_filter("x@example.com")).await;
+        statuses.push(s.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let resp = c.get(format!("{base}/contacts")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "before auth");
+    assert_eq!(resp.text().await.unwrap(), "Retry later\n");
+    assert_eq!(sb.state().providers["chatwoot"].rate_limited, 2);
 }
 
 /// Reference "More facts", Chatwoot: the account id is part of every path and differs per

@@ -40,6 +40,7 @@ async fn malformed_requests_get_client_errors() {
         hubspot_rate_limit: 1_000_000,
         hubspot_search_rate_limit: 1_000_000,
         chatwoot_search_rate_limit: 1_000_000,
+        chatwoot_ip_rate_limit: 1_000_000,
         salesforce_api_limit: 1_000_000,
         taskcrm_rate_limit: 1_000_000,
         usersync_rate_limit: 1_000_000,
@@ -121,7 +122,7 @@ async fn malformed_requests_get_client_errors() {
         .send()
         .await
         .unwrap();
-    let cw = sb.kit_base_url("chatwoot").unwrap();
+    let cw = sb.kit_base_url("chatwoot").unwrap() + "/accounts/1";
     c.post(format!("{cw}/contacts"))
         .header("api_access_token", "sandbox-chatwoot-token")
         .json(&json!({"name": "x"}))

@@ -49,7 +49,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let mut builder = sandbox_credentials(Engine::builder().rules_dir(&args.rules), args.sandbox);
+    // The field cache describes the real system, not the fresh sandbox (prepared below).
+    let mut builder = sandbox_credentials(
+        Engine::builder()
+            .rules_dir(&args.rules)
+            .field_cache(!args.sandbox),
+        args.sandbox,
+    );
     if let Some(sb) = &sandbox {
         for (kit, _, _) in rulebridge_sandbox::KITS {
             if let Some(url) = sb.kit_base_url(kit) {
@@ -61,6 +67,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         builder = builder.base_url(provider, url);
     }
     let engine = build(builder)?;
+    if let Some(sb) = &sandbox {
+        prepare_sandbox(&engine, sb, &args.flow, &rt)?;
+    }
 
     let mut options = RunOptions {
         concurrency: args.concurrency.max(1),
@@ -119,4 +128,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         rt.block_on(sb.shutdown());
     }
     Ok(if summary.failed > 0 { EXIT_PROBLEMS } else { 0 })
+}
+
+/// A sandbox starts as a fresh account of each vendor, without the fields an integrator
+/// created in theirs: the declared fields of the flow's target that the fake lacks are
+/// created first (where the kit can create fields), as `fields --create-missing` would.
+fn prepare_sandbox(
+    engine: &Engine,
+    sb: &rulebridge_sandbox::Sandbox,
+    flow: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let Some(flow) = engine.plan().flow(flow) else {
+        return Ok(());
+    };
+    let (provider, object) = (flow.provider.as_str(), flow.object.as_str());
+    let can_create = engine
+        .plan()
+        .provider(provider)
+        .and_then(|p| p.object(object))
+        .is_some_and(|o| o.operation("create_field").is_some() && !o.fields().is_empty());
+    let Some(url) = sb.kit_base_url(provider).filter(|_| can_create) else {
+        return Ok(());
+    };
+    let connector = engine.http_connector(provider, Some(&url))?;
+    let creation = rt.block_on(rulebridge::connect::fields::create_missing(
+        &connector, object,
+    ))?;
+    if !creation.created.is_empty() {
+        eprint!("sandbox: ");
+    }
+    crate::commands::fields::report_creation(provider, object, &creation);
+    Ok(())
 }
