@@ -192,6 +192,7 @@ impl Context<'_> {
             );
             return;
         };
+        let errors_before = self.error_count();
         if !obj.fields.is_empty() {
             for (field, _) in &r.by {
                 if field.value != "id" && !obj.fields.iter().any(|f| f.name.value == field.value) {
@@ -214,6 +215,10 @@ impl Context<'_> {
                     );
                 }
             }
+        }
+        if self.error_count() > errors_before {
+            // An unknown field is the problem; what the search reads follows from it.
+            return;
         }
         let fields: Vec<&Spanned<String>> = r.by.iter().map(|(f, _)| f).collect();
         self.check_search_fields(&fields, search, &r.object.value, "a reference");
