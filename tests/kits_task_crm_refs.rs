@@ -20,7 +20,10 @@ const KIT: &str = "task_crm";
 /// make two runs of five flows take minutes; the sandbox's limit is raised to match).
 fn quick_engine() -> Engine {
     let kit = std::fs::read_to_string("rules/providers/task_crm.yaml").expect("kit");
-    assert!(kit.contains("rate_limit: 100 per 1m"), "the kit's pacing changed");
+    assert!(
+        kit.contains("rate_limit: 100 per 1m"),
+        "the kit's pacing changed"
+    );
     let kit = kit.replace("rate_limit: 100 per 1m", "rate_limit: 200 per 1s");
     let flows = std::fs::read_to_string("rules/flows/task_crm.yaml").expect("flows");
     let mut b = Engine::builder()
@@ -232,7 +235,11 @@ async fn five_entities_resync_updates_and_every_link_resolves() {
     // refer to two clients (one has none); eight tasks to four projects and three users.
     let project_run = &first[1].2;
     assert_eq!(gets(project_run, "/clients"), 2, "client lookups");
-    assert_eq!(gets(project_run, "/projects"), 4, "one duplicate lookup per project");
+    assert_eq!(
+        gets(project_run, "/projects"),
+        4,
+        "one duplicate lookup per project"
+    );
     let task_run = &first[3].2;
     assert_eq!(gets(task_run, "/projects"), 4, "project lookups");
     assert_eq!(gets(task_run, "/users"), 3, "user lookups");
@@ -253,8 +260,16 @@ async fn five_entities_resync_updates_and_every_link_resolves() {
         .collect();
     assert_eq!(again, held);
     assert_eq!(dangling(&sb), Vec::<String>::new());
-    assert!(rows(&sb, "clients").iter().all(|c| c["industry"] == "Banking"));
-    assert!(rows(&sb, "tasks").iter().all(|t| t["description"] == "round 1"));
+    assert!(
+        rows(&sb, "clients")
+            .iter()
+            .all(|c| c["industry"] == "Banking")
+    );
+    assert!(
+        rows(&sb, "tasks")
+            .iter()
+            .all(|t| t["description"] == "round 1")
+    );
 }
 
 #[tokio::test]
@@ -263,15 +278,15 @@ async fn an_unresolved_reference_fails_only_its_record() {
     let engine = quick_engine();
     let base = sb.kit_base_url(KIT).expect("kit");
     let send = |flow: &'static str, input: String| {
-        let connector = Arc::new(
-            engine
-                .http_connector(KIT, Some(&base))
-                .expect("connector"),
-        );
+        let connector = Arc::new(engine.http_connector(KIT, Some(&base)).expect("connector"));
         let p = pipeline(&engine, connector, flow, &one_by_one(2));
         async move { outcomes(&p, &input).await }
     };
-    let c = send("client_to_task_crm", ndjson(&[json!({"id": 1, "name": "Acme"})])).await;
+    let c = send(
+        "client_to_task_crm",
+        ndjson(&[json!({"id": 1, "name": "Acme"})]),
+    )
+    .await;
     assert_eq!(count(&c, "created"), 1, "{c:?}");
     let projects = ndjson(&[
         json!({"id": 1, "title": "Known", "client_id": 1}),
@@ -291,7 +306,9 @@ async fn an_unresolved_reference_fails_only_its_record() {
     // An assignee no user has: the task is not sent.
     let users = ndjson(&[json!({"email": "ada@example.com", "name": "Ada"})]);
     assert_eq!(count(&send("user_to_task_crm", users).await, "created"), 1);
-    let tasks = ndjson(&[json!({"id": 1, "title": "T", "project_id": 1, "assignee_email": "nobody@example.com"})]);
+    let tasks = ndjson(&[
+        json!({"id": 1, "title": "T", "project_id": 1, "assignee_email": "nobody@example.com"}),
+    ]);
     let t = send("task_to_task_crm", tasks).await;
     assert_eq!(t[0]["error"]["kind"], "unresolved_reference", "{t:?}");
     assert_eq!(t[0]["error"]["field"], "assignee_id", "{t:?}");

@@ -88,8 +88,14 @@ fn searches(crm: &MemoryConnector, what: &str) -> usize {
 #[tokio::test]
 async fn references_resolve_to_ids_once_per_distinct_key() {
     let crm = Arc::new(MemoryConnector::new());
-    let acme = crm.insert("client", json!({"name": "Acme", "external_id": "billing-7"}));
-    let globex = crm.insert("client", json!({"name": "Globex", "external_id": "billing-8"}));
+    let acme = crm.insert(
+        "client",
+        json!({"name": "Acme", "external_id": "billing-7"}),
+    );
+    let globex = crm.insert(
+        "client",
+        json!({"name": "Globex", "external_id": "billing-8"}),
+    );
     let input: Vec<Value> = (0..20)
         .map(|i| json!({"title": format!("P{i}"), "client": if i % 2 == 0 { 7 } else { 8 }}))
         .collect();
@@ -99,17 +105,27 @@ async fn references_resolve_to_ids_once_per_distinct_key() {
     let projects = crm.records("project");
     assert_eq!(projects.len(), 20);
     for (_, p) in &projects {
-        let n: u32 = p["name"].as_str().and_then(|n| n[1..].parse().ok()).unwrap_or(99);
+        let n: u32 = p["name"]
+            .as_str()
+            .and_then(|n| n[1..].parse().ok())
+            .unwrap_or(99);
         let want = if n % 2 == 0 { &acme } else { &globex };
         // The field is declared a number: the id is written as one.
-        assert_eq!(p["client_id"], json!(want.parse::<u64>().unwrap_or(0)), "{p}");
+        assert_eq!(
+            p["client_id"],
+            json!(want.parse::<u64>().unwrap_or(0)),
+            "{p}"
+        );
     }
 }
 
 #[tokio::test]
 async fn none_or_several_matches_fail_only_that_record() {
     let crm = Arc::new(MemoryConnector::new());
-    crm.insert("client", json!({"name": "Acme", "external_id": "billing-7"}));
+    crm.insert(
+        "client",
+        json!({"name": "Acme", "external_id": "billing-7"}),
+    );
     crm.insert("client", json!({"name": "Twin", "external_id": "twin"}));
     crm.insert("client", json!({"name": "Twin too", "external_id": "twin"}));
     let out = send(
@@ -122,11 +138,22 @@ async fn none_or_several_matches_fail_only_that_record() {
         ]),
     )
     .await;
-    let status: Vec<&str> = out.iter().map(|o| o["status"].as_str().unwrap_or("")).collect();
-    assert_eq!(status, ["created", "failed", "failed", "created"], "{out:?}");
+    let status: Vec<&str> = out
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        status,
+        ["created", "failed", "failed", "created"],
+        "{out:?}"
+    );
     assert_eq!(out[1]["error"]["kind"], "unresolved_reference");
     assert_eq!(out[1]["error"]["field"], "client_id");
-    assert!(out[1]["error"]["at"].as_str().is_some_and(|a| a.starts_with("rules.yaml:")));
+    assert!(
+        out[1]["error"]["at"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("rules.yaml:"))
+    );
     assert_eq!(out[2]["error"]["kind"], "unresolved_reference");
     assert_eq!(out[2]["error"]["field"], "owner");
     let message = out[2]["error"]["message"].as_str().unwrap_or_default();
@@ -137,7 +164,10 @@ async fn none_or_several_matches_fail_only_that_record() {
 #[tokio::test]
 async fn a_failed_lookup_is_not_cached() {
     let crm = Arc::new(MemoryConnector::new());
-    crm.insert("client", json!({"name": "Acme", "external_id": "billing-7"}));
+    crm.insert(
+        "client",
+        json!({"name": "Acme", "external_id": "billing-7"}),
+    );
     crm.fail_next("search", Fault::Before);
     let out = send(crm.clone(), &lines(&[json!({"title": "P", "client": 7})])).await;
     // The transient failure gets the end-of-run pass, which looks the client up again.
@@ -148,8 +178,14 @@ async fn a_failed_lookup_is_not_cached() {
 #[tokio::test]
 async fn a_compound_key_on_a_reference_updates_on_the_second_run() {
     let crm = Arc::new(MemoryConnector::new());
-    crm.insert("client", json!({"name": "Acme", "external_id": "billing-7"}));
-    crm.insert("client", json!({"name": "Globex", "external_id": "billing-8"}));
+    crm.insert(
+        "client",
+        json!({"name": "Acme", "external_id": "billing-7"}),
+    );
+    crm.insert(
+        "client",
+        json!({"name": "Globex", "external_id": "billing-8"}),
+    );
     // The same project name under two clients: two projects.
     let input = lines(&[
         json!({"title": "Relaunch", "client": 7}),
@@ -158,7 +194,10 @@ async fn a_compound_key_on_a_reference_updates_on_the_second_run() {
     let first = send(crm.clone(), &input).await;
     assert!(first.iter().all(|o| o["status"] == "created"), "{first:?}");
     let second = send(crm.clone(), &input).await;
-    assert!(second.iter().all(|o| o["status"] == "updated"), "{second:?}");
+    assert!(
+        second.iter().all(|o| o["status"] == "updated"),
+        "{second:?}"
+    );
     assert_eq!(first[0]["target_id"], second[0]["target_id"]);
     assert_eq!(first[1]["target_id"], second[1]["target_id"]);
     assert_eq!(crm.records("project").len(), 2);

@@ -342,15 +342,19 @@ impl Context<'_> {
                         ),
                     )
                     .with_label("not produced by the mapping")
-                    .with_help(suggest(p, mapped.iter().copied()).unwrap_or_else(|| {
-                        "a compound key joins mapped fields with `+`, e.g. `project_id+title`"
-                            .into()
-                    })),
+                    .with_help(
+                        suggest(p, mapped.iter().copied()).unwrap_or_else(|| {
+                            "a compound key joins mapped fields with `+`, e.g. `project_id+title`"
+                                .into()
+                        }),
+                    ),
                 );
                 return;
             }
         }
-        if let Some(search) = object.and_then(|o| o.operations.iter().find(|o| o.name.value == "search")) {
+        if let Some(search) =
+            object.and_then(|o| o.operations.iter().find(|o| o.name.value == "search"))
+        {
             let spanned: Vec<Spanned<String>> = parts
                 .iter()
                 .map(|p| Spanned::new((*p).to_string(), key.span))

@@ -32,7 +32,11 @@ fn search_reads(op: &Operation) -> SearchReads<'_> {
     let mut texts: Vec<&str> = vec![op.path.value.as_str()];
     texts.extend(op.query.iter().map(|(_, v)| v.value.as_str()));
     texts.extend(op.headers.iter().map(|(_, v)| v.value.as_str()));
-    let body = op.body.as_ref().map(|b| b.value.to_string()).unwrap_or_default();
+    let body = op
+        .body
+        .as_ref()
+        .map(|b| b.value.to_string())
+        .unwrap_or_default();
     texts.push(&body);
     let reads = |name: &str| texts.iter().any(|t| template_reads(t, name));
     let key_param = op
@@ -118,8 +122,10 @@ impl Context<'_> {
                         continue;
                     };
                     let ty = at.ty.non_null().clone();
-                    if !matches!(ty, Type::Any | Type::String | Type::Number | Type::Bool | Type::Null)
-                    {
+                    if !matches!(
+                        ty,
+                        Type::Any | Type::String | Type::Number | Type::Bool | Type::Null
+                    ) {
                         self.report(
                             Diagnostic::new(
                                 Code::RefKeyType,
@@ -155,7 +161,11 @@ impl Context<'_> {
     /// The referenced object exists, can be searched, and is searched by the named fields.
     fn check_ref_target(&mut self, r: &RefDoc, provider: &ProviderDoc) {
         let Some(obj) = object(provider, &r.object.value) else {
-            let names: Vec<&str> = provider.objects.iter().map(|o| o.name.value.as_str()).collect();
+            let names: Vec<&str> = provider
+                .objects
+                .iter()
+                .map(|o| o.name.value.as_str())
+                .collect();
             self.report(
                 Diagnostic::new(
                     Code::UnknownRefObject,
@@ -166,9 +176,11 @@ impl Context<'_> {
                     ),
                 )
                 .with_label("unknown object")
-                .with_help(suggest(&r.object.value, names.iter().copied()).unwrap_or_else(|| {
-                    format!("objects of `{}`: {}", provider.name.value, names.join(", "))
-                })),
+                .with_help(
+                    suggest(&r.object.value, names.iter().copied()).unwrap_or_else(|| {
+                        format!("objects of `{}`: {}", provider.name.value, names.join(", "))
+                    }),
+                ),
             );
             return;
         };
@@ -207,10 +219,16 @@ impl Context<'_> {
                         )
                         .with_label("not declared by the referenced object")
                         .with_help(
-                            suggest(&field.value, obj.fields.iter().map(|f| f.name.value.as_str()))
-                                .unwrap_or_else(|| {
-                                    format!("declare `{}` in `{}`'s fields", field.value, r.object.value)
-                                }),
+                            suggest(
+                                &field.value,
+                                obj.fields.iter().map(|f| f.name.value.as_str()),
+                            )
+                            .unwrap_or_else(|| {
+                                format!(
+                                    "declare `{}` in `{}`'s fields",
+                                    field.value, r.object.value
+                                )
+                            }),
                         ),
                     );
                 }
@@ -286,10 +304,7 @@ impl Context<'_> {
     }
 
     /// Every `depends_on` names a flow, and no flows depend on each other in a cycle.
-    pub(super) fn check_flow_dependencies(
-        &mut self,
-        flows: &BTreeMap<&str, &FlowDoc>,
-    ) {
+    pub(super) fn check_flow_dependencies(&mut self, flows: &BTreeMap<&str, &FlowDoc>) {
         let docs: Vec<&FlowDoc> = flows.values().copied().collect();
         for doc in &docs {
             for d in &doc.depends_on {
@@ -326,7 +341,10 @@ impl Context<'_> {
         let mut d = Diagnostic::new(
             Code::FlowCycle,
             span,
-            format!("flows depend on each other in a cycle: {}", names.join(" → ")),
+            format!(
+                "flows depend on each other in a cycle: {}",
+                names.join(" → ")
+            ),
         )
         .with_label("closes the cycle")
         .with_help(
@@ -334,7 +352,10 @@ impl Context<'_> {
              the objects it refers to; remove one of these dependencies",
         );
         for &i in &cycle[1..cycle.len() - 1] {
-            d = d.with_related(docs[i].name.span, format!("`{}` is part of the cycle", nodes[i].name));
+            d = d.with_related(
+                docs[i].name.span,
+                format!("`{}` is part of the cycle", nodes[i].name),
+            );
         }
         self.report(d);
     }

@@ -278,15 +278,15 @@ pub trait Connector: Send + Sync {
 /// (case- and space-insensitively; `5` equals `"5"`). A field the record does not show fails
 /// the comparison when `strict`, and is taken on trust otherwise (the search filtered by it).
 pub fn fields_agree(fields: &Value, criteria: &[(&str, &str)], strict: bool) -> bool {
-    criteria.iter().all(|(field, value)| {
-        match fields.get(*field).filter(|v| !v.is_null()) {
+    criteria.iter().all(
+        |(field, value)| match fields.get(*field).filter(|v| !v.is_null()) {
             Some(v) => {
                 crate::exec::normalize_key(v)
                     == crate::exec::normalize_key(&Value::String((*value).to_string()))
             }
             None => !strict,
-        }
-    })
+        },
+    )
 }
 
 fn unsupported(n: usize, what: &str) -> Vec<Result<Written, ConnectError>> {

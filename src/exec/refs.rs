@@ -150,7 +150,11 @@ impl Resolver {
             }
         }
         let lookup = (object, criteria);
-        match self.lookup(call, &lookup).await.map_err(Unresolved::Failed)? {
+        match self
+            .lookup(call, &lookup)
+            .await
+            .map_err(Unresolved::Failed)?
+        {
             Hit::One(id) => Ok(id),
             Hit::None => Err(Unresolved::Missing(missing(field, &lookup, None))),
             Hit::Several(n) => Err(Unresolved::Missing(missing(field, &lookup, Some(n)))),

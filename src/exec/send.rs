@@ -24,8 +24,8 @@ use crate::plan::FlowPlan;
 use crate::syntax::doc::OnMatch;
 
 use super::decide::{Decision, decide};
-use super::refs::{self, Resolver, Unresolved};
 use super::pipeline::{Completion, Job, Sink};
+use super::refs::{self, Resolver, Unresolved};
 use super::{Outcome, RecordError, Status};
 
 /// How a flow sends.
@@ -404,7 +404,12 @@ impl ConnectorSink {
     }
 
     /// A search by the payload values of match key `key` (see [`Self::by_criteria`]).
-    async fn search_key(&self, call: &Call, job: &Job, key: &str) -> Result<Vec<Found>, ConnectError> {
+    async fn search_key(
+        &self,
+        call: &Call,
+        job: &Job,
+        key: &str,
+    ) -> Result<Vec<Found>, ConnectError> {
         let criteria = refs::key_criteria(&self.flow, key, &job.payload).unwrap_or_default();
         refs::search_by_criteria(self.connector.as_ref(), call, self.object(), &criteria).await
     }

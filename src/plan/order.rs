@@ -22,7 +22,8 @@ pub(crate) struct FlowNode<'a> {
 /// among `nodes`, and the flows writing an object the flow refers to (never itself: a flow
 /// referring to its own object, e.g. a task's parent task, orders nothing).
 pub(crate) fn edges(nodes: &[FlowNode<'_>]) -> Vec<Vec<usize>> {
-    let by_name: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
+    let by_name: BTreeMap<&str, usize> =
+        nodes.iter().enumerate().map(|(i, n)| (n.name, i)).collect();
     nodes
         .iter()
         .enumerate()
@@ -162,7 +163,12 @@ impl FlowPlan {
 mod tests {
     use super::*;
 
-    fn node<'a>(name: &'a str, object: &'a str, refs: &[&'a str], deps: &[&'a str]) -> FlowNode<'a> {
+    fn node<'a>(
+        name: &'a str,
+        object: &'a str,
+        refs: &[&'a str],
+        deps: &[&'a str],
+    ) -> FlowNode<'a> {
         FlowNode {
             name,
             provider: "crm",

@@ -307,7 +307,9 @@ fn reference(cx: &mut Cx<'_>, node: &Node) -> Option<RefDoc> {
         let mut by = Vec::new();
         for (field, _, value) in cx.entries(n) {
             let key = cx.at(field.value.clone(), |cx| match &value.kind {
-                NodeKind::Map(entries) if entries.iter().any(|(k, _)| k.as_str() == Some("ref")) => {
+                NodeKind::Map(entries)
+                    if entries.iter().any(|(k, _)| k.as_str() == Some("ref")) =>
+                {
                     reference(cx, value).map(|r| RefKey::Ref(Box::new(r)))
                 }
                 NodeKind::String(_) | NodeKind::Number(_) | NodeKind::Bool(_) => {

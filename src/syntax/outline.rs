@@ -163,7 +163,12 @@ impl Writer<'_> {
                 }
             })
             .collect();
-        format!("ref {} where {} {}", self.s(&r.object), by.join(" "), self.at(r.span))
+        format!(
+            "ref {} where {} {}",
+            self.s(&r.object),
+            by.join(" "),
+            self.at(r.span)
+        )
     }
 
     fn cases(&mut self, indent: usize, title: &str, cases: &[TestCase]) {

@@ -261,7 +261,9 @@ impl Builder {
         let mut properties = Map::new();
         for key in flow::REF_KEYS {
             let value = match *key {
-                "ref" => json!({ "type": "string", "description": "The referenced object of the flow's provider." }),
+                "ref" => {
+                    json!({ "type": "string", "description": "The referenced object of the flow's provider." })
+                }
                 "where" => json!({
                     "type": "object",
                     "description": "The fields the referenced record is found by (all must match), each an expression or a reference.",

@@ -73,7 +73,11 @@ pub fn inputs_for(flows: &[&str], specs: &[String]) -> anyhow::Result<Vec<String
     let mut out = Vec::with_capacity(flows.len());
     let mut missing = Vec::new();
     for flow in flows {
-        let file = named.iter().rev().find(|(f, _)| f == flow).map(|(_, file)| file.to_string());
+        let file = named
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flow)
+            .map(|(_, file)| file.to_string());
         match (file, dir) {
             (Some(f), _) => out.push(f),
             (None, Some(d)) => out.push(in_dir(d, flow)?),
@@ -226,7 +230,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             };
             rt.block_on(pipeline.run(input, out, progress))?.0
         } else {
-            rt.block_on(pipeline.run(input, NdjsonOutput(stdout), progress))?.0
+            rt.block_on(pipeline.run(input, NdjsonOutput(stdout), progress))?
+                .0
         };
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -268,7 +273,10 @@ mod tests {
 
     #[test]
     fn one_flow_reads_a_file_or_stdin() {
-        assert_eq!(inputs_for(&["a"], &specs(&["-"])).ok(), Some(vec!["-".to_string()]));
+        assert_eq!(
+            inputs_for(&["a"], &specs(&["-"])).ok(),
+            Some(vec!["-".to_string()])
+        );
         assert_eq!(
             inputs_for(&["a"], &specs(&["x.ndjson"])).ok(),
             Some(vec!["x.ndjson".to_string()])
@@ -301,7 +309,10 @@ mod tests {
         let got = inputs_for(&["a", "b"], &specs(&[&d, "b=other.ndjson"])).ok();
         assert_eq!(
             got,
-            Some(vec![dir.join("a.ndjson").to_string_lossy().into_owned(), "other.ndjson".into()])
+            Some(vec![
+                dir.join("a.ndjson").to_string_lossy().into_owned(),
+                "other.ndjson".into()
+            ])
         );
         let e = inputs_for(&["a", "c"], &specs(&[&d])).err();
         assert!(e.is_some_and(|e| e.to_string().contains("no c.ndjson")));
