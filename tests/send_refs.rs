@@ -96,8 +96,8 @@ async fn references_resolve_to_ids_once_per_distinct_key() {
         "client",
         json!({"name": "Globex", "external_id": "billing-8"}),
     );
-    let input: Vec<Value> = (0..20)
-        .map(|i| json!({"title": format!("P{i}"), "client": if i % 2 == 0 { 7 } else { 8 }}))
+    let input: Vec<Value> = (0u32..20)
+        .map(|i| json!({"title": format!("P{i}"), "client": if i.is_multiple_of(2) { 7 } else { 8 }}))
         .collect();
     let out = send(crm.clone(), &lines(&input)).await;
     assert!(out.iter().all(|o| o["status"] == "created"), "{out:?}");
@@ -109,7 +109,7 @@ async fn references_resolve_to_ids_once_per_distinct_key() {
             .as_str()
             .and_then(|n| n[1..].parse().ok())
             .unwrap_or(99);
-        let want = if n % 2 == 0 { &acme } else { &globex };
+        let want = if n.is_multiple_of(2) { &acme } else { &globex };
         // The field is declared a number: the id is written as one.
         assert_eq!(
             p["client_id"],
