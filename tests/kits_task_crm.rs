@@ -178,16 +178,15 @@ async fn projects_then_tasks_and_a_task_for_a_missing_project() {
     .await;
     assert_eq!(count(&p, "created"), 2, "{p:?}");
     let pid = p[0]["target_id"].as_str().expect("id").to_string();
-    let tasks = format!(
-        "{{\"title\":\"Draft copy\",\"project_id\":\"{pid}\",\"state\":\"in_progress\",\"due\":\"2024-02-01T17:00:00Z\"}}\n{{\"title\":\"Orphan\",\"project_id\":\"999\"}}\n"
-    );
+    // Tasks name their tracker project; the CRM gets its own project id.
+    let tasks = "{\"title\":\"Draft copy\",\"project_id\":5,\"state\":\"in_progress\",\"due\":\"2024-02-01T17:00:00Z\"}\n{\"title\":\"Orphan\",\"project_id\":999}\n";
     let t = send(
         &engine,
         &sb,
         KIT,
         KIT,
         "task_to_task_crm",
-        &tasks,
+        tasks,
         one_by_one(1),
     )
     .await;
@@ -196,11 +195,12 @@ async fn projects_then_tasks_and_a_task_for_a_missing_project() {
     assert_eq!(task["project_id"].to_string(), pid);
     assert_eq!(task["due_date"], "2024-02-01");
     assert_eq!(t[1]["status"], "failed");
-    assert_eq!(t[1]["error"]["kind"], "validation");
+    assert_eq!(t[1]["error"]["kind"], "unresolved_reference", "{t:?}");
+    assert_eq!(t[1]["error"]["field"], "project_id", "{t:?}");
     assert!(
         t[1]["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("project_id")),
+            .is_some_and(|m| m.contains("tracker-999")),
         "{t:?}"
     );
     assert_eq!(rows(&sb, "tasks").len(), 1);

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::Scope;
 use crate::plan::{
-    DuplicatePlan, FieldPlan, FlowPlan, InputField, MappingPlan, PolicyPlan, TargetCheck, ValuePlan,
+    DuplicatePlan, FieldPlan, FlowPlan, InputField, MappingPlan, PolicyPlan, RefField, TargetCheck,
+    ValuePlan,
 };
 use crate::syntax::doc::{
     FieldDecl, FlowDoc, Mapping, MappingValue, ObjectDoc, ProviderDoc, RecordDoc, Spanned,
@@ -180,10 +181,13 @@ impl Context<'_> {
         }
 
         let mut redacted = Vec::new();
+        let mut refs = Vec::new();
         let mut names = MappingNames {
             secrets: &secret_names,
             leaky: &lets.leaky,
             read: &mut read,
+            provider: r.providers.get(doc.target.provider.value.as_str()).copied(),
+            refs: &mut refs,
         };
         let mapping = self.compile_mapping(
             &doc.mapping,
@@ -241,6 +245,12 @@ impl Context<'_> {
 
         let duplicates = doc.duplicates.as_ref().map(|d| {
             for k in &d.match_keys {
+                // A compound key (`project_id+title`) matches on all of its fields at once.
+                let parts = k.value.split('+').map(str::trim);
+                if parts.clone().count() > 1 {
+                    self.check_compound_key(k, parts.clone(), &mapped, object);
+                    continue;
+                }
                 if !mapped.contains(k.value.as_str()) {
                     self.report(
                         Diagnostic::new(
@@ -261,7 +271,14 @@ impl Context<'_> {
                 }
             }
             DuplicatePlan {
-                match_keys: d.match_keys.iter().map(|k| k.value.clone()).collect(),
+                match_keys: d
+                    .match_keys
+                    .iter()
+                    .map(|k| {
+                        let parts: Vec<&str> = k.value.split('+').map(str::trim).collect();
+                        parts.join("+")
+                    })
+                    .collect(),
                 on_match: d.on_match.value,
                 on_multiple: d.on_multiple.value,
                 repeats: d.repeats.value,
@@ -301,6 +318,8 @@ impl Context<'_> {
                 .map(|r| r.value.clone())
                 .collect(),
             duplicates,
+            refs,
+            depends_on: doc.depends_on.iter().map(|d| d.value.clone()).collect(),
             redacted,
             tests: doc.tests.clone(),
             span: doc.span,
@@ -364,6 +383,50 @@ impl Context<'_> {
                     .with_related(decl.name.span, "declared here")
                     .with_help(help),
             );
+        }
+    }
+
+    /// Every field of a compound match key is mapped, and the object's search reads them all.
+    fn check_compound_key<'k>(
+        &mut self,
+        key: &Spanned<String>,
+        parts: impl Iterator<Item = &'k str>,
+        mapped: &BTreeSet<&str>,
+        object: Option<&ObjectDoc>,
+    ) {
+        let parts: Vec<&str> = parts.collect();
+        for p in &parts {
+            if p.is_empty() || !mapped.contains(p) {
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownMatchKey,
+                        key.span,
+                        format!(
+                            "`{p}` of compound match key `{}` is not a field of the mapped payload",
+                            key.value
+                        ),
+                    )
+                    .with_label("not produced by the mapping")
+                    .with_help(
+                        suggest(p, mapped.iter().copied()).unwrap_or_else(|| {
+                            "a compound key joins mapped fields with `+`, e.g. `project_id+title`"
+                                .into()
+                        }),
+                    ),
+                );
+                return;
+            }
+        }
+        if let Some(search) =
+            object.and_then(|o| o.operations.iter().find(|o| o.name.value == "search"))
+        {
+            let spanned: Vec<Spanned<String>> = parts
+                .iter()
+                .map(|p| Spanned::new((*p).to_string(), key.span))
+                .collect();
+            let refs: Vec<&Spanned<String>> = spanned.iter().collect();
+            let name = object.map(|o| o.name.value.as_str()).unwrap_or_default();
+            self.check_search_fields(&refs, search, name, "the duplicate rule");
         }
     }
 
@@ -587,6 +650,56 @@ impl Context<'_> {
                         self.compile_mapping(inner, scope, None, names, redacted, &nested_prefix);
                     (ValuePlan::Nested(m), Type::Object, *span)
                 }
+                MappingValue::Ref(r) => {
+                    let mut objects = Vec::new();
+                    let Some(plan) =
+                        self.compile_ref(r, scope, names.provider, names.read, &mut objects)
+                    else {
+                        continue;
+                    };
+                    let declared = decl.map(|d| d.ty.value.non_null().clone());
+                    if let (Some(d), Some(ty)) = (decl, &declared)
+                        && !matches!(ty, Type::Any | Type::String | Type::Number)
+                    {
+                        self.report(
+                            Diagnostic::new(
+                                Code::TargetType,
+                                r.span,
+                                format!(
+                                    "`{}` is declared `{}`, which cannot hold the id of a `{}` record",
+                                    d.name.value, d.format, r.object.value
+                                ),
+                            )
+                            .with_label("a record id")
+                            .with_related(d.name.span, "field declared here")
+                            .with_help("refer to records from a string or number field"),
+                        );
+                        continue;
+                    }
+                    names.refs.push(RefField {
+                        path: format!("{prefix}{}", target.value),
+                        objects,
+                        numeric: declared == Some(Type::Number),
+                        location: location.clone(),
+                    });
+                    // Evaluation yields the unresolved reference; only `required` is checked
+                    // then (a null key means no reference), the id's type when it is resolved.
+                    let check = decl.filter(|d| d.required).map(|d| {
+                        Box::new(TargetCheck {
+                            declared: d.format.clone(),
+                            required: true,
+                            ..TargetCheck::default()
+                        })
+                    });
+                    fields.push(FieldPlan {
+                        target: target.value.clone(),
+                        value: ValuePlan::Ref(plan),
+                        ty: declared.map(Type::optional).unwrap_or(Type::Any),
+                        location,
+                        check,
+                    });
+                    continue;
+                }
             };
             let check = decl.and_then(|decl| {
                 self.check_target_type(decl, &value, &ty, value_span);
@@ -674,6 +787,10 @@ struct MappingNames<'x> {
     /// Named values that carry a secret unsealed.
     leaky: &'x BTreeSet<String>,
     read: &'x mut BTreeSet<String>,
+    /// The flow's provider, whose objects references point at.
+    provider: Option<&'x ProviderDoc>,
+    /// References found so far, by payload path.
+    refs: &'x mut Vec<RefField>,
 }
 
 /// Adds the root names `source` reads to `read`.

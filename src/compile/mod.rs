@@ -9,6 +9,7 @@ mod lets;
 mod policy;
 mod policy_outputs;
 mod provider;
+mod refs;
 mod table_lint;
 mod template;
 mod tests_lint;
@@ -240,6 +241,7 @@ impl Context<'_> {
                 flows.insert(name.to_string(), Arc::new(f));
             }
         }
+        self.check_flow_dependencies(&flow_docs.by_name);
 
         for doc in flow_docs.by_name.values() {
             self.check_test_expectations(

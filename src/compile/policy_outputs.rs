@@ -29,7 +29,17 @@ impl Context<'_> {
                     }
                 }
                 MappingValue::Nested(inner, _) => self.check_mapping_outputs(inner, policy),
+                MappingValue::Ref(r) => self.check_ref_outputs(r, policy),
                 MappingValue::Const(_) => {}
+            }
+        }
+    }
+
+    fn check_ref_outputs(&mut self, r: &crate::syntax::doc::RefDoc, policy: &PolicyPlan) {
+        for (_, key) in &r.by {
+            match key {
+                crate::syntax::doc::RefKey::Expr(text) => self.check_expr_outputs(text, policy),
+                crate::syntax::doc::RefKey::Ref(inner) => self.check_ref_outputs(inner, policy),
             }
         }
     }

@@ -43,7 +43,7 @@ const ANY_OPERATION: &[&str] = &[
 /// `vars` and `secrets`), for its path/query/headers/body and for its batch `item`.
 pub(crate) fn provides(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match name {
-        "search" => (&["key", "field"], &[]),
+        "search" => (&["key", "field", "match"], &[]),
         "create" => (&["payload"], &[]),
         "update" => (&["payload", "id"], &[]),
         "get" | "delete" => (&["id"], &[]),

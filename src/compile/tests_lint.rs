@@ -152,8 +152,11 @@ fn produced(mapping: &Mapping, path: &[String]) -> Result<(), (usize, Vec<String
             MappingValue::Template(_) if depth + 1 < path.len() => {
                 return Err((depth + 1, Vec::new()));
             }
-            // An expression may produce any object.
-            MappingValue::Template(_) | MappingValue::Expr(_) => return Ok(()),
+            // An expression may produce any object; a reference is shown unresolved
+            // (`{ref, where}`) before it is sent.
+            MappingValue::Template(_) | MappingValue::Expr(_) | MappingValue::Ref(_) => {
+                return Ok(());
+            }
         }
     }
     Ok(())

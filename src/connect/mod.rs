@@ -200,6 +200,26 @@ pub trait Connector: Send + Sync {
         })
     }
 
+    /// Records of `object` whose fields equal every `(field, value)` of `criteria`: a
+    /// compound match key (`project_id+title`) or a reference found by several fields.
+    /// Connectors whose search filters by several fields at once override this; the default
+    /// searches by the first criterion and keeps the records whose fields hold the others.
+    fn search_where<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        criteria: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
+        Box::pin(async move {
+            let Some((field, value)) = criteria.first() else {
+                return Ok(Vec::new());
+            };
+            let mut found = self.search(call, object, field, value).await?;
+            found.retain(|f| fields_agree(&f.fields, &criteria[1..], true));
+            Ok(found)
+        })
+    }
+
     fn create<'a>(
         &'a self,
         call: &'a Call,
@@ -252,6 +272,21 @@ pub trait Connector: Send + Sync {
         let _ = (call, object);
         Box::pin(async move { unsupported(items.len(), "batch update") })
     }
+}
+
+/// Whether a found record's fields hold every `(field, value)`, compared as identity keys are
+/// (case- and space-insensitively; `5` equals `"5"`). A field the record does not show fails
+/// the comparison when `strict`, and is taken on trust otherwise (the search filtered by it).
+pub fn fields_agree(fields: &Value, criteria: &[(&str, &str)], strict: bool) -> bool {
+    criteria.iter().all(
+        |(field, value)| match fields.get(*field).filter(|v| !v.is_null()) {
+            Some(v) => {
+                crate::exec::normalize_key(v)
+                    == crate::exec::normalize_key(&Value::String((*value).to_string()))
+            }
+            None => !strict,
+        },
+    )
 }
 
 fn unsupported(n: usize, what: &str) -> Vec<Result<Written, ConnectError>> {

@@ -75,6 +75,12 @@ codes! {
     ExtensionFieldConflict = "RB2010", Error, "an extension declares a field the provider object already declares";
     ExtendsUndeclaredObject = "RB2011", Error, "an extension adds fields to an object that declares none";
     FieldNotInRemote = "RB2012", Error, "a mapped field is missing from the target's discovered fields";
+    // References between objects.
+    UnknownRefObject = "RB2015", Error, "a reference (`ref:`) names an object the flow's provider does not have";
+    RefWithoutSearch = "RB2016", Error, "a referenced object has no search operation to find its records by";
+    UnknownRefField = "RB2017", Error, "a reference finds records by a field the referenced object does not declare";
+    RefSearchMismatch = "RB2018", Error, "the search operation does not look records up by the fields a reference or match key names";
+    RefKeyType = "RB2019", Error, "a reference's key value is not a string, number or boolean";
     // Policy tables.
     RowArity = "RB3001", Error, "row has the wrong number of cells";
     UnreachableRow = "RB3002", Error, "row can never match under hit policy `first`";
@@ -93,6 +99,9 @@ codes! {
     UnknownFieldType = "RB5004", Error, "a `fields` operation maps a vendor type to an unknown field type";
     InvalidUsagePattern = "RB5005", Error, "a rate-limit `usage` header has no valid pattern";
     FieldsOnlyKey = "RB5006", Warning, "a key only `fields` operations read, on another operation";
+    // Multi-flow runs.
+    FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
+    UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";
 }
 
 impl std::fmt::Display for Code {

@@ -12,6 +12,7 @@ pub mod pipeline;
 mod policy;
 pub mod reader;
 mod record;
+mod refs;
 pub mod send;
 
 use std::borrow::Cow;
@@ -284,7 +285,7 @@ fn finish(flow: &FlowPlan, env: &Env<'_>) -> Result<Evaluation, RecordError> {
     let mut identity = Vec::new();
     if let Some(d) = &flow.duplicates {
         for k in &d.match_keys {
-            match payload.get(k).and_then(normalize_key) {
+            match identity_value(flow, &payload, k) {
                 Some(v) => identity.push(v),
                 None => {
                     return Err(RecordError::new(
@@ -339,6 +340,7 @@ fn map_into(
                     })?;
                 Value::String(rendered)
             }
+            ValuePlan::Ref(r) => refs::evaluate(r, env, &format!("{prefix}{}", field.target))?,
             ValuePlan::Nested(inner) => {
                 let mut nested = Map::with_capacity(inner.fields.len());
                 let p = format!("{prefix}{}.", field.target);
@@ -519,6 +521,24 @@ fn eval_at<'a>(at: &'a ExprAt, env: &Env<'a>, what: &str) -> Result<Cow<'a, Valu
     at.compiled.eval(env).map_err(|e| {
         RecordError::new(FailureKind::Mapping, format!("{what}: {}", e.message)).at(&at.location)
     })
+}
+
+/// The identity value of match key `key`: the normalized field, the fields of a compound key
+/// (`project_id+title`) joined, an unresolved reference as its JSON text (one source key
+/// stands for one referenced record). `None` when a field is null or empty.
+fn identity_value(flow: &FlowPlan, payload: &Map<String, Value>, key: &str) -> Option<String> {
+    let one = |field: &str| {
+        let v = payload.get(field)?;
+        match v {
+            Value::Object(_) if flow.ref_field(field).is_some() => Some(v.to_string()),
+            _ => normalize_key(v),
+        }
+    };
+    if !key.contains('+') {
+        return one(key);
+    }
+    let parts: Option<Vec<String>> = key.split('+').map(one).collect();
+    parts.map(|p| p.join("\u{1f}"))
 }
 
 /// Identity keys compare case- and space-insensitively (e-mail addresses, codes).

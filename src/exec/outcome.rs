@@ -60,6 +60,9 @@ pub enum FailureKind {
     NotFound,
     /// The target system refused the request for another reason.
     Rejected,
+    /// A reference (`ref:`) found no record of the referenced object, or several (`field`
+    /// names the reference).
+    UnresolvedReference,
 }
 
 /// A per-record failure: kind, reason, and where in the rules it happened.

@@ -25,6 +25,7 @@ use crate::syntax::doc::OnMatch;
 
 use super::decide::{Decision, decide};
 use super::pipeline::{Completion, Job, Sink};
+use super::refs::{self, Resolver, Unresolved};
 use super::{Outcome, RecordError, Status};
 
 /// How a flow sends.
@@ -54,6 +55,8 @@ pub struct ConnectorSink {
     connector: Arc<dyn Connector>,
     options: SendOptions,
     caps: Capabilities,
+    /// Resolves the flow's references (`ref:`), with the run's cache; `None` without any.
+    refs: Option<Resolver>,
 }
 
 impl ConnectorSink {
@@ -65,18 +68,23 @@ impl ConnectorSink {
             caps.batch_create = None;
             caps.batch_update = None;
         }
+        let refs = (!flow.refs.is_empty()).then(|| Resolver::new(connector.clone()));
         ConnectorSink {
             flow,
             connector,
             options,
             caps,
+            refs,
         }
     }
 
     /// Batch upserts by the one match key, when the flow updates on match.
     fn upserts(&self) -> Option<usize> {
         let d = self.flow.duplicates.as_ref()?;
-        let fits = d.on_match == OnMatch::Update && d.match_keys.len() == 1;
+        // A compound key or one on a reference is not one value an upsert can key by.
+        let fits = d.on_match == OnMatch::Update
+            && d.match_keys.len() == 1
+            && !d.match_keys.iter().any(|k| self.by_criteria(k));
         self.caps.batch_upsert.filter(|n| fits && *n > 1)
     }
 
@@ -85,6 +93,44 @@ impl ConnectorSink {
     }
 
     async fn write_group(&self, jobs: Vec<Job>) -> Vec<Completion> {
+        // Step 1: references, resolved for the whole group before anything is looked up.
+        let (jobs, mut done) = self.resolve_references(jobs).await;
+        if jobs.is_empty() {
+            return done;
+        }
+        done.extend(self.write_resolved(jobs).await);
+        done
+    }
+
+    /// Replaces the references in each job's payload with the ids they point at, all jobs
+    /// at once (the resolver's cache makes equal references one search). Jobs whose
+    /// references cannot be resolved are done here: `unresolved_reference`, or the failed
+    /// search.
+    async fn resolve_references(&self, jobs: Vec<Job>) -> (Vec<Job>, Vec<Completion>) {
+        let Some(resolver) = &self.refs else {
+            return (jobs, Vec::new());
+        };
+        let flow = &self.flow;
+        let results = futures::future::join_all(jobs.into_iter().map(|mut job| async move {
+            let call = Call::with_deadline(job.deadline);
+            let r = resolver.resolve(&call, flow, &mut job.payload).await;
+            (job, r)
+        }))
+        .await;
+        let mut ready = Vec::with_capacity(results.len());
+        let mut done = Vec::new();
+        for (job, r) in results {
+            match r {
+                Ok(()) => ready.push(job),
+                Err(Unresolved::Missing(e)) => done.push(self.failed(job, e)),
+                Err(Unresolved::Failed(e)) => done.push(self.failure(job, "reference lookup", &e)),
+            }
+        }
+        (ready, done)
+    }
+
+    /// Step 2: look up, decide and write a group whose references are resolved.
+    async fn write_resolved(&self, jobs: Vec<Job>) -> Vec<Completion> {
         if self.upserts().is_some() && jobs.iter().all(|j| j.prior.is_none()) {
             return self.upsert_group(jobs).await;
         }
@@ -144,6 +190,17 @@ impl ConnectorSink {
         for (k, field) in rule.match_keys.iter().enumerate() {
             if todo.is_empty() {
                 break;
+            }
+            if self.by_criteria(field) {
+                // A compound key, or one on a reference: one search per job, by its payload.
+                for &i in &todo {
+                    match self.search_key(call, &jobs[i], field).await {
+                        Ok(f) => found[i] = f,
+                        Err(e) => errors[i] = Some(e),
+                    }
+                }
+                todo.retain(|&i| found[i].is_empty() && errors[i].is_none());
+                continue;
             }
             let per = self.caps.batch_search.unwrap_or(1).max(1);
             for part in todo.chunks(per) {
@@ -326,15 +383,35 @@ impl ConnectorSink {
             return Ok(Vec::new());
         };
         for (field, value) in rule.match_keys.iter().zip(&job.identity) {
-            let found = self
-                .connector
-                .search(call, self.object(), field, value)
-                .await?;
+            let found = if self.by_criteria(field) {
+                self.search_key(call, job, field).await?
+            } else {
+                self.connector
+                    .search(call, self.object(), field, value)
+                    .await?
+            };
             if !found.is_empty() {
                 return Ok(found);
             }
         }
         Ok(Vec::new())
+    }
+
+    /// Whether match key `key` is looked up by its fields' payload values rather than its
+    /// identity value.
+    fn by_criteria(&self, key: &str) -> bool {
+        key.contains('+') || self.flow.ref_field(key).is_some()
+    }
+
+    /// A search by the payload values of match key `key` (see [`Self::by_criteria`]).
+    async fn search_key(
+        &self,
+        call: &Call,
+        job: &Job,
+        key: &str,
+    ) -> Result<Vec<Found>, ConnectError> {
+        let criteria = refs::key_criteria(&self.flow, key, &job.payload).unwrap_or_default();
+        refs::search_by_criteria(self.connector.as_ref(), call, self.object(), &criteria).await
     }
 
     async fn update_all(

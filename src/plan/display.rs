@@ -396,6 +396,7 @@ fn fields(m: &MappingPlan, flow: &FlowPlan, prefix: &str) -> Vec<FieldView> {
                     None,
                     fields(inner, flow, &format!("{path}.")),
                 ),
+                ValuePlan::Ref(r) => ("ref", Some(r.describe()), None, Vec::new()),
             };
             FieldView {
                 target: f.target.clone(),

@@ -5,6 +5,7 @@
 //! type-checked; secrets appear only as references, never as values.
 
 mod display;
+pub(crate) mod order;
 pub(crate) mod provider;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use crate::syntax::doc::{HitPolicy, OnMatch, OnMultiple, Repeats, TestCase, Test
 use crate::types::Type;
 
 pub use display::PlanView;
+pub use order::OrderError;
 pub use provider::{ObjectPlan, OperationPlan, ProviderPlan};
 
 /// A compiled rule set.
@@ -136,6 +138,10 @@ pub struct FlowPlan {
     pub omit_nulls: bool,
     pub required: Vec<String>,
     pub duplicates: Option<DuplicatePlan>,
+    /// Payload fields holding references, resolved when the record is sent.
+    pub refs: Vec<RefField>,
+    /// Flows declared (`depends_on`) to run before this one in a multi-flow run.
+    pub depends_on: Vec<String>,
     /// Top-level payload fields computed from secrets: shown as `***` in dry-run output.
     pub redacted: Vec<String>,
     pub tests: Vec<TestCase>,
@@ -227,6 +233,58 @@ pub enum ValuePlan {
     Const(Value),
     Template(TemplatePlan),
     Nested(MappingPlan),
+    /// A reference: evaluation produces an unresolved [`RefPlan::placeholder`], the send
+    /// sink replaces it with the referenced record's id.
+    Ref(RefPlan),
+}
+
+/// A reference to a record of another object of the flow's provider.
+#[derive(Debug)]
+pub struct RefPlan {
+    pub object: String,
+    /// The fields the record is found by, each with its value; all must match.
+    pub by: Vec<(String, RefKeyPlan)>,
+}
+
+/// How the value of one field of a reference's `where` is produced.
+#[derive(Debug)]
+pub enum RefKeyPlan {
+    Expr(ExprAt),
+    Ref(Box<RefPlan>),
+}
+
+/// A payload field holding a reference.
+#[derive(Debug, Clone)]
+pub struct RefField {
+    /// The field's path in the payload (`client_id`, `links.owner`).
+    pub path: String,
+    /// Every object the reference (and the references inside it) reads, outermost first.
+    pub objects: Vec<String>,
+    /// The target field is declared a number: the resolved id is written as one.
+    pub numeric: bool,
+    pub location: Location,
+}
+
+impl RefPlan {
+    /// The reference as written, for plan output: `ref client where external_id = EXPR`.
+    pub fn describe(&self) -> String {
+        let by: Vec<String> = self
+            .by
+            .iter()
+            .map(|(f, k)| match k {
+                RefKeyPlan::Expr(e) => format!("{f} = {}", e.source),
+                RefKeyPlan::Ref(inner) => format!("{f} = ({})", inner.describe()),
+            })
+            .collect();
+        format!("ref {} where {}", self.object, by.join(", "))
+    }
+}
+
+impl FlowPlan {
+    /// The reference at a payload path, if the field holds one.
+    pub fn ref_field(&self, path: &str) -> Option<&RefField> {
+        self.refs.iter().find(|r| r.path == path)
+    }
 }
 
 /// A minijinja template compiled at plan time.

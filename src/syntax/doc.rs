@@ -118,6 +118,9 @@ pub struct FlowDoc {
     pub mapping: Mapping,
     pub options: MappingOptions,
     pub duplicates: Option<DuplicateRule>,
+    /// Flows that must run before this one in a multi-flow run (besides those inferred from
+    /// its references).
+    pub depends_on: Vec<Spanned<String>>,
     pub tests: Vec<TestCase>,
     pub span: Span,
 }
@@ -180,6 +183,29 @@ pub enum MappingValue {
     Template(Spanned<String>),
     /// `field: { fields: { ... } }` or a nested mapping — an object built the same way.
     Nested(Mapping, Span),
+    /// `field: { ref: client, where: { external_id: EXPR } }` — the target's own id of
+    /// another object's record, found by its search operation when the record is sent.
+    Ref(RefDoc),
+}
+
+/// A reference to a record of another object of the flow's provider.
+#[derive(Clone, Debug)]
+pub struct RefDoc {
+    /// The referenced object.
+    pub object: Spanned<String>,
+    /// The fields the record is found by, each with how its value is produced; every one
+    /// must match.
+    pub by: Vec<(Spanned<String>, RefKey)>,
+    pub span: Span,
+}
+
+/// How the value of one field of a reference's `where` is produced.
+#[derive(Clone, Debug)]
+pub enum RefKey {
+    /// An expression over the record.
+    Expr(Spanned<String>),
+    /// The id of another referenced record (`project_id: { ref: project, where: .. }`).
+    Ref(Box<RefDoc>),
 }
 
 /// How to find an existing target record and what to do when one exists.

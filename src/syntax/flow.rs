@@ -3,7 +3,7 @@
 use super::decode::{Cx, Fields};
 use super::doc::{
     DuplicateRule, FlowDoc, LetDecl, Mapping, MappingEntry, MappingOptions, MappingValue, OnMatch,
-    OnMultiple, Repeats, SourceSpec, Spanned, TargetSpec,
+    OnMultiple, RefDoc, RefKey, Repeats, SourceSpec, Spanned, TargetSpec,
 };
 use super::node::{Node, NodeKind};
 use super::testcase::{self, Subject};
@@ -22,6 +22,7 @@ pub(crate) const KEYS: &[&str] = &[
     "mapping",
     "options",
     "duplicates",
+    "depends_on",
     "tests",
 ];
 
@@ -55,6 +56,10 @@ pub(crate) const DUPLICATES_KEYS: &[&str] = &["match", "on_match", "on_multiple"
 /// Keys with a meaning inside a mapping entry written as a mapping.
 pub(crate) const VALUE_FORMS: &[&str] = &["value", "template", "expr", "fields"];
 
+/// Keys of a reference, `{ ref: OBJECT, where: { FIELD: EXPR, .. } }`: a mapping entry with a
+/// `ref` key is one (a nested object with a field named `ref` is written `{ fields: {..} }`).
+pub(crate) const REF_KEYS: &[&str] = &["ref", "where"];
+
 pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<FlowDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
     let source = f.opt(cx, "source", source).unwrap_or_default();
@@ -70,6 +75,9 @@ pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> 
     let mapping = f.require(cx, "mapping", |cx, n, _| Some(mapping(cx, n)));
     let options = f.opt(cx, "options", options).unwrap_or_default();
     let duplicates = f.opt(cx, "duplicates", duplicates);
+    let depends_on = f
+        .opt(cx, "depends_on", |cx, n, _| Some(cx.string_list(n)))
+        .unwrap_or_default();
     let tests = f
         .opt(cx, "tests", |cx, n, _| {
             Some(testcase::cases(cx, n, Subject::Flow))
@@ -87,6 +95,7 @@ pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> 
         mapping: mapping.unwrap_or_default(),
         options,
         duplicates,
+        depends_on,
         tests,
         span: f.span,
     })
@@ -263,6 +272,9 @@ fn mapping_value(cx: &mut Cx<'_>, node: &Node) -> Option<MappingValue> {
             );
             None
         }
+        NodeKind::Map(entries) if entries.iter().any(|(k, _)| k.as_str() == Some("ref")) => {
+            reference(cx, node).map(MappingValue::Ref)
+        }
         NodeKind::Map(entries) => {
             let form = match entries.as_slice() {
                 [(k, v)] => k
@@ -285,6 +297,57 @@ fn mapping_value(cx: &mut Cx<'_>, node: &Node) -> Option<MappingValue> {
             }
         }
     }
+}
+
+/// `{ ref: OBJECT, where: { FIELD: EXPR | { ref: .. }, .. } }`.
+fn reference(cx: &mut Cx<'_>, node: &Node) -> Option<RefDoc> {
+    let f = cx.fields(node, None, REF_KEYS)?;
+    let object = f.require(cx, "ref", |cx, n, _| cx.string(n));
+    let by = f.require(cx, "where", |cx, n, _| {
+        let mut by = Vec::new();
+        for (field, _, value) in cx.entries(n) {
+            let key = cx.at(field.value.clone(), |cx| match &value.kind {
+                NodeKind::Map(entries)
+                    if entries.iter().any(|(k, _)| k.as_str() == Some("ref")) =>
+                {
+                    reference(cx, value).map(|r| RefKey::Ref(Box::new(r)))
+                }
+                NodeKind::String(_) | NodeKind::Number(_) | NodeKind::Bool(_) => {
+                    cx.text(value).map(RefKey::Expr)
+                }
+                _ => {
+                    cx.wrong_type(
+                        value,
+                        "an expression or a reference",
+                        Some(
+                            "write `FIELD: EXPR` (e.g. `external_id: '\"billing-${id}\"'`) or \
+                             `FIELD: { ref: OBJECT, where: {..} }`"
+                                .into(),
+                        ),
+                    );
+                    None
+                }
+            });
+            by.extend(key.map(|k| (field, k)));
+        }
+        if by.is_empty() {
+            let d = Diagnostic::new(
+                Code::MissingField,
+                n.span,
+                format!("{} names no field to find the record by", cx.here()),
+            )
+            .with_label("no fields")
+            .with_help("write `where: { FIELD: EXPR }`, e.g. `where: { external_id: billing_id }`");
+            cx.push(d);
+            return None;
+        }
+        Some(by)
+    });
+    Some(RefDoc {
+        object: object?,
+        by: by?,
+        span: node.span,
+    })
 }
 
 fn options(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<MappingOptions> {

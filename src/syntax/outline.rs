@@ -144,12 +144,32 @@ impl Writer<'_> {
                 MappingValue::Const(v) => format!("{target} = const {}", self.json(v)),
                 MappingValue::Template(t) => format!("{target} = template {}", self.s(t)),
                 MappingValue::Nested(_, span) => format!("{target} = nested {}", self.at(*span)),
+                MappingValue::Ref(r) => format!("{target} = {}", self.reference(r)),
             };
             self.line(indent, text);
             if let MappingValue::Nested(inner, _) = &e.value {
                 self.mapping(indent + 1, inner);
             }
         }
+    }
+
+    fn reference(&self, r: &crate::syntax::doc::RefDoc) -> String {
+        let by: Vec<String> = r
+            .by
+            .iter()
+            .map(|(field, key)| match key {
+                crate::syntax::doc::RefKey::Expr(x) => format!("{}={}", self.s(field), self.s(x)),
+                crate::syntax::doc::RefKey::Ref(inner) => {
+                    format!("{}=({})", self.s(field), self.reference(inner))
+                }
+            })
+            .collect();
+        format!(
+            "ref {} where {} {}",
+            self.s(&r.object),
+            by.join(" "),
+            self.at(r.span)
+        )
     }
 
     fn cases(&mut self, indent: usize, title: &str, cases: &[TestCase]) {

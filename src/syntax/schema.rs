@@ -62,6 +62,7 @@ impl Builder {
         }
         defs.insert("mapping".into(), self.mapping());
         defs.insert("mapping_value".into(), self.mapping_value());
+        defs.insert("reference".into(), self.reference());
         defs.insert("field_decls".into(), self.field_decls());
         defs.insert("test_cases".into(), self.test_cases());
         defs.insert("rate".into(), self.rate());
@@ -128,6 +129,7 @@ impl Builder {
                 })
             }
             ("flow", "key" | "policy") => string(),
+            ("flow", "depends_on") => ref_to("names"),
             ("flow", "secrets") => json!({
                 "type": "object",
                 "additionalProperties": scalar(),
@@ -261,8 +263,38 @@ impl Builder {
                 "additionalProperties": false,
             }));
         }
+        forms.push(ref_to("reference"));
         forms.push(ref_to("mapping"));
         json!({ "anyOf": forms })
+    }
+
+    /// `{ ref: OBJECT, where: { FIELD: EXPR | reference } }`.
+    fn reference(&mut self) -> Value {
+        let mut properties = Map::new();
+        for key in flow::REF_KEYS {
+            let value = match *key {
+                "ref" => {
+                    json!({ "type": "string", "description": "The referenced object of the flow's provider." })
+                }
+                "where" => json!({
+                    "type": "object",
+                    "description": "The fields the referenced record is found by (all must match), each an expression or a reference.",
+                    "additionalProperties": { "anyOf": [expression(), scalar(), ref_to("reference")] },
+                }),
+                _ => {
+                    self.undescribed.push(format!("flow.mapping.ref.{key}"));
+                    json!({})
+                }
+            };
+            properties.insert((*key).to_string(), value);
+        }
+        json!({
+            "type": "object",
+            "description": "The target's own id of a record of another object, found by its search operation when the record is sent.",
+            "properties": properties,
+            "required": flow::REF_KEYS,
+            "additionalProperties": false,
+        })
     }
 
     fn field_decls(&mut self) -> Value {

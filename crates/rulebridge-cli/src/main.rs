@@ -55,15 +55,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
-    /// Run a flow over NDJSON records; prints one outcome per record, in input order.
+    /// Run flows over NDJSON records; prints one outcome per record, in input order. Several
+    /// flows run one after the other in dependency order (`depends_on`, and the flows writing
+    /// what a flow's references point at before it), each outcome naming its flow.
     Run {
-        /// Flow name or path of the flow's file.
-        flow: String,
+        /// Flow names or paths of flow files.
+        #[arg(required = true, num_args = 1..)]
+        flows: Vec<String>,
         #[arg(long, default_value = "rules")]
         rules: PathBuf,
-        /// NDJSON input file, or `-` for standard input.
-        #[arg(long, default_value = "-")]
-        input: String,
+        /// NDJSON input: a file, or `-` for standard input (one flow); `FLOW=FILE` for one of
+        /// several flows (repeatable); or a directory holding `FLOW.ndjson` (or `.jsonl`) for
+        /// every flow without a `FLOW=FILE`.
+        #[arg(long, default_value = "-", value_name = "FILE|FLOW=FILE|DIR")]
+        input: Vec<String>,
         /// Evaluate and print payloads without sending anything.
         #[arg(long)]
         dry_run: bool,
@@ -176,7 +181,7 @@ fn main() -> ExitCode {
             format,
         } => commands::plan::plan(&flow, rules, format),
         Command::Run {
-            flow,
+            flows,
             rules,
             input,
             dry_run,
@@ -189,7 +194,7 @@ fn main() -> ExitCode {
             no_batch,
             record_timeout,
         } => commands::run::run(RunArgs {
-            flow,
+            flows,
             rules,
             input,
             dry_run,

@@ -180,3 +180,42 @@ fn schema_prints_the_rule_file_schema() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(schema, rulebridge::syntax::schema::rule_file_schema());
 }
+
+#[test]
+fn several_flows_run_in_dependency_order_each_on_its_input() {
+    // Listed out of order; one input from a directory, one named.
+    assert_cmd_snapshot!(rulebridge().args([
+        "run",
+        "comment_to_task_crm",
+        "task_to_task_crm",
+        "project_to_task_crm",
+        "client_to_task_crm",
+        "user_to_task_crm",
+        "--input",
+        "examples/data/task_crm",
+        "--input",
+        "client_to_task_crm=examples/data/task_crm/client_to_task_crm.ndjson",
+        "--dry-run",
+    ]));
+}
+
+#[test]
+fn several_flows_without_an_input_each_cannot_run() {
+    let out = rulebridge()
+        .args([
+            "run",
+            "client_to_task_crm",
+            "project_to_task_crm",
+            "--input",
+            "client_to_task_crm=examples/data/task_crm/client_to_task_crm.ndjson",
+            "--dry-run",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no input for project_to_task_crm"),
+        "{stderr}"
+    );
+}

@@ -34,6 +34,7 @@
 //! | `payload` | the mapped record (create, update, one batch item) |
 //! | `id` | the target record's id (update, get, delete) |
 //! | `key`, `field` | the identity value and field name (search, one batch item) |
+//! | `match` | search: every field looked up and its value (`match.project_id`), for a compound match key or a reference found by several fields |
 //! | `items` (also `inputs`, `records`) | a batch (`batch_*` operations): the rendered `item` template of every item, or the payloads when the operation has none |
 //! | `payloads`, `keys` | a batch: the payloads and the identity values |
 //! | `first` | a batch: the first item's payload |
@@ -438,10 +439,30 @@ impl HttpConnector {
         value: &str,
         deadline: Option<Instant>,
     ) -> Result<Vec<Found>, ConnectError> {
+        self.search_where_impl(object, &[(field, value)], deadline)
+            .await
+    }
+
+    /// A search by every `(field, value)` of `criteria`: the first is `key` and `field`, and
+    /// all of them are `match.FIELD` in the operation's templates.
+    async fn search_where_impl(
+        &self,
+        object: &str,
+        criteria: &[(&str, &str)],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Found>, ConnectError> {
+        let Some((field, value)) = criteria.first() else {
+            return Ok(Vec::new());
+        };
         let (obj, op) = self.operation(object, "search")?;
         let mut m = Map::new();
-        m.insert("key".into(), Value::from(value));
-        m.insert("field".into(), Value::from(field));
+        m.insert("key".into(), Value::from(*value));
+        m.insert("field".into(), Value::from(*field));
+        let by: Map<String, Value> = criteria
+            .iter()
+            .map(|(f, v)| ((*f).to_string(), Value::from(*v)))
+            .collect();
+        m.insert("match".into(), Value::Object(by));
         let cx = self.context(m);
         let resp = self.run(obj, op, &cx, deadline).await?;
         let items = match &op.results {
@@ -451,10 +472,15 @@ impl HttpConnector {
                 _ => Vec::new(),
             },
         };
-        items
+        let mut out = items
             .into_iter()
             .map(|item| found(&obj.response, op, item))
-            .collect()
+            .collect::<Result<Vec<Found>, ConnectError>>()?;
+        if criteria.len() > 1 {
+            // A search that filtered by fewer fields than asked finds no false matches.
+            out.retain(|f| super::fields_agree(&f.fields, criteria, false));
+        }
+        Ok(out)
     }
 
     async fn create_impl(
@@ -724,6 +750,15 @@ impl Connector for HttpConnector {
         value: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
         Box::pin(self.search_impl(object, field, value, call.deadline))
+    }
+
+    fn search_where<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        criteria: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<Vec<Found>, ConnectError>> {
+        Box::pin(self.search_where_impl(object, criteria, call.deadline))
     }
 
     fn create<'a>(

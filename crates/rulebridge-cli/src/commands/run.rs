@@ -1,22 +1,27 @@
-//! `rulebridge run`: a flow over NDJSON records — a dry run or a send — printing one outcome
+//! `rulebridge run`: flows over NDJSON records — a dry run or a send — printing one outcome
 //! per input line, in input order, and a summary on stderr.
+//!
+//! Several flows run one after the other, in dependency order (a flow after those it declares
+//! in `depends_on` and after those writing the objects its references point at), each over its
+//! own input: `--input FLOW=FILE` (repeatable), or `--input DIR` where flow `F` reads
+//! `DIR/F.ndjson` (or `DIR/F.jsonl`). Each outcome then carries its flow's name (`"flow"`).
 
 use std::io::{self, BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rulebridge::Engine;
-use rulebridge::exec::RunOptions;
-use rulebridge::exec::pipeline::NdjsonOutput;
+use rulebridge::exec::pipeline::{NdjsonOutput, Output};
 use rulebridge::exec::send::SendOptions;
+use rulebridge::exec::{Outcome, RunOptions};
 
 use crate::common::{EXIT_PROBLEMS, build, progress_bar, sandbox_credentials};
 
 /// What `run` was asked to do.
 pub struct RunArgs {
-    pub flow: String,
+    pub flows: Vec<String>,
     pub rules: PathBuf,
-    pub input: String,
+    pub input: Vec<String>,
     pub dry_run: bool,
     pub sandbox: bool,
     pub concurrency: usize,
@@ -26,6 +31,101 @@ pub struct RunArgs {
     pub batch: bool,
     pub record_timeout: u64,
     pub max_record_size: usize,
+}
+
+/// The input each flow reads, in the order of `flows` (flow names): `-` or a file for a single
+/// flow, else `FLOW=FILE` entries and at most one directory holding `FLOW.ndjson`/`.jsonl`.
+pub fn inputs_for(flows: &[&str], specs: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    let mut plain: Vec<&str> = Vec::new();
+    for spec in specs {
+        match spec.split_once('=') {
+            Some((flow, file)) if flows.contains(&flow) => named.push((flow, file)),
+            Some((flow, _)) if !Path::new(spec).exists() => anyhow::bail!(
+                "--input {spec}: `{flow}` is not one of the flows being run ({})",
+                flows.join(", ")
+            ),
+            _ => plain.push(spec),
+        }
+    }
+    if flows.len() == 1 && named.is_empty() {
+        let only = match plain.as_slice() {
+            [] => "-",
+            [one] => one,
+            _ => anyhow::bail!("one flow reads one --input; got {}", plain.len()),
+        };
+        return Ok(vec![if Path::new(only).is_dir() {
+            in_dir(only, flows[0])?
+        } else {
+            only.to_string()
+        }]);
+    }
+    // `-` is the default of --input: with several flows it only counts if given alone.
+    let dirs: Vec<&str> = plain.iter().copied().filter(|p| *p != "-").collect();
+    let dir = match dirs.as_slice() {
+        [] => None,
+        [d] if Path::new(d).is_dir() => Some(*d),
+        [f] => anyhow::bail!(
+            "--input {f}: with several flows, give `FLOW=FILE` for each or a directory of `FLOW.ndjson` files"
+        ),
+        _ => anyhow::bail!("give at most one input directory"),
+    };
+    let mut out = Vec::with_capacity(flows.len());
+    let mut missing = Vec::new();
+    for flow in flows {
+        let file = named
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flow)
+            .map(|(_, file)| file.to_string());
+        match (file, dir) {
+            (Some(f), _) => out.push(f),
+            (None, Some(d)) => out.push(in_dir(d, flow)?),
+            (None, None) => missing.push(*flow),
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "no input for {}: give `--input FLOW=FILE` or `--input DIR` with `FLOW.ndjson`",
+            missing.join(", ")
+        );
+    }
+    if out.iter().filter(|f| *f == "-").count() > 1 {
+        anyhow::bail!("standard input (`-`) can feed one flow only");
+    }
+    Ok(out)
+}
+
+/// `DIR/FLOW.ndjson`, or `DIR/FLOW.jsonl`.
+fn in_dir(dir: &str, flow: &str) -> anyhow::Result<String> {
+    for ext in ["ndjson", "jsonl"] {
+        let p = Path::new(dir).join(format!("{flow}.{ext}"));
+        if p.is_file() {
+            return Ok(p.to_string_lossy().into_owned());
+        }
+    }
+    anyhow::bail!("{dir} holds no {flow}.ndjson or {flow}.jsonl")
+}
+
+/// Outcomes as NDJSON, each with the name of the flow it belongs to.
+struct FlowOutput<W> {
+    flow: String,
+    out: W,
+}
+
+impl<W: io::Write + Send> Output for FlowOutput<W> {
+    fn outcome(&mut self, outcome: &Outcome) -> io::Result<()> {
+        let mut line = serde_json::Map::new();
+        line.insert("flow".into(), serde_json::Value::String(self.flow.clone()));
+        if let serde_json::Value::Object(m) = serde_json::to_value(outcome)? {
+            line.extend(m);
+        }
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -68,7 +168,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     let engine = build(builder)?;
     if let Some(sb) = &sandbox {
-        prepare_sandbox(&engine, sb, &args.flow, &rt)?;
+        for flow in &args.flows {
+            prepare_sandbox(&engine, sb, flow, &rt)?;
+        }
     }
 
     let mut options = RunOptions {
@@ -80,36 +182,78 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(t) = args.threads {
         options.threads = t.max(1);
     }
-    let pipeline = if args.dry_run {
-        engine.runner(&args.flow)?.dry_run_pipeline(options)
-    } else {
-        let send = SendOptions {
-            include_payload: args.payloads,
-            batch: args.batch,
-            ..SendOptions::default()
-        };
-        engine.sender(&args.flow, options, send)?
-    };
-
-    let input: Box<dyn BufRead + Send> = if args.input == "-" {
-        Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
-    } else {
-        let file = std::fs::File::open(&args.input)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.input))?;
-        Box::new(BufReader::with_capacity(1 << 20, file))
-    };
-    let out = NdjsonOutput(io::BufWriter::with_capacity(1 << 20, io::stdout()));
-    let bar = progress_bar();
-    let ticker = bar.clone();
-    let (summary, _) = rt.block_on(pipeline.run(input, out, move |n| {
-        if let Some(b) = &ticker {
-            b.set_position(n as u64);
-        }
-    }))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
+    let names: Vec<&str> = args.flows.iter().map(String::as_str).collect();
+    let order = engine.plan().run_order(&names)?;
+    let ordered: Vec<&str> = order.iter().map(|f| f.name.as_str()).collect();
+    // Inputs may name a flow as listed (a file path) or by its name.
+    let listed: Vec<&str> = names
+        .iter()
+        .copied()
+        .chain(ordered.iter().copied())
+        .collect();
+    let specs: Vec<String> = args
+        .input
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((f, file)) if listed.contains(&f) => {
+                let name = engine.plan().find_flow(f).map_or(f, |p| p.name.as_str());
+                format!("{name}={file}")
+            }
+            _ => spec.clone(),
+        })
+        .collect();
+    let inputs = inputs_for(&ordered, &specs)?;
+    let several = order.len() > 1;
+    if several {
+        eprintln!("running {}", ordered.join(" → "));
     }
-    eprintln!("{summary}");
+    let mut failed = 0;
+    for (flow, input) in ordered.iter().zip(&inputs) {
+        let pipeline = if args.dry_run {
+            engine.runner(flow)?.dry_run_pipeline(options.clone())
+        } else {
+            let send = SendOptions {
+                include_payload: args.payloads,
+                batch: args.batch,
+                ..SendOptions::default()
+            };
+            engine.sender(flow, options.clone(), send)?
+        };
+        let input: Box<dyn BufRead + Send> = if input == "-" {
+            Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
+        } else {
+            let file = std::fs::File::open(input)
+                .map_err(|e| anyhow::anyhow!("cannot read {input}: {e}"))?;
+            Box::new(BufReader::with_capacity(1 << 20, file))
+        };
+        let bar = progress_bar();
+        let ticker = bar.clone();
+        let progress = move |n: usize| {
+            if let Some(b) = &ticker {
+                b.set_position(n as u64);
+            }
+        };
+        let stdout = io::BufWriter::with_capacity(1 << 20, io::stdout());
+        let summary = if several {
+            let out = FlowOutput {
+                flow: flow.to_string(),
+                out: stdout,
+            };
+            rt.block_on(pipeline.run(input, out, progress))?.0
+        } else {
+            rt.block_on(pipeline.run(input, NdjsonOutput(stdout), progress))?
+                .0
+        };
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        if several {
+            eprintln!("{flow}: {summary}");
+        } else {
+            eprintln!("{summary}");
+        }
+        failed += summary.failed;
+    }
     if let Some(sb) = sandbox {
         let state = sb.state();
         for (name, p) in state.providers.iter().filter(|(_, p)| p.requests > 0) {
@@ -127,7 +271,64 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         rt.block_on(sb.shutdown());
     }
-    Ok(if summary.failed > 0 { EXIT_PROBLEMS } else { 0 })
+    Ok(if failed > 0 { EXIT_PROBLEMS } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn one_flow_reads_a_file_or_stdin() {
+        assert_eq!(
+            inputs_for(&["a"], &specs(&["-"])).ok(),
+            Some(vec!["-".to_string()])
+        );
+        assert_eq!(
+            inputs_for(&["a"], &specs(&["x.ndjson"])).ok(),
+            Some(vec!["x.ndjson".to_string()])
+        );
+        assert_eq!(
+            inputs_for(&["a"], &specs(&["a=x.ndjson"])).ok(),
+            Some(vec!["x.ndjson".to_string()])
+        );
+    }
+
+    #[test]
+    fn several_flows_need_one_input_each() {
+        let got = inputs_for(&["a", "b"], &specs(&["-", "b=2.ndjson", "a=1.ndjson"]));
+        assert_eq!(got.ok(), Some(specs(&["1.ndjson", "2.ndjson"])));
+        let e = inputs_for(&["a", "b"], &specs(&["a=1.ndjson"])).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("no input for b")));
+        let e = inputs_for(&["a", "b"], &specs(&["c=1.ndjson"])).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("not one of the flows")));
+        let e = inputs_for(&["a", "b"], &specs(&["a=-", "b=-"])).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("one flow only")));
+    }
+
+    #[test]
+    fn a_directory_holds_a_file_per_flow() {
+        let dir = std::env::temp_dir().join(format!("rb-run-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        std::fs::write(dir.join("a.ndjson"), "").ok();
+        std::fs::write(dir.join("b.jsonl"), "").ok();
+        let d = dir.to_string_lossy().into_owned();
+        let got = inputs_for(&["a", "b"], &specs(&[&d, "b=other.ndjson"])).ok();
+        assert_eq!(
+            got,
+            Some(vec![
+                dir.join("a.ndjson").to_string_lossy().into_owned(),
+                "other.ndjson".into()
+            ])
+        );
+        let e = inputs_for(&["a", "c"], &specs(&[&d])).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("no c.ndjson")));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
 
 /// A sandbox starts as a fresh account of each vendor, without the fields an integrator
@@ -139,7 +340,7 @@ fn prepare_sandbox(
     flow: &str,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
-    let Some(flow) = engine.plan().flow(flow) else {
+    let Some(flow) = engine.plan().find_flow(flow) else {
         return Ok(());
     };
     let (provider, object) = (flow.provider.as_str(), flow.object.as_str());
