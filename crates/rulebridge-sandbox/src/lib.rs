@@ -133,6 +133,11 @@ pub struct SandboxConfig {
     /// Chatwoot contact search (`GET /contacts/search`) requests per minute, per account
     /// (100); Chatwoot throttles no other contact endpoint per account.
     pub chatwoot_search_rate_limit: u32,
+    /// Whether a contact's e-mail and identifier are unique per account, as Chatwoot
+    /// validates them (422 "has already been taken"). Off, a second contact with the same
+    /// e-mail is stored: tests use it to prove a client never relies on the vendor to catch
+    /// its own repeated creates.
+    pub chatwoot_unique_contacts: bool,
     /// Salesforce API requests per rolling 24 h (the `Sforce-Limit-Info` total; 5000).
     pub salesforce_api_limit: u32,
     /// Salesforce duplicate handling: a unique Email field (`DUPLICATE_VALUE`) or a duplicate
@@ -173,6 +178,7 @@ impl Default for SandboxConfig {
             hubspot_search_lag: Duration::ZERO,
             hubspot_shuffle_batch_results: true,
             chatwoot_search_rate_limit: 100,
+            chatwoot_unique_contacts: true,
             salesforce_api_limit: 5000,
             salesforce_duplicates: SalesforceDuplicates::UniqueEmail,
             taskcrm_rate_limit: 100,
