@@ -89,14 +89,21 @@ async fn a_batch_lookup_attributes_every_result_to_its_value() {
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "one request");
     assert_eq!(values_of(&seen[0]), values);
-    assert!(seen[0].query.as_deref().is_some_and(|q| q.contains("by=email")));
+    assert!(
+        seen[0]
+            .query
+            .as_deref()
+            .is_some_and(|q| q.contains("by=email"))
+    );
 }
 
 #[tokio::test]
 async fn a_lookup_longer_than_the_url_limit_is_split() {
     let server = serve(|s, _| Reply::json(200, json!({"data": people(s)}))).await;
     let c = connector(&provider("        max_url_length: 300"), &server, &[]);
-    let values: Vec<String> = (0..40).map(|i| format!("someone{i:02}@example.com")).collect();
+    let values: Vec<String> = (0..40)
+        .map(|i| format!("someone{i:02}@example.com"))
+        .collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     let found = c
         .search_many(&Call::default(), "person", "email", &refs)
@@ -146,7 +153,11 @@ async fn a_matched_path_says_which_value_a_result_matched() {
         Reply::json(200, json!({"data": data}))
     })
     .await;
-    let c = connector(&provider("        matched: \"$.contact.mail\""), &server, &[]);
+    let c = connector(
+        &provider("        matched: \"$.contact.mail\""),
+        &server,
+        &[],
+    );
     let found = c
         .search_many(&Call::default(), "person", "email", &["a@x.com", "b@x.com"])
         .await
@@ -181,12 +192,20 @@ async fn batch_creates_and_updates_report_each_record() {
     let c = connector(&provider(""), &server, &[]);
     let caps = c.capabilities("person");
     assert_eq!((caps.batch_create, caps.batch_update), (Some(2), Some(100)));
-    let payloads = [json!({"name": "ada"}), json!({"name": "bad"}), json!({"name": "eve"})];
+    let payloads = [
+        json!({"name": "ada"}),
+        json!({"name": "bad"}),
+        json!({"name": "eve"}),
+    ];
     let refs: Vec<&Value> = payloads.iter().collect();
     let out = c.create_batch(&Call::default(), "person", &refs).await;
     let shown: Vec<Result<Option<String>, String>> = out
         .iter()
-        .map(|r| r.as_ref().map(|w| w.id.clone()).map_err(|e| e.message.clone()))
+        .map(|r| {
+            r.as_ref()
+                .map(|w| w.id.clone())
+                .map_err(|e| e.message.clone())
+        })
         .collect();
     assert_eq!(
         shown,
@@ -228,7 +247,10 @@ async fn batch_creates_and_updates_report_each_record() {
         .find(|s| s.method == "PATCH")
         .expect("a batch update");
     assert_eq!(patch.body["ids"], json!(["9", "8"]));
-    assert_eq!(patch.body["records"][1], json!({"id": "8", "fields": {"name": "eve"}}));
+    assert_eq!(
+        patch.body["records"][1],
+        json!({"id": "8", "fields": {"name": "eve"}})
+    );
 }
 
 #[tokio::test]

@@ -230,13 +230,19 @@ async fn salesforce_requests() {
         .await
         .expect("batch search");
     assert_eq!(
-        found.iter().map(|(i, f)| (*i, f.id.as_str())).collect::<Vec<_>>(),
+        found
+            .iter()
+            .map(|(i, f)| (*i, f.id.as_str()))
+            .collect::<Vec<_>>(),
         [(0, "00Q1")]
     );
     // The kit's batch_create and batch_update (Salesforce collections).
     let hopper = json!({"LastName": "Hopper", "Company": "Navy"});
     let created = c.create_batch(&Call::default(), "lead", &[&hopper]).await;
-    assert_eq!(created[0].as_ref().map(|w| w.id.clone()), Ok(Some("00Q3".into())));
+    assert_eq!(
+        created[0].as_ref().map(|w| w.id.clone()),
+        Ok(Some("00Q3".into()))
+    );
     let updated = c
         .update_batch(
             &Call::default(),
@@ -247,7 +253,10 @@ async fn salesforce_requests() {
             }],
         )
         .await;
-    assert_eq!(updated[0].as_ref().map(|w| w.id.clone()), Ok(Some("00Q2".into())));
+    assert_eq!(
+        updated[0].as_ref().map(|w| w.id.clone()),
+        Ok(Some("00Q2".into()))
+    );
     let seen = server.seen();
     let token = &seen[0];
     assert_eq!(token.form("grant_type").as_deref(), Some("refresh_token"));

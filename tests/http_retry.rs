@@ -32,7 +32,12 @@ async fn a_503_is_retried_until_it_succeeds() {
         &[],
     );
     let w = c
-        .update(&Call::default(), "contact", "9", &json!({"email": "a@x.com"}))
+        .update(
+            &Call::default(),
+            "contact",
+            "9",
+            &json!({"email": "a@x.com"}),
+        )
         .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("9".into())));
     assert_eq!(server.seen().len(), 3);
@@ -197,7 +202,12 @@ async fn no_attempt_starts_after_the_deadline() {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(400);
     let e = c
-        .update(&Call::with_deadline(Some(deadline)), "contact", "9", &json!({}))
+        .update(
+            &Call::with_deadline(Some(deadline)),
+            "contact",
+            "9",
+            &json!({}),
+        )
         .await
         .expect_err("down");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, Some(503)));

@@ -12,7 +12,8 @@ use rulebridge::connect::http::HttpConnector;
 use rulebridge::connect::{Call, Connector, ErrorKind};
 use serde_json::json;
 
-const QUICK: &str = "retry: { attempts: 4, base: 10ms, max: 20ms, on: [429, 500, 502, 503, 504, network] }";
+const QUICK: &str =
+    "retry: { attempts: 4, base: 10ms, max: 20ms, on: [429, 500, 502, 503, 504, network] }";
 
 fn created() -> Reply {
     Reply::json(201, json!({"id": "7"}))
@@ -84,7 +85,10 @@ async fn a_timed_out_create_is_not_sent_again() {
         .create(&Call::default(), "contact", &json!({}))
         .await
         .expect_err("too slow");
-    assert!(e.outcome_unknown && e.message.contains("timed out"), "{e:?}");
+    assert!(
+        e.outcome_unknown && e.message.contains("timed out"),
+        "{e:?}"
+    );
     assert_eq!(server.seen().len(), 1);
 }
 

@@ -327,7 +327,12 @@ async fn faults_at_twenty_percent_lose_nothing() {
     .await;
     // A create whose result is unknown (a 5xx, a dropped connection) is looked up before it
     // is sent again: found, it was ours and is reported created.
-    assert_eq!(count(&out, "created"), 20, "{:?}", others(&out, &["created"]));
+    assert_eq!(
+        count(&out, "created"),
+        20,
+        "{:?}",
+        others(&out, &["created"])
+    );
     for (i, o) in out.iter().enumerate() {
         assert_eq!(
             contact(&sb, &o["target_id"])["email"],
@@ -451,7 +456,12 @@ async fn responses_lost_after_processing_duplicate_nothing_and_lose_nothing() {
         kits_support::one_by_one(4),
     )
     .await;
-    assert_eq!(count(&out, "created"), n, "{:?}", others(&out, &["created"]));
+    assert_eq!(
+        count(&out, "created"),
+        n,
+        "{:?}",
+        others(&out, &["created"])
+    );
     let all = contacts(&sb);
     let mut emails: Vec<String> = all.iter().map(|c| c["email"].to_string()).collect();
     emails.sort();

@@ -293,7 +293,11 @@ async fn a_collection_with_a_bad_record_fails_that_record_only() {
     // The same leads updated in one collection, the bad one's id unknown to the org.
     let items = [
         UpdateItem {
-            id: out[0].as_ref().ok().and_then(|w| w.id.as_deref()).unwrap_or_default(),
+            id: out[0]
+                .as_ref()
+                .ok()
+                .and_then(|w| w.id.as_deref())
+                .unwrap_or_default(),
             payload: &json!({"Company": "US Navy"}),
         },
         UpdateItem {
@@ -441,7 +445,12 @@ async fn faults_at_twenty_percent_lose_nothing() {
     .await;
     // A create whose result is unknown (a 5xx, a dropped connection) is looked up before it
     // is sent again: found, it was ours and is reported created, never skipped.
-    assert_eq!(count(&out, "created"), 20, "{:?}", others(&out, &["created"]));
+    assert_eq!(
+        count(&out, "created"),
+        20,
+        "{:?}",
+        others(&out, &["created"])
+    );
     for (i, o) in out.iter().enumerate() {
         assert_eq!(
             lead(&sb, &o["target_id"])["Email"],
@@ -532,7 +541,16 @@ async fn three_hundred_leads_take_two_requests_per_two_hundred() {
         .expect("sandbox");
     let engine = engine(&[("update.yaml", variant("sf_update", "update"))]);
     for sb in [&batched, &single] {
-        let first = send(&engine, sb, KIT, KIT, FLOW, &leads(0..50, "Old"), one_by_one(4)).await;
+        let first = send(
+            &engine,
+            sb,
+            KIT,
+            KIT,
+            FLOW,
+            &leads(0..50, "Old"),
+            one_by_one(4),
+        )
+        .await;
         assert_eq!(count(&first, "created"), 50);
     }
     let before = total(&data_requests(&batched));
@@ -577,7 +595,12 @@ async fn three_hundred_leads_take_two_requests_per_two_hundred() {
         kits_support::SendOptions::default(),
     )
     .await;
-    assert_eq!(count(&out, "updated"), 300, "{:?}", others(&out, &["updated"]));
+    assert_eq!(
+        count(&out, "updated"),
+        300,
+        "{:?}",
+        others(&out, &["updated"])
+    );
     let requests = data_requests(&batched);
     assert_eq!(total(&requests) - before, 4, "{requests:?}");
     assert_eq!(requests["PATCH /services/data/{v}/composite/sobjects"], 2);

@@ -600,10 +600,30 @@ impl Context<'_> {
         let creates = matches!(name, "create" | "batch_create");
         let batch_search = name == "batch_search";
         let spans = [
-            ("idempotent", op.idempotent.as_ref().map(|s| s.span), creates, "`create` and `batch_create`"),
-            ("matched", op.matched.as_ref().map(|s| s.span), batch_search, "`batch_search`"),
-            ("total", op.total.as_ref().map(|s| s.span), batch_search, "`batch_search`"),
-            ("max_url_length", op.max_url_length.as_ref().map(|s| s.span), batch_search, "`batch_search`"),
+            (
+                "idempotent",
+                op.idempotent.as_ref().map(|s| s.span),
+                creates,
+                "`create` or `batch_create`",
+            ),
+            (
+                "matched",
+                op.matched.as_ref().map(|s| s.span),
+                batch_search,
+                "`batch_search`",
+            ),
+            (
+                "total",
+                op.total.as_ref().map(|s| s.span),
+                batch_search,
+                "`batch_search`",
+            ),
+            (
+                "max_url_length",
+                op.max_url_length.as_ref().map(|s| s.span),
+                batch_search,
+                "`batch_search`",
+            ),
         ];
         for (key, span, applies, readers) in spans {
             let Some(span) = span.filter(|_| !applies) else {
@@ -615,8 +635,10 @@ impl Context<'_> {
                     span,
                     format!("`{key}` has no effect on {what}"),
                 )
-                .with_label(format!("only {readers} read it"))
-                .with_help(format!("remove `{key}`, or move it to the object's {readers} operation")),
+                .with_label(format!("only {readers} reads it"))
+                .with_help(format!(
+                    "remove `{key}`, or move it to the object's {readers} operation"
+                )),
             );
         }
     }
@@ -637,7 +659,7 @@ impl Context<'_> {
         let (carriers, example): (&[&str], &str) = match op.name.value.as_str() {
             "batch_search" => (
                 &["values"],
-                r#"e.g. `q: "SELECT Id, Email FROM Lead WHERE Email IN ({% for v in values %}'{{ v | soql }}'{{ "," if not loop.last }}{% endfor %})"`"#,
+                r#"e.g. `body: { emails: "{{ values }}" }` or `query: { in: "{{ values | join(',') }}" }`"#,
             ),
             "batch_create" | "batch_update" => {
                 (BATCH_CARRIERS, r#"e.g. `body: { records: "{{ items }}" }`"#)
@@ -670,7 +692,8 @@ impl Context<'_> {
             )
             .with_label("every request of this operation would look the same")
             .with_help(format!(
-                "write {} into the path, query or body; {example}",
+                "write {}{} into the path, query or body; {example}",
+                if carriers.len() > 1 { "one of " } else { "" },
                 list(carriers)
             )),
         );
@@ -1008,7 +1031,9 @@ fn body_reads(templates: &Templates, b: &Body, out: &mut BTreeSet<String>) {
         Body::Lookup(path) => out.extend(path.first().cloned()),
         Body::Expr(name) | Body::Text(name) => out.extend(templates.variables(name, Target::Plain)),
         Body::Array(items) => items.iter().for_each(|i| body_reads(templates, i, out)),
-        Body::Object(fields) => fields.iter().for_each(|(_, v)| body_reads(templates, v, out)),
+        Body::Object(fields) => fields
+            .iter()
+            .for_each(|(_, v)| body_reads(templates, v, out)),
     }
 }
 

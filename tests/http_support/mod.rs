@@ -129,12 +129,13 @@ pub async fn serve(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'stati
             let counts = counts.clone();
             let script = script.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    let counts = counts.clone();
-                    let script = script.clone();
-                    async move { answer(req.map(Body::new), &log, &counts, &*script).await }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        let counts = counts.clone();
+                        let script = script.clone();
+                        async move { answer(req.map(Body::new), &log, &counts, &*script).await }
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
