@@ -304,3 +304,45 @@ fn batch_operations_must_send_their_batch() {
     let errors = try_provider(&yaml).expect_err("a batch create that never sends its items");
     assert!(errors.iter().any(|e| e.starts_with("RB5008")), "{errors:?}");
 }
+
+#[tokio::test]
+async fn the_hubspot_kit_looks_up_many_emails_in_one_search() {
+    let sb = rulebridge_sandbox::start(rulebridge_sandbox::SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let options = rulebridge::connect::http::HttpOptions {
+        base_url: sb.kit_base_url("hubspot"),
+        secrets: rulebridge_sandbox::CREDENTIALS
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    rulebridge::secrets::Secret::new(v.to_string()),
+                )
+            })
+            .collect(),
+        read_env: false,
+        ..rulebridge::connect::http::HttpOptions::default()
+    };
+    let c = rulebridge::connect::http::HttpConnector::new(&http_support::kit("hubspot"), options)
+        .expect("connector");
+    for email in ["ada@example.com", "grace@example.com"] {
+        c.create(&Call::default(), "contact", &json!({"email": email}))
+            .await
+            .expect("create");
+    }
+    let before = sb.state().providers["hubspot"].requests;
+    let found = c
+        .search_many(
+            &Call::default(),
+            "contact",
+            "email",
+            &["grace@example.com", "nobody@example.com", "ada@example.com"],
+        )
+        .await
+        .expect("search");
+    let mut got: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
+    got.sort_unstable();
+    assert_eq!(got, [0, 2]);
+    assert_eq!(sb.state().providers["hubspot"].requests - before, 1);
+}
