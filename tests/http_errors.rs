@@ -136,6 +136,7 @@ async fn defaults_without_a_matching_rule() {
             headers: vec![],
             body: "I'm a teapot".into(),
             delay: std::time::Duration::ZERO,
+            hang_up: false,
         },
         _ => Reply::json(200, json!({})),
     })

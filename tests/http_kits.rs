@@ -6,7 +6,7 @@ mod http_support;
 use http_support::{Reply, Seen, kit, options, serve};
 use rulebridge::connect::Call;
 use rulebridge::connect::http::HttpConnector;
-use rulebridge::connect::{Capabilities, Connector, UpsertItem};
+use rulebridge::connect::{Capabilities, Connector, UpdateItem, UpsertItem};
 use serde_json::{Map, Value, json};
 
 fn shown(seen: &[Seen]) -> Vec<Value> {
@@ -103,6 +103,7 @@ async fn hubspot_requests() {
             create: true,
             update: true,
             batch_upsert: Some(100),
+            batch_search: Some(100),
             ..Capabilities::default()
         }
     );
@@ -162,6 +163,7 @@ async fn salesforce_requests() {
             {"attributes": {"type": "Lead", "url": "/services/data/v58.0/sobjects/Lead/00Q1"}, "Id": "00Q1", "Email": "ada@example.com", "LastModifiedDate": "2024-01-02T03:04:05.000+0000"}
         ]})),
         "/services/data/v58.0/sobjects/Lead" => Reply::json(201, json!({"id": "00Q2", "errors": [], "success": true})),
+        "/services/data/v58.0/composite/sobjects" if s.method == "PATCH" => Reply::json(200, json!([{"id": "00Q2", "success": true, "errors": []}])),
         "/services/data/v58.0/composite/sobjects" => Reply::json(200, json!([{"id": "00Q3", "success": true, "errors": []}])),
         _ => Reply::empty(204),
     })
@@ -179,7 +181,10 @@ async fn salesforce_requests() {
             create: true,
             update: true,
             batch_upsert: None,
-            ..Capabilities::default()
+            batch_search: Some(200),
+            batch_create: Some(200),
+            batch_update: Some(200),
+            idempotent_create: false,
         }
     );
     let lead = json!({"Email": "ada@example.com", "LastName": "Lovelace", "Company": "Analytical Engines", "LeadSource": "Web"});
@@ -215,17 +220,44 @@ async fn salesforce_requests() {
             .map(|w| w.id),
         Ok(Some("00Q2".into()))
     );
-    // The kit's batch_create (a Salesforce collection) through the generic operation call.
-    let mut vars = Map::new();
-    vars.insert(
-        "records".into(),
-        json!([{"attributes": {"type": "Lead"}, "LastName": "Hopper", "Company": "Navy"}]),
-    );
-    let body = c
-        .call("lead", "batch_create", vars)
+    // Many e-mails in one query, each quoted for SOQL; the lead found is Ada's.
+    let found = c
+        .search_many(
+            &Call::default(),
+            "lead",
+            "Email",
+            &["ada@example.com", "o'brien@example.com"],
+        )
         .await
-        .expect("batch create");
-    assert_eq!(body[0]["id"], json!("00Q3"));
+        .expect("batch search");
+    assert_eq!(
+        found
+            .iter()
+            .map(|(i, f)| (*i, f.id.as_str()))
+            .collect::<Vec<_>>(),
+        [(0, "00Q1")]
+    );
+    // The kit's batch_create and batch_update (Salesforce collections).
+    let hopper = json!({"LastName": "Hopper", "Company": "Navy"});
+    let created = c.create_batch(&Call::default(), "lead", &[&hopper]).await;
+    assert_eq!(
+        created[0].as_ref().map(|w| w.id.clone()),
+        Ok(Some("00Q3".into()))
+    );
+    let updated = c
+        .update_batch(
+            &Call::default(),
+            "lead",
+            &[UpdateItem {
+                id: "00Q2",
+                payload: &lead,
+            }],
+        )
+        .await;
+    assert_eq!(
+        updated[0].as_ref().map(|w| w.id.clone()),
+        Ok(Some("00Q2".into()))
+    );
     let seen = server.seen();
     let token = &seen[0];
     assert_eq!(token.form("grant_type").as_deref(), Some("refresh_token"));

@@ -1,4 +1,5 @@
 //! Retries against real faults: 5xx, `Retry-After`, timeouts, dropped connections, deadlines.
+//! Updates stand for requests that may be repeated; creates are in `http_safe_writes`.
 
 mod http_support;
 
@@ -31,7 +32,12 @@ async fn a_503_is_retried_until_it_succeeds() {
         &[],
     );
     let w = c
-        .create(&Call::default(), "contact", &json!({"email": "a@x.com"}))
+        .update(
+            &Call::default(),
+            "contact",
+            "9",
+            &json!({"email": "a@x.com"}),
+        )
         .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("9".into())));
     assert_eq!(server.seen().len(), 3);
@@ -127,7 +133,7 @@ async fn a_timeout_is_retried_then_transient() {
     );
     let start = Instant::now();
     let e = c
-        .create(&Call::default(), "contact", &json!({}))
+        .update(&Call::default(), "contact", "9", &json!({}))
         .await
         .expect_err("too slow");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, None));
@@ -162,7 +168,7 @@ async fn a_dropped_connection_is_retried_then_transient() {
     opts.base_url = Some(url);
     let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
     let e = c
-        .create(&Call::default(), "contact", &json!({}))
+        .update(&Call::default(), "contact", "9", &json!({}))
         .await
         .expect_err("hung up");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, None));
@@ -196,7 +202,12 @@ async fn no_attempt_starts_after_the_deadline() {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(400);
     let e = c
-        .create(&Call::with_deadline(Some(deadline)), "contact", &json!({}))
+        .update(
+            &Call::with_deadline(Some(deadline)),
+            "contact",
+            "9",
+            &json!({}),
+        )
         .await
         .expect_err("down");
     assert_eq!((e.kind, e.status), (ErrorKind::Transient, Some(503)));
@@ -212,9 +223,10 @@ async fn no_attempt_starts_after_the_deadline() {
     // A deadline already passed: nothing is sent.
     let before = server.seen().len();
     let e = c
-        .create(
+        .update(
             &Call::with_deadline(Some(Instant::now())),
             "contact",
+            "9",
             &json!({}),
         )
         .await

@@ -12,9 +12,10 @@ use kits_support::{
     recorder, records, send, send_via, shown, twenty_percent_faults,
 };
 use rulebridge::connect::http::{HttpConnector, HttpOptions};
+use rulebridge::connect::{Call, Connector, ErrorKind, UpdateItem};
 use rulebridge::secrets::Secret;
-use rulebridge_sandbox::{self as sandbox, Sandbox, SandboxConfig};
-use serde_json::{Map, Value, json};
+use rulebridge_sandbox::{self as sandbox, Faults, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
 
 const KIT: &str = "salesforce";
 const FLOW: &str = "lead_to_salesforce";
@@ -267,11 +268,49 @@ async fn a_duplicate_rule_names_the_existing_lead() {
 
 #[tokio::test]
 async fn a_collection_with_a_bad_record_fails_that_record_only() {
-    // The kit's batch_create (a collection, allOrNone: false). The flow skips existing leads,
-    // so the engine sends one by one; the collection is exercised through the connector.
+    // The kit's batch_create (a collection, allOrNone: false), through the connector.
     let sb = sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
+    let c = connector(&sb);
+    let records = [
+        json!({"LastName": "Hopper", "Company": "Navy", "Email": "grace@navy.mil"}),
+        json!({"LastName": "NoCompany"}),
+        json!({"LastName": "Lovelace", "Company": "Engines"}),
+    ];
+    let refs: Vec<&Value> = records.iter().collect();
+    let out = c.create_batch(&Call::default(), "lead", &refs).await;
+    assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
+    let e = out[1].as_ref().expect_err("no company");
+    assert_eq!(e.kind, ErrorKind::Validation, "{e:?}");
+    assert!(e.message.contains("Company"), "{e:?}");
+    let all = sf_leads(&sb);
+    assert_eq!(all.len(), 2);
+    for r in [&out[0], &out[2]] {
+        let id = r.as_ref().ok().and_then(|w| w.id.clone()).expect("an id");
+        assert!(all.iter().any(|l| l["Id"] == id.as_str()));
+    }
+    // The same leads updated in one collection, the bad one's id unknown to the org.
+    let items = [
+        UpdateItem {
+            id: out[0]
+                .as_ref()
+                .ok()
+                .and_then(|w| w.id.as_deref())
+                .unwrap_or_default(),
+            payload: &json!({"Company": "US Navy"}),
+        },
+        UpdateItem {
+            id: "00Q000000000000AAA",
+            payload: &json!({"Company": "Nobody"}),
+        },
+    ];
+    let updated = c.update_batch(&Call::default(), "lead", &items).await;
+    assert!(updated[0].is_ok() && updated[1].is_err(), "{updated:?}");
+    assert!(sf_leads(&sb).iter().any(|l| l["Company"] == "US Navy"));
+}
+
+fn connector(sb: &Sandbox) -> HttpConnector {
     let engine = engine(&[]);
     let doc = engine.plan().provider(KIT).expect("kit").clone();
     let options = HttpOptions {
@@ -283,31 +322,7 @@ async fn a_collection_with_a_bad_record_fails_that_record_only() {
         read_env: false,
         ..HttpOptions::default()
     };
-    let c = HttpConnector::new(&doc, options).expect("connector");
-    let mut vars = Map::new();
-    vars.insert("records".into(), json!([
-        {"attributes": {"type": "Lead"}, "LastName": "Hopper", "Company": "Navy", "Email": "grace@navy.mil"},
-        {"attributes": {"type": "Lead"}, "LastName": "NoCompany"},
-        {"attributes": {"type": "Lead"}, "LastName": "Lovelace", "Company": "Engines"},
-    ]));
-    let body = c
-        .call("lead", "batch_create", vars)
-        .await
-        .expect("collection");
-    let ok: Vec<bool> = body
-        .as_array()
-        .expect("per-record results")
-        .iter()
-        .map(|r| r["success"] == true)
-        .collect();
-    assert_eq!(ok, [true, false, true], "{body}");
-    assert_eq!(body[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
-    let all = sf_leads(&sb);
-    assert_eq!(all.len(), 2);
-    assert!(
-        all.iter().any(|l| l["Id"] == body[0]["id"])
-            && all.iter().any(|l| l["Id"] == body[2]["id"])
-    );
+    HttpConnector::new(&doc, options).expect("connector")
 }
 
 #[tokio::test]
@@ -428,10 +443,14 @@ async fn faults_at_twenty_percent_lose_nothing() {
         one_by_one(1),
     )
     .await;
-    // A create whose response was lost is retried and meets DUPLICATE_VALUE naming our own
-    // lead: under `on_match: skip` it is reported skipped, with that lead's id.
-    let ok = count(&out, "created") + count(&out, "skipped");
-    assert_eq!(ok, 20, "{:?}", others(&out, &["created", "skipped"]));
+    // A create whose result is unknown (a 5xx, a dropped connection) is looked up before it
+    // is sent again: found, it was ours and is reported created, never skipped.
+    assert_eq!(
+        count(&out, "created"),
+        20,
+        "{:?}",
+        others(&out, &["created"])
+    );
     for (i, o) in out.iter().enumerate() {
         assert_eq!(
             lead(&sb, &o["target_id"])["Email"],
@@ -480,4 +499,182 @@ async fn request_bodies() {
         }
     }
     insta::assert_yaml_snapshot!(shown);
+}
+
+/// Data requests the sandbox's Salesforce saw, by endpoint (token requests left out).
+fn data_requests(sb: &Sandbox) -> std::collections::BTreeMap<String, u64> {
+    sb.state().providers["salesforce"]
+        .endpoints
+        .iter()
+        .filter(|(k, _)| !k.contains("token"))
+        .map(|(k, s)| (k.clone(), s.requests))
+        .collect()
+}
+
+fn total(m: &std::collections::BTreeMap<String, u64>) -> u64 {
+    m.values().sum()
+}
+
+/// Statuses and the leads' e-mails and names, for comparing two runs.
+fn summary(out: &[Value], sb: &Sandbox) -> (Vec<String>, Vec<(String, String)>) {
+    let statuses = out
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    let mut leads: Vec<(String, String)> = sf_leads(sb)
+        .iter()
+        .map(|l| (l["Email"].to_string(), l["FirstName"].to_string()))
+        .collect();
+    leads.sort();
+    (statuses, leads)
+}
+
+#[tokio::test]
+async fn three_hundred_leads_take_two_requests_per_two_hundred() {
+    // 50 leads exist already; 300 come in. Batched: one query and one collection per 200
+    // leads. The outcomes are those of sending one by one (a query and a create each).
+    let batched = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let single = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let engine = engine(&[("update.yaml", variant("sf_update", "update"))]);
+    for sb in [&batched, &single] {
+        let first = send(
+            &engine,
+            sb,
+            KIT,
+            KIT,
+            FLOW,
+            &leads(0..50, "Old"),
+            one_by_one(4),
+        )
+        .await;
+        assert_eq!(count(&first, "created"), 50);
+    }
+    let before = total(&data_requests(&batched));
+    let input = leads(0..300, "New");
+    let out = send(
+        &engine,
+        &batched,
+        KIT,
+        KIT,
+        FLOW,
+        &input,
+        kits_support::SendOptions::default(),
+    )
+    .await;
+    let requests = data_requests(&batched);
+    assert_eq!(
+        total(&requests) - before,
+        4,
+        "2 queries and 2 collections for 300 leads: {requests:?}"
+    );
+    assert_eq!(requests["POST /services/data/{v}/composite/sobjects"], 2);
+    assert_eq!((count(&out, "skipped"), count(&out, "created")), (50, 250));
+    let one_by_one_out = send(&engine, &single, KIT, KIT, FLOW, &input, one_by_one(8)).await;
+    assert_eq!(summary(&out, &batched), summary(&one_by_one_out, &single));
+    assert_eq!(sf_leads(&batched).len(), 300);
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(
+            lead(&batched, &o["target_id"])["Email"],
+            format!("lead{i}@example.com")
+        );
+    }
+
+    // Updating all 300: two queries and two collection updates.
+    let before = total(&data_requests(&batched));
+    let out = send(
+        &engine,
+        &batched,
+        KIT,
+        KIT,
+        "sf_update",
+        &leads(0..300, "Newer"),
+        kits_support::SendOptions::default(),
+    )
+    .await;
+    assert_eq!(
+        count(&out, "updated"),
+        300,
+        "{:?}",
+        others(&out, &["updated"])
+    );
+    let requests = data_requests(&batched);
+    assert_eq!(total(&requests) - before, 4, "{requests:?}");
+    assert_eq!(requests["PATCH /services/data/{v}/composite/sobjects"], 2);
+    assert!(sf_leads(&batched).iter().all(|l| l["FirstName"] == "Newer"));
+}
+
+#[tokio::test]
+async fn responses_lost_after_processing_duplicate_nothing_and_lose_nothing() {
+    // 20% of responses are lost after Salesforce saved the lead, and the org has no
+    // duplicate rule to catch a repeated create: every lead must exist exactly once, and
+    // every record be reported created (a lost create that landed was ours).
+    // Seed 1 loses the answer of the batch's collection create (each of its leads is then
+    // looked up); one by one, about a fifth of the creates lose theirs.
+    for (seed, options, creates) in [
+        (
+            1,
+            kits_support::SendOptions::default(),
+            "POST /services/data/{v}/composite/sobjects",
+        ),
+        (12, one_by_one(4), "POST /services/data/{v}/sobjects/{obj}"),
+    ] {
+        let sb = sandbox::start(SandboxConfig {
+            seed,
+            faults: Faults {
+                drop_after_rate: 0.2,
+                ..Faults::default()
+            },
+            salesforce_duplicates: sandbox::SalesforceDuplicates::None,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox");
+        let kit = kit_variant(
+            KIT,
+            "salesforce_quick",
+            &[("base: 1s, max: 30s", "base: 20ms, max: 200ms")],
+        );
+        let flow = variant("sf_quick", "skip")
+            .replace("provider: salesforce", "provider: salesforce_quick");
+        let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
+        let n = 80;
+        let out = send(
+            &engine,
+            &sb,
+            KIT,
+            "salesforce_quick",
+            "sf_quick",
+            &leads(0..n, "F"),
+            options.clone(),
+        )
+        .await;
+        assert_eq!(
+            count(&out, "created"),
+            n,
+            "batch {}: {:?}",
+            options.batch,
+            others(&out, &["created"])
+        );
+        let all = sf_leads(&sb);
+        let mut emails: Vec<String> = all.iter().map(|l| l["Email"].to_string()).collect();
+        emails.sort();
+        emails.dedup();
+        assert_eq!((all.len(), emails.len()), (n, n), "no duplicate, none lost");
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(
+                lead(&sb, &o["target_id"])["Email"],
+                format!("lead{i}@example.com")
+            );
+        }
+        let st = &sb.state().providers["salesforce"];
+        assert!(
+            st.endpoints.get(creates).is_some_and(|e| e.dropped > 0),
+            "creates lost their answers: {:?}",
+            st.endpoints
+        );
+    }
 }

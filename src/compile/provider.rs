@@ -39,11 +39,22 @@ const ANY_OPERATION: &[&str] = &[
     "payload", "id", "key", "field", "items", "inputs", "records", "payloads", "keys", "first",
 ];
 
+/// The body context of a batch create: the rendered items (under three names), the payloads
+/// and the first item's payload.
+const BATCH_CREATE_BODY: &[&str] = &["items", "inputs", "records", "payloads", "first"];
+/// The body context of a batch update: a batch create's, and the target ids.
+const BATCH_UPDATE_BODY: &[&str] = &["items", "inputs", "records", "payloads", "ids", "first"];
+/// The names of a batch body that carry the whole batch (`first` is one item only).
+const BATCH_CARRIERS: &[&str] = &["items", "inputs", "records", "payloads"];
+
 /// What the template context of operation `name` holds at run time (besides the provider's
 /// `vars` and `secrets`), for its path/query/headers/body and for its batch `item`.
 pub(crate) fn provides(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match name {
         "search" => (&["key", "field", "match"], &[]),
+        "batch_search" => (&["values", "field"], &[]),
+        "batch_create" => (BATCH_CREATE_BODY, &["payload"]),
+        "batch_update" => (BATCH_UPDATE_BODY, &["payload", "id"]),
         "create" => (&["payload"], &[]),
         "update" => (&["payload", "id"], &[]),
         "get" | "delete" => (&["id"], &[]),
@@ -551,6 +562,9 @@ impl Context<'_> {
         let results = self.query(op.results.as_ref());
         let item_errors = self.query(op.item_errors.as_ref());
         let created = self.query(op.created.as_ref());
+        let matched = self.query(op.matched.as_ref());
+        let total = self.query(op.total.as_ref());
+        self.only_for(op, &what);
         let fields = if op.name.value == "fields" {
             Some(self.field_mapping(op))
         } else {
@@ -565,11 +579,16 @@ impl Context<'_> {
         if self.error_count() > before {
             return None;
         }
+        let (path, body, item) = (path?, body, item);
+        self.batch_is_read(templates, op, &what, &path, &query, &headers, body.as_ref());
+        if self.error_count() > before {
+            return None;
+        }
         Some(OperationPlan {
             name: op.name.value.clone(),
             what: format!("{}.{}", object.name.value, op.name.value),
             method: method?,
-            path: path?,
+            path,
             path_source: op.path.value.clone(),
             query,
             headers,
@@ -582,8 +601,117 @@ impl Context<'_> {
             max_batch: op.max_batch.as_ref().map(|m| m.value.max(1) as usize),
             rate_limit: op.rate_limit.as_ref().map(|r| r.value),
             fields,
+            idempotent: op.idempotent.as_ref().is_some_and(|i| i.value),
+            matched: matched.flatten(),
+            total: total.flatten(),
+            max_url_length: op.max_url_length.as_ref().map(|m| m.value as usize),
             location: self.sources.locate(op.name.span),
         })
+    }
+
+    /// Keys that only some operations read, on another one (RB5007).
+    fn only_for(&mut self, op: &Operation, what: &str) {
+        let name = op.name.value.as_str();
+        let creates = matches!(name, "create" | "batch_create");
+        let batch_search = name == "batch_search";
+        let spans = [
+            (
+                "idempotent",
+                op.idempotent.as_ref().map(|s| s.span),
+                creates,
+                "`create` or `batch_create`",
+            ),
+            (
+                "matched",
+                op.matched.as_ref().map(|s| s.span),
+                batch_search,
+                "`batch_search`",
+            ),
+            (
+                "total",
+                op.total.as_ref().map(|s| s.span),
+                batch_search,
+                "`batch_search`",
+            ),
+            (
+                "max_url_length",
+                op.max_url_length.as_ref().map(|s| s.span),
+                batch_search,
+                "`batch_search`",
+            ),
+        ];
+        for (key, span, applies, readers) in spans {
+            let Some(span) = span.filter(|_| !applies) else {
+                continue;
+            };
+            self.report(
+                Diagnostic::new(
+                    Code::OperationOnlyKey,
+                    span,
+                    format!("`{key}` has no effect on {what}"),
+                )
+                .with_label(format!("only {readers} reads it"))
+                .with_help(format!(
+                    "remove `{key}`, or move it to the object's {readers} operation"
+                )),
+            );
+        }
+    }
+
+    /// A batch operation whose request never carries its batch (RB5008): a batch search must
+    /// read `values`, a batch create or update its items.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_is_read(
+        &mut self,
+        templates: &Templates,
+        op: &Operation,
+        what: &str,
+        path: &Text,
+        query: &[(String, Text)],
+        headers: &[(HeaderName, Text)],
+        body: Option<&Body>,
+    ) {
+        let (carriers, example): (&[&str], &str) = match op.name.value.as_str() {
+            "batch_search" => (
+                &["values"],
+                r#"e.g. `body: { emails: "{{ values }}" }` or `query: { in: "{{ values | join(',') }}" }`"#,
+            ),
+            "batch_create" | "batch_update" => {
+                (BATCH_CARRIERS, r#"e.g. `body: { records: "{{ items }}" }`"#)
+            }
+            _ => return,
+        };
+        let mut reads = BTreeSet::new();
+        let mut text = |t: &Text| {
+            if let Text::Template { name, target, .. } = t {
+                reads.extend(templates.variables(name, *target));
+            }
+        };
+        text(path);
+        query.iter().for_each(|(_, t)| text(t));
+        headers.iter().for_each(|(_, t)| text(t));
+        if let Some(b) = body {
+            body_reads(templates, b, &mut reads);
+        }
+        if carriers.iter().any(|c| reads.contains(*c)) {
+            return;
+        }
+        self.report(
+            Diagnostic::new(
+                Code::BatchNotRead,
+                op.name.span,
+                format!(
+                    "{what} never sends its batch: no template reads {}",
+                    list(carriers)
+                ),
+            )
+            .with_label("every request of this operation would look the same")
+            .with_help(format!(
+                "write {}{} into the path, query or body; {example}",
+                if carriers.len() > 1 { "one of " } else { "" },
+                list(carriers)
+            )),
+        );
     }
 
     fn only_for_fields(&mut self, span: Span, key: &str, what: &str) {
@@ -908,6 +1036,19 @@ impl Context<'_> {
             }
         }
         out
+    }
+}
+
+/// The top-level variables a compiled body reads.
+fn body_reads(templates: &Templates, b: &Body, out: &mut BTreeSet<String>) {
+    match b {
+        Body::Literal(_) => {}
+        Body::Lookup(path) => out.extend(path.first().cloned()),
+        Body::Expr(name) | Body::Text(name) => out.extend(templates.variables(name, Target::Plain)),
+        Body::Array(items) => items.iter().for_each(|i| body_reads(templates, i, out)),
+        Body::Object(fields) => fields
+            .iter()
+            .for_each(|(_, v)| body_reads(templates, v, out)),
     }
 }
 

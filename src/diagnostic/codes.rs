@@ -99,6 +99,8 @@ codes! {
     UnknownFieldType = "RB5004", Error, "a `fields` operation maps a vendor type to an unknown field type";
     InvalidUsagePattern = "RB5005", Error, "a rate-limit `usage` header has no valid pattern";
     FieldsOnlyKey = "RB5006", Warning, "a key only `fields` operations read, on another operation";
+    OperationOnlyKey = "RB5007", Warning, "an operation key (`idempotent`, `matched`, `total`, `max_url_length`) on an operation that does not read it";
+    BatchNotRead = "RB5008", Error, "a batch operation whose templates never read the batch";
     // Multi-flow runs.
     FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
     UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";

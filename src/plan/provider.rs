@@ -168,6 +168,14 @@ pub struct OperationPlan {
     pub(crate) rate_limit: Option<RateLimit>,
     /// `fields` operations: how a listed item becomes a field.
     pub(crate) fields: Option<FieldMapping>,
+    /// Creates: the kit sends an idempotency key, so a lost create may be sent again.
+    pub(crate) idempotent: bool,
+    /// `batch_search`: where a result item holds the value it matched.
+    pub(crate) matched: Option<Query>,
+    /// `batch_search`: where the response says how many records matched in all.
+    pub(crate) total: Option<Query>,
+    /// `batch_search`: the longest URL the API accepts.
+    pub(crate) max_url_length: Option<usize>,
     pub(crate) location: Location,
 }
 
@@ -187,6 +195,12 @@ impl OperationPlan {
 
     pub fn max_batch(&self) -> Option<usize> {
         self.max_batch
+    }
+
+    /// Whether the request may be sent again after its result was lost: everything but a
+    /// create, unless the kit declares the create idempotent.
+    pub fn repeatable(&self) -> bool {
+        self.idempotent || !matches!(self.name.as_str(), "create" | "batch_create")
     }
 
     pub fn location(&self) -> &Location {

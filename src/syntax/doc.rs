@@ -583,6 +583,19 @@ pub struct Operation {
     pub field: Option<FieldMapDoc>,
     /// `fields` operations: vendor type names to rulebridge's (`picklist: enum`).
     pub types: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `create`/`batch_create`: the kit sends an idempotency key, so a create whose result
+    /// was lost may be sent again as it is.
+    pub idempotent: Option<Spanned<bool>>,
+    /// `batch_search`: JSONPath, relative to one result item, of the value of the looked-up
+    /// field, which says which value the item matched (default: the field in the item's
+    /// field map).
+    pub matched: Option<Spanned<String>>,
+    /// `batch_search`: JSONPath of the total number of matches; a response holding fewer
+    /// (a page) is looked up again in halves.
+    pub total: Option<Spanned<String>>,
+    /// `batch_search`: the longest URL (with its query) the API accepts; longer requests are
+    /// split.
+    pub max_url_length: Option<Spanned<u32>>,
     pub span: Span,
 }
 

@@ -427,6 +427,8 @@ impl Writer<'_> {
             ("results", &op.results),
             ("item_errors", &op.item_errors),
             ("created", &op.created),
+            ("matched", &op.matched),
+            ("total", &op.total),
         ] {
             if let Some(v) = v {
                 extra.push(format!("{name}: {}", self.s(v)));
@@ -434,6 +436,12 @@ impl Writer<'_> {
         }
         if let Some(m) = &op.max_batch {
             extra.push(format!("max_batch: {} {}", m.value, self.at(m.span)));
+        }
+        if let Some(m) = &op.max_url_length {
+            extra.push(format!("max_url_length: {} {}", m.value, self.at(m.span)));
+        }
+        if let Some(i) = &op.idempotent {
+            extra.push(format!("idempotent: {} {}", i.value, self.at(i.span)));
         }
         if let Some(r) = &op.rate_limit {
             extra.push(format!(

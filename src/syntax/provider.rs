@@ -89,6 +89,10 @@ pub(crate) const OPERATION_KEYS: &[&str] = &[
     "rate_limit",
     "field",
     "types",
+    "idempotent",
+    "matched",
+    "total",
+    "max_url_length",
 ];
 
 pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -612,6 +616,12 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
     let types = f
         .opt(cx, "types", |cx, n, _| Some(cx.string_map(n, false)))
         .unwrap_or_default();
+    let idempotent = f.opt(cx, "idempotent", |cx, n, _| {
+        cx.bool(n).map(|b| Spanned::new(b, n.span))
+    });
+    let matched = f.opt(cx, "matched", |cx, n, _| cx.string(n));
+    let total = f.opt(cx, "total", |cx, n, _| cx.string(n));
+    let max_url_length = f.opt(cx, "max_url_length", |cx, n, _| cx.u32(n, 256));
     Some(Operation {
         name,
         method: method?,
@@ -628,6 +638,10 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         rate_limit,
         field,
         types,
+        idempotent,
+        matched,
+        total,
+        max_url_length,
         span: f.span,
     })
 }

@@ -403,8 +403,12 @@ impl Builder {
                     "method" => json!({ "type": "string", "examples": provider::METHODS }),
                     "query" | "headers" => string_map(),
                     "body" | "item" => json!({}),
-                    "id" | "results" | "item_errors" | "created" => string(),
+                    "id" | "results" | "item_errors" | "created" | "matched" | "total" => {
+                        string()
+                    }
                     "max_batch" => json!({ "type": "integer", "minimum": 1 }),
+                    "max_url_length" => json!({ "type": "integer", "minimum": 256 }),
+                    "idempotent" => json!({ "type": "boolean" }),
                     "rate_limit" => ref_to("rate"),
                     "types" => string_map(),
                     "field" => json!({

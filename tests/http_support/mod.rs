@@ -46,6 +46,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// Close the connection instead of answering (after the request was read in full).
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -55,6 +57,7 @@ impl Reply {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string(),
             delay: Duration::ZERO,
+            hang_up: false,
         }
     }
 
@@ -64,6 +67,16 @@ impl Reply {
             headers: Vec::new(),
             body: String::new(),
             delay: Duration::ZERO,
+            hang_up: false,
+        }
+    }
+
+    /// No answer: the connection is closed once the request was read (a response lost after
+    /// the server processed the request).
+    pub fn hang_up() -> Reply {
+        Reply {
+            hang_up: true,
+            ..Reply::empty(200)
         }
     }
 
@@ -104,66 +117,97 @@ pub async fn serve(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'stati
     let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let script: Arc<Script> = Arc::new(script);
-    let app = {
-        let log = log.clone();
-        axum::Router::new().fallback(move |req: Request| {
-            let log = log.clone();
-            let counts = counts.clone();
-            let script = script.clone();
-            async move {
-                let at = Instant::now();
-                let (parts, body) = req.into_parts();
-                let bytes = axum::body::to_bytes(body, 10 << 20)
-                    .await
-                    .unwrap_or_default();
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                let body = if text.is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_str(&text).unwrap_or(Value::String(text))
-                };
-                let seen = Seen {
-                    method: parts.method.to_string(),
-                    path: parts.uri.path().to_string(),
-                    query: parts.uri.query().map(str::to_string),
-                    headers: parts.headers,
-                    body,
-                    at,
-                };
-                let n = {
-                    let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = c
-                        .entry(format!("{} {}", seen.method, seen.path))
-                        .or_insert(0);
-                    *n += 1;
-                    *n - 1
-                };
-                log.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(seen.clone());
-                let reply = script(&seen, n);
-                if !reply.delay.is_zero() {
-                    tokio::time::sleep(reply.delay).await;
-                }
-                let mut response = Response::builder()
-                    .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK));
-                for (k, v) in &reply.headers {
-                    response = response.header(k, v);
-                }
-                response
-                    .body(Body::from(reply.body))
-                    .unwrap_or_else(|_| Response::new(Body::empty()))
-            }
-        })
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a local port");
     let url = format!("http://{}", listener.local_addr().expect("local address"));
+    let server_log = log.clone();
+    // Its own accept loop, so that a reply can close the connection without an answer.
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = server_log.clone();
+            let counts = counts.clone();
+            let script = script.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        let counts = counts.clone();
+                        let script = script.clone();
+                        async move { answer(req.map(Body::new), &log, &counts, &*script).await }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     });
     Server { url, log }
+}
+
+#[derive(Debug)]
+struct HungUp;
+
+impl std::fmt::Display for HungUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hung up on purpose")
+    }
+}
+
+impl std::error::Error for HungUp {}
+
+async fn answer(
+    req: Request,
+    log: &Mutex<Vec<Seen>>,
+    counts: &Mutex<HashMap<String, usize>>,
+    script: &Script,
+) -> Result<Response, HungUp> {
+    let at = Instant::now();
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 10 << 20)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    let seen = Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        at,
+    };
+    let n = {
+        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c
+            .entry(format!("{} {}", seen.method, seen.path))
+            .or_insert(0);
+        *n += 1;
+        *n - 1
+    };
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(seen.clone());
+    let reply = script(&seen, n);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    if reply.hang_up {
+        return Err(HungUp);
+    }
+    let mut response =
+        Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK));
+    for (k, v) in &reply.headers {
+        response = response.header(k, v);
+    }
+    Ok(response
+        .body(Body::from(reply.body))
+        .unwrap_or_else(|_| Response::new(Body::empty())))
 }
 
 /// The compiled provider of a YAML text (it must compile without errors).

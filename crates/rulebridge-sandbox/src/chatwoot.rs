@@ -231,6 +231,7 @@ fn apply(
     contacts: &BTreeMap<u64, Contact>,
     c: &mut Contact,
     body: &Map<String, Value>,
+    unique: bool,
 ) -> Result<(), (Vec<String>, Vec<&'static str>)> {
     if body.contains_key("name") {
         c.name = opt_string(body.get("name"));
@@ -261,12 +262,13 @@ fn apply(
         if !util::is_email(email) {
             messages.push("Email Invalid email".to_string());
             attributes.push("email");
-        } else if others().any(|o| o.email.as_deref() == Some(email.as_str())) {
+        } else if unique && others().any(|o| o.email.as_deref() == Some(email.as_str())) {
             messages.push("Email has already been taken".to_string());
             attributes.push("email");
         }
     }
     if let Some(id) = &c.identifier
+        && unique
         && others().any(|o| o.identifier.as_deref() == Some(id.as_str()))
     {
         messages.push("Identifier has already been taken".to_string());
@@ -331,7 +333,7 @@ async fn create(State(shared): State<Ctx>, Path(account): Path<String>, body: By
         inboxes: Vec::new(),
     };
     let contacts = st.accounts.entry(account).or_default();
-    if let Err((m, a)) = apply(contacts, &mut c, &body) {
+    if let Err((m, a)) = apply(contacts, &mut c, &body, shared.cfg.chatwoot_unique_contacts) {
         return unprocessable(&m, &a);
     }
     if let (Some(i), Some(s)) = (inbox, &source_id) {
@@ -372,7 +374,7 @@ async fn update(
     else {
         return not_found();
     };
-    if let Err((m, a)) = apply(contacts, &mut c, &body) {
+    if let Err((m, a)) = apply(contacts, &mut c, &body, shared.cfg.chatwoot_unique_contacts) {
         return unprocessable(&m, &a);
     }
     let out = render(&c);

@@ -135,6 +135,11 @@ pub struct SandboxConfig {
     pub chatwoot_search_rate_limit: u32,
     /// Chatwoot requests per minute, per client address, on every endpoint (3000).
     pub chatwoot_ip_rate_limit: u32,
+    /// Whether a contact's e-mail and identifier are unique per account, as Chatwoot
+    /// validates them (422 "has already been taken"). Off, a second contact with the same
+    /// e-mail is stored: tests use it to prove a client never relies on the vendor to catch
+    /// its own repeated creates.
+    pub chatwoot_unique_contacts: bool,
     /// Salesforce API requests per rolling 24 h (the `Sforce-Limit-Info` total; 5000).
     pub salesforce_api_limit: u32,
     /// Salesforce duplicate handling: a unique Email field (`DUPLICATE_VALUE`) or a duplicate
@@ -176,6 +181,7 @@ impl Default for SandboxConfig {
             hubspot_shuffle_batch_results: true,
             chatwoot_search_rate_limit: 100,
             chatwoot_ip_rate_limit: 3000,
+            chatwoot_unique_contacts: true,
             salesforce_api_limit: 5000,
             salesforce_duplicates: SalesforceDuplicates::UniqueEmail,
             taskcrm_rate_limit: 100,

@@ -266,15 +266,27 @@ impl TokenSource {
         Ok(self.store(token))
     }
 
-    /// Replaces a token the server refused, unless it was replaced since.
+    /// Replaces a token the server refused, unless it was replaced since. When no new token
+    /// can be had, the refused one is dropped all the same, so the next request fetches one
+    /// instead of being refused again.
     async fn replace(&self, generation: u64) -> Result<(), ConnectError> {
         let _guard = self.refresh.lock().await;
         if self.state().generation != generation {
             return Ok(());
         }
-        let token = self.fetch(None).await?;
-        self.store(token);
-        Ok(())
+        match self.fetch(None).await {
+            Ok(token) => {
+                self.store(token);
+                Ok(())
+            }
+            Err(e) => {
+                let mut st = self.state();
+                if st.generation == generation {
+                    st.token = None;
+                }
+                Err(e)
+            }
+        }
     }
 
     fn store(&self, token: Token) -> Current {

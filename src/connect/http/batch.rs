@@ -35,9 +35,9 @@ use crate::plan::provider::{ObjectPlan, OperationPlan, ResponsePlan};
 /// Chunk size of a batch operation without `max_batch`.
 pub const DEFAULT_MAX_BATCH: usize = 100;
 
-type ItemResult = Result<Written, ConnectError>;
+pub(super) type ItemResult = Result<Written, ConnectError>;
 
-enum Outcome {
+pub(super) enum Outcome {
     /// Results for (some of) the chunk's items; the rest are sent again.
     Done {
         results: Vec<(usize, ItemResult)>,
@@ -202,7 +202,7 @@ impl HttpConnector {
         Ok(self.context(m))
     }
 
-    fn map_results(
+    pub(super) fn map_results(
         &self,
         obj: &ObjectPlan,
         op: &OperationPlan,
@@ -310,7 +310,7 @@ impl HttpConnector {
     }
 }
 
-fn item_errors(op: &OperationPlan, body: &Value) -> Vec<Value> {
+pub(super) fn item_errors(op: &OperationPlan, body: &Value) -> Vec<Value> {
     match &op.item_errors {
         Some(q) => q.all(body),
         None => body
@@ -378,7 +378,7 @@ fn identity_position(
 }
 
 /// The items an error names: by key in `context.ids` / `context.<field>`, or by index.
-fn error_targets(e: &Value, field: &str, keys: &[&str]) -> Vec<usize> {
+pub(super) fn error_targets(e: &Value, field: &str, keys: &[&str]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut add = |p: usize| {
         if p < keys.len() && !out.contains(&p) {

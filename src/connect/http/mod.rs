@@ -36,7 +36,9 @@
 //! | `key`, `field` | the identity value and field name (search, one batch item) |
 //! | `match` | search: every field looked up and its value (`match.project_id`), for a compound match key or a reference found by several fields |
 //! | `items` (also `inputs`, `records`) | a batch (`batch_*` operations): the rendered `item` template of every item, or the payloads when the operation has none |
-//! | `payloads`, `keys` | a batch: the payloads and the identity values |
+//! | `payloads`, `keys` | a batch: the payloads and the identity values (`keys`: upserts only) |
+//! | `ids` | `batch_update`: the target ids (an item's template reads its own as `id`) |
+//! | `values` | `batch_search`: the values looked up (with `field`) |
 //! | `first` | a batch: the first item's payload |
 //! | `secrets.NAME` | a secret the provider declares under `secrets:` |
 //! | the provider's `vars` | values the application passes in [`HttpOptions::vars`], e.g. a tenant id |
@@ -60,10 +62,25 @@
 //!   and flat field map (default: the item) are; `omit` drops keys that are not fields.
 //! * `create`/`update`: the id is the operation's `id` JSONPath over the response, else `id`;
 //!   an update that returns no id reports the id it was given.
-//! * `upsert_batch`: see [`batch`].
+//! * `upsert_batch`: see [`batch`]; `search_many` (`batch_search`), `create_batch`
+//!   (`batch_create`) and `update_batch` (`batch_update`) work the same way (module docs of
+//!   `batch_search` and `batch_write`).
+//!
+//! # Writes that are safe to retry
+//!
+//! A request is sent again after a failure only when that cannot write twice. A `create` or
+//! `batch_create` whose request may have reached the server — a timeout, a connection lost
+//! after it was sent, a 5xx other than a 503 with `Retry-After` — is not repeated: it fails
+//! with [`ConnectError::outcome_unknown`] and the engine looks the record up before creating
+//! again. Failures that say the request was not processed (a refused connection, DNS, 408,
+//! 429, a 503 with `Retry-After`, a 401 answered by a token refresh, a token that could not be
+//! fetched) are retried as the provider's `retry` says. A kit whose creates carry an
+//! idempotency key declares `idempotent: true` on them; those are retried like any request.
 
 mod auth;
 pub mod batch;
+mod batch_search;
+mod batch_write;
 mod classify;
 mod operation;
 mod pacing;
@@ -84,7 +101,9 @@ use self::operation::{Context, id_text};
 use self::pacing::{Limiter, Pacer};
 use self::retry::RetrySettings;
 use self::send::{Failed, Prepared, Response};
-use super::{Call, Capabilities, ConnectError, Connector, ErrorKind, Found, UpsertItem, Written};
+use super::{
+    Call, Capabilities, ConnectError, Connector, ErrorKind, Found, UpdateItem, UpsertItem, Written,
+};
 use crate::plan::ProviderPlan;
 use crate::plan::provider::{AuthPlan, BaseUrl, ObjectPlan, OperationPlan, ResponsePlan};
 use crate::secrets::Secret;
@@ -373,6 +392,7 @@ impl HttpConnector {
             query,
             headers,
             body,
+            repeatable: op.repeatable(),
         })
     }
 
@@ -523,15 +543,27 @@ impl HttpConnector {
         let Some(obj) = self.plan.objects.get(object) else {
             return Capabilities::default();
         };
+        let max = |name: &str| {
+            obj.operations
+                .get(name)
+                .map(|op| op.max_batch.unwrap_or(batch::DEFAULT_MAX_BATCH).max(1))
+        };
+        // Creates the connector may repeat itself: every create operation the engine may use
+        // is declared idempotent.
+        let idempotent_create = ["create", "batch_create"]
+            .iter()
+            .filter_map(|n| obj.operations.get(*n))
+            .all(|op| op.idempotent)
+            && obj.operations.contains_key("create");
         Capabilities {
             search: obj.operations.contains_key("search"),
+            batch_search: max("batch_search"),
             create: obj.operations.contains_key("create"),
             update: obj.operations.contains_key("update"),
-            batch_upsert: obj
-                .operations
-                .get("batch_upsert")
-                .map(|op| op.max_batch.unwrap_or(batch::DEFAULT_MAX_BATCH)),
-            ..Capabilities::default()
+            batch_upsert: max("batch_upsert"),
+            batch_create: max("batch_create"),
+            batch_update: max("batch_update"),
+            idempotent_create,
         }
     }
 }
@@ -788,6 +820,47 @@ impl Connector for HttpConnector {
         items: &'a [UpsertItem<'a>],
     ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
         Box::pin(self.upsert_batch_impl(object, field, items, call.deadline))
+    }
+
+    fn search_many<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        field: &'a str,
+        values: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<(usize, Found)>, ConnectError>> {
+        Box::pin(async move {
+            if self.capabilities_of(object).batch_search.is_none() {
+                // No batch search: one search per value.
+                let mut out = Vec::new();
+                for (i, v) in values.iter().enumerate() {
+                    for f in self.search_impl(object, field, v, call.deadline).await? {
+                        out.push((i, f));
+                    }
+                }
+                return Ok(out);
+            }
+            self.search_many_impl(object, field, values, call.deadline)
+                .await
+        })
+    }
+
+    fn create_batch<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        payloads: &'a [&'a Value],
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        Box::pin(self.create_batch_impl(object, payloads, call.deadline))
+    }
+
+    fn update_batch<'a>(
+        &'a self,
+        call: &'a Call,
+        object: &'a str,
+        items: &'a [UpdateItem<'a>],
+    ) -> BoxFuture<'a, Vec<Result<Written, ConnectError>>> {
+        Box::pin(self.update_batch_impl(object, items, call.deadline))
     }
 }
 

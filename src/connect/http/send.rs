@@ -26,6 +26,9 @@ pub(crate) struct Prepared {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Option<Value>,
+    /// Whether it may be sent again after it reached the server and its answer was lost
+    /// (false for a create the kit does not declare idempotent).
+    pub repeatable: bool,
 }
 
 /// A response, read in full.
@@ -61,10 +64,31 @@ impl From<ConnectError> for Failed {
 }
 
 enum Failure {
-    /// Worth another attempt when `network` is in `retry.on`.
-    Transport(ConnectError),
+    /// Worth another attempt when `network` is in `retry.on`; `sent`: the request may have
+    /// reached the server (see [`classify_transport`]).
+    Transport { error: ConnectError, sent: bool },
     /// Final.
     Fatal(ConnectError),
+}
+
+/// A failure after which the request may or may not have been processed: a request that is
+/// not repeatable is returned with it instead of being sent again.
+fn unknown(mut e: ConnectError) -> ConnectError {
+    e.kind = ErrorKind::Transient;
+    e.outcome_unknown = true;
+    e
+}
+
+/// A status that says the server did not process the request: it refused it for now (429),
+/// timed out waiting for it (408), or is unavailable and says when to come back (503 with
+/// `Retry-After`). Other 5xx answers, a bare 503 included (proxies send one when the upstream
+/// reset the connection after reading the request), leave the outcome unknown.
+fn unprocessed(status: u16, headers: &HeaderMap) -> bool {
+    match status {
+        408 | 429 => true,
+        503 => headers.contains_key(http::header::RETRY_AFTER),
+        s => s < 500,
+    }
 }
 
 impl HttpConnector {
@@ -108,12 +132,23 @@ impl HttpConnector {
                 Ok((resp, Some(generation))) if resp.status == 401 && !refreshed => {
                     tracing::debug!(provider = %self.plan.name, op = %req.what, "401: refreshing the token");
                     refreshed = true;
-                    self.auth.refused(generation).await.map_err(Failed::from)?;
-                    attempt -= 1;
-                    continue;
+                    match self.auth.refused(generation).await {
+                        Ok(_) => {
+                            attempt -= 1;
+                            continue;
+                        }
+                        // The token endpoint failed for now: the refused token is gone, so
+                        // the next attempt fetches one, after a wait like any failed request.
+                        // A 401 was not processed, so even a create may go again.
+                        Err(e) if self.retries_transient(&e) => match backoff.next() {
+                            Some(wait) => (e, wait),
+                            None => return Err(e.into()),
+                        },
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Ok((resp, _)) => {
-                    let err = classify::classify(
+                    let mut err = classify::classify(
                         rules,
                         &self.plan.errors,
                         resp.status,
@@ -121,6 +156,19 @@ impl HttpConnector {
                         &resp.body,
                     );
                     tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, status = resp.status, kind = ?err.kind, "failed");
+                    // A create that may have landed is not repeated blindly: the engine
+                    // looks the record up first. An error the kit recognised (a duplicate
+                    // reported with a 500, say) is known, not unknown.
+                    if !req.repeatable
+                        && err.kind == ErrorKind::Transient
+                        && !unprocessed(resp.status, &resp.headers)
+                    {
+                        err = unknown(err);
+                        return Err(Failed {
+                            error: err,
+                            response: Some(resp),
+                        });
+                    }
                     if !self.retry.retries_status(resp.status) {
                         return Err(Failed {
                             error: err,
@@ -141,9 +189,12 @@ impl HttpConnector {
                     }
                     (err, wait)
                 }
-                Err(Failure::Transport(err)) => {
-                    tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, error = %err.message, "transport failure");
-                    if !self.retry.on_network {
+                Err(Failure::Transport { error: err, sent }) => {
+                    tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, sent, error = %err.message, "transport failure");
+                    if sent && !req.repeatable {
+                        return Err(unknown(err).into());
+                    }
+                    if !self.retries_transient(&err) {
                         return Err(err.into());
                     }
                     let Some(wait) = backoff.next() else {
@@ -161,11 +212,26 @@ impl HttpConnector {
         }
     }
 
+    /// Whether a transient failure that came without a data response (a token request, a
+    /// transport error) is tried again: by its status when it has one, else when `network`
+    /// is in `retry.on`.
+    fn retries_transient(&self, e: &ConnectError) -> bool {
+        e.kind == ErrorKind::Transient
+            && match e.status {
+                Some(s) => self.retry.retries_status(s),
+                None => self.retry.on_network,
+            }
+    }
+
     /// One attempt; also returns the token generation it used.
     async fn attempt(&self, req: &Prepared) -> Result<(Response, Option<u64>), Failure> {
+        // Credentials come before the request: a failure to get them never sent it.
         let credentials = self.auth.credentials().await.map_err(|e| {
             if e.kind == ErrorKind::Transient {
-                Failure::Transport(e)
+                Failure::Transport {
+                    error: e,
+                    sent: false,
+                }
             } else {
                 Failure::Fatal(e)
             }
@@ -206,10 +272,11 @@ impl HttpConnector {
         let headers = response.headers().clone();
         self.pacer
             .observe(&self.plan.name, &self.plan.rate_limit_headers, &headers);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| classify_transport(&e, self.timeout))?;
+        // The status line came back: the request was received, whatever the body says.
+        let bytes = response.bytes().await.map_err(|e| Failure::Transport {
+            error: transport_error(&e, Some(self.timeout)),
+            sent: true,
+        })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = if text.trim().is_empty() {
             Value::Null
@@ -235,6 +302,20 @@ fn deadline_passed() -> ConnectError {
     )
 }
 
+/// A failed `send()`. Whether the request may have reached the server decides whether a
+/// create can go again:
+///
+/// * `is_connect()`: the connector failed — DNS, a refused or timed-out TCP connect, the TLS
+///   handshake, a proxy's CONNECT. Not one byte of the request was written: not sent.
+/// * A pooled keep-alive connection the server had already closed fails the write; hyper's
+///   client sends such a request again on a new connection by itself (it retries requests
+///   canceled before they were written), so that case never reaches here.
+/// * Everything else — a timeout (the request's own, which runs while the server may be
+///   working on it), a connection reset or closed before or while the response came
+///   ("connection closed before message completed"), an HTTP/2 stream reset — happens after
+///   the request was (at least partly) written: the server may have processed it.
+///
+/// A connect timeout is both `is_connect()` and `is_timeout()`: not sent.
 fn classify_transport(e: &reqwest::Error, timeout: Duration) -> Failure {
     let err = transport_error(e, Some(timeout));
     if e.is_builder() || e.is_redirect() {
@@ -243,7 +324,10 @@ fn classify_transport(e: &reqwest::Error, timeout: Duration) -> Failure {
             ..err
         })
     } else {
-        Failure::Transport(err)
+        Failure::Transport {
+            error: err,
+            sent: !e.is_connect(),
+        }
     }
 }
 
