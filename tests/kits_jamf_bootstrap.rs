@@ -241,7 +241,14 @@ async fn request_bodies() {
             .unwrap_or_default();
         assert_eq!(
             fields,
-            ["crm_id", "request_type", "payload", "encrypted_key", "token", "checksum"]
+            [
+                "crm_id",
+                "request_type",
+                "payload",
+                "encrypted_key",
+                "token",
+                "checksum"
+            ]
         );
     }
     // `payload` and `encrypted_key` are Fernet tokens (random IV and time) and `token` a
@@ -277,7 +284,9 @@ fn seed_check(request: &Value, employee: &Value) -> Value {
         "employee": employee,
     });
     let mut child = std::process::Command::new("python3")
-        .arg(format!("{root}/tests/fixtures/seeds/jamf_bootstrap_check.py"))
+        .arg(format!(
+            "{root}/tests/fixtures/seeds/jamf_bootstrap_check.py"
+        ))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -322,7 +331,8 @@ async fn the_kits_request_is_the_one_the_guides_client_builds() {
     let mut legal = employee(2, "Legal");
     legal["device"] = json!({"serial": "C02LEGAL"});
     let input = [zoe, legal];
-    let out = kits_support::send_at(&engine, &base, KIT, FLOW, &ndjson(&input), one_by_one(1)).await;
+    let out =
+        kits_support::send_at(&engine, &base, KIT, FLOW, &ndjson(&input), one_by_one(1)).await;
     assert_eq!(count(&out, "created"), 2, "{out:?}");
     let seen = rec.seen();
     assert_eq!(seen.len(), 2);
@@ -330,7 +340,10 @@ async fn the_kits_request_is_the_one_the_guides_client_builds() {
         let c = seed_check(&s.body, e);
         assert_eq!(c["request_fields"], c["seed_request_fields"]);
         assert_eq!(s.body["crm_id"], e["crm_id"]);
-        assert_eq!(s.body["request_type"], "create", "send_jamf_request's default");
+        assert_eq!(
+            s.body["request_type"], "create",
+            "send_jamf_request's default"
+        );
         assert_eq!(s.body["token"], credential("JAMF_API_TOKEN"));
         assert_eq!(c["key"], c["seed_key"], "the key the guide derives");
         // Byte for byte the text the guide's client encrypts and checksums.
@@ -343,9 +356,9 @@ async fn the_kits_request_is_the_one_the_guides_client_builds() {
         .map(|s| seed_check(&s.body, &input[0])["json_text"].clone())
         .unwrap_or_default();
     assert!(
-        zoe_text
-            .as_str()
-            .is_some_and(|t| t.contains(r#""full_name": "Zo\u00eb \u00c5ngstr\u00f6m \ud83d\ude00""#)),
+        zoe_text.as_str().is_some_and(
+            |t| t.contains(r#""full_name": "Zo\u00eb \u00c5ngstr\u00f6m \ud83d\ude00""#)
+        ),
         "{zoe_text}"
     );
     // The API opened them as the guide's server does.
