@@ -90,6 +90,9 @@ codes! {
     UnknownFieldType = "RB5004", Error, "a `fields` operation maps a vendor type to an unknown field type";
     InvalidUsagePattern = "RB5005", Error, "a rate-limit `usage` header has no valid pattern";
     FieldsOnlyKey = "RB5006", Warning, "a key only `fields` operations read, on another operation";
+    GroupByNotBatch = "RB5010", Error, "`batch.group_by` on an operation that does not send batches";
+    GroupByType = "RB5011", Error, "a batch group key that is an array or object";
+    FirstItemForBatch = "RB5012", Warning, "a batch request reads the first item's value for the whole batch";
 }
 
 impl std::fmt::Display for Code {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, ErrorKind, ErrorRule, FieldMapDoc, ObjectDoc, Operation, ProviderDoc,
-    RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned,
+    ApiKeyLocation, Auth, BatchDoc, ErrorKind, ErrorRule, FieldMapDoc, ObjectDoc, Operation,
+    ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;
@@ -78,10 +78,14 @@ pub(crate) const OPERATION_KEYS: &[&str] = &[
     "item_errors",
     "created",
     "max_batch",
+    "batch",
     "rate_limit",
     "field",
     "types",
 ];
+
+/// Keys of an operation's `batch:`.
+pub(crate) const BATCH_KEYS: &[&str] = &["group_by"];
 
 pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -543,6 +547,7 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
     let item_errors = f.opt(cx, "item_errors", |cx, n, _| cx.string(n));
     let created = f.opt(cx, "created", |cx, n, _| cx.string(n));
     let max_batch = f.opt(cx, "max_batch", |cx, n, _| cx.u32(n, 1));
+    let batch = f.opt(cx, "batch", batch);
     let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
     let field = f.opt(cx, "field", field_map);
     let types = f
@@ -561,9 +566,20 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         item_errors,
         created,
         max_batch,
+        batch,
         rate_limit,
         field,
         types,
+        span: f.span,
+    })
+}
+
+/// `batch: { group_by: tenantId }`.
+fn batch(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<BatchDoc> {
+    let f = cx.fields(node, Some(key), BATCH_KEYS)?;
+    let group_by = f.opt(cx, "group_by", |cx, n, _| cx.text(n));
+    Some(BatchDoc {
+        group_by,
         span: f.span,
     })
 }

@@ -64,6 +64,7 @@
 mod auth;
 pub mod batch;
 mod classify;
+mod group;
 mod operation;
 mod pacing;
 mod retry;
