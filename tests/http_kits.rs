@@ -55,9 +55,12 @@ async fn every_kit_builds() {
     }
     // A kit whose templates read a variable it does not declare does not compile, and says
     // which one.
-    let text = std::fs::read_to_string("rules/providers/usersync_crm.yaml")
-        .expect("kit")
-        .replace("{{ first.tenantId }}", "{{ tenant_id }}");
+    let kit_text = std::fs::read_to_string("rules/providers/usersync_crm.yaml").expect("kit");
+    assert!(
+        kit_text.contains("{{ group }}"),
+        "the kit changed; update this test"
+    );
+    let text = kit_text.replace("{{ group }}", "{{ tenant_id }}");
     let errors = http_support::try_provider(&text).expect_err("tenant_id is not provided");
     assert!(
         errors

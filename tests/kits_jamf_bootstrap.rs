@@ -2,8 +2,8 @@
 //! the API can open, idempotency keys that make re-runs and retries safe, and faults that
 //! lose nothing and duplicate nothing.
 //!
-//! The API has no lookup, batch, rate limit or token refresh (a static bearer token): those
-//! cases do not apply to this kit.
+//! The API has no lookup, batch, rate limit or token refresh (a static token in the body):
+//! those cases do not apply to this kit.
 
 mod kits_support;
 
@@ -35,13 +35,21 @@ fn employees(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// One of the sandbox's credentials (the Vault key, the API secret).
+fn credential(name: &str) -> &'static str {
+    sandbox::CREDENTIALS
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .expect("a sandbox credential")
+}
+
 fn requests(sb: &Sandbox) -> Vec<Value> {
     records(sb, "jamf-bootstrap", "requests")
 }
 
 #[tokio::test]
-#[ignore = "kit sends the pre-seed request shape; fixed with the kit"]
-async fn creates_then_skips_what_was_submitted_and_sends_changes() {
+async fn creates_then_replays_what_was_submitted_and_sends_changes() {
     let sb = sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
@@ -59,14 +67,11 @@ async fn creates_then_skips_what_was_submitted_and_sends_changes() {
             .expect("the outcome's request");
         // The API decrypted the payload and verified its checksum.
         assert_eq!(r["employee"]["employee_id"], e["employee_id"]);
-        assert_eq!(
-            r["employee"]["email"],
-            e["email"]
-                .as_str()
-                .map(str::to_lowercase)
-                .unwrap_or_default()
-        );
+        // As the guide's client sends it: the e-mail as given, the device's defaults filled.
+        assert_eq!(r["employee"]["email"], e["email"]);
+        assert_eq!(r["employee"]["device"]["os_version"], "15.0");
         assert_eq!(r["crm_id"], e["crm_id"]);
+        assert_eq!(r["request_type"], "create");
     }
     let it = stored
         .iter()
@@ -74,9 +79,13 @@ async fn creates_then_skips_what_was_submitted_and_sends_changes() {
         .expect("an IT request");
     assert_eq!(it["smart_group"], "IT_Computers");
 
-    // The same employees again: encrypted anew, refused 409 for their keys, skipped.
+    // The same employees again: encrypted anew, but the same data under the same
+    // idempotency key, which the API answers with the request it already has.
     let again = send(&engine, &sb, KIT, KIT, FLOW, &ndjson(&input), one_by_one(4)).await;
-    assert_eq!(count(&again, "skipped"), 3, "{again:?}");
+    assert_eq!(count(&again, "created"), 3, "{again:?}");
+    for (a, b) in again.iter().zip(&first) {
+        assert_eq!(a["target_id"], b["target_id"], "the first request's id");
+    }
     assert_eq!(requests(&sb).len(), 3);
 
     // A changed department is new data: a new request.
@@ -92,21 +101,25 @@ async fn creates_then_skips_what_was_submitted_and_sends_changes() {
         one_by_one(4),
     )
     .await;
-    let statuses: Vec<&str> = third
-        .iter()
-        .map(|o| o["status"].as_str().unwrap_or(""))
-        .collect();
-    assert_eq!(statuses, ["skipped", "created", "skipped"]);
+    assert_eq!(count(&third, "created"), 3, "{third:?}");
+    assert_eq!(third[0]["target_id"], first[0]["target_id"]);
+    assert_ne!(third[1]["target_id"], first[1]["target_id"]);
+    assert_eq!(third[2]["target_id"], first[2]["target_id"]);
     let stored = requests(&sb);
     assert_eq!(stored.len(), 4);
+    assert_eq!(stored[3]["request_id"], third[1]["target_id"]);
     assert_eq!(stored[3]["employee"]["department"], "IT");
     assert_eq!(stored[3]["smart_group"], "IT_Computers");
+    assert_ne!(
+        stored[3]["idempotency_key"], stored[1]["idempotency_key"],
+        "changed data is a new request"
+    );
 }
 
 #[tokio::test]
-#[ignore = "kit sends the pre-seed request shape; fixed with the kit"]
 async fn a_request_refused_by_the_api_fails_with_its_reason() {
-    // A kit whose payload the API cannot open (another Vault key): 400, a validation failure.
+    // A flow with another Vault key: the API cannot open `encrypted_key`, 400 "Invalid key"
+    // (the guide's text), a validation failure.
     let sb = sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
@@ -139,14 +152,13 @@ async fn a_request_refused_by_the_api_fails_with_its_reason() {
     assert!(
         out[0]["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("Decryption failed")),
+            .is_some_and(|m| m.contains("Invalid key")),
         "{out:?}"
     );
     assert!(requests(&sb).is_empty());
 }
 
 #[tokio::test]
-#[ignore = "kit sends the pre-seed request shape; fixed with the kit"]
 async fn faults_at_twenty_percent_lose_nothing_and_duplicate_nothing() {
     // One record at a time: the same seed meets the same faults on every run.
     // A request processed but whose response was lost is retried with the very same body:
@@ -200,7 +212,6 @@ async fn faults_at_twenty_percent_lose_nothing_and_duplicate_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "kit sends the pre-seed request shape; fixed with the kit"]
 async fn request_bodies() {
     let sb = sandbox::start(SandboxConfig::default())
         .await
@@ -214,12 +225,148 @@ async fn request_bodies() {
     let out = kits_support::send_at(&engine, &base, KIT, FLOW, &input, one_by_one(1)).await;
     assert_eq!(count(&out, "created"), 2, "{out:?}");
     let seen = rec.seen();
-    assert!(seen.iter().all(|s| {
-        s.headers
-            .iter()
-            .any(|(k, v)| k == "authorization" && v == "Bearer sandbox-jamf-bootstrap-token")
-    }));
-    // The payload is a Fernet token (random IV and time): redacted; the checksum and the
-    // idempotency key are stable.
-    insta::assert_yaml_snapshot!(shown(&seen, "/jamf-bootstrap", &["payload"]));
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        // The guide sends the API secret in the body, no auth header.
+        assert!(
+            !s.headers.iter().any(|(k, _)| k == "authorization"),
+            "{:?}",
+            s.headers
+        );
+        assert_eq!(s.body["token"], credential("JAMF_API_TOKEN"));
+        let fields: Vec<&str> = s
+            .body
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            fields,
+            [
+                "crm_id",
+                "request_type",
+                "payload",
+                "encrypted_key",
+                "token",
+                "checksum"
+            ]
+        );
+    }
+    // `payload` and `encrypted_key` are Fernet tokens (random IV and time) and `token` a
+    // credential: redacted; the checksum (over data with a derived idempotency key) is stable.
+    insta::assert_yaml_snapshot!(shown(
+        &seen,
+        "/jamf-bootstrap",
+        &["payload", "encrypted_key", "token"]
+    ));
+}
+
+/// Why the guide's Python code cannot run here, if it cannot.
+fn python_missing() -> Option<String> {
+    match std::process::Command::new("python3")
+        .args(["-c", "import cryptography, requests"])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => Some(format!("python3: {e}")),
+    }
+}
+
+/// Opens `request` with the guide's own code and compares it with what the guide's client
+/// builds for `employee` (tests/fixtures/seeds/jamf_bootstrap_check.py).
+fn seed_check(request: &Value, employee: &Value) -> Value {
+    use std::io::Write;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let input = json!({
+        "client": format!("{root}/crates/rulebridge-sandbox/tests/fixtures/jamf_seed_client.py"),
+        "vault_key": credential("JAMF_ENCRYPTION_KEY"),
+        "request": request,
+        "employee": employee,
+    });
+    let mut child = std::process::Command::new("python3")
+        .arg(format!(
+            "{root}/tests/fixtures/seeds/jamf_bootstrap_check.py"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write the request");
+    let out = child.wait_with_output().expect("python3 finishes");
+    assert!(
+        out.status.success(),
+        "the guide's code could not open the kit's request: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the check prints JSON")
+}
+
+#[tokio::test]
+async fn the_kits_request_is_the_one_the_guides_client_builds() {
+    if let Some(why) = python_missing() {
+        eprintln!(
+            "SKIPPED the_kits_request_is_the_one_the_guides_client_builds: needs python3 with cryptography and requests ({why})"
+        );
+        return;
+    }
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let rec = recorder(&sb).await;
+    let engine = engine(&[]);
+    let base = rec.through(&sb, &sb.kit_base_url(KIT).expect("kit"));
+    // Non-ASCII text (json.dumps escapes it, and the checksum is over that text), a mixed-case
+    // e-mail (sent as given), an unknown department and a device without platform or version
+    // (the guide's client fills `Default`, `macOS`, `15.0`), and a device with its own.
+    let mut zoe = employee(1, "IT");
+    zoe["full_name"] = json!("Zoë Ångström 😀");
+    zoe["email"] = json!("Zoe.Angstrom@Example.com");
+    zoe["device"] = json!({"serial": "C02ZOE", "platform": "macOS", "os_version": "14.2"});
+    let mut legal = employee(2, "Legal");
+    legal["device"] = json!({"serial": "C02LEGAL"});
+    let input = [zoe, legal];
+    let out =
+        kits_support::send_at(&engine, &base, KIT, FLOW, &ndjson(&input), one_by_one(1)).await;
+    assert_eq!(count(&out, "created"), 2, "{out:?}");
+    let seen = rec.seen();
+    assert_eq!(seen.len(), 2);
+    for (s, e) in seen.iter().zip(&input) {
+        let c = seed_check(&s.body, e);
+        assert_eq!(c["request_fields"], c["seed_request_fields"]);
+        assert_eq!(s.body["crm_id"], e["crm_id"]);
+        assert_eq!(
+            s.body["request_type"], "create",
+            "send_jamf_request's default"
+        );
+        assert_eq!(s.body["token"], credential("JAMF_API_TOKEN"));
+        assert_eq!(c["key"], c["seed_key"], "the key the guide derives");
+        // Byte for byte the text the guide's client encrypts and checksums.
+        assert_eq!(c["json_text"], c["seed_json_text"]);
+        assert_eq!(c["checksum"], c["seed_checksum"]);
+        assert_eq!(c["checksum"], c["own_checksum"]);
+    }
+    let zoe_text = seen
+        .first()
+        .map(|s| seed_check(&s.body, &input[0])["json_text"].clone())
+        .unwrap_or_default();
+    assert!(
+        zoe_text.as_str().is_some_and(
+            |t| t.contains(r#""full_name": "Zo\u00eb \u00c5ngstr\u00f6m \ud83d\ude00""#)
+        ),
+        "{zoe_text}"
+    );
+    // The API opened them as the guide's server does.
+    let stored = requests(&sb);
+    assert_eq!(stored[0]["employee"]["full_name"], "Zoë Ångström 😀");
+    assert_eq!(stored[1]["employee"]["department"], "Default");
+    assert_eq!(
+        stored[1]["employee"]["device"],
+        json!({"serial": "C02LEGAL", "platform": "macOS", "os_version": "15.0"})
+    );
 }

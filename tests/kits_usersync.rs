@@ -307,3 +307,194 @@ async fn request_bodies() {
     }));
     insta::assert_yaml_snapshot!(shown(&seen, "/usersync", &[]));
 }
+
+const QUICK: &str = "usersync_quick";
+const QUICK_FLOW: &str = "users_quick";
+
+/// The kit and flow under other names, paced at 100 per 10 s (and `replace` applied).
+fn quick_kit(replace: &[(&str, &str)]) -> (String, String) {
+    let mut all = vec![("rate_limit: 100 per 15m", "rate_limit: 100 per 10s")];
+    all.extend_from_slice(replace);
+    let kit = kit_variant(KIT, QUICK, &all);
+    let flow = std::fs::read_to_string(format!("rules/flows/{FLOW}.yaml"))
+        .expect("flow")
+        .replace("name: wrapper_users_to_crm", &format!("name: {QUICK_FLOW}"))
+        .replace("provider: usersync_crm", &format!("provider: {QUICK}"));
+    (kit, flow)
+}
+
+/// `n` users of three tenants, interleaved: user i is in tenant i % 3.
+fn mixed_tenants(n: usize, name: &str) -> Vec<Value> {
+    let tenants = [
+        ("tenant-a", "Acme Corp"),
+        ("tenant-b", "Beta GmbH"),
+        ("tenant-c", "Gamma SA"),
+    ];
+    (0..n)
+        .map(|i| {
+            let (id, tenant_name) = tenants[i % 3];
+            json!({
+                "id": format!("user-{i}"), "tenant_id": id, "tenant_name": tenant_name,
+                "email": format!("user{i}@{id}.io"), "name": format!("{name} {i}"),
+            })
+        })
+        .collect()
+}
+
+fn ndjson(records: &[Value]) -> String {
+    records.iter().map(|r| r.to_string() + "\n").collect()
+}
+
+#[tokio::test]
+async fn three_tenants_in_one_input_each_land_in_their_own_tenant() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let rec = recorder(&sb).await;
+    // The kit as it is, its pacing (one request every ~9 s) raised so the test stays quick.
+    let (kit, flow) = quick_kit(&[]);
+    let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
+    let base = rec.through(&sb, &sb.kit_base_url(KIT).expect("kit"));
+    let mut input = mixed_tenants(30, "Ada");
+    // A user of tenant-b whose department is too long for its column fails alone.
+    input[4]["department"] = json!("d".repeat(101));
+    let out = kits_support::send_at(
+        &engine,
+        &base,
+        QUICK,
+        QUICK_FLOW,
+        &ndjson(&input),
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(count(&out, "created"), 29, "{out:?}");
+    assert_eq!(out[4]["status"], "failed", "{:?}", out[4]);
+    assert_eq!(out[4]["key"], "user-4");
+    for (i, (o, u)) in out.iter().zip(&input).enumerate().filter(|(i, _)| *i != 4) {
+        assert_eq!(o["key"], u["id"]);
+        let stored = crm_user(&sb, &o["target_id"]);
+        assert_eq!(
+            stored["email"], u["email"],
+            "outcome {i} names its own user"
+        );
+        assert_eq!(
+            stored["tenantId"], u["tenant_id"],
+            "user {i} in its own tenant"
+        );
+    }
+    // None in another tenant: every stored user is its input's tenant's.
+    let all = crm_users(&sb);
+    assert_eq!(all.len(), 29);
+    for s in &all {
+        let u = input
+            .iter()
+            .find(|u| u["email"] == s["email"])
+            .expect("a user of the input");
+        assert_eq!(s["tenantId"], u["tenant_id"], "{s}");
+    }
+    // Every request holds one tenant's users only, header and body agreeing. (How many
+    // requests depends on how the pipeline gathers batches: at least one per tenant.)
+    let seen = rec.seen();
+    assert!(seen.len() >= 3, "{}", seen.len());
+    let mut sent = 0;
+    for s in &seen {
+        let tenant = s.body["tenant"]["id"].as_str().expect("tenant.id");
+        assert!(
+            s.headers
+                .iter()
+                .any(|(k, v)| k == "x-tenant-id" && v == tenant),
+            "{:?}",
+            s.headers
+        );
+        let expected_name = input
+            .iter()
+            .find(|u| u["tenant_id"] == tenant)
+            .map(|u| u["tenant_name"].clone());
+        assert_eq!(Some(s.body["tenant"]["name"].clone()), expected_name);
+        let users = s.body["users"].as_array().expect("users");
+        sent += users.len();
+        assert!(users.iter().all(|u| u["tenantId"] == tenant), "{users:?}");
+    }
+    assert_eq!(sent, 30, "every user sent once");
+
+    // Again, renamed: every user is updated in its own tenant, under the same CRM id.
+    let again = kits_support::send_at(
+        &engine,
+        &base,
+        QUICK,
+        QUICK_FLOW,
+        &ndjson(&mixed_tenants(30, "Grace")),
+        SendOptions::default(),
+    )
+    .await;
+    let statuses: Vec<&str> = again
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or(""))
+        .collect();
+    for (i, s) in statuses.iter().enumerate() {
+        // User 4 was not written the first time: it is created now.
+        let want = if i == 4 { "created" } else { "updated" };
+        assert_eq!(*s, want, "user {i}: {:?}", again[i]);
+    }
+    for (i, (a, b)) in again.iter().zip(&out).enumerate().filter(|(i, _)| *i != 4) {
+        assert_eq!(a["target_id"], b["target_id"], "user {i}");
+    }
+    let all = crm_users(&sb);
+    assert_eq!(all.len(), 30);
+    assert!(
+        all.iter()
+            .all(|u| u["name"].as_str().is_some_and(|n| n.starts_with("Grace")))
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_larger_than_a_batch_is_cut_within_the_tenant() {
+    let (kit, flow) = quick_kit(&[("max_batch: 100", "max_batch: 4")]);
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let rec = recorder(&sb).await;
+    let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
+    let base = rec.through(&sb, &sb.kit_base_url(KIT).expect("kit"));
+    let input = mixed_tenants(18, "Ada");
+    let out = kits_support::send_at(
+        &engine,
+        &base,
+        QUICK,
+        QUICK_FLOW,
+        &ndjson(&input),
+        SendOptions::default(),
+    )
+    .await;
+    assert_eq!(count(&out, "created"), 18, "{out:?}");
+    for (o, u) in out.iter().zip(&input) {
+        let stored = crm_user(&sb, &o["target_id"]);
+        assert_eq!(stored["email"], u["email"]);
+        assert_eq!(stored["tenantId"], u["tenant_id"]);
+    }
+    // Six users per tenant in requests of up to four, one tenant each.
+    let sizes: Vec<(String, usize)> = rec
+        .seen()
+        .iter()
+        .map(|s| {
+            let tenant = s.body["tenant"]["id"].as_str().unwrap_or("").to_string();
+            let users = s.body["users"].as_array().map_or(0, Vec::len);
+            assert!(
+                s.body["users"]
+                    .as_array()
+                    .is_some_and(|us| us.iter().all(|u| u["tenantId"] == tenant.as_str()))
+            );
+            (tenant, users)
+        })
+        .collect();
+    let mut per_tenant: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (t, n) in sizes {
+        per_tenant.entry(t).or_default().push(n);
+    }
+    assert_eq!(per_tenant.len(), 3);
+    for (t, sizes) in &per_tenant {
+        assert!(sizes.len() >= 2, "{t}: {sizes:?}");
+        assert!(sizes.iter().all(|n| (1..=4).contains(n)), "{t}: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 6, "{t}: {sizes:?}");
+    }
+}

@@ -15,8 +15,8 @@ use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::{Compiled, Scope};
 use crate::plan::provider::{
     AuthPlan, BaseUrl, Body, DEFAULT_WINDOW_WAIT, DeclaredField, ErrorRulePlan, FieldMapping,
-    JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader, ResponsePlan,
-    Target, Templates, Text, has_template_syntax, lookup_path, single_expression,
+    GroupBy, JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader,
+    ResponsePlan, Target, Templates, Text, has_template_syntax, lookup_path, single_expression,
 };
 use crate::span::Span;
 use crate::syntax::doc::{
@@ -30,6 +30,10 @@ use super::Context;
 /// payloads, the identity values and field, and the first item's payload.
 const BATCH_BODY: &[&str] = &[
     "items", "inputs", "records", "payloads", "keys", "field", "first",
+];
+/// The body context of a batch operation with `batch.group_by`: also the group's value.
+const GROUPED_BATCH_BODY: &[&str] = &[
+    "items", "inputs", "records", "payloads", "keys", "field", "first", "group",
 ];
 /// The context of one batch item's `item` template.
 const BATCH_ITEM: &[&str] = &["payload", "key", "field"];
@@ -66,6 +70,11 @@ pub(crate) fn provides(name: &str) -> (&'static [&'static str], &'static [&'stat
     }
 }
 
+/// Whether operation `name` sends its items in batches (`batch_upsert`, ...).
+fn is_batch(name: &str) -> bool {
+    name.starts_with("batch_")
+}
+
 /// The rulebridge type names a `fields` operation's `types` may map to.
 const FIELD_TYPES: &[&str] = &[
     "string", "number", "bool", "date", "datetime", "email", "phone", "url", "enum", "other",
@@ -79,6 +88,8 @@ struct Names<'a> {
     vars: &'a [String],
     secrets: &'a [String],
     globals: &'a [String],
+    /// A request of an ungrouped batch: `first` is one item's value standing for all (RB5012).
+    ungrouped_batch: bool,
 }
 
 impl Names<'_> {
@@ -121,6 +132,7 @@ impl Context<'_> {
             vars: &vars,
             secrets: &secrets,
             globals: &globals,
+            ungrouped_batch: false,
         };
 
         let base_url = self.base_url(
@@ -154,8 +166,18 @@ impl Context<'_> {
             let mut operations = BTreeMap::new();
             for op in &o.operations {
                 let (body, item) = provides(&op.name.value);
+                let batch = is_batch(&op.name.value);
+                let grouped = op.batch.as_ref().is_some_and(|b| b.group_by.is_some());
+                let body = if batch && grouped {
+                    GROUPED_BATCH_BODY
+                } else {
+                    body
+                };
                 let what = format!("`{}.{}`", o.name.value, op.name.value);
-                let main = names(what.clone(), body);
+                let main = Names {
+                    ungrouped_batch: batch && !grouped,
+                    ..names(what.clone(), body)
+                };
                 let item_names = names(format!("the item of {what}"), item);
                 if let Some(plan) = self.operation(&mut templates, o, op, &main, &item_names) {
                     operations.insert(op.name.value.clone(), plan);
@@ -334,6 +356,23 @@ impl Context<'_> {
                 .with_help(help),
             );
         }
+        if names.ungrouped_batch
+            && templates
+                .variables(&name, target)
+                .iter()
+                .any(|v| v == "first")
+        {
+            let span = self.find_in(source, "first");
+            self.report(
+                Diagnostic::new(
+                    Code::FirstItemForBatch,
+                    span,
+                    format!("{} reads `first`: the first item's value is sent for the whole batch", names.what),
+                )
+                .with_label("one item's value for every item of the request")
+                .with_help("when it can differ between items (a tenant, an account), add `batch: { group_by: <field> }` to the operation so each request holds one value, and read it as `{{ group }}`"),
+            );
+        }
         for secret in templates.secret_reads(&name, target) {
             if names.secrets.contains(&secret) {
                 continue;
@@ -398,14 +437,36 @@ impl Context<'_> {
     /// The span of `needle`'s first occurrence in the template source (the whole source when
     /// it is not found verbatim).
     fn find_in(&self, source: &Source<'_>, needle: &str) -> Span {
-        match source.text.find(needle) {
+        let found = source.text.find(needle);
+        let span = match found {
             Some(at) => source
                 .span
                 .inner(self.sources, source.text, at, at + needle.len()),
             None => source
                 .span
                 .inner(self.sources, source.text, 0, source.text.len()),
+        };
+        // A string of a body carries the whole body's span: where it is written verbatim
+        // inside it, point at it there.
+        if span != source.span || source.text.is_empty() {
+            return span;
         }
+        let Some(file) = self.sources.get(source.span.file) else {
+            return span;
+        };
+        let (start, end) = (source.span.start as usize, source.span.end as usize);
+        let Some(at) = file
+            .text
+            .get(start..end)
+            .and_then(|region| region.find(source.text))
+        else {
+            return span;
+        };
+        let base = start + at;
+        let (s, e) = found.map_or((base, base + source.text.len()), |f| {
+            (base + f, base + f + needle.len())
+        });
+        Span::new(source.span.file, s as u32, e as u32)
     }
 
     /// Compiles a body template: every string in it may be a template; a string that is
@@ -565,6 +626,7 @@ impl Context<'_> {
         let matched = self.query(op.matched.as_ref());
         let total = self.query(op.total.as_ref());
         self.only_for(op, &what);
+        let group_by = self.group_by(object, op, &what);
         let fields = if op.name.value == "fields" {
             Some(self.field_mapping(op))
         } else {
@@ -599,6 +661,7 @@ impl Context<'_> {
             item_errors: item_errors.flatten(),
             created: created.flatten(),
             max_batch: op.max_batch.as_ref().map(|m| m.value.max(1) as usize),
+            group_by: group_by?,
             rate_limit: op.rate_limit.as_ref().map(|r| r.value),
             fields,
             idempotent: op.idempotent.as_ref().is_some_and(|i| i.value),
@@ -712,6 +775,71 @@ impl Context<'_> {
                 list(carriers)
             )),
         );
+    }
+
+    /// `batch.group_by`: an expression over one item's payload, the object's declared fields
+    /// as its names. `Some(None)` when absent, `None` when invalid (reported).
+    fn group_by(
+        &mut self,
+        object: &ObjectDoc,
+        op: &Operation,
+        what: &str,
+    ) -> Option<Option<GroupBy>> {
+        let Some(batch) = &op.batch else {
+            return Some(None);
+        };
+        let Some(text) = &batch.group_by else {
+            return Some(None);
+        };
+        if !is_batch(&op.name.value) {
+            self.report(
+                Diagnostic::new(
+                    Code::GroupByNotBatch,
+                    batch.span,
+                    format!("{what} sends one record per request: `batch.group_by` has no effect"),
+                )
+                .with_label("not a batch operation")
+                .with_help(
+                    "group the items of a batch operation (`batch_upsert`), or remove `batch:`",
+                ),
+            );
+            return None;
+        }
+        // Fields the mapping may leave out are null here.
+        let fields: BTreeMap<String, Type> = object
+            .fields
+            .iter()
+            .map(|f| {
+                let ty = if f.required {
+                    f.ty.value.clone()
+                } else {
+                    Type::optional(f.ty.value.clone())
+                };
+                (f.name.value.clone(), ty)
+            })
+            .collect();
+        let scope = Scope {
+            registry: self.registry,
+            record: (!fields.is_empty()).then_some(&fields),
+            bindings: &[],
+        };
+        let at = self.compile_expr(text, &scope)?;
+        if matches!(at.ty.non_null(), Type::Array(_) | Type::Object) {
+            self.report(
+                Diagnostic::new(
+                    Code::GroupByType,
+                    text.span,
+                    format!("the group key of {what} is `{}`: items are grouped by a string, number or bool", at.ty),
+                )
+                .with_label("an array or object")
+                .with_help("group by one field (`tenantId`), or build a text key: `\"${region}/${tenant}\"`"),
+            );
+            return None;
+        }
+        Some(Some(GroupBy {
+            compiled: at.compiled,
+            source: text.value.clone(),
+        }))
     }
 
     fn only_for_fields(&mut self, span: Span, key: &str, what: &str) {

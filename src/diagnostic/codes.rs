@@ -101,6 +101,9 @@ codes! {
     FieldsOnlyKey = "RB5006", Warning, "a key only `fields` operations read, on another operation";
     OperationOnlyKey = "RB5007", Warning, "an operation key (`idempotent`, `matched`, `total`, `max_url_length`) on an operation that does not read it";
     BatchNotRead = "RB5008", Error, "a batch operation whose templates never read the batch";
+    GroupByNotBatch = "RB5010", Error, "`batch.group_by` on an operation that does not send batches";
+    GroupByType = "RB5011", Error, "a batch group key that is an array or object";
+    FirstItemForBatch = "RB5012", Warning, "a batch request reads the first item's value for the whole batch";
     // Multi-flow runs.
     FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
     UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";

@@ -75,6 +75,9 @@ pub struct OperationView {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch: Option<usize>,
+    /// `batch.group_by`: one request per value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +215,7 @@ impl PlanView {
                     method: op.method().to_string(),
                     path: op.path().to_string(),
                     max_batch: op.max_batch(),
+                    group_by: op.group_by().map(str::to_string),
                 })
                 .collect();
         }
@@ -253,8 +257,15 @@ impl PlanView {
         }
         for op in &self.target.operations {
             let _ = write!(s, "    {}: {} {}", op.name, op.method, op.path);
+            let mut notes = Vec::new();
             if let Some(m) = op.max_batch {
-                let _ = write!(s, " (up to {m} per request)");
+                notes.push(format!("up to {m} per request"));
+            }
+            if let Some(g) = &op.group_by {
+                notes.push(format!("one `{g}` per request"));
+            }
+            if !notes.is_empty() {
+                let _ = write!(s, " ({})", notes.join(", "));
             }
             s.push('\n');
         }

@@ -165,6 +165,8 @@ pub struct OperationPlan {
     pub(crate) item_errors: Option<Query>,
     pub(crate) created: Option<Query>,
     pub(crate) max_batch: Option<usize>,
+    /// Batch operations: the items of one request share this key's value.
+    pub(crate) group_by: Option<GroupBy>,
     pub(crate) rate_limit: Option<RateLimit>,
     /// `fields` operations: how a listed item becomes a field.
     pub(crate) fields: Option<FieldMapping>,
@@ -203,9 +205,22 @@ impl OperationPlan {
         self.idempotent || !matches!(self.name.as_str(), "create" | "batch_create")
     }
 
+    /// The `batch.group_by` expression as written.
+    pub fn group_by(&self) -> Option<&str> {
+        self.group_by.as_ref().map(|g| g.source.as_str())
+    }
+
     pub fn location(&self) -> &Location {
         &self.location
     }
+}
+
+/// `batch: { group_by: ... }`: an expression over one item's payload (its fields as bare
+/// names); one request holds the items of one value, which its templates read as `group`.
+#[derive(Debug)]
+pub(crate) struct GroupBy {
+    pub compiled: Compiled,
+    pub source: String,
 }
 
 /// One compiled `errors` rule.

@@ -540,6 +540,16 @@ pub struct FieldMapDoc {
     pub span: Span,
 }
 
+/// `batch: { group_by: tenantId }` of a batch operation: how one batch call's items are
+/// split into requests.
+#[derive(Clone, Debug)]
+pub struct BatchDoc {
+    /// An expression over one item's payload (its fields read as bare names): items with
+    /// different values go in different requests, which read the value as `group`.
+    pub group_by: Option<Spanned<String>>,
+    pub span: Span,
+}
+
 /// An object (entity) of a provider: its fields and operations.
 #[derive(Clone, Debug)]
 pub struct ObjectDoc {
@@ -578,6 +588,8 @@ pub struct Operation {
     /// the record (HubSpot `$.new`, Salesforce `$.created`).
     pub created: Option<Spanned<String>>,
     pub max_batch: Option<Spanned<u32>>,
+    /// Batch operations: how the items are grouped into requests.
+    pub batch: Option<BatchDoc>,
     pub rate_limit: Option<Spanned<RateLimit>>,
     /// `fields` operations: how one listed item becomes a field.
     pub field: Option<FieldMapDoc>,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, ObjectDoc,
+    ApiKeyLocation, Auth, BatchDoc, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, ObjectDoc,
     ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
     RetryPolicy, Spanned,
 };
@@ -86,6 +86,7 @@ pub(crate) const OPERATION_KEYS: &[&str] = &[
     "item_errors",
     "created",
     "max_batch",
+    "batch",
     "rate_limit",
     "field",
     "types",
@@ -94,6 +95,9 @@ pub(crate) const OPERATION_KEYS: &[&str] = &[
     "total",
     "max_url_length",
 ];
+
+/// Keys of an operation's `batch:`.
+pub(crate) const BATCH_KEYS: &[&str] = &["group_by"];
 
 pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -611,6 +615,7 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
     let item_errors = f.opt(cx, "item_errors", |cx, n, _| cx.string(n));
     let created = f.opt(cx, "created", |cx, n, _| cx.string(n));
     let max_batch = f.opt(cx, "max_batch", |cx, n, _| cx.u32(n, 1));
+    let batch = f.opt(cx, "batch", batch);
     let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
     let field = f.opt(cx, "field", field_map);
     let types = f
@@ -635,6 +640,7 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         item_errors,
         created,
         max_batch,
+        batch,
         rate_limit,
         field,
         types,
@@ -642,6 +648,16 @@ fn operation(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) -> 
         matched,
         total,
         max_url_length,
+        span: f.span,
+    })
+}
+
+/// `batch: { group_by: tenantId }`.
+fn batch(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<BatchDoc> {
+    let f = cx.fields(node, Some(key), BATCH_KEYS)?;
+    let group_by = f.opt(cx, "group_by", |cx, n, _| cx.text(n));
+    Some(BatchDoc {
+        group_by,
         span: f.span,
     })
 }

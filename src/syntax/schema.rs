@@ -397,10 +397,16 @@ impl Builder {
             "provider.operations",
             provider::OPERATION_KEYS,
             &["method", "path"],
-            |_, k| {
+            |s, k| {
                 Some(match k {
                     "description" | "path" => string(),
                     "method" => json!({ "type": "string", "examples": provider::METHODS }),
+                    "batch" => s.object("provider.operations.batch", provider::BATCH_KEYS, &[], |_, k| {
+                        Some(match k {
+                            "group_by" => expression(),
+                            _ => return None,
+                        })
+                    }),
                     "query" | "headers" => string_map(),
                     "body" | "item" => json!({}),
                     "id" | "results" | "item_errors" | "created" | "matched" | "total" => {

@@ -20,6 +20,8 @@
 //!   bad items are alone.
 //! * Any other failure (auth, rate limit or transient error after the retries) is every item's
 //!   error.
+//! * With `batch: { group_by: ... }`, a chunk holds the items of one group only (see
+//!   [`group`](super::group)); its templates read the value as `group`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -27,6 +29,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::classify::classify_item;
+use super::group;
 use super::operation::id_text;
 use super::{HttpConnector, item_fields, response_id};
 use crate::connect::{ConnectError, ErrorKind, UpsertItem, Written};
@@ -60,9 +63,15 @@ impl HttpConnector {
             Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
         };
         let max = op.max_batch.unwrap_or(DEFAULT_MAX_BATCH).max(1);
-        let all: Vec<usize> = (0..items.len()).collect();
-        let mut queue: VecDeque<Vec<usize>> = all.chunks(max).map(<[usize]>::to_vec).collect();
+        // One request per group (`batch.group_by`), cut at `max`; an item whose group cannot
+        // be computed fails alone.
+        let payloads: Vec<&Value> = items.iter().map(|i| i.payload).collect();
+        let (chunks, ungrouped) = group::chunks(op.group_by.as_ref(), &payloads, max);
+        let mut queue: VecDeque<Vec<usize>> = chunks.into();
         let mut out: Vec<Option<ItemResult>> = vec![None; items.len()];
+        for (i, e) in ungrouped {
+            out[i] = Some(Err(e));
+        }
         while let Some(group) = queue.pop_front() {
             match self
                 .send_chunk(obj, op, field, items, &group, deadline)
@@ -198,6 +207,10 @@ impl HttpConnector {
         m.insert("field".into(), Value::from(field));
         if let Some(&first) = group.first() {
             m.insert("first".into(), items[first].payload.clone());
+            // Every item of a chunk has the same group value: its first item's.
+            if let Some(g) = &op.group_by {
+                m.insert("group".into(), group::group_value(g, items[first].payload)?);
+            }
         }
         Ok(self.context(m))
     }

@@ -82,6 +82,7 @@ pub mod batch;
 mod batch_search;
 mod batch_write;
 mod classify;
+mod group;
 mod operation;
 mod pacing;
 mod retry;
