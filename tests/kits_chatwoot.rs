@@ -520,7 +520,7 @@ async fn responses_lost_after_processing_duplicate_nothing_and_lose_nothing() {
         KIT,
         "chatwoot_quick",
         &[
-            ("rate_limit: 100 per 1m", "rate_limit: 6000 per 1m"),
+            ("rate_limit: 50 per 1s", "rate_limit: 6000 per 1m"),
             ("base: 500ms, max: 20s", "base: 20ms, max: 200ms"),
         ],
     );

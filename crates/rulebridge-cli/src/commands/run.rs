@@ -274,6 +274,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(if failed > 0 { EXIT_PROBLEMS } else { 0 })
 }
 
+/// A sandbox starts as a fresh account of each vendor, without the fields an integrator
+/// created in theirs: the declared fields of the flow's target that the fake lacks are
+/// created first (where the kit can create fields), as `fields --create-missing` would.
+fn prepare_sandbox(
+    engine: &Engine,
+    sb: &rulebridge_sandbox::Sandbox,
+    flow: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let Some(flow) = engine.plan().find_flow(flow) else {
+        return Ok(());
+    };
+    let (provider, object) = (flow.provider.as_str(), flow.object.as_str());
+    let can_create = engine
+        .plan()
+        .provider(provider)
+        .and_then(|p| p.object(object))
+        .is_some_and(|o| o.operation("create_field").is_some() && !o.fields().is_empty());
+    let Some(url) = sb.kit_base_url(provider).filter(|_| can_create) else {
+        return Ok(());
+    };
+    let connector = engine.http_connector(provider, Some(&url))?;
+    let creation = rt.block_on(rulebridge::connect::fields::create_missing(
+        &connector, object,
+    ))?;
+    if !creation.created.is_empty() {
+        eprint!("sandbox: ");
+    }
+    crate::commands::fields::report_creation(provider, object, &creation);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,36 +361,4 @@ mod tests {
         assert!(e.is_some_and(|e| e.to_string().contains("no c.ndjson")));
         std::fs::remove_dir_all(&dir).ok();
     }
-}
-
-/// A sandbox starts as a fresh account of each vendor, without the fields an integrator
-/// created in theirs: the declared fields of the flow's target that the fake lacks are
-/// created first (where the kit can create fields), as `fields --create-missing` would.
-fn prepare_sandbox(
-    engine: &Engine,
-    sb: &rulebridge_sandbox::Sandbox,
-    flow: &str,
-    rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<()> {
-    let Some(flow) = engine.plan().find_flow(flow) else {
-        return Ok(());
-    };
-    let (provider, object) = (flow.provider.as_str(), flow.object.as_str());
-    let can_create = engine
-        .plan()
-        .provider(provider)
-        .and_then(|p| p.object(object))
-        .is_some_and(|o| o.operation("create_field").is_some() && !o.fields().is_empty());
-    let Some(url) = sb.kit_base_url(provider).filter(|_| can_create) else {
-        return Ok(());
-    };
-    let connector = engine.http_connector(provider, Some(&url))?;
-    let creation = rt.block_on(rulebridge::connect::fields::create_missing(
-        &connector, object,
-    ))?;
-    if !creation.created.is_empty() {
-        eprint!("sandbox: ");
-    }
-    crate::commands::fields::report_creation(provider, object, &creation);
-    Ok(())
 }
