@@ -606,3 +606,29 @@ async fn a_small_byte_budget_still_sends_everything_in_groups() {
     assert_eq!(summary.created, 3000, "{summary}");
     assert_eq!(crm.records("contact").len(), 3000);
 }
+
+#[tokio::test]
+async fn repeated_identities_go_through_batch_upserts_in_order() {
+    let crm = Arc::new(MemoryConnector::new().with_capabilities(Capabilities {
+        search: true,
+        create: true,
+        update: true,
+        batch_upsert: Some(100),
+        ..Capabilities::default()
+    }));
+    let input = "{\"email\":\"a@x.io\",\"name\":\"First\"}\n{\"email\":\"b@x.io\"}\n{\"email\":\"a@x.io\",\"name\":\"Second\"}\n";
+    let out = run(crm.clone(), "update", "fail", input).await;
+    assert_eq!(statuses(&out), ["created", "created", "updated"]);
+    assert_eq!(named(&crm, "a@x.io").len(), 1);
+    assert_eq!(named(&crm, "a@x.io")[0]["name"], "Second");
+    let calls = crm.calls();
+    assert!(
+        calls.iter().all(|c| c.starts_with("upsert_batch")),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.len(),
+        2,
+        "the repeat waits for its first record: {calls:?}"
+    );
+}

@@ -131,7 +131,9 @@ impl ConnectorSink {
 
     /// Step 2: look up, decide and write a group whose references are resolved.
     async fn write_resolved(&self, jobs: Vec<Job>) -> Vec<Completion> {
-        if self.upserts().is_some() && jobs.iter().all(|j| j.prior.is_none()) {
+        // An upsert by the identity key updates what an earlier record of this input wrote
+        // as well: no need to decide against the prior write.
+        if self.upserts().is_some() {
             return self.upsert_group(jobs).await;
         }
         let call = call_for(&jobs);
