@@ -358,7 +358,12 @@ async fn a_429_storm_past_the_retries_fails_records_as_rate_limited() {
     })
     .await
     .expect("sandbox");
-    let engine = engine(&[]);
+    // The kit's own budget (8 attempts, waits up to 20 s, Retry-After honoured) outlasts a
+    // one-minute window; two attempts show what happens when the storm outlasts the retries.
+    let kit = kits_support::kit_variant(KIT, "chatwoot_storm", &[("attempts: 8", "attempts: 2")]);
+    let flow =
+        variant("cw_storm", "merge").replace("provider: chatwoot", "provider: chatwoot_storm");
+    let engine = engine(&[("kit.yaml", kit), ("flow.yaml", flow)]);
     // Two lookups and a create per new contact: two contacts fit in the window, the third
     // does not.
     let input: Vec<Value> = (0..3).map(user).collect();
@@ -366,8 +371,8 @@ async fn a_429_storm_past_the_retries_fails_records_as_rate_limited() {
         &engine,
         &sb,
         KIT,
-        KIT,
-        FLOW,
+        "chatwoot_storm",
+        "cw_storm",
         &ndjson(&input),
         kits_support::one_by_one(1),
     )
