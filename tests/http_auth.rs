@@ -454,7 +454,7 @@ async fn an_oauth_instance_url_replaces_the_base_origin() {
         r#"kind: provider
 name: sf
 base_url: "{login}/services/data/v58.0"
-auth: {{ type: oauth2_refresh, token_url: "{login}/services/oauth2/token", client_id: a, client_secret: b, refresh_token: c }}
+auth: {{ type: oauth2_refresh, token_url: "{login}/services/oauth2/token", client_id: a, client_secret: b, refresh_token: c, base_url_from: "$.instance_url" }}
 objects:
   lead:
     operations:
@@ -464,13 +464,29 @@ objects:
     );
     let mut opts = options(&login, &[]);
     opts.base_url = None;
-    let c = HttpConnector::new(&provider(&yaml), opts).expect("build");
+    let c = HttpConnector::new(&provider(&yaml), opts.clone()).expect("build");
     let w = c
         .create(&Call::default(), "lead", &json!({"LastName": "L"}))
         .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("00Q9".into())));
     assert_eq!(login.seen().len(), 1);
     assert_eq!(instance.seen().len(), 1);
+
+    // Without `base_url_from` the token response's fields name no host: the base URL stays.
+    let plain = yaml.replace(", base_url_from: \"$.instance_url\"", "");
+    assert_ne!(plain, yaml);
+    let c = HttpConnector::new(&provider(&plain), opts).expect("build");
+    let _ = c
+        .create(&Call::default(), "lead", &json!({"LastName": "L"}))
+        .await;
+    assert_eq!(instance.seen().len(), 1, "the instance got nothing more");
+    assert!(
+        login
+            .seen()
+            .iter()
+            .any(|r| r.path == "/services/data/v58.0/sobjects/Lead"),
+        "the create went to the base URL"
+    );
 }
 
 #[tokio::test]

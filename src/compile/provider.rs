@@ -1009,23 +1009,27 @@ impl Context<'_> {
                 client_secret,
                 refresh_token,
                 scopes,
+                base_url_from,
             } => AuthPlan::OAuth2Refresh {
                 token_url: s(token_url),
                 client_id: s(client_id),
                 client_secret: s(client_secret),
                 refresh_token: s(refresh_token),
                 scopes: scopes.clone(),
+                base_url_from: self.query(base_url_from.as_ref())?,
             },
             doc::Auth::OAuth2ClientCredentials {
                 token_url,
                 client_id,
                 client_secret,
                 scopes,
+                base_url_from,
             } => AuthPlan::OAuth2ClientCredentials {
                 token_url: s(token_url),
                 client_id: s(client_id),
                 client_secret: s(client_secret),
                 scopes: scopes.clone(),
+                base_url_from: self.query(base_url_from.as_ref())?,
             },
             doc::Auth::TokenExchange {
                 token_url,

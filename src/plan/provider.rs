@@ -267,12 +267,14 @@ pub(crate) enum AuthPlan {
         client_secret: String,
         refresh_token: String,
         scopes: Vec<String>,
+        base_url_from: Option<Query>,
     },
     OAuth2ClientCredentials {
         token_url: String,
         client_id: String,
         client_secret: String,
         scopes: Vec<String>,
+        base_url_from: Option<Query>,
     },
     TokenExchange {
         token_url: String,

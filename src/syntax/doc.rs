@@ -441,12 +441,16 @@ pub enum Auth {
         client_secret: Spanned<String>,
         refresh_token: Spanned<String>,
         scopes: Vec<String>,
+        /// JSONPath of a URL in the token response whose origin replaces the base URL's
+        /// (a per-tenant instance host).
+        base_url_from: Option<Spanned<String>>,
     },
     OAuth2ClientCredentials {
         token_url: Spanned<String>,
         client_id: Spanned<String>,
         client_secret: Spanned<String>,
         scopes: Vec<String>,
+        base_url_from: Option<Spanned<String>>,
     },
     /// Basic credentials exchanged for a bearer token with an expiry (Jamf Pro).
     TokenExchange {

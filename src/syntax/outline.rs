@@ -363,6 +363,7 @@ impl Writer<'_> {
                 client_secret,
                 refresh_token,
                 scopes,
+                ..
             } => vec![
                 "type: oauth2_refresh".into(),
                 format!("token_url: {}", self.s(token_url)),
@@ -376,6 +377,7 @@ impl Writer<'_> {
                 client_id,
                 client_secret,
                 scopes,
+                ..
             } => vec![
                 "type: oauth2_client_credentials".into(),
                 format!("token_url: {}", self.s(token_url)),

@@ -365,12 +365,14 @@ fn auth(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<Spanned<Auth>> {
             let client_secret = secret(cx, "client_secret");
             let refresh_token = secret(cx, "refresh_token");
             let scopes = scopes(cx, &f);
+            let base_url_from = f.opt(cx, "base_url_from", |cx, n, _| cx.string(n));
             Auth::OAuth2Refresh {
                 token_url: token_url?,
                 client_id: client_id?,
                 client_secret: client_secret?,
                 refresh_token: refresh_token?,
                 scopes,
+                base_url_from,
             }
         }
         "oauth2_client_credentials" => {
@@ -378,11 +380,13 @@ fn auth(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<Spanned<Auth>> {
             let client_id = secret(cx, "client_id");
             let client_secret = secret(cx, "client_secret");
             let scopes = scopes(cx, &f);
+            let base_url_from = f.opt(cx, "base_url_from", |cx, n, _| cx.string(n));
             Auth::OAuth2ClientCredentials {
                 token_url: token_url?,
                 client_id: client_id?,
                 client_secret: client_secret?,
                 scopes,
+                base_url_from,
             }
         }
         _ => {
@@ -420,8 +424,15 @@ pub(crate) fn auth_keys(ty: &str) -> Option<Vec<&'static str>> {
             "client_secret",
             "refresh_token",
             "scopes",
+            "base_url_from",
         ],
-        "oauth2_client_credentials" => &["token_url", "client_id", "client_secret", "scopes"],
+        "oauth2_client_credentials" => &[
+            "token_url",
+            "client_id",
+            "client_secret",
+            "scopes",
+            "base_url_from",
+        ],
         "token_exchange" => &[
             "token_url",
             "username",

@@ -371,6 +371,7 @@ impl Builder {
                     "name" | "value" | "token" | "username" | "password" | "token_url"
                     | "client_id" | "client_secret" | "refresh_token" | "expires"
                     | "keep_alive_url" => scalar(),
+                    "base_url_from" => json!({ "type": "string", "description": "JSONPath of a URL in the token response whose origin replaces the base URL's." }),
                     _ => return None,
                 })
             });

@@ -168,12 +168,15 @@ pub(crate) enum TokenKind {
         client_secret: Secret,
         refresh_token: Secret,
         scopes: Vec<String>,
+        /// Where the token response names the instance whose origin replaces the base URL's.
+        base_url_from: Option<Query>,
     },
     OAuthClientCredentials {
         token_url: String,
         client_id: Secret,
         client_secret: Secret,
         scopes: Vec<String>,
+        base_url_from: Option<Query>,
     },
     Exchange {
         token_url: String,
@@ -309,6 +312,7 @@ impl TokenSource {
                 client_secret,
                 refresh_token,
                 scopes,
+                base_url_from,
             } => {
                 let rotated = self.state().refresh_token.clone();
                 let refresh = rotated.as_ref().unwrap_or(refresh_token);
@@ -324,13 +328,14 @@ impl TokenSource {
                 if let Some(rt) = response.refresh_token() {
                     self.state().refresh_token = Some(Secret::new(rt.secret().clone()));
                 }
-                Ok(oauth_token(&response))
+                Ok(oauth_token(&response, base_url_from.as_ref()))
             }
             TokenKind::OAuthClientCredentials {
                 token_url,
                 client_id,
                 client_secret,
                 scopes,
+                base_url_from,
             } => {
                 let client = oauth_client(token_url, client_id, client_secret)?;
                 let adapter = OAuthHttp::new(self.http.clone(), self.timeout);
@@ -340,7 +345,7 @@ impl TokenSource {
                     .request_async(&adapter)
                     .await;
                 let response = result.map_err(|e| oauth_error(e, adapter.status()))?;
-                Ok(oauth_token(&response))
+                Ok(oauth_token(&response, base_url_from.as_ref()))
             }
             TokenKind::Exchange {
                 token_url,
@@ -458,11 +463,12 @@ fn token_with_lifetime(
 // ---------------------------------------------------------------------------------------------
 // OAuth2 through the `oauth2` crate, over the connector's reqwest client
 
-/// Token response fields beyond the standard ones (Salesforce's `instance_url`).
+/// Token response fields beyond the standard ones, kept whole: the kit's `base_url_from`
+/// says which one (if any) names the instance to call.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 struct Extra {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    instance_url: Option<String>,
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ExtraTokenFields for Extra {}
@@ -498,11 +504,17 @@ fn oauth_client(
     )
 }
 
-fn oauth_token(response: &OAuthTokenResponse) -> Token {
+fn oauth_token(response: &OAuthTokenResponse, base_url_from: Option<&Query>) -> Token {
+    let instance_url = base_url_from.and_then(|q| {
+        let extra = serde_json::Value::Object(response.extra_fields().fields.clone());
+        q.first(&extra)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    });
     token_with_lifetime(
         Secret::new(response.access_token().secret().clone()),
         response.expires_in(),
-        response.extra_fields().instance_url.clone(),
+        instance_url,
     )
 }
 

@@ -688,23 +688,27 @@ fn build_auth(
             client_secret,
             refresh_token,
             scopes,
+            base_url_from,
         } => token(TokenKind::OAuthRefresh {
             token_url: url(token_url, "token_url")?,
             client_id: s(client_id, "client_id")?,
             client_secret: s(client_secret, "client_secret")?,
             refresh_token: s(refresh_token, "refresh_token")?,
             scopes: scopes.clone(),
+            base_url_from: base_url_from.clone(),
         }),
         AuthPlan::OAuth2ClientCredentials {
             token_url,
             client_id,
             client_secret,
             scopes,
+            base_url_from,
         } => token(TokenKind::OAuthClientCredentials {
             token_url: url(token_url, "token_url")?,
             client_id: s(client_id, "client_id")?,
             client_secret: s(client_secret, "client_secret")?,
             scopes: scopes.clone(),
+            base_url_from: base_url_from.clone(),
         }),
         AuthPlan::TokenExchange {
             token_url,
