@@ -509,7 +509,7 @@ fn auth_key_required(ty: &str, key: &str) -> bool {
     !matches!(
         (ty, key),
         ("api_key", "in")
-            | (_, "scopes")
+            | (_, "scopes" | "base_url_from")
             | ("token_exchange", "token" | "expires" | "keep_alive_url")
     )
 }
