@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 use super::classify::classify_item;
 use super::group;
 use super::operation::id_text;
+use super::send::Failed;
 use super::{HttpConnector, item_fields, response_id};
 use crate::connect::{ConnectError, ErrorKind, UpsertItem, Written};
 use crate::plan::provider::{ObjectPlan, OperationPlan, ResponsePlan};
@@ -124,10 +125,7 @@ impl HttpConnector {
         group: &[usize],
         deadline: Option<Instant>,
     ) -> Outcome {
-        let all_fail = |e: ConnectError| Outcome::Done {
-            results: group.iter().map(|&i| (i, Err(e.clone()))).collect(),
-            resend: Vec::new(),
-        };
+        let all_fail = |e: ConnectError| all_fail(group, e);
         let cx = match self.batch_context(op, field, items, group) {
             Ok(cx) => cx,
             Err(e) => return all_fail(e),
@@ -135,37 +133,48 @@ impl HttpConnector {
         let keys: Vec<&str> = group.iter().map(|&i| items[i].key).collect();
         match self.run_keeping_response(obj, op, &cx, deadline).await {
             Ok(resp) => self.map_results(obj, op, field, group, &keys, &resp.body),
-            Err(failed) => {
-                let whole = matches!(failed.error.status, Some(400 | 422));
-                let Some(resp) = failed.response.filter(|_| whole) else {
-                    return all_fail(failed.error);
-                };
-                let errors = item_errors(op, &resp.body);
-                let mut results = Vec::new();
-                let mut named = vec![false; group.len()];
-                for e in &errors {
-                    for pos in error_targets(e, field, &keys) {
-                        if !named[pos] {
-                            named[pos] = true;
-                            results.push((
-                                group[pos],
-                                Err(classify_item(&obj.errors, &self.plan.errors, e)),
-                            ));
-                        }
-                    }
+            Err(failed) => self.refused(obj, op, field, group, &keys, failed),
+        }
+    }
+
+    /// A chunk that failed as a whole. A 400/422 whose body names some items fails those and
+    /// sends the rest again; one that names none is split; anything else fails every item.
+    pub(super) fn refused(
+        &self,
+        obj: &ObjectPlan,
+        op: &OperationPlan,
+        field: &str,
+        group: &[usize],
+        keys: &[&str],
+        failed: Failed,
+    ) -> Outcome {
+        let whole = matches!(failed.error.status, Some(400 | 422));
+        let Some(resp) = failed.response.filter(|_| whole) else {
+            return all_fail(group, failed.error);
+        };
+        let mut results = Vec::new();
+        let mut named = vec![false; group.len()];
+        for e in &item_errors(op, &resp.body) {
+            for pos in error_targets(e, field, keys) {
+                if !named[pos] {
+                    named[pos] = true;
+                    results.push((
+                        group[pos],
+                        Err(classify_item(&obj.errors, &self.plan.errors, e)),
+                    ));
                 }
-                if results.is_empty() {
-                    return Outcome::Split(failed.error);
-                }
-                let resend = group
-                    .iter()
-                    .zip(&named)
-                    .filter(|(_, n)| !**n)
-                    .map(|(&i, _)| i)
-                    .collect();
-                Outcome::Done { results, resend }
             }
         }
+        if results.is_empty() {
+            return Outcome::Split(failed.error);
+        }
+        let resend = group
+            .iter()
+            .zip(&named)
+            .filter(|(_, n)| !**n)
+            .map(|(&i, _)| i)
+            .collect();
+        Outcome::Done { results, resend }
     }
 
     /// The context of one chunk: every item rendered through the `item` template.
@@ -320,6 +329,14 @@ impl HttpConnector {
             results,
             resend: Vec::new(),
         }
+    }
+}
+
+/// Every item of a chunk fails with `e`.
+pub(super) fn all_fail(group: &[usize], e: ConnectError) -> Outcome {
+    Outcome::Done {
+        results: group.iter().map(|&i| (i, Err(e.clone()))).collect(),
+        resend: Vec::new(),
     }
 }
 

@@ -17,8 +17,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::HttpConnector;
-use super::batch::{DEFAULT_MAX_BATCH, ItemResult, Outcome, error_targets, item_errors};
-use super::classify::classify_item;
+use super::batch::{self, DEFAULT_MAX_BATCH, ItemResult, Outcome};
 use crate::connect::{ConnectError, ErrorKind, UpdateItem};
 use crate::plan::provider::{ObjectPlan, OperationPlan};
 
@@ -137,10 +136,7 @@ impl HttpConnector {
         group: &[usize],
         deadline: Option<Instant>,
     ) -> Outcome {
-        let all_fail = |e: ConnectError| Outcome::Done {
-            results: group.iter().map(|&i| (i, Err(e.clone()))).collect(),
-            resend: Vec::new(),
-        };
+        let all_fail = |e: ConnectError| batch::all_fail(group, e);
         let cx = match self.write_context(op, items, group) {
             Ok(cx) => cx,
             Err(e) => return all_fail(e),
@@ -157,35 +153,7 @@ impl HttpConnector {
         };
         match self.run_keeping_response(obj, op, &cx, deadline).await {
             Ok(resp) => self.map_results(obj, op, field, group, &ids, &resp.body),
-            Err(failed) => {
-                let whole = matches!(failed.error.status, Some(400 | 422));
-                let Some(resp) = failed.response.filter(|_| whole) else {
-                    return all_fail(failed.error);
-                };
-                let mut results = Vec::new();
-                let mut named = vec![false; group.len()];
-                for e in &item_errors(op, &resp.body) {
-                    for pos in error_targets(e, field, &ids) {
-                        if !named[pos] {
-                            named[pos] = true;
-                            results.push((
-                                group[pos],
-                                Err(classify_item(&obj.errors, &self.plan.errors, e)),
-                            ));
-                        }
-                    }
-                }
-                if results.is_empty() {
-                    return Outcome::Split(failed.error);
-                }
-                let resend = group
-                    .iter()
-                    .zip(&named)
-                    .filter(|(_, n)| !**n)
-                    .map(|(&i, _)| i)
-                    .collect();
-                Outcome::Done { results, resend }
-            }
+            Err(failed) => self.refused(obj, op, field, group, &ids, failed),
         }
     }
 
