@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rulebridge::Engine;
 use rulebridge::connect::Capabilities;
 use rulebridge::connect::memory::{Fault, MemoryConnector};
-use rulebridge::exec::RunOptions;
 use rulebridge::exec::send::SendOptions;
+use rulebridge::exec::{Pipeline, RunOptions};
 use serde_json::{Value, json};
 
 const RULES: &str = r#"
@@ -44,26 +44,27 @@ const UPDATE: Run<'static> = Run {
     repeats: "in_order",
 };
 
-async fn run_with(crm: Arc<MemoryConnector>, how: &Run<'_>, input: &str) -> Vec<Value> {
+/// The `sync` flow of [`RULES`] sending to `crm`.
+fn pipeline(crm: Arc<MemoryConnector>, how: &Run<'_>, options: RunOptions) -> Pipeline {
     let rules = RULES
         .replace("ON_MATCH", how.on_match)
         .replace("ON_MULTIPLE", how.on_multiple)
         .replace("REPEATS", how.repeats);
-    let engine = Engine::builder()
+    Engine::builder()
         .rules_str("rules.yaml", rules)
         .connector("crm", crm)
         .build()
-        .expect("rules compile");
-    let pipeline = engine
-        .sender(
-            "sync",
-            RunOptions {
-                concurrency: 4,
-                ..RunOptions::default()
-            },
-            SendOptions::default(),
-        )
-        .expect("sender");
+        .expect("rules compile")
+        .sender("sync", options, SendOptions::default())
+        .expect("sender")
+}
+
+async fn run_with(crm: Arc<MemoryConnector>, how: &Run<'_>, input: &str) -> Vec<Value> {
+    let options = RunOptions {
+        concurrency: 4,
+        ..RunOptions::default()
+    };
+    let pipeline = pipeline(crm, how, options);
     let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
         .run(
             std::io::Cursor::new(input.as_bytes().to_vec()),
@@ -531,25 +532,15 @@ async fn batch_upsert_maps_results_back_per_record() {
 async fn last_wins_holds_records_outside_the_byte_budget() {
     // Far more held records than the budget allows in flight: the input must still end.
     let crm = Arc::new(MemoryConnector::new());
-    let rules = RULES
-        .replace("ON_MATCH", "update")
-        .replace("ON_MULTIPLE", "fail")
-        .replace("REPEATS", "last_wins");
-    let engine = Engine::builder()
-        .rules_str("rules.yaml", rules)
-        .connector("crm", crm.clone())
-        .build()
-        .expect("rules compile");
-    let pipeline = engine
-        .sender(
-            "sync",
-            RunOptions {
-                max_in_flight_bytes: 1024,
-                ..RunOptions::default()
-            },
-            SendOptions::default(),
-        )
-        .expect("sender");
+    let how = Run {
+        repeats: "last_wins",
+        ..UPDATE
+    };
+    let options = RunOptions {
+        max_in_flight_bytes: 1024,
+        ..RunOptions::default()
+    };
+    let pipeline = pipeline(crm.clone(), &how, options);
     let input: String = (0..2000)
         .map(|i| format!("{{\"email\":\"p{}@x.io\",\"name\":\"v{i}\"}}\n", i % 500))
         .collect();
@@ -574,28 +565,12 @@ async fn a_small_byte_budget_still_sends_everything_in_groups() {
         batch_create: Some(150),
         ..Capabilities::default()
     }));
-    let engine = Engine::builder()
-        .rules_str(
-            "rules.yaml",
-            RULES
-                .replace("ON_MATCH", "update")
-                .replace("ON_MULTIPLE", "fail")
-                .replace("REPEATS", "in_order"),
-        )
-        .connector("crm", crm.clone())
-        .build()
-        .expect("rules compile");
-    let pipeline = engine
-        .sender(
-            "sync",
-            RunOptions {
-                max_in_flight_bytes: 4096,
-                concurrency: 1,
-                ..RunOptions::default()
-            },
-            SendOptions::default(),
-        )
-        .expect("sender");
+    let options = RunOptions {
+        max_in_flight_bytes: 4096,
+        concurrency: 1,
+        ..RunOptions::default()
+    };
+    let pipeline = pipeline(crm.clone(), &UPDATE, options);
     let input: String = (0..3000)
         .map(|i| format!("{{\"email\":\"q{i}@x.io\"}}\n"))
         .collect();
