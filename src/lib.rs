@@ -14,6 +14,7 @@
 
 pub mod compile;
 pub mod connect;
+pub mod db;
 pub mod diagnostic;
 pub mod engine;
 pub mod exec;

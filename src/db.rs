@@ -1,0 +1,370 @@
+//! The SQL layer under the state store and the SQL table connector: one connection pool over
+//! an SQLite file (the embedded default) or a PostgreSQL server (state shared by several
+//! instances), with what differs between the two kept here.
+//!
+//! Statements are written once, with `$1`-style placeholders, which both backends accept.
+//! Errors name the database (the file, or the URL without its password) and say what to do.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// Which database a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where a database is: an SQLite file or a PostgreSQL URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Url(String),
+}
+
+impl Location {
+    /// `postgres://…` / `postgresql://…` is a server; `sqlite://PATH`, `sqlite:PATH` or a
+    /// plain path is a file.
+    pub fn parse(spec: &str) -> Location {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return Location::Url(spec.to_string());
+        }
+        let path = spec
+            .strip_prefix("sqlite://")
+            .or_else(|| spec.strip_prefix("sqlite:"))
+            .unwrap_or(spec);
+        Location::File(PathBuf::from(path))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Location::File(_) => Backend::Sqlite,
+            Location::Url(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The file, or the URL with its password replaced: safe to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Url(u) => match url::Url::parse(u) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    write!(f, "{url}")
+                }
+                Err(_) => f.write_str("(a PostgreSQL URL that does not parse)"),
+            },
+        }
+    }
+}
+
+/// Why a database could not be used. Every variant names the database and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "{location} is not a rulebridge database (it is corrupt, or another kind of file); nothing was changed: move it aside to start with a new one, or point --state at another file"
+    )]
+    NotADatabase { location: String },
+    #[error(
+        "{location} is locked by another process; wait for it to finish, or give this run its own --state"
+    )]
+    Locked { location: String },
+    #[error(
+        "{location} is read-only; make it writable (the store records every write), or point --state at a writable file"
+    )]
+    ReadOnly { location: String },
+    #[error(
+        "{location} was written by a newer rulebridge (schema version {found}; this one knows up to {known}); upgrade rulebridge, or point --state at another file"
+    )]
+    NewerSchema {
+        location: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot open {location}: {message}")]
+    Open { location: String, message: String },
+    #[error("{location}: {message}")]
+    Query { location: String, message: String },
+}
+
+/// A pool of connections to one database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    location: Location,
+}
+
+/// How long a statement waits for another process's write lock before it fails as locked.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Db {
+    /// Opens (creating an SQLite file and its directory when missing) and checks the
+    /// database is usable; applies no migrations.
+    pub async fn open(location: Location) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let shown = location.to_string();
+        let url = match &location {
+            Location::File(path) => {
+                check_file(path, &shown)?;
+                sqlite_url(path)
+            }
+            Location::Url(u) => u.clone(),
+        };
+        let backend = location.backend();
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // One writer at a time in SQLite anyway; a few readers beside it.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        use sqlx::Executor;
+                        // WAL: readers do not block the writer; NORMAL is durable at each
+                        // checkpoint in WAL mode and much faster than FULL.
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(&url).await.map_err(|e| classify(&shown, &e))?;
+        let db = Db {
+            pool,
+            backend,
+            location,
+        };
+        // A file that passed the header check can still be damaged past it.
+        if backend == Backend::Sqlite {
+            sqlx::query("SELECT count(*) FROM sqlite_master")
+                .execute(&db.pool)
+                .await
+                .map_err(|e| db.error(&e))?;
+        }
+        Ok(db)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// A database error as a [`DbError`] naming this database.
+    pub fn error(&self, e: &sqlx::Error) -> DbError {
+        classify(&self.location.to_string(), e)
+    }
+
+    /// Applies `migrations` (version, description, SQL) not yet applied, in order, in a
+    /// table of its own per owner (`table`). A database with a version this build does not
+    /// know was written by a newer build: an error, and nothing is changed.
+    pub async fn migrate(
+        &self,
+        table: &'static str,
+        migrations: &[(i64, &'static str, &'static str)],
+    ) -> Result<(), DbError> {
+        let known = migrations.iter().map(|m| m.0).max().unwrap_or(0);
+        let mut migrator = Migrator::with_migrations(
+            migrations
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        description.into(),
+                        MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(sql),
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        migrator.dangerous_set_table_name(table);
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(found) => DbError::NewerSchema {
+                location: self.location.to_string(),
+                found,
+                known,
+            },
+            sqlx::migrate::MigrateError::Execute(e)
+            | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => self.error(&e),
+            other => DbError::Query {
+                location: self.location.to_string(),
+                message: other.to_string(),
+            },
+        })
+    }
+
+    /// `$1, $2, …` for `rows` rows of `columns` values each, as `($1,$2),($3,$4)`.
+    pub fn placeholders(rows: usize, columns: usize) -> String {
+        let mut s = String::with_capacity(rows * columns * 5);
+        let mut n = 1;
+        for r in 0..rows {
+            if r > 0 {
+                s.push(',');
+            }
+            s.push('(');
+            for c in 0..columns {
+                if c > 0 {
+                    s.push(',');
+                }
+                s.push('$');
+                s.push_str(&n.to_string());
+                n += 1;
+            }
+            s.push(')');
+        }
+        s
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL sqlx opens an SQLite file by: the path percent-encoded, created when missing.
+fn sqlite_url(path: &Path) -> String {
+    use std::fmt::Write;
+    let mut url = String::from("sqlite://");
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'-' | b'_' | b'~' => {
+                url.push(char::from(b))
+            }
+            _ => {
+                let _ = write!(url, "%{b:02X}");
+            }
+        }
+    }
+    url.push_str("?mode=rwc");
+    url
+}
+
+/// Refuses, before SQLite sees it, a file that is not an SQLite database or cannot be
+/// written, and creates the directory of a new one.
+fn check_file(path: &Path, shown: &str) -> Result<(), DbError> {
+    use std::io::Read;
+    let open_error = |message: String| DbError::Open {
+        location: shown.to_string(),
+        message,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            if meta.is_dir() {
+                return Err(open_error(
+                    "it is a directory; give the path of a file".into(),
+                ));
+            }
+            let mut header = [0u8; 16];
+            let mut file = std::fs::File::open(path).map_err(|e| open_error(e.to_string()))?;
+            let n = file
+                .read(&mut header)
+                .map_err(|e| open_error(e.to_string()))?;
+            // An empty file is a new database; anything else must start with SQLite's header.
+            if n > 0 && (n < 16 || &header != b"SQLite format 3\0") {
+                return Err(DbError::NotADatabase {
+                    location: shown.to_string(),
+                });
+            }
+            if meta.permissions().readonly() {
+                return Err(DbError::ReadOnly {
+                    location: shown.to_string(),
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+                .map_err(|e| open_error(format!("cannot create {}: {e}", dir.display()))),
+            _ => Ok(()),
+        },
+        Err(e) => Err(open_error(e.to_string())),
+    }
+}
+
+/// Sorts a driver error into what an operator can act on.
+fn classify(location: &str, e: &sqlx::Error) -> DbError {
+    let location = location.to_string();
+    if let sqlx::Error::Database(d) = e {
+        let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+        let message = d.message().to_lowercase();
+        // SQLite result codes (primary code in the low byte) and PostgreSQL SQLSTATEs.
+        let primary = code.parse::<i64>().ok().map(|c| c & 0xff);
+        match primary {
+            Some(5) | Some(6) => return DbError::Locked { location },
+            Some(8) => return DbError::ReadOnly { location },
+            Some(11) | Some(26) => return DbError::NotADatabase { location },
+            _ => {}
+        }
+        if code == "25006" || message.contains("read-only") || message.contains("readonly") {
+            return DbError::ReadOnly { location };
+        }
+        if code == "55P03" {
+            return DbError::Locked { location };
+        }
+    }
+    let message = e.to_string();
+    let lower = message.to_lowercase();
+    if lower.contains("database is locked") {
+        DbError::Locked { location }
+    } else if lower.contains("not a database") || lower.contains("malformed") {
+        DbError::NotADatabase { location }
+    } else if lower.contains("readonly") {
+        DbError::ReadOnly { location }
+    } else {
+        DbError::Query { location, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            Location::parse("postgres://u:p@h/db").backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Location::parse("sqlite://x/y.db"),
+            Location::File("x/y.db".into())
+        );
+        assert_eq!(Location::parse("state.db"), Location::File("state.db".into()));
+        assert_eq!(
+            Location::parse("postgres://u:secret@h/db").to_string(),
+            "postgres://u:***@h/db"
+        );
+    }
+
+    #[test]
+    fn placeholders_number_every_value() {
+        assert_eq!(Db::placeholders(2, 2), "($1,$2),($3,$4)");
+        assert_eq!(Db::placeholders(1, 1), "($1)");
+    }
+
+    #[test]
+    fn sqlite_urls_encode_the_path() {
+        assert_eq!(
+            sqlite_url(Path::new("/tmp/a b/state.db")),
+            "sqlite:///tmp/a%20b/state.db?mode=rwc"
+        );
+    }
+}
