@@ -110,6 +110,11 @@ impl Db {
     /// Opens (creating an SQLite file and its directory when missing) and checks the
     /// database is usable; applies no migrations.
     pub async fn open(location: Location) -> Result<Db, DbError> {
+        Self::open_with(location, BUSY_TIMEOUT).await
+    }
+
+    /// [`Db::open`], waiting at most `busy_timeout` for another process's lock.
+    pub async fn open_with(location: Location, busy_timeout: Duration) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let shown = location.to_string();
         let url = match &location {
@@ -120,40 +125,41 @@ impl Db {
             Location::Url(u) => u.clone(),
         };
         let backend = location.backend();
-        let options = AnyPoolOptions::new()
+        // One connection first: a pool retries a failing connect until its timeout and
+        // hides why; this says it at once (corrupt file, server down, bad password).
+        {
+            use sqlx::Connection;
+            let mut conn = sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(|e| classify(&shown, &e))?;
+            prepare(&mut conn, backend, busy_timeout)
+                .await
+                .map_err(|e| classify(&shown, &e))?;
+            if backend == Backend::Sqlite {
+                // A file that passed the header check can still be damaged past it.
+                sqlx::query("SELECT count(*) FROM sqlite_master")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| classify(&shown, &e))?;
+            }
+            let _ = conn.close().await;
+        }
+        let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time in SQLite anyway; a few readers beside it.
                 Backend::Sqlite => 4,
                 Backend::Postgres => 8,
             })
-            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        use sqlx::Executor;
-                        // WAL: readers do not block the writer; NORMAL is durable at each
-                        // checkpoint in WAL mode and much faster than FULL.
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options.connect(&url).await.map_err(|e| classify(&shown, &e))?;
-        let db = Db {
+            .acquire_timeout(busy_timeout + Duration::from_secs(5))
+            .after_connect(move |conn, _| Box::pin(prepare(conn, backend, busy_timeout)))
+            .connect(&url)
+            .await
+            .map_err(|e| classify(&shown, &e))?;
+        Ok(Db {
             pool,
             backend,
             location,
-        };
-        // A file that passed the header check can still be damaged past it.
-        if backend == Backend::Sqlite {
-            sqlx::query("SELECT count(*) FROM sqlite_master")
-                .execute(&db.pool)
-                .await
-                .map_err(|e| db.error(&e))?;
-        }
-        Ok(db)
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -237,6 +243,25 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Per-connection settings.
+async fn prepare(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    busy_timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    if backend == Backend::Sqlite {
+        // WAL: readers do not block the writer; NORMAL is durable at each checkpoint in WAL
+        // mode and much faster than FULL.
+        let ms = busy_timeout.as_millis();
+        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+            .await?;
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+    }
+    Ok(())
 }
 
 /// The URL sqlx opens an SQLite file by: the path percent-encoded, created when missing.
@@ -347,7 +372,10 @@ mod tests {
             Location::parse("sqlite://x/y.db"),
             Location::File("x/y.db".into())
         );
-        assert_eq!(Location::parse("state.db"), Location::File("state.db".into()));
+        assert_eq!(
+            Location::parse("state.db"),
+            Location::File("state.db".into())
+        );
         assert_eq!(
             Location::parse("postgres://u:secret@h/db").to_string(),
             "postgres://u:***@h/db"

@@ -23,6 +23,7 @@ pub mod functions;
 pub mod plan;
 pub mod secrets;
 pub mod span;
+pub mod state;
 pub mod suite;
 pub mod syntax;
 pub mod testing;

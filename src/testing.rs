@@ -47,3 +47,30 @@ macro_rules! assert_flow_snapshot {
         ::insta::assert_yaml_snapshot!($name, outcome);
     }};
 }
+
+/// The PostgreSQL server tests run against, from `RULEBRIDGE_TEST_POSTGRES` (a URL such as
+/// `postgres://rulebridge@127.0.0.1:54329/postgres`, as `.ci/postgres` prints); `None` when
+/// it is not set, and the caller says that the PostgreSQL half was not run.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("RULEBRIDGE_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A new, empty database on the test server (see [`postgres_server`]), as a URL.
+pub async fn postgres_database(server: &str) -> Result<String, crate::db::DbError> {
+    let name = format!("rb_t_{:016x}", rand::random::<u64>());
+    let db = crate::db::Db::open(crate::db::Location::Url(server.to_string())).await?;
+    let sql = format!("CREATE DATABASE {name}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(db.pool())
+        .await
+        .map_err(|e| db.error(&e))?;
+    db.close().await;
+    let mut url = url::Url::parse(server).map_err(|e| crate::db::DbError::Open {
+        location: "RULEBRIDGE_TEST_POSTGRES".into(),
+        message: e.to_string(),
+    })?;
+    url.set_path(&name);
+    Ok(url.to_string())
+}
