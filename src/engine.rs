@@ -277,6 +277,34 @@ impl Engine {
         Ok(runner.send_through(connector, run, send))
     }
 
+    /// A pipeline that sends a flow's records and keeps state in `store`: a record unchanged
+    /// since its last write makes no request, and every outcome is recorded (see
+    /// [`exec::ledger`]). Returns the recorder, whose [`output`](exec::ledger::Recorder::output)
+    /// wraps the outcome writer. Must run inside a Tokio runtime.
+    pub fn recorded_sender(
+        &self,
+        flow: &str,
+        run: RunOptions,
+        send: SendOptions,
+        store: Arc<dyn crate::state::Store>,
+        state: crate::state::Run,
+        full: bool,
+    ) -> Result<(Pipeline, exec::ledger::Recorder), Error> {
+        let runner = self.runner(flow)?;
+        let connector = self.connector(&runner.flow.provider)?;
+        let recorder = exec::ledger::Recorder::new(store, state, runner.flow.clone(), full);
+        let sink = Arc::new(ConnectorSink::new(runner.flow.clone(), connector, send));
+        let options = RunOptions {
+            keep_source: true,
+            first_line: usize::try_from(recorder.run().checkpoint).unwrap_or(usize::MAX),
+            ..run
+        };
+        Ok((
+            runner.pipeline(Arc::new(recorder.sink(sink)), options),
+            recorder,
+        ))
+    }
+
     /// The HTTP connector built from a provider file. `base_url` overrides the file's base
     /// URL; otherwise the environment variable `RULEBRIDGE_BASE_URL_<PROVIDER>` does, if set.
     pub fn http_connector(

@@ -31,6 +31,7 @@ impl DryRunSink {
             policy: job.policy,
             reason: None,
             error: None,
+            provenance: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod dry_run;
+pub mod ledger;
 mod outcome;
 pub mod pipeline;
 mod policy;
@@ -28,7 +29,7 @@ use crate::plan::{
     POLICY_SLOT, RECORD_SLOT, SECRETS_SLOT, TargetCheck, ValuePlan,
 };
 
-pub use outcome::{ErrorDetail, FailureKind, Outcome, RecordError, Status};
+pub use outcome::{ErrorDetail, FailureKind, Outcome, Provenance, RecordError, Status};
 pub use pipeline::{Pipeline, RunOptions, Sink, Summary};
 pub use record::parse_record;
 

@@ -12,6 +12,8 @@ pub enum Status {
     Created,
     Updated,
     Skipped,
+    /// Written before with the same payload (the state store says so): no request.
+    Unchanged,
     Failed,
     /// Evaluated without sending (dry run).
     DryRun,
@@ -23,6 +25,7 @@ impl Status {
             Status::Created => "created",
             Status::Updated => "updated",
             Status::Skipped => "skipped",
+            Status::Unchanged => "unchanged",
             Status::Failed => "failed",
             Status::DryRun => "dry_run",
         }
@@ -60,6 +63,8 @@ pub enum FailureKind {
     NotFound,
     /// The target system refused the request for another reason.
     Rejected,
+    /// The state store failed, so the write could not be recorded; nothing was sent.
+    State,
     /// A reference (`ref:`) found no record of the referenced object, or several (`field`
     /// names the reference).
     UnresolvedReference,
@@ -215,6 +220,21 @@ pub struct Outcome {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordError>,
+    /// What the state store records beyond what is printed; set only when a run keeps state.
+    #[serde(skip)]
+    pub provenance: Option<Box<Provenance>>,
+}
+
+/// Where an outcome came from: the input line, the record's identity and how long its write
+/// took, for the changelog and the dead letters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provenance {
+    /// The input line as read.
+    pub source: Option<Box<[u8]>>,
+    /// The ledger identity (match keys' values, or the record key).
+    pub identity: Option<String>,
+    /// Wall time of the sink call that wrote the record.
+    pub duration_ms: Option<u64>,
 }
 
 impl Outcome {
@@ -229,6 +249,7 @@ impl Outcome {
             policy: None,
             reason: Some("filtered out by source.filter".into()),
             error: None,
+            provenance: None,
         }
     }
 
@@ -243,6 +264,7 @@ impl Outcome {
             policy: None,
             reason: Some(reason.to_string()),
             error: None,
+            provenance: None,
         }
     }
 
@@ -256,6 +278,7 @@ impl Outcome {
             policy: None,
             reason: None,
             error: Some(error),
+            provenance: None,
         }
     }
 }

@@ -45,6 +45,12 @@ pub struct RunOptions {
     pub max_in_flight_bytes: usize,
     /// Time allowed for one record, all retries included; passed into every connector call.
     pub record_deadline: Option<Duration>,
+    /// Keep each record's input line until its outcome is reported, in the outcome's
+    /// [`Provenance`](super::Provenance) (for dead letters).
+    pub keep_source: bool,
+    /// Lines of the input to pass over unread (a resumed run's checkpoint); indexes still
+    /// count from the input's first line.
+    pub first_line: usize,
 }
 
 impl Default for RunOptions {
@@ -57,6 +63,8 @@ impl Default for RunOptions {
             max_record_bytes: DEFAULT_MAX_RECORD,
             max_in_flight_bytes: 32 << 20,
             record_deadline: Some(Duration::from_secs(120)),
+            keep_source: false,
+            first_line: 0,
         }
     }
 }
@@ -121,6 +129,15 @@ pub trait Output: Send {
     }
 }
 
+impl<O: Output + ?Sized> Output for Box<O> {
+    fn outcome(&mut self, outcome: &Outcome) -> io::Result<()> {
+        (**self).outcome(outcome)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
 /// NDJSON outcomes on a writer, one line each.
 pub struct NdjsonOutput<W>(pub W);
 
@@ -149,6 +166,8 @@ pub struct Summary {
     pub created: usize,
     pub updated: usize,
     pub skipped: usize,
+    /// Written before with the same payload: no request was made.
+    pub unchanged: usize,
     pub failed: usize,
     pub dry_run: usize,
 }
@@ -160,6 +179,7 @@ impl Summary {
             Status::Created => self.created += 1,
             Status::Updated => self.updated += 1,
             Status::Skipped => self.skipped += 1,
+            Status::Unchanged => self.unchanged += 1,
             Status::Failed => self.failed += 1,
             Status::DryRun => self.dry_run += 1,
         }
@@ -170,9 +190,14 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} records: {} dry_run, {} created, {} updated, {} skipped, {} failed",
-            self.total, self.dry_run, self.created, self.updated, self.skipped, self.failed
-        )
+            "{} records: {} dry_run, {} created, {} updated, ",
+            self.total, self.dry_run, self.created, self.updated
+        )?;
+        // Only runs that keep state have unchanged records.
+        if self.unchanged > 0 {
+            write!(f, "{} unchanged, ", self.unchanged)?;
+        }
+        write!(f, "{} skipped, {} failed", self.skipped, self.failed)
     }
 }
 
@@ -194,6 +219,8 @@ enum Evaluated {
         /// Hashes of the identity keys, one per match key.
         hashes: Vec<u64>,
         bytes: usize,
+        /// The input line, when the run keeps it.
+        source: Option<Box<[u8]>>,
     },
 }
 
@@ -252,8 +279,11 @@ impl Pipeline {
 
         // Reading: bounded chunks, handed to the evaluation threads.
         let max_record = self.options.max_record_bytes;
+        let first_line = self.options.first_line;
+        let keep_source = self.options.keep_source;
         let reader = std::thread::spawn(move || -> io::Result<()> {
             let mut lines = LineReader::new(input, max_record);
+            lines.skip(first_line)?;
             let mut seq = 0usize;
             loop {
                 let chunk = lines.next_chunk()?;
@@ -285,7 +315,7 @@ impl Pipeline {
                     let Ok((seq, chunk)) = next else { return };
                     let evaluated = chunk
                         .into_iter()
-                        .map(|line| evaluate_line(&flow, &cx, &hasher, line))
+                        .map(|line| evaluate_line(&flow, &cx, &hasher, line, keep_source))
                         .collect();
                     if eval_tx.blocking_send((seq, evaluated)).is_err() {
                         return;
@@ -365,6 +395,7 @@ fn evaluate_line(
     cx: &ExecContext,
     hasher: &IdentityHasher,
     line: Line,
+    keep_source: bool,
 ) -> Evaluated {
     match line {
         Line::Blank { index } => Evaluated::Final(Outcome::skipped(index, "blank_line")),
@@ -383,15 +414,40 @@ fn evaluate_line(
             index,
             offset,
             bytes,
-        } => match super::parse_record(&bytes) {
-            Ok(record) => evaluate_record(flow, cx, hasher, index, &record, bytes.len()),
-            Err(e) => {
-                // The parser's offset is within the line; the outcome's is within the input.
-                let at = usize::try_from(offset).unwrap_or(usize::MAX);
-                let within = e.offset().unwrap_or(0);
-                let e = e.with_offset(at.saturating_add(within));
-                Evaluated::Final(Outcome::failed(index, None, e))
+        } => {
+            let evaluated = match super::parse_record(&bytes) {
+                Ok(record) => evaluate_record(flow, cx, hasher, index, &record, bytes.len()),
+                Err(e) => {
+                    // The parser's offset is within the line; the outcome's is within the input.
+                    let at = usize::try_from(offset).unwrap_or(usize::MAX);
+                    let within = e.offset().unwrap_or(0);
+                    let e = e.with_offset(at.saturating_add(within));
+                    Evaluated::Final(Outcome::failed(index, None, e))
+                }
+            };
+            if keep_source {
+                with_source(evaluated, bytes.into_boxed_slice())
+            } else {
+                evaluated
             }
+        }
+    }
+}
+
+/// Keeps the input line with its record (dead letters hold the input as read).
+fn with_source(evaluated: Evaluated, line: Box<[u8]>) -> Evaluated {
+    match evaluated {
+        Evaluated::Final(mut o) => {
+            o.provenance.get_or_insert_default().source = Some(line);
+            Evaluated::Final(o)
+        }
+        Evaluated::Mapped {
+            job, hashes, bytes, ..
+        } => Evaluated::Mapped {
+            job,
+            hashes,
+            bytes,
+            source: Some(line),
         },
     }
 }
@@ -430,6 +486,7 @@ fn evaluate_record(
                 },
                 hashes,
                 bytes,
+                source: None,
             }
         }
         Ok(Evaluation::Filtered) => Evaluated::Final(Outcome::filtered(index)),
@@ -473,6 +530,8 @@ struct Driver<'p> {
     /// Input bytes of records admitted and not yet reported.
     bytes_in_flight: usize,
     bytes_of: HashMap<usize, usize>,
+    /// Input lines kept until reported (`RunOptions::keep_source`).
+    sources: HashMap<usize, Box<[u8]>>,
     /// The latest record of each identity hash (in_order, fail).
     tails: HashMapU64<u32>,
     /// Records admitted and not yet done, with the records waiting for them.
@@ -502,10 +561,12 @@ impl<'p> Driver<'p> {
             repeats,
             out,
             pending_out: VecDeque::new(),
-            next_out: 0,
-            admitted: 0,
+            // A resumed run's first lines were reported by the run it continues.
+            next_out: pipeline.options.first_line,
+            admitted: pipeline.options.first_line,
             bytes_in_flight: 0,
             bytes_of: HashMap::new(),
+            sources: HashMap::new(),
             tails: HashMap::default(),
             successors: HashMap::new(),
             waiting: HashMap::new(),
@@ -612,9 +673,17 @@ impl<'p> Driver<'p> {
         self.admitted += 1;
         match e {
             Evaluated::Final(o) => self.report(o),
-            Evaluated::Mapped { job, hashes, bytes } => {
+            Evaluated::Mapped {
+                job,
+                hashes,
+                bytes,
+                source,
+            } => {
                 self.bytes_in_flight += bytes;
                 self.bytes_of.insert(job.index, bytes);
+                if let Some(source) = source {
+                    self.sources.insert(job.index, source);
+                }
                 self.sequence(job, hashes);
             }
         }
@@ -822,8 +891,11 @@ impl<'p> Driver<'p> {
 
     /// Queues an outcome for in-order reporting (its input bytes count against the budget
     /// until it is handed to the writer).
-    fn report(&mut self, outcome: Outcome) {
+    fn report(&mut self, mut outcome: Outcome) {
         let index = outcome.index;
+        if let Some(source) = self.sources.remove(&index) {
+            outcome.provenance.get_or_insert_default().source = Some(source);
+        }
         let Some(slot) = index.checked_sub(self.next_out) else {
             return;
         };

@@ -68,6 +68,34 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
+    /// Passes over the next `n` lines without holding them; their indexes are used up.
+    pub fn skip(&mut self, n: usize) -> io::Result<()> {
+        let mut left = n;
+        while left > 0 && !self.done {
+            let buf = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                // Fewer lines than the checkpoint: nothing left to read.
+                self.done = true;
+                break;
+            }
+            let (consumed, newline) = match memchr(buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            self.input.consume(consumed);
+            self.offset += consumed as u64;
+            if newline {
+                self.index += 1;
+                left -= 1;
+            }
+        }
+        Ok(())
+    }
+
     /// The next line, `None` at the end of the input. A read error ends the input after
     /// being returned once.
     pub fn next_line(&mut self) -> Option<io::Result<Line>> {
@@ -177,6 +205,26 @@ mod tests {
             out.push(l.unwrap());
         }
         out
+    }
+
+    #[test]
+    fn skipped_lines_keep_their_indexes_and_offsets() {
+        let input: &[u8] = b"{\"a\":1}\n{\"long\":\"xxxxxxxxxxxxxxxx\"}\n{\"c\":3}\n";
+        let mut r = LineReader::new(io::BufReader::with_capacity(4, input), 100);
+        r.skip(2).unwrap();
+        assert_eq!(
+            r.next_line().unwrap().unwrap(),
+            Line::Record {
+                index: 2,
+                offset: 36,
+                bytes: b"{\"c\":3}".to_vec()
+            }
+        );
+        assert!(r.next_line().is_none());
+        // More lines skipped than there are: the input is simply done.
+        let mut r = LineReader::new(input, 100);
+        r.skip(10).unwrap();
+        assert!(r.next_line().is_none());
     }
 
     #[test]

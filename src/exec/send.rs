@@ -545,6 +545,7 @@ impl ConnectorSink {
                 policy: job.policy,
                 reason,
                 error: None,
+                provenance: None,
             },
             written,
         }

@@ -23,6 +23,58 @@ struct Cli {
     command: Command,
 }
 
+/// Where the state store is.
+#[derive(clap::Args)]
+struct StateArg {
+    /// An SQLite file or a `postgres://` URL.
+    #[arg(long = "state", env = "RULEBRIDGE_STATE", default_value = commands::state::DEFAULT_STATE, value_name = "FILE|URL")]
+    spec: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters.
+    List {
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Show one dead letter with its input.
+    Show {
+        #[command(flatten)]
+        state: StateArg,
+        flow: String,
+        id: String,
+    },
+    /// Remove one dead letter without retrying it.
+    Drop {
+        #[command(flatten)]
+        state: StateArg,
+        flow: String,
+        id: String,
+    },
+    /// Send a flow's dead letters again; those that succeed leave the queue.
+    Retry {
+        #[command(flatten)]
+        state: StateArg,
+        flow: String,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Send to another base URL: `PROVIDER=URL` (repeatable).
+        #[arg(long = "base-url", value_name = "PROVIDER=URL")]
+        base_urls: Vec<String>,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check rule files and report every problem with its location.
@@ -99,6 +151,69 @@ enum Command {
         /// Seconds allowed per record, retries included.
         #[arg(long, default_value_t = 120)]
         record_timeout: u64,
+        /// The state store: an SQLite file or a `postgres://` URL (default
+        /// `.rulebridge/state.db`; with `--sandbox`, a file of the run's own). A send records
+        /// every write there, sends only records that changed since their last write, resumes
+        /// an interrupted run of the same input and retries the flow's dead letters.
+        #[arg(long, env = "RULEBRIDGE_STATE", value_name = "FILE|URL")]
+        state: Option<String>,
+        /// Send without a state store: every record is sent, nothing is recorded.
+        #[arg(long, conflicts_with = "state")]
+        no_state: bool,
+        /// Send every record, also those unchanged since their last write.
+        #[arg(long)]
+        full: bool,
+    },
+    /// The changelog: one line per record per run (what was done, where, and why it failed).
+    Log {
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only this record key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only this outcome: created, updated, unchanged, skipped, failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this run.
+        #[arg(long)]
+        run: Option<String>,
+        /// Only since then: an age (30s, 15m, 2h, 7d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Runs, newest first, with their counters.
+    Runs {
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Failed records kept with their input; the next run of their flow retries them.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqCommand,
+    },
+    /// Remove changelog rows and done ledger entries older than the ages given.
+    Prune {
+        #[command(flatten)]
+        state: StateArg,
+        /// Changelog rows (and finished runs) older than this: 30d, 12h, ...
+        #[arg(long, value_name = "AGE")]
+        changelog: Option<String>,
+        /// Ledger entries of settled writes older than this (their records are sent again on
+        /// the next run).
+        #[arg(long, value_name = "AGE")]
+        ledger: Option<String>,
     },
     /// Fetch a provider object's fields, normalize them and cache them next to the rules, where
     /// `lint` uses them to check mappings.
@@ -193,6 +308,9 @@ fn main() -> ExitCode {
             payloads,
             no_batch,
             record_timeout,
+            state,
+            no_state,
+            full,
         } => commands::run::run(RunArgs {
             flows,
             rules,
@@ -206,7 +324,100 @@ fn main() -> ExitCode {
             batch: !no_batch,
             record_timeout,
             max_record_size,
+            state,
+            no_state,
+            full,
         }),
+        Command::Log {
+            state,
+            flow,
+            key,
+            status,
+            run,
+            since,
+            limit,
+            format,
+        } => (|| {
+            let filter = rulebridge::state::ChangeFilter {
+                tenant: String::new(),
+                flow,
+                record_key: key,
+                action: status,
+                run_id: run,
+                since: since
+                    .as_deref()
+                    .map(commands::state::parse_since)
+                    .transpose()?,
+                limit,
+            };
+            commands::state::log(&state.spec, filter, matches!(format, ListFormat::Json))
+        })(),
+        Command::Runs {
+            state,
+            flow,
+            limit,
+            format,
+        } => commands::state::runs(
+            &state.spec,
+            rulebridge::state::RunFilter {
+                tenant: String::new(),
+                flow,
+                limit: Some(limit),
+            },
+            matches!(format, ListFormat::Json),
+        ),
+        Command::Dlq { action } => {
+            use commands::state::DlqAction;
+            match action {
+                DlqCommand::List {
+                    state,
+                    flow,
+                    format,
+                } => commands::state::dlq(
+                    &state.spec,
+                    DlqAction::List {
+                        flow,
+                        json: matches!(format, ListFormat::Json),
+                    },
+                ),
+                DlqCommand::Show { state, flow, id } => {
+                    commands::state::dlq(&state.spec, DlqAction::Show { flow, id })
+                }
+                DlqCommand::Drop { state, flow, id } => {
+                    commands::state::dlq(&state.spec, DlqAction::Drop { flow, id })
+                }
+                DlqCommand::Retry {
+                    state,
+                    flow,
+                    rules,
+                    base_urls,
+                } => commands::state::dlq(
+                    &state.spec,
+                    DlqAction::Retry {
+                        flow,
+                        rules,
+                        base_urls,
+                    },
+                ),
+            }
+        }
+        Command::Prune {
+            state,
+            changelog,
+            ledger,
+        } => (|| {
+            let retention = rulebridge::state::Retention {
+                changelog_ms: changelog
+                    .as_deref()
+                    .map(commands::state::parse_age)
+                    .transpose()?,
+                ledger_ms: ledger
+                    .as_deref()
+                    .map(commands::state::parse_age)
+                    .transpose()?,
+            };
+            commands::state::prune(&state.spec, retention)
+        })(),
         Command::Fields {
             provider,
             object,

@@ -7,4 +7,5 @@ pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod state;
 pub mod test;

@@ -14,6 +14,7 @@ use rulebridge::Engine;
 use rulebridge::exec::pipeline::{NdjsonOutput, Output};
 use rulebridge::exec::send::SendOptions;
 use rulebridge::exec::{Outcome, RunOptions};
+use rulebridge::state::Store;
 
 use crate::common::{EXIT_PROBLEMS, build, progress_bar, sandbox_credentials};
 
@@ -31,6 +32,10 @@ pub struct RunArgs {
     pub batch: bool,
     pub record_timeout: u64,
     pub max_record_size: usize,
+    /// The state store (`--state`); `None` for the default.
+    pub state: Option<String>,
+    pub no_state: bool,
+    pub full: bool,
 }
 
 /// The input each flow reads, in the order of `flows` (flow names): `-` or a file for a single
@@ -207,52 +212,102 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     if several {
         eprintln!("running {}", ordered.join(" → "));
     }
+    let send = SendOptions {
+        include_payload: args.payloads,
+        batch: args.batch,
+        ..SendOptions::default()
+    };
+    // A send keeps state unless told not to; the built-in sandbox starts empty each time, so
+    // its runs keep theirs in a file of their own, removed at the end.
+    let scratch = (args.sandbox && args.state.is_none()).then(|| {
+        std::env::temp_dir().join(format!("rulebridge-sandbox-{}.db", std::process::id()))
+    });
+    let store = if args.dry_run || args.no_state {
+        None
+    } else {
+        let spec = match (&args.state, &scratch) {
+            (Some(s), _) => s.clone(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => crate::commands::state::DEFAULT_STATE.to_string(),
+        };
+        Some(rt.block_on(crate::commands::state::open(&spec))?)
+    };
+    let rules_hash = crate::commands::state::rules_hash(&args.rules);
     let mut failed = 0;
     for (flow, input) in ordered.iter().zip(&inputs) {
-        let pipeline = if args.dry_run {
-            engine.runner(flow)?.dry_run_pipeline(options.clone())
-        } else {
-            let send = SendOptions {
-                include_payload: args.payloads,
-                batch: args.batch,
-                ..SendOptions::default()
-            };
-            engine.sender(flow, options.clone(), send)?
-        };
-        let input: Box<dyn BufRead + Send> = if input == "-" {
-            Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
-        } else {
-            let file = std::fs::File::open(input)
-                .map_err(|e| anyhow::anyhow!("cannot read {input}: {e}"))?;
-            Box::new(BufReader::with_capacity(1 << 20, file))
-        };
-        let bar = progress_bar();
-        let ticker = bar.clone();
-        let progress = move |n: usize| {
-            if let Some(b) = &ticker {
-                b.set_position(n as u64);
+        let label = several.then(|| flow.to_string());
+        let summary = match &store {
+            None => {
+                let pipeline = if args.dry_run {
+                    engine.runner(flow)?.dry_run_pipeline(options.clone())
+                } else {
+                    engine.sender(flow, options.clone(), send.clone())?
+                };
+                let summary = run_pipeline(&rt, &pipeline, open_input(input)?, label.clone())?;
+                summary.to_string()
+            }
+            Some(store) => {
+                let fingerprint = crate::commands::state::input_fingerprint(input);
+                let start = rulebridge::state::RunStart {
+                    tenant: String::new(),
+                    flow: flow.to_string(),
+                    rules_hash: rules_hash.clone(),
+                    input: fingerprint,
+                };
+                let run = rt.block_on(store.begin_run(&start))?;
+                if run.resumed {
+                    eprintln!(
+                        "{flow}: resuming run {} after record {} (its process ended before the run did)",
+                        run.id, run.checkpoint
+                    );
+                }
+                let counters = crate::commands::state::send_recorded(
+                    &rt,
+                    &engine,
+                    store.clone(),
+                    flow,
+                    run,
+                    open_input(input)?,
+                    &options,
+                    &send,
+                    args.full,
+                    label.clone(),
+                )?;
+                let retried = crate::commands::state::retry_dead_letters(
+                    &rt,
+                    &engine,
+                    store.clone(),
+                    flow,
+                    &rules_hash,
+                    &options,
+                    &send,
+                    label.clone(),
+                )?;
+                failed += usize::try_from(retried.failed).unwrap_or(usize::MAX);
+                failed += usize::try_from(counters.failed).unwrap_or(usize::MAX);
+                let mut text = crate::commands::state::counters_text(&counters);
+                if retried.total > 0 {
+                    text.push_str(&format!(
+                        "; dead letters retried: {}",
+                        crate::commands::state::counters_text(&retried)
+                    ));
+                }
+                text
             }
         };
-        let stdout = io::BufWriter::with_capacity(1 << 20, io::stdout());
-        let summary = if several {
-            let out = FlowOutput {
-                flow: flow.to_string(),
-                out: stdout,
-            };
-            rt.block_on(pipeline.run(input, out, progress))?.0
-        } else {
-            rt.block_on(pipeline.run(input, NdjsonOutput(stdout), progress))?
-                .0
-        };
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
         if several {
             eprintln!("{flow}: {summary}");
         } else {
             eprintln!("{summary}");
         }
-        failed += summary.failed;
+    }
+    if let Some(store) = &store {
+        rt.block_on(store.db().close());
+    }
+    if let Some(p) = &scratch {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
     }
     if let Some(sb) = sandbox {
         let state = sb.state();
@@ -272,6 +327,58 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         rt.block_on(sb.shutdown());
     }
     Ok(if failed > 0 { EXIT_PROBLEMS } else { 0 })
+}
+
+/// Opens a flow's input: a file, or `-` for standard input.
+pub fn open_input(input: &str) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    Ok(if input == "-" {
+        Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
+    } else {
+        let file =
+            std::fs::File::open(input).map_err(|e| anyhow::anyhow!("cannot read {input}: {e}"))?;
+        Box::new(BufReader::with_capacity(1 << 20, file))
+    })
+}
+
+/// Outcomes on standard output as NDJSON, each naming its flow when `label` is set.
+pub fn stdout_output(label: Option<String>) -> Box<dyn Output> {
+    let stdout = io::BufWriter::with_capacity(1 << 20, io::stdout());
+    match label {
+        Some(flow) => Box::new(FlowOutput { flow, out: stdout }),
+        None => Box::new(NdjsonOutput(stdout)),
+    }
+}
+
+/// Runs a pipeline without state, outcomes on standard output, with a progress bar.
+fn run_pipeline(
+    rt: &tokio::runtime::Runtime,
+    pipeline: &rulebridge::exec::Pipeline,
+    input: Box<dyn BufRead + Send>,
+    label: Option<String>,
+) -> anyhow::Result<rulebridge::exec::Summary> {
+    let (progress, bar) = progress();
+    let summary = rt
+        .block_on(pipeline.run(input, stdout_output(label), progress))?
+        .0;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(summary)
+}
+
+/// A progress callback and the bar it moves (none when stderr is not a terminal).
+pub fn progress() -> (
+    impl FnMut(usize) + Send + 'static,
+    Option<indicatif::ProgressBar>,
+) {
+    let bar = progress_bar();
+    let ticker = bar.clone();
+    let progress = move |n: usize| {
+        if let Some(b) = &ticker {
+            b.set_position(n as u64);
+        }
+    };
+    (progress, bar)
 }
 
 /// A sandbox starts as a fresh account of each vendor, without the fields an integrator

@@ -1,0 +1,569 @@
+//! A run that keeps state: the ledger around the sink, the changelog and dead letters after
+//! the outcomes.
+//!
+//! [`LedgerSink`] wraps any sink. Before a group goes out it reads the ledger: a record whose
+//! payload is the one last written is `unchanged` and makes no request; the others are
+//! claimed (`pending`), given the target id the ledger or the id map knows (so an update needs
+//! no search), and marked as possibly created where an earlier process died with the write in
+//! flight (so it is looked up before anything is created again). After the group, each write
+//! is settled (`done` or `failed`) with its payload hash and target id.
+//!
+//! [`StoreOutput`] wraps the outcome writer: every outcome becomes a changelog row, a failure
+//! a dead letter (a success clears one), and each batch is stored with the run's counters and
+//! checkpoint in one transaction, so a resumed run continues exactly where the store says.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::connect::Found;
+use crate::plan::FlowPlan;
+use crate::state::{
+    Change, Claim, Counters, EntryState, Failure, Report, Run, Scope, Settle, Store, Target,
+    hash_bytes, identity_of, now_ms,
+};
+use crate::syntax::doc::OnMatch;
+
+use super::pipeline::{Completion, Job, Output, Sink};
+use super::{FailureKind, Outcome, RecordError, Status};
+
+/// How long a record another live run holds is waited for before it fails, at most (its
+/// deadline ends the wait sooner).
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+/// What one run records: the store, the run, and where its flow writes.
+#[derive(Clone)]
+pub struct Recorder {
+    store: Arc<dyn Store>,
+    run: Run,
+    scope: Scope,
+    target: Target,
+    flow: Arc<FlowPlan>,
+    /// Send every record, even those unchanged since their last write.
+    full: bool,
+}
+
+impl Recorder {
+    pub fn new(store: Arc<dyn Store>, run: Run, flow: Arc<FlowPlan>, full: bool) -> Self {
+        Recorder {
+            scope: Scope {
+                tenant: run.tenant.clone(),
+                flow: flow.name.clone(),
+            },
+            target: Target {
+                tenant: run.tenant.clone(),
+                provider: flow.provider.clone(),
+                object: flow.object.clone(),
+            },
+            store,
+            run,
+            flow,
+            full,
+        }
+    }
+
+    pub fn run(&self) -> &Run {
+        &self.run
+    }
+
+    /// `inner` behind the ledger.
+    pub fn sink(&self, inner: Arc<dyn Sink>) -> LedgerSink {
+        LedgerSink {
+            rec: self.clone(),
+            inner,
+        }
+    }
+
+    /// `inner` followed by the changelog, the dead letters and the run's checkpoints, stored
+    /// from `handle`'s runtime (the writer runs on a thread of its own).
+    pub fn output<O: Output>(&self, inner: O, handle: tokio::runtime::Handle) -> StoreOutput<O> {
+        StoreOutput {
+            rec: self.clone(),
+            inner,
+            handle,
+            report: Report {
+                run_id: self.run.id.clone(),
+                scope: self.scope.clone(),
+                checkpoint: self.run.checkpoint,
+                counters: self.run.counters,
+                ..Report::default()
+            },
+            last_flush: Instant::now(),
+        }
+    }
+}
+
+/// The ledger's identity of a job: its match keys' values, or its record key.
+fn identity(job: &Job) -> Option<String> {
+    if !job.identity.is_empty() {
+        Some(identity_of(&job.identity))
+    } else {
+        job.key.clone()
+    }
+}
+
+/// A sink behind the ledger (see the module docs).
+pub struct LedgerSink {
+    rec: Recorder,
+    inner: Arc<dyn Sink>,
+}
+
+/// A job on its way through the ledger.
+struct Tracked {
+    job: Job,
+    identity: String,
+    hash: String,
+    /// Its prior came from the ledger or the id map, not from the target: if the target no
+    /// longer has that record, it is looked up afresh once.
+    stored_prior: bool,
+}
+
+impl LedgerSink {
+    fn fail(&self, job: Job, message: String) -> Completion {
+        let err = RecordError::new(FailureKind::State, message);
+        Completion::Done {
+            outcome: Outcome::failed(job.index, job.key, err),
+            written: None,
+        }
+    }
+
+    /// Whether a stored target id can stand in for a search: `merge` needs the target's
+    /// current fields, which only a search returns.
+    fn prior_from_store(&self) -> bool {
+        self.rec
+            .flow
+            .duplicates
+            .as_ref()
+            .is_some_and(|d| d.on_match != OnMatch::Merge)
+    }
+
+    async fn write_tracked(&self, jobs: Vec<Job>) -> Vec<Completion> {
+        let store = &self.rec.store;
+        let scope = &self.rec.scope;
+        let mut done = Vec::with_capacity(jobs.len());
+        let mut todo = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Some(id) = identity(&job) else {
+                // Nothing to key the ledger by: sent as it comes.
+                todo.push((job, None, String::new()));
+                continue;
+            };
+            let hash = match serde_json::to_vec(&job.payload) {
+                Ok(bytes) => hash_bytes(&bytes),
+                Err(e) => {
+                    done.push(self.fail(job, format!("the payload cannot be hashed: {e}")));
+                    continue;
+                }
+            };
+            todo.push((job, Some(id), hash));
+        }
+        let (untracked, mut todo): (Vec<_>, Vec<_>) =
+            todo.into_iter().partition(|(_, id, _)| id.is_none());
+        let mut send: Vec<Tracked> = Vec::with_capacity(todo.len());
+        let waited_since = Instant::now();
+        while !todo.is_empty() {
+            let ids: Vec<String> = todo
+                .iter()
+                .map(|(_, id, _)| id.clone().unwrap_or_default())
+                .collect();
+            let entries = match store.entries(scope, &ids).await {
+                Ok(e) => e,
+                Err(e) => {
+                    let msg = format!("state store: {e}");
+                    done.extend(todo.into_iter().map(|(j, _, _)| self.fail(j, msg.clone())));
+                    break;
+                }
+            };
+            // Unchanged since the last write: no request. A record this same run wrote (it
+            // is resuming) keeps the outcome it had.
+            let mut claim = Vec::new();
+            for ((job, id, hash), entry) in todo.drain(..).zip(entries) {
+                let id = id.unwrap_or_default();
+                match entry {
+                    Some(e)
+                        if !self.rec.full
+                            && e.state == EntryState::Done
+                            && e.done_hash.as_deref() == Some(hash.as_str()) =>
+                    {
+                        let status = match (e.run_id.as_deref(), e.outcome.as_deref()) {
+                            (Some(r), Some("created")) if r == self.rec.run.id => Status::Created,
+                            (Some(r), Some("updated")) if r == self.rec.run.id => Status::Updated,
+                            (Some(r), Some("skipped")) if r == self.rec.run.id => Status::Skipped,
+                            _ => Status::Unchanged,
+                        };
+                        done.push(unchanged(job, id, status, e.target_id));
+                    }
+                    _ => claim.push((job, id, hash)),
+                }
+            }
+            if claim.is_empty() {
+                break;
+            }
+            let claims: Vec<(String, Option<String>)> = claim
+                .iter()
+                .map(|(j, id, _)| (id.clone(), j.key.clone()))
+                .collect();
+            let results = match store.claim(scope, &self.rec.run.id, &claims).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let msg = format!("state store: {e}");
+                    done.extend(claim.into_iter().map(|(j, _, _)| self.fail(j, msg.clone())));
+                    break;
+                }
+            };
+            for ((mut job, id, hash), result) in claim.into_iter().zip(results) {
+                match result {
+                    Claim::Claimed {
+                        was_pending,
+                        target_id,
+                    } => {
+                        let mut stored_prior = false;
+                        match target_id {
+                            Some(tid) if job.prior.is_none() && self.prior_from_store() => {
+                                job.prior = Some(stored_found(tid));
+                                stored_prior = true;
+                            }
+                            Some(_) => {}
+                            // An earlier process may have created it and died before
+                            // recording the id: look it up before creating again.
+                            None if was_pending => job.maybe_created = true,
+                            None => {}
+                        }
+                        send.push(Tracked {
+                            job,
+                            identity: id,
+                            hash,
+                            stored_prior,
+                        });
+                    }
+                    Claim::Busy => {
+                        let out_of_time = job.deadline.is_some_and(|d| Instant::now() >= d)
+                            || waited_since.elapsed() > BUSY_WAIT;
+                        if out_of_time {
+                            let err = RecordError::new(
+                                FailureKind::Transient,
+                                "another run is writing this record and did not finish in time; it was not sent",
+                            );
+                            done.push(Completion::Done {
+                                outcome: Outcome::failed(job.index, job.key, err),
+                                written: None,
+                            });
+                        } else {
+                            todo.push((job, Some(id), hash));
+                        }
+                    }
+                }
+            }
+            if !todo.is_empty() {
+                // Another run holds these: look again once it has had time to settle them.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.with_id_map(&mut send).await;
+
+        let started = Instant::now();
+        let mut tracked_by_index: std::collections::HashMap<usize, (String, String)> = send
+            .iter()
+            .map(|t| (t.job.index, (t.identity.clone(), t.hash.clone())))
+            .collect();
+        // Jobs whose stored id may be stale keep a copy to look up afresh.
+        let mut retry_copies: std::collections::HashMap<usize, (Job, String)> = send
+            .iter()
+            .filter(|t| t.stored_prior)
+            .filter_map(|t| {
+                let mut j = t.job.clone();
+                let stale_id = j.prior.take()?.id;
+                Some((t.job.index, (j, stale_id)))
+            })
+            .collect();
+        let mut jobs: Vec<Job> = send.into_iter().map(|t| t.job).collect();
+        jobs.extend(untracked.into_iter().map(|(j, _, _)| j));
+        let mut completions = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.write(jobs).await
+        };
+        // A stored id the target no longer has: forget it and decide again by a search.
+        let stale: Vec<usize> = completions
+            .iter()
+            .filter_map(|c| match c {
+                Completion::Done { outcome, .. }
+                    if outcome
+                        .error
+                        .as_ref()
+                        .is_some_and(|e| e.kind == FailureKind::NotFound)
+                        && retry_copies.contains_key(&outcome.index) =>
+                {
+                    Some(outcome.index)
+                }
+                _ => None,
+            })
+            .collect();
+        if !stale.is_empty() {
+            let mut again = Vec::new();
+            completions.retain(|c| match c {
+                Completion::Done { outcome, .. } => !stale.contains(&outcome.index),
+                _ => true,
+            });
+            let mut gone = Vec::new();
+            for i in &stale {
+                if let Some((j, stale_id)) = retry_copies.remove(i) {
+                    again.push(j);
+                    gone.push(stale_id);
+                }
+            }
+            if let Err(e) = self.rec.store.forget_ids(&self.rec.target, &gone).await {
+                tracing::warn!("state store: stale target ids were not forgotten: {e}");
+            }
+            completions.extend(self.inner.write(again).await);
+        }
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+        // Settle what was written; a job coming back for the end-of-run pass stays pending.
+        let mut settled = Vec::with_capacity(completions.len());
+        for c in &mut completions {
+            let Completion::Done { outcome, .. } = c else {
+                continue;
+            };
+            let Some((identity, hash)) = tracked_by_index.remove(&outcome.index) else {
+                continue;
+            };
+            let p = outcome.provenance.get_or_insert_default();
+            p.identity = Some(identity.clone());
+            p.duration_ms = Some(ms);
+            let (word, hash) = match outcome.status {
+                Status::Created => ("created", Some(hash)),
+                Status::Updated => ("updated", Some(hash)),
+                Status::Skipped => ("skipped", Some(hash)),
+                Status::Unchanged => ("unchanged", Some(hash)),
+                _ => ("failed", None),
+            };
+            let ids = match (&self.rec.flow.duplicates, &outcome.target_id) {
+                (Some(d), Some(_)) if word != "failed" => d
+                    .match_keys
+                    .iter()
+                    .zip(identity.split('\u{1f}'))
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            settled.push(Settle {
+                identity,
+                record_key: outcome.key.clone(),
+                outcome: word,
+                hash,
+                target_id: outcome.target_id.clone(),
+                ids,
+            });
+        }
+        if let Err(e) = self
+            .rec
+            .store
+            .settle(
+                &self.rec.scope,
+                &self.rec.target,
+                &self.rec.run.id,
+                &settled,
+            )
+            .await
+        {
+            // The writes happened; their entries stay pending, so the next run looks the
+            // records up instead of writing them again.
+            tracing::warn!(
+                "state store: the outcome of {} record(s) was not recorded: {e}",
+                settled.len()
+            );
+        }
+        done.extend(completions);
+        done
+    }
+
+    /// Gives jobs the ledger knew nothing about the target id another flow recorded for the
+    /// same object and match key.
+    async fn with_id_map(&self, send: &mut [Tracked]) {
+        if !self.prior_from_store() {
+            return;
+        }
+        let Some(field) = self
+            .rec
+            .flow
+            .duplicates
+            .as_ref()
+            .and_then(|d| d.match_keys.first())
+        else {
+            return;
+        };
+        let want: Vec<usize> = send
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                t.job.prior.is_none() && !t.job.maybe_created && !t.job.identity.is_empty()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if want.is_empty() {
+            return;
+        }
+        let values: Vec<String> = want
+            .iter()
+            .map(|&i| send[i].job.identity[0].clone())
+            .collect();
+        let Ok(ids) = self.rec.store.ids(&self.rec.target, field, &values).await else {
+            // Only a shortcut: without it the sink searches.
+            return;
+        };
+        for (&i, id) in want.iter().zip(ids) {
+            if let Some(id) = id {
+                send[i].job.prior = Some(stored_found(id));
+                send[i].stored_prior = true;
+            }
+        }
+    }
+}
+
+fn stored_found(id: String) -> Found {
+    Found {
+        id,
+        updated_at: None,
+        fields: Value::Object(Default::default()),
+    }
+}
+
+fn unchanged(job: Job, identity: String, status: Status, target_id: Option<String>) -> Completion {
+    let written = target_id
+        .clone()
+        .map(|id| (job.identity.clone(), stored_found(id)));
+    let mut outcome = Outcome {
+        index: job.index,
+        key: job.key,
+        status,
+        target_id,
+        payload: None,
+        policy: job.policy,
+        reason: None,
+        error: None,
+        provenance: None,
+    };
+    outcome.provenance.get_or_insert_default().identity = Some(identity);
+    Completion::Done { outcome, written }
+}
+
+impl Sink for LedgerSink {
+    fn group_size(&self) -> usize {
+        self.inner.group_size()
+    }
+
+    fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {
+        Box::pin(self.write_tracked(jobs))
+    }
+}
+
+/// Outcomes stored at most this often (and at the end), with the run's checkpoint.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+const FLUSH_ROWS: usize = 1000;
+
+/// An output followed by the store (see the module docs).
+pub struct StoreOutput<O> {
+    rec: Recorder,
+    inner: O,
+    handle: tokio::runtime::Handle,
+    report: Report,
+    last_flush: Instant,
+}
+
+impl<O: Output> StoreOutput<O> {
+    /// The run's counters so far.
+    pub fn counters(&self) -> Counters {
+        self.report.counters
+    }
+
+    /// Records reported so far, in input order (the checkpoint).
+    pub fn checkpoint(&self) -> u64 {
+        self.report.checkpoint
+    }
+
+    pub fn into_inner(self) -> O {
+        self.inner
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let next = Report {
+            run_id: self.report.run_id.clone(),
+            scope: self.report.scope.clone(),
+            checkpoint: self.report.checkpoint,
+            counters: self.report.counters,
+            ..Report::default()
+        };
+        let report = std::mem::replace(&mut self.report, next);
+        self.last_flush = Instant::now();
+        let store = self.rec.store.clone();
+        self.handle
+            .block_on(async move { store.report(&report).await })
+            .map_err(|e| io::Error::other(format!("state store: {e}")))
+    }
+}
+
+impl<O: Output> Output for StoreOutput<O> {
+    fn outcome(&mut self, o: &Outcome) -> io::Result<()> {
+        self.inner.outcome(o)?;
+        let rec = &self.rec;
+        let p = o.provenance.as_deref();
+        let source_hash = p.and_then(|p| p.source.as_deref()).map(hash_bytes);
+        let identity = p.and_then(|p| p.identity.clone());
+        let change = Change {
+            run_id: rec.run.id.clone(),
+            index: o.index as u64,
+            tenant: rec.scope.tenant.clone(),
+            flow: rec.scope.flow.clone(),
+            record_key: o.key.clone(),
+            identity: identity.clone(),
+            action: o.status.as_str().to_string(),
+            provider: rec.target.provider.clone(),
+            object: rec.target.object.clone(),
+            target_id: o.target_id.clone(),
+            http_status: o.error.as_ref().and_then(|e| e.status),
+            correlation_id: None,
+            duration_ms: p.and_then(|p| p.duration_ms),
+            error_kind: o
+                .error
+                .as_ref()
+                .and_then(|e| serde_json::to_value(e.kind).ok())
+                .and_then(|v| v.as_str().map(String::from)),
+            error: o.error.as_ref().map(|e| e.to_string()),
+            payload: None,
+            source_hash: source_hash.clone(),
+            at: now_ms(),
+        };
+        match (&o.error, p.and_then(|p| p.source.as_deref())) {
+            (Some(e), Some(source)) => self.report.failures.push(Failure {
+                change: change.clone(),
+                rule_at: e.at.clone(),
+                provider_message: e.provider_message.clone(),
+                input: source.to_vec(),
+                encrypted: false,
+            }),
+            (None, _) if o.status != Status::Skipped || identity.is_some() => {
+                if let Some(h) = source_hash {
+                    self.report.cleared.push((h, identity));
+                }
+            }
+            _ => {}
+        }
+        self.report.changes.push(change);
+        self.report.counters.add(o.status.as_str());
+        self.report.checkpoint = self.report.checkpoint.max(o.index as u64 + 1);
+        if self.report.changes.len() >= FLUSH_ROWS || self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.inner.finish()
+    }
+}
