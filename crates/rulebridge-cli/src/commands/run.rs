@@ -244,6 +244,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     engine.sender(flow, options.clone(), send.clone())?
                 };
                 let summary = run_pipeline(&rt, &pipeline, open_input(input)?, label.clone())?;
+                failed += summary.failed;
                 summary.to_string()
             }
             Some(store) => {
