@@ -1,0 +1,380 @@
+//! Runs that keep state, through the real binary against the sandbox over HTTP and a real
+//! SQLite file: a replay sends nothing, a change sends exactly what changed, and a run killed
+//! with SIGKILL three times and restarted ends with every record written exactly once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rulebridge_sandbox::{Faults, SalesforceDuplicates, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rulebridge")
+}
+
+fn rules_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")
+}
+
+/// A copy of the shipped rules (commands write caches next to them).
+fn copy_rules(to: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                copy(&p, &to.join(&name));
+            } else {
+                std::fs::copy(&p, to.join(&name)).unwrap();
+            }
+        }
+    }
+    let dir = to.join("rules");
+    copy(&rules_src(), &dir);
+    dir
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn command(sb: &Sandbox, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args);
+    for (name, value) in rulebridge_sandbox::CREDENTIALS {
+        c.env(name, value);
+    }
+    for (kit, _, _) in rulebridge_sandbox::KITS {
+        if let Some(url) = sb.kit_base_url(kit) {
+            c.env(
+                format!("RULEBRIDGE_BASE_URL_{}", kit.to_uppercase().replace('-', "_")),
+                url,
+            );
+        }
+    }
+    c.env_remove("RULEBRIDGE_STATE");
+    c
+}
+
+fn outcomes(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn count(out: &[Value], status: &str) -> usize {
+    out.iter().filter(|o| o["status"] == status).count()
+}
+
+fn write_ndjson(path: &Path, records: &[Value]) {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn lead(i: usize) -> Value {
+    json!({
+        "email": format!("lead{i}@example.com"),
+        "name": format!("Lead{i} Person{i}"),
+        "company": format!("Company {}", i % 97),
+        "score": (i * 7) % 100,
+        "source": if i % 5 == 0 { "partner" } else { "web" },
+        "country": "US",
+    })
+}
+
+#[test]
+fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
+    let rt = runtime();
+    let sb = rt.block_on(rulebridge_sandbox::start(SandboxConfig::default())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = copy_rules(tmp.path());
+    let rules = rules.to_str().unwrap();
+    let state = tmp.path().join("state.db");
+    let state = state.to_str().unwrap();
+    // A fresh sandbox portal lacks the flow's custom properties.
+    let created = command(&sb, &["fields", "hubspot", "contact", "--create-missing", "--rules", rules])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+
+    let n = 200;
+    let input = tmp.path().join("leads.ndjson");
+    let mut leads: Vec<Value> = (0..n).map(lead).collect();
+    write_ndjson(&input, &leads);
+    let run = |sb: &Sandbox| {
+        let out = command(sb, &["run", "lead_to_hubspot", "--rules", rules, "--state", state])
+            .arg("--input")
+            .arg(&input)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (outcomes(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (first, err) = run(&sb);
+    assert_eq!(count(&first, "created"), n, "{err}");
+
+    let before = sb.state().providers["hubspot"].requests;
+    let (second, err) = run(&sb);
+    assert_eq!(count(&second, "unchanged"), n, "{err}");
+    assert_eq!(sb.state().providers["hubspot"].requests, before, "a replay makes no request at all");
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a["target_id"], b["target_id"], "the ledger knows each record's id");
+    }
+    assert!(err.contains("200 unchanged"), "{err}");
+
+    // Ten records change one field each: exactly ten updates.
+    for l in leads.iter_mut().step_by(20) {
+        l["company"] = json!("Changed Ltd");
+    }
+    write_ndjson(&input, &leads);
+    let (third, err) = run(&sb);
+    assert_eq!((count(&third, "updated"), count(&third, "unchanged")), (10, n - 10), "{err}");
+    let held = &sb.state().providers["hubspot"].records["contacts"];
+    let changed = held
+        .iter()
+        .filter(|c| c["properties"]["company"] == "Changed Ltd")
+        .count();
+    assert_eq!((held.len(), changed), (n, 10));
+
+    // --full sends everything again.
+    let out = command(&sb, &["run", "lead_to_hubspot", "--rules", rules, "--state", state, "--full"])
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(count(&outcomes(&out.stdout), "updated"), n);
+
+    // The audit: runs, the changelog.
+    let runs = command(&sb, &["runs", "--state", state, "--format", "json"]).output().unwrap();
+    let runs = outcomes(&runs.stdout);
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["counters"]["updated"], n);
+    assert_eq!(runs[2]["counters"]["unchanged"], n);
+    let log = command(&sb, &["log", "--state", state, "--status", "updated", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(outcomes(&log.stdout).len(), 10 + n);
+    let key = command(&sb, &["log", "--state", state, "--key", "lead0@example.com"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&key.stdout);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    rt.block_on(sb.shutdown());
+}
+
+#[test]
+fn failed_records_wait_in_the_dead_letters_until_a_later_run_succeeds() {
+    let rt = runtime();
+    let sb = rt.block_on(rulebridge_sandbox::start(SandboxConfig::default())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = copy_rules(tmp.path());
+    let rules = rules.to_str().unwrap();
+    let state = tmp.path().join("state.db");
+    let state = state.to_str().unwrap();
+    // Without the custom properties HubSpot refuses every lead.
+    let input = tmp.path().join("leads.ndjson");
+    write_ndjson(&input, &(0..5).map(lead).collect::<Vec<_>>());
+    let send = |sb: &Sandbox, input: &Path| {
+        let out = command(sb, &["run", "lead_to_hubspot", "--rules", rules, "--state", state])
+            .arg("--input")
+            .arg(input)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        (outcomes(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (out, err) = send(&sb, &input);
+    assert_eq!(count(&out, "failed"), 5, "{err}");
+    let list = command(&sb, &["dlq", "list", "--state", state, "--format", "json"]).output().unwrap();
+    let letters = outcomes(&list.stdout);
+    assert_eq!(letters.len(), 5);
+    assert_eq!(letters[0]["kind"], "validation");
+    let id = letters[0]["id"].as_str().unwrap().to_string();
+    let show = command(&sb, &["dlq", "show", "--state", state, "lead_to_hubspot", &id]).output().unwrap();
+    let shown: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["input"]["email"], "lead0@example.com", "the input is kept as read");
+    let dropped = command(&sb, &["dlq", "drop", "--state", state, "lead_to_hubspot", &id]).output().unwrap();
+    assert!(dropped.status.success());
+
+    // The portal gets its properties; the next run, over other records, retries the queue.
+    let created = command(&sb, &["fields", "hubspot", "contact", "--create-missing", "--rules", rules])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let other = tmp.path().join("other.ndjson");
+    write_ndjson(&other, &[lead(100)]);
+    let (out, err) = send(&sb, &other);
+    assert_eq!(count(&out, "created"), 1 + 4, "{err}");
+    assert!(err.contains("retrying 4 dead letter(s)"), "{err}");
+    let list = command(&sb, &["dlq", "list", "--state", state]).output().unwrap();
+    assert!(list.stdout.is_empty(), "succeeded records leave the queue");
+    let held = &sb.state().providers["hubspot"].records["contacts"];
+    assert_eq!(held.len(), 5, "four retried, one new; the dropped one not sent");
+    rt.block_on(sb.shutdown());
+}
+
+/// The checkpoint of the flow's latest run, read from the store file as another process.
+fn checkpoint(rt: &tokio::runtime::Runtime, state: &str) -> u64 {
+    rt.block_on(async {
+        use rulebridge::state::Store;
+        let Ok(store) = rulebridge::state::SqlStore::open(state).await else {
+            return 0;
+        };
+        let runs = store.runs(&Default::default()).await.unwrap_or_default();
+        store.db().close().await;
+        runs.first().map_or(0, |r| r.checkpoint)
+    })
+}
+
+#[test]
+fn killed_three_times_and_restarted_every_record_is_written_once() {
+    let rt = runtime();
+    // Salesforce leads as shipped: no uniqueness at all, so only the engine keeps a lead from
+    // being created twice. Faults from the sandbox: 5xx, connections dropped before and after
+    // the request was processed, slow responses.
+    let config = SandboxConfig {
+        seed: 11,
+        faults: Faults {
+            error_rate: 0.08,
+            drop_rate: 0.06,
+            drop_after_rate: 0.06,
+            latency_ms: 2,
+            jitter_ms: 25,
+            ..Faults::default()
+        },
+        salesforce_duplicates: SalesforceDuplicates::None,
+        salesforce_api_limit: 1_000_000,
+        ..SandboxConfig::default()
+    };
+    let sb = rt.block_on(rulebridge_sandbox::start(config)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.db");
+    let state = state.to_str().unwrap().to_string();
+    let n = 10_000;
+    let leads: Vec<Value> = (0..n).map(lead).collect();
+    let input = tmp.path().join("leads.ndjson");
+    write_ndjson(&input, &leads);
+    let rules = rules_src();
+    let rules = rules.to_str().unwrap();
+    let spawn = || {
+        command(&sb, &["run", "lead_to_salesforce", "--rules", rules, "--state", &state])
+            .arg("--input")
+            .arg(&input)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Kill points spread over the run, each a little past a checkpoint so writes are in
+    // flight.
+    let mut kills = 0;
+    let targets = [n as u64 / 5, n as u64 / 2, n as u64 * 4 / 5];
+    let mut rng_state = 0x9e37_79b9_u64;
+    let mut jitter = || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        Duration::from_millis(rng_state % 150)
+    };
+    for target in targets {
+        let mut child = spawn();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let mut finished = false;
+        while checkpoint(&rt, &state) < target {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if finished {
+            continue;
+        }
+        std::thread::sleep(jitter());
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert_eq!(kills, 3, "the run was killed three times");
+
+    // Restart until the run is done and nothing is left failed (a record whose retries ran
+    // out is retried by the next run, as a dead letter or from the input).
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let out = spawn().wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            break;
+        }
+        assert!(rounds < 6, "still failing after {rounds} runs: {err}");
+    }
+
+    let st = sb.state();
+    let sf = &st.providers["salesforce"];
+    let held = &sf.records["Lead"];
+    let mut emails: Vec<&str> = held.iter().filter_map(|l| l["Email"].as_str()).collect();
+    emails.sort_unstable();
+    let total = emails.len();
+    emails.dedup();
+    let mut want: Vec<String> = (0..n).map(|i| format!("lead{i}@example.com")).collect();
+    want.sort_unstable();
+    assert_eq!(total - emails.len(), 0, "duplicates");
+    assert_eq!(emails, want, "every lead exactly once, none missing");
+    assert!(sf.injected_errors > 0 && sf.dropped > 0, "faults happened: {sf:?}");
+
+    // Every input record has exactly one terminal outcome in the store: the first run's
+    // changelog (resumed three times) holds each index once.
+    rt.block_on(async {
+        use rulebridge::state::Store;
+        let store = rulebridge::state::SqlStore::open(&state).await.unwrap();
+        let mut runs = store.runs(&Default::default()).await.unwrap();
+        runs.reverse();
+        let first = &runs[0];
+        assert_eq!(first.status, rulebridge::state::RunStatus::Done);
+        assert_eq!(first.counters.total, n as u64, "{first:?}");
+        let changes = store
+            .changes(&rulebridge::state::ChangeFilter {
+                run_id: Some(first.id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut seen = vec![0u32; n];
+        for c in &changes {
+            seen[c.index as usize] += 1;
+            assert!(
+                ["created", "skipped", "failed", "unchanged"].contains(&c.action.as_str()),
+                "{c:?}"
+            );
+        }
+        assert!(seen.iter().all(|&k| k == 1), "one outcome per record");
+        eprintln!(
+            "chaos: {n} records, {kills} kills, {rounds} restart(s) to finish; sandbox: {} requests, {} 5xx injected, {} dropped; {} duplicates, {} missing",
+            sf.requests,
+            sf.injected_errors,
+            sf.dropped,
+            total - emails.len(),
+            want.len() - emails.len()
+        );
+    });
+    rt.block_on(sb.shutdown());
+}
