@@ -22,8 +22,8 @@ use serde_json::Value;
 use crate::connect::Found;
 use crate::plan::FlowPlan;
 use crate::state::{
-    Change, Claim, Counters, EntryState, Failure, Report, Run, Scope, Settle, Store, Target,
-    hash_bytes, identity_of, now_ms,
+    Change, Claim, Counters, EntryState, Failure, Report, Run, Scope, Settle, Store, StoreError,
+    StoreResult, Target, hash_bytes, identity_of, now_ms,
 };
 use crate::syntax::doc::OnMatch;
 
@@ -169,7 +169,11 @@ impl LedgerSink {
                 .iter()
                 .map(|(_, id, _)| id.clone().unwrap_or_default())
                 .collect();
-            let entries = match store.entries(scope, &ids).await {
+            let entries = match detached(store, scope, move |st, sc| {
+                Box::pin(async move { st.entries(&sc, &ids).await })
+            })
+            .await
+            {
                 Ok(e) => e,
                 Err(e) => {
                     let msg = format!("state store: {e}");
@@ -206,7 +210,12 @@ impl LedgerSink {
                 .iter()
                 .map(|(j, id, _)| (id.clone(), j.key.clone()))
                 .collect();
-            let results = match store.claim(scope, &self.rec.run.id, &claims).await {
+            let run_id = self.rec.run.id.clone();
+            let results = match detached(store, scope, move |st, sc| {
+                Box::pin(async move { st.claim(&sc, &run_id, &claims).await })
+            })
+            .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     let msg = format!("state store: {e}");
@@ -315,7 +324,12 @@ impl LedgerSink {
                     gone.push(stale_id);
                 }
             }
-            if let Err(e) = self.rec.store.forget_ids(&self.rec.target, &gone).await {
+            let target = self.rec.target.clone();
+            let forgotten = detached(&self.rec.store, &self.rec.scope, move |st, _| {
+                Box::pin(async move { st.forget_ids(&target, &gone).await })
+            })
+            .await;
+            if let Err(e) = forgotten {
                 tracing::warn!("state store: stale target ids were not forgotten: {e}");
             }
             completions.extend(self.inner.write(again).await);
@@ -360,23 +374,19 @@ impl LedgerSink {
                 ids,
             });
         }
-        if let Err(e) = self
-            .rec
-            .store
-            .settle(
-                &self.rec.scope,
-                &self.rec.target,
-                &self.rec.run.id,
-                &settled,
-            )
-            .await
-        {
+        let (target, run_id, count) = (
+            self.rec.target.clone(),
+            self.rec.run.id.clone(),
+            settled.len(),
+        );
+        let result = detached(&self.rec.store, &self.rec.scope, move |st, sc| {
+            Box::pin(async move { st.settle(&sc, &target, &run_id, &settled).await })
+        })
+        .await;
+        if let Err(e) = result {
             // The writes happened; their entries stay pending, so the next run looks the
             // records up instead of writing them again.
-            tracing::warn!(
-                "state store: the outcome of {} record(s) was not recorded: {e}",
-                settled.len()
-            );
+            tracing::warn!("state store: the outcome of {count} record(s) was not recorded: {e}");
         }
         done.extend(completions);
         done
@@ -412,7 +422,12 @@ impl LedgerSink {
             .iter()
             .map(|&i| send[i].job.identity[0].clone())
             .collect();
-        let Ok(ids) = self.rec.store.ids(&self.rec.target, field, &values).await else {
+        let (target, field) = (self.rec.target.clone(), field.clone());
+        let found = detached(&self.rec.store, &self.rec.scope, move |st, _| {
+            Box::pin(async move { st.ids(&target, &field, &values).await })
+        })
+        .await;
+        let Ok(ids) = found else {
             // Only a shortcut: without it the sink searches.
             return;
         };
@@ -423,6 +438,23 @@ impl LedgerSink {
             }
         }
     }
+}
+
+/// Runs a store call as a task of its own. The driver stops polling the sink while the
+/// outcome writer is behind, and the writer needs a connection to catch up: a call that held
+/// one without being polled would leave the writer waiting for it (a deadlock until the pool
+/// times out). A task finishes and returns its connection whoever waits for it.
+async fn detached<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    scope: &Scope,
+    call: impl FnOnce(Arc<dyn Store>, Scope) -> BoxFuture<'static, StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    let task = tokio::spawn(call(store.clone(), scope.clone()));
+    task.await.unwrap_or_else(|e| {
+        Err(StoreError::Invalid(format!(
+            "a state store task failed: {e}"
+        )))
+    })
 }
 
 fn stored_found(id: String) -> Found {

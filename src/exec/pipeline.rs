@@ -324,6 +324,9 @@ impl Pipeline {
             }));
         }
         drop(eval_tx);
+        // Only the workers hold the input queue now: once they stop, the reader's next send
+        // fails instead of blocking forever.
+        drop(raw_rx);
 
         // Reporting, in order, on a thread of its own (serializing outcomes is real work).
         let writer = std::thread::spawn(move || write_outcomes(out_rx, output, progress));
@@ -340,9 +343,11 @@ impl Pipeline {
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the outcome writer failed")));
+        // A writer that failed stops the driver too; its own error says why.
+        let written = written?;
         driven?;
         read?;
-        written
+        Ok(written)
     }
 
     /// The outcome of one record alone (no sequencing against other records).

@@ -244,7 +244,77 @@ impl ConnectorSink {
         if jobs.is_empty() {
             return Vec::new();
         }
-        let results = match self.caps.batch_create {
+        let results = self.create_requests(call, &jobs).await;
+        let mut batch: Vec<(Job, Result<Written, ConnectError>)> =
+            jobs.into_iter().zip(results).collect();
+        let mut done = Vec::with_capacity(batch.len());
+        let mut attempts = 1;
+        // Creates whose result is unknown are looked up together (one batch search per
+        // group, not one per record) before any is created again.
+        loop {
+            let mut unknown: Vec<(Job, ConnectError)> = Vec::new();
+            for (mut job, r) in batch.drain(..) {
+                match r {
+                    Err(e) if self.verifiable(&e) => {
+                        job.maybe_created = true;
+                        unknown.push((job, e));
+                    }
+                    r => done.push(self.after_create(job, r).await),
+                }
+            }
+            if unknown.is_empty() {
+                break;
+            }
+            // Looked up at the target, not from a prior write: what decided to create did
+            // not count that one.
+            let jobs: Vec<Job> = unknown
+                .iter()
+                .map(|(j, _)| Job {
+                    prior: None,
+                    ..j.clone()
+                })
+                .collect();
+            let (found, errors) = self.lookup(call, &jobs).await;
+            let mut again = Vec::new();
+            for (((job, e), found), lookup_error) in unknown.into_iter().zip(found).zip(errors) {
+                if let Some(e2) = lookup_error {
+                    // The end-of-run pass looks again before creating.
+                    done.push(self.failure(job, "lookup after an unknown create", &e2));
+                } else if let Some(f) = found.into_iter().next() {
+                    // It landed: our create.
+                    done.push(self.success(job, Status::Created, Some(f.id), None));
+                } else if attempts >= self.options.unknown_create_attempts {
+                    done.push(self.failure(job, "create", &e));
+                } else {
+                    again.push(job);
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            attempts += 1;
+            let results = self.create_requests(call, &again).await;
+            batch = again.into_iter().zip(results).collect();
+        }
+        done
+    }
+
+    /// A create error whose record may exist, and can be looked up by the duplicate rule.
+    fn verifiable(&self, e: &ConnectError) -> bool {
+        e.outcome_unknown
+            && e.kind != ErrorKind::Duplicate
+            && !self.caps.idempotent_create
+            && self.caps.search
+            && self.flow.duplicates.is_some()
+    }
+
+    /// One create per job, in batches where the target has them.
+    async fn create_requests(
+        &self,
+        call: &Call,
+        jobs: &[Job],
+    ) -> Vec<Result<Written, ConnectError>> {
+        match self.caps.batch_create {
             Some(max) if jobs.len() > 1 && max > 1 => {
                 let mut results = Vec::with_capacity(jobs.len());
                 for part in jobs.chunks(max) {
@@ -260,17 +330,12 @@ impl ConnectorSink {
             }
             _ => {
                 let mut results = Vec::with_capacity(jobs.len());
-                for j in &jobs {
+                for j in jobs {
                     results.push(self.connector.create(call, self.object(), &j.payload).await);
                 }
                 results
             }
-        };
-        let mut done = Vec::with_capacity(jobs.len());
-        for (job, r) in jobs.into_iter().zip(results) {
-            done.push(self.after_create(job, r).await);
         }
-        done
     }
 
     /// The outcome of a create, looking the record up again where the result is unknown or

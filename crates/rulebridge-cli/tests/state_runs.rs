@@ -58,7 +58,10 @@ fn command(sb: &Sandbox, args: &[&str]) -> Command {
     for (kit, _, _) in rulebridge_sandbox::KITS {
         if let Some(url) = sb.kit_base_url(kit) {
             c.env(
-                format!("RULEBRIDGE_BASE_URL_{}", kit.to_uppercase().replace('-', "_")),
+                format!(
+                    "RULEBRIDGE_BASE_URL_{}",
+                    kit.to_uppercase().replace('-', "_")
+                ),
                 url,
             );
         }
@@ -93,7 +96,7 @@ fn lead(i: usize) -> Value {
         "name": format!("Lead{i} Person{i}"),
         "company": format!("Company {}", i % 97),
         "score": (i * 7) % 100,
-        "source": if i % 5 == 0 { "partner" } else { "web" },
+        "source": if i.is_multiple_of(5) { "partner" } else { "web" },
         "country": "US",
     })
 }
@@ -101,30 +104,52 @@ fn lead(i: usize) -> Value {
 #[test]
 fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
     let rt = runtime();
-    let sb = rt.block_on(rulebridge_sandbox::start(SandboxConfig::default())).unwrap();
+    let sb = rt
+        .block_on(rulebridge_sandbox::start(SandboxConfig::default()))
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let rules = copy_rules(tmp.path());
     let rules = rules.to_str().unwrap();
     let state = tmp.path().join("state.db");
     let state = state.to_str().unwrap();
     // A fresh sandbox portal lacks the flow's custom properties.
-    let created = command(&sb, &["fields", "hubspot", "contact", "--create-missing", "--rules", rules])
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created = command(
+        &sb,
+        &[
+            "fields",
+            "hubspot",
+            "contact",
+            "--create-missing",
+            "--rules",
+            rules,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
 
     let n = 200;
     let input = tmp.path().join("leads.ndjson");
     let mut leads: Vec<Value> = (0..n).map(lead).collect();
     write_ndjson(&input, &leads);
     let run = |sb: &Sandbox| {
-        let out = command(sb, &["run", "lead_to_hubspot", "--rules", rules, "--state", state])
-            .arg("--input")
-            .arg(&input)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        (outcomes(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = command(
+            sb,
+            &["run", "lead_to_hubspot", "--rules", rules, "--state", state],
+        )
+        .arg("--input")
+        .arg(&input)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+        (
+            outcomes(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (first, err) = run(&sb);
     assert_eq!(count(&first, "created"), n, "{err}");
@@ -132,9 +157,16 @@ fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
     let before = sb.state().providers["hubspot"].requests;
     let (second, err) = run(&sb);
     assert_eq!(count(&second, "unchanged"), n, "{err}");
-    assert_eq!(sb.state().providers["hubspot"].requests, before, "a replay makes no request at all");
+    assert_eq!(
+        sb.state().providers["hubspot"].requests,
+        before,
+        "a replay makes no request at all"
+    );
     for (a, b) in first.iter().zip(&second) {
-        assert_eq!(a["target_id"], b["target_id"], "the ledger knows each record's id");
+        assert_eq!(
+            a["target_id"], b["target_id"],
+            "the ledger knows each record's id"
+        );
     }
     assert!(err.contains("200 unchanged"), "{err}");
 
@@ -144,7 +176,11 @@ fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
     }
     write_ndjson(&input, &leads);
     let (third, err) = run(&sb);
-    assert_eq!((count(&third, "updated"), count(&third, "unchanged")), (10, n - 10), "{err}");
+    assert_eq!(
+        (count(&third, "updated"), count(&third, "unchanged")),
+        (10, n - 10),
+        "{err}"
+    );
     let held = &sb.state().providers["hubspot"].records["contacts"];
     let changed = held
         .iter()
@@ -153,26 +189,47 @@ fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
     assert_eq!((held.len(), changed), (n, 10));
 
     // --full sends everything again.
-    let out = command(&sb, &["run", "lead_to_hubspot", "--rules", rules, "--state", state, "--full"])
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = command(
+        &sb,
+        &[
+            "run",
+            "lead_to_hubspot",
+            "--rules",
+            rules,
+            "--state",
+            state,
+            "--full",
+        ],
+    )
+    .arg("--input")
+    .arg(&input)
+    .output()
+    .unwrap();
     assert_eq!(count(&outcomes(&out.stdout), "updated"), n);
 
     // The audit: runs, the changelog.
-    let runs = command(&sb, &["runs", "--state", state, "--format", "json"]).output().unwrap();
+    let runs = command(&sb, &["runs", "--state", state, "--format", "json"])
+        .output()
+        .unwrap();
     let runs = outcomes(&runs.stdout);
     assert_eq!(runs.len(), 4);
     assert_eq!(runs[0]["counters"]["updated"], n);
     assert_eq!(runs[2]["counters"]["unchanged"], n);
-    let log = command(&sb, &["log", "--state", state, "--status", "updated", "--format", "json"])
-        .output()
-        .unwrap();
+    let log = command(
+        &sb,
+        &[
+            "log", "--state", state, "--status", "updated", "--format", "json",
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(outcomes(&log.stdout).len(), 10 + n);
-    let key = command(&sb, &["log", "--state", state, "--key", "lead0@example.com"])
-        .output()
-        .unwrap();
+    let key = command(
+        &sb,
+        &["log", "--state", state, "--key", "lead0@example.com"],
+    )
+    .output()
+    .unwrap();
     let text = String::from_utf8_lossy(&key.stdout);
     assert_eq!(text.lines().count(), 4, "{text}");
     rt.block_on(sb.shutdown());
@@ -181,7 +238,9 @@ fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
 #[test]
 fn failed_records_wait_in_the_dead_letters_until_a_later_run_succeeds() {
     let rt = runtime();
-    let sb = rt.block_on(rulebridge_sandbox::start(SandboxConfig::default())).unwrap();
+    let sb = rt
+        .block_on(rulebridge_sandbox::start(SandboxConfig::default()))
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let rules = copy_rules(tmp.path());
     let rules = rules.to_str().unwrap();
@@ -191,41 +250,78 @@ fn failed_records_wait_in_the_dead_letters_until_a_later_run_succeeds() {
     let input = tmp.path().join("leads.ndjson");
     write_ndjson(&input, &(0..5).map(lead).collect::<Vec<_>>());
     let send = |sb: &Sandbox, input: &Path| {
-        let out = command(sb, &["run", "lead_to_hubspot", "--rules", rules, "--state", state])
-            .arg("--input")
-            .arg(input)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        (outcomes(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = command(
+            sb,
+            &["run", "lead_to_hubspot", "--rules", rules, "--state", state],
+        )
+        .arg("--input")
+        .arg(input)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+        (
+            outcomes(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (out, err) = send(&sb, &input);
     assert_eq!(count(&out, "failed"), 5, "{err}");
-    let list = command(&sb, &["dlq", "list", "--state", state, "--format", "json"]).output().unwrap();
+    let list = command(&sb, &["dlq", "list", "--state", state, "--format", "json"])
+        .output()
+        .unwrap();
     let letters = outcomes(&list.stdout);
     assert_eq!(letters.len(), 5);
     assert_eq!(letters[0]["kind"], "validation");
     let id = letters[0]["id"].as_str().unwrap().to_string();
-    let show = command(&sb, &["dlq", "show", "--state", state, "lead_to_hubspot", &id]).output().unwrap();
+    let show = command(
+        &sb,
+        &["dlq", "show", "--state", state, "lead_to_hubspot", &id],
+    )
+    .output()
+    .unwrap();
     let shown: Value = serde_json::from_slice(&show.stdout).unwrap();
-    assert_eq!(shown["input"]["email"], "lead0@example.com", "the input is kept as read");
-    let dropped = command(&sb, &["dlq", "drop", "--state", state, "lead_to_hubspot", &id]).output().unwrap();
+    assert_eq!(
+        shown["input"]["email"], "lead0@example.com",
+        "the input is kept as read"
+    );
+    let dropped = command(
+        &sb,
+        &["dlq", "drop", "--state", state, "lead_to_hubspot", &id],
+    )
+    .output()
+    .unwrap();
     assert!(dropped.status.success());
 
     // The portal gets its properties; the next run, over other records, retries the queue.
-    let created = command(&sb, &["fields", "hubspot", "contact", "--create-missing", "--rules", rules])
-        .output()
-        .unwrap();
+    let created = command(
+        &sb,
+        &[
+            "fields",
+            "hubspot",
+            "contact",
+            "--create-missing",
+            "--rules",
+            rules,
+        ],
+    )
+    .output()
+    .unwrap();
     assert!(created.status.success());
     let other = tmp.path().join("other.ndjson");
     write_ndjson(&other, &[lead(100)]);
     let (out, err) = send(&sb, &other);
     assert_eq!(count(&out, "created"), 1 + 4, "{err}");
     assert!(err.contains("retrying 4 dead letter(s)"), "{err}");
-    let list = command(&sb, &["dlq", "list", "--state", state]).output().unwrap();
+    let list = command(&sb, &["dlq", "list", "--state", state])
+        .output()
+        .unwrap();
     assert!(list.stdout.is_empty(), "succeeded records leave the queue");
     let held = &sb.state().providers["hubspot"].records["contacts"];
-    assert_eq!(held.len(), 5, "four retried, one new; the dropped one not sent");
+    assert_eq!(
+        held.len(),
+        5,
+        "four retried, one new; the dropped one not sent"
+    );
     rt.block_on(sb.shutdown());
 }
 
@@ -240,6 +336,30 @@ fn checkpoint(rt: &tokio::runtime::Runtime, state: &str) -> u64 {
         store.db().close().await;
         runs.first().map_or(0, |r| r.checkpoint)
     })
+}
+
+/// Ledger entries left pending (writes in flight when the process died).
+fn pending(rt: &tokio::runtime::Runtime, state: &str) -> i64 {
+    rt.block_on(async {
+        let store = rulebridge::state::SqlStore::open(state).await.unwrap();
+        let n: i64 = sqlx_count(
+            &store,
+            "SELECT count(*) AS n FROM rb_ledger WHERE state = 'pending'",
+        )
+        .await;
+        store.db().close().await;
+        n
+    })
+}
+
+async fn sqlx_count(store: &rulebridge::state::SqlStore, sql: &'static str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .fetch_one(store.db().pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
 }
 
 #[test]
@@ -270,28 +390,48 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
     let leads: Vec<Value> = (0..n).map(lead).collect();
     let input = tmp.path().join("leads.ndjson");
     write_ndjson(&input, &leads);
-    let rules = rules_src();
+    // The kit's own backoff (1 s doubling to 30 s) as milliseconds, so the test is quick.
+    let rules = copy_rules(tmp.path());
+    let kit = rules.join("providers/salesforce.yaml");
+    let text = std::fs::read_to_string(&kit).unwrap();
+    let quick = text.replace("base: 1s, max: 30s", "base: 20ms, max: 300ms");
+    assert_ne!(
+        text, quick,
+        "the kit's retry policy is where the test expects it"
+    );
+    std::fs::write(&kit, quick).unwrap();
     let rules = rules.to_str().unwrap();
     let spawn = || {
-        command(&sb, &["run", "lead_to_salesforce", "--rules", rules, "--state", &state])
-            .arg("--input")
-            .arg(&input)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        command(
+            &sb,
+            &[
+                "run",
+                "lead_to_salesforce",
+                "--rules",
+                rules,
+                "--state",
+                &state,
+            ],
+        )
+        .arg("--input")
+        .arg(&input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
     };
 
     // Kill points spread over the run, each a little past a checkpoint so writes are in
     // flight.
     let mut kills = 0;
+    let mut in_flight_at_kills = 0;
     let targets = [n as u64 / 5, n as u64 / 2, n as u64 * 4 / 5];
     let mut rng_state = 0x9e37_79b9_u64;
     let mut jitter = || {
         rng_state ^= rng_state << 13;
         rng_state ^= rng_state >> 7;
         rng_state ^= rng_state << 17;
-        Duration::from_millis(rng_state % 150)
+        Duration::from_millis(rng_state % 40)
     };
     for target in targets {
         let mut child = spawn();
@@ -308,11 +448,26 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
         if finished {
             continue;
         }
+        // Kill while writes are in flight (claimed, not yet settled), at a random moment.
+        let until = Instant::now() + Duration::from_secs(3);
+        while pending(&rt, &state) == 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(jitter());
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
+        let p = pending(&rt, &state);
+        eprintln!(
+            "kill {kills} at checkpoint {}: {p} pending",
+            checkpoint(&rt, &state)
+        );
+        in_flight_at_kills += p;
     }
+    assert!(
+        in_flight_at_kills > 0,
+        "some kill came with writes in flight"
+    );
     assert_eq!(kills, 3, "the run was killed three times");
 
     // Restart until the run is done and nothing is left failed (a record whose retries ran
@@ -325,6 +480,10 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
         if out.status.success() {
             break;
         }
+        eprintln!(
+            "run {rounds} did not finish clean: {}",
+            err.lines().last().unwrap_or("")
+        );
         assert!(rounds < 6, "still failing after {rounds} runs: {err}");
     }
 
@@ -339,7 +498,10 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
     want.sort_unstable();
     assert_eq!(total - emails.len(), 0, "duplicates");
     assert_eq!(emails, want, "every lead exactly once, none missing");
-    assert!(sf.injected_errors > 0 && sf.dropped > 0, "faults happened: {sf:?}");
+    assert!(
+        sf.injected_errors > 0 && sf.dropped > 0,
+        "faults happened: {sf:?}"
+    );
 
     // Every input record has exactly one terminal outcome in the store: the first run's
     // changelog (resumed three times) holds each index once.
@@ -368,7 +530,7 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
         }
         assert!(seen.iter().all(|&k| k == 1), "one outcome per record");
         eprintln!(
-            "chaos: {n} records, {kills} kills, {rounds} restart(s) to finish; sandbox: {} requests, {} 5xx injected, {} dropped; {} duplicates, {} missing",
+            "chaos: {n} records, {kills} kills ({in_flight_at_kills} writes in flight), {rounds} restart(s) to finish; sandbox: {} requests, {} 5xx injected, {} dropped; {} duplicates, {} missing",
             sf.requests,
             sf.injected_errors,
             sf.dropped,
