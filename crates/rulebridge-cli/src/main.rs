@@ -1,5 +1,23 @@
 //! The `rulebridge` command line: a thin layer over the library.
 
+// Everything the commands print goes through the secret scrubber: these shadow the standard
+// macros for the whole crate (`common::stdout()` does the same for standard output).
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut w = $crate::common::stderr();
+        let _ = writeln!(w, $($t)*);
+    }};
+}
+
+macro_rules! eprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut w = $crate::common::stderr();
+        let _ = write!(w, $($t)*);
+    }};
+}
+
 mod commands;
 mod common;
 
@@ -16,7 +34,10 @@ use common::{EXIT_CANNOT_RUN, LintFormat, PlanFormat};
 #[command(
     name = "rulebridge",
     version,
-    about = "Check, test and run rule files that move records between business systems"
+    about = "Check, test and run rule files that move records between business systems",
+    after_help = "Logs go to standard error; RUST_LOG sets what is logged (e.g. RUST_LOG=debug, \
+                  RUST_LOG=rulebridge=trace). Resolved secrets and their encodings are masked as \
+                  *** in everything rulebridge prints."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -159,9 +180,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG, as everywhere in the Rust ecosystem; each log line is scrubbed of secrets.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RULEBRIDGE_LOG"))
-        .with_writer(io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(|| rulebridge::secrets::ScrubWriter::new(io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -783,6 +783,15 @@ fn resolve_base(
     }
 }
 
+/// A Basic `user:pass` pair is masked as a whole too (its base64 is the header's value).
+/// OAuth clients URL-encode both halves before (RFC 6749 section 2.3.1).
+fn basic_pair(username: &Secret, password: &Secret) {
+    let (u, p) = (username.expose(), password.expose());
+    crate::secrets::register(&format!("{u}:{p}"));
+    let enc = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    crate::secrets::register(&format!("{}:{}", enc(u), enc(p)));
+}
+
 fn build_auth(
     auth: &AuthPlan,
     secrets: &SecretSource<'_>,
@@ -818,10 +827,11 @@ fn build_auth(
             }
         }
         AuthPlan::Bearer { token } => Auth::Bearer(s(token, "token")?),
-        AuthPlan::Basic { username, password } => Auth::Basic {
-            username: s(username, "username")?,
-            password: s(password, "password")?,
-        },
+        AuthPlan::Basic { username, password } => {
+            let (username, password) = (s(username, "username")?, s(password, "password")?);
+            basic_pair(&username, &password);
+            Auth::Basic { username, password }
+        }
         AuthPlan::OAuth2Refresh {
             token_url,
             client_id,
@@ -832,7 +842,11 @@ fn build_auth(
         } => token(TokenKind::OAuthRefresh {
             token_url: url(token_url, "token_url")?,
             client_id: s(client_id, "client_id")?,
-            client_secret: s(client_secret, "client_secret")?,
+            client_secret: {
+                let secret = s(client_secret, "client_secret")?;
+                basic_pair(&s(client_id, "client_id")?, &secret);
+                secret
+            },
             refresh_token: s(refresh_token, "refresh_token")?,
             scopes: scopes.clone(),
             base_url_from: base_url_from.clone(),
@@ -846,7 +860,11 @@ fn build_auth(
         } => token(TokenKind::OAuthClientCredentials {
             token_url: url(token_url, "token_url")?,
             client_id: s(client_id, "client_id")?,
-            client_secret: s(client_secret, "client_secret")?,
+            client_secret: {
+                let secret = s(client_secret, "client_secret")?;
+                basic_pair(&s(client_id, "client_id")?, &secret);
+                secret
+            },
             scopes: scopes.clone(),
             base_url_from: base_url_from.clone(),
         }),
@@ -860,7 +878,11 @@ fn build_auth(
         } => token(TokenKind::Exchange {
             token_url: url(token_url, "token_url")?,
             username: s(username, "username")?,
-            password: s(password, "password")?,
+            password: {
+                let password = s(password, "password")?;
+                basic_pair(&s(username, "username")?, &password);
+                password
+            },
             token: token_path.clone(),
             expires: expires.clone(),
             keep_alive_url: keep_alive_url

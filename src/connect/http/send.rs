@@ -362,5 +362,8 @@ pub(crate) fn transport_error(e: &reqwest::Error, timeout: Option<Duration>) -> 
     } else {
         format!("{what}: {}", causes.join(": "))
     };
-    ConnectError::new(ErrorKind::Transient, classify::truncate(&message))
+    ConnectError::new(
+        ErrorKind::Transient,
+        classify::truncate(&crate::secrets::scrub::scrub(&message)),
+    )
 }
