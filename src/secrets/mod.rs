@@ -292,7 +292,8 @@ impl Resolver {
     }
 
     /// [`Resolver::resolve`] for synchronous callers, inside or outside a Tokio runtime: a
-    /// remote read runs on a thread and runtime of its own.
+    /// remote read runs on a thread and runtime of its own, and blocks the calling thread
+    /// until it is done (a server on a single-threaded runtime of the caller's would wait).
     pub fn resolve_blocking(&self, r: &SecretRef, base: &Path) -> Result<Secret, SecretError> {
         if !r.is_remote() {
             return r.resolve(base);

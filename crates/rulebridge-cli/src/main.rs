@@ -176,6 +176,10 @@ enum Command {
         /// Seed of the fault decisions, ids and tokens.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Error answers echo the request (URL, headers with credentials, body), as vendors
+        /// that echo the request in error bodies do.
+        #[arg(long)]
+        echo_errors: bool,
     },
 }
 
@@ -257,6 +261,7 @@ fn main() -> ExitCode {
             drop_after_rate,
             rate_limit_factor,
             seed,
+            echo_errors,
         } => commands::sandbox::sandbox(
             port,
             rulebridge_sandbox::Faults {
@@ -266,6 +271,7 @@ fn main() -> ExitCode {
                 drop_rate,
                 drop_after_rate,
                 rate_limit_factor,
+                echo_errors,
                 ..Default::default()
             },
             seed,
