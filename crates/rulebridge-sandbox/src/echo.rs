@@ -40,7 +40,7 @@ pub(crate) async fn layer(State(store): State<Arc<Store>>, req: Request, next: N
     let request = json!({
         "method": parts.method.as_str(),
         "url": parts.uri.to_string(),
-        "headers": headers,
+        "headers": Value::Object(headers.clone()),
         "body": serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text.clone())),
     });
     let resp = next
@@ -52,17 +52,18 @@ pub(crate) async fn layer(State(store): State<Arc<Store>>, req: Request, next: N
     let (mut rparts, rbody) = resp.into_parts();
     let original = to_bytes(rbody, MAX_ECHO).await.unwrap_or_default();
     let original = String::from_utf8_lossy(&original).into_owned();
-    let auth = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
+    let echo = format!(
+        "request refused: {} {} headers={} body={text} answer={original}",
+        parts.method,
+        parts.uri,
+        Value::Object(headers.clone())
+    );
+    // Every field clients read a vendor's message from carries the echo.
     let echoed = json!({
-        "message": format!(
-            "request refused: {} {} authorization={auth:?} body={text} answer={original}",
-            parts.method, parts.uri
-        ),
-        "error": format!("echo of {} {}", parts.method, parts.uri),
+        "message": echo,
+        "error": echo,
+        "error_description": echo,
+        "errors": [{ "message": echo }],
         "request": request,
         "response": serde_json::from_str::<Value>(&original).unwrap_or(Value::String(original.clone())),
     });
