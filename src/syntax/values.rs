@@ -233,12 +233,16 @@ mod tests {
             "${env:TOKEN}",
             "Bearer ${env:_T1}",
             "${file:/run/secrets/x}",
-            "${vault:secret/data/x#token}",
+            "${vault:secret/x#token}",
             "${secret:hubspot.refresh_token}",
             "no references",
         ] {
             assert_eq!(check_secret_refs(ok), vec![], "{ok}");
         }
+        assert_eq!(
+            check_secret_refs("${vault:secret#k}")[0].message,
+            "`${vault:secret#k}` needs a mount, a path and a key"
+        );
         let errs = check_secret_refs("a ${evn:X} ${env:1X} ${vault:p} ${x");
         let messages: Vec<_> = errs.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
@@ -246,7 +250,7 @@ mod tests {
             [
                 "unknown secret scheme `evn`",
                 "`1X` is not a valid environment variable name",
-                "`${vault:p}` needs a path and a key",
+                "`${vault:p}` needs a mount, a path and a key",
                 "unterminated secret reference"
             ]
         );
