@@ -392,11 +392,15 @@ impl Engine {
                     };
                     match given {
                         Some(v) => v,
-                        None => self.resolver.resolve_blocking(&r, &self.base).map_err(|source| Error::Secret {
-                            flow: plan.name.clone(),
-                            name: name.clone(),
-                            source,
-                        })?,
+                        None => {
+                            self.resolver
+                                .resolve_blocking(&r, &self.base)
+                                .map_err(|source| Error::Secret {
+                                    flow: plan.name.clone(),
+                                    name: name.clone(),
+                                    source,
+                                })?
+                        }
                     }
                 }
             };

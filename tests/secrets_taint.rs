@@ -45,15 +45,29 @@ fn function_errors_withhold_values_derived_from_secrets() {
     // Upper-cased, the value is not a registered secret: only the taint keeps it out.
     assert!(!text.contains("CANARY-DERIVED-VALUE"), "{text}");
     assert!(!text.contains("canary-derived-value"), "{text}");
-    let message = out.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("normalize_phone(): not a valid phone number: \"***\""), "{message}");
+    let message = out
+        .error
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("normalize_phone(): not a valid phone number: \"***\""),
+        "{message}"
+    );
 }
 
 #[test]
 fn errors_about_record_values_still_quote_them() {
     let e = engine("+14155550123");
     let runner = e.runner("f").unwrap_or_else(|e| panic!("{e}"));
-    let out = runner.evaluate(0, &json!({"email": "a@example.com", "record_phone": "not-a-phone"}));
-    let message = out.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    let out = runner.evaluate(
+        0,
+        &json!({"email": "a@example.com", "record_phone": "not-a-phone"}),
+    );
+    let message = out
+        .error
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(message.contains("\"NOT-A-PHONE\""), "{message}");
 }

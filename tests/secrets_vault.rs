@@ -36,26 +36,53 @@ async fn read(r: &Resolver, text: &str) -> Result<String, String> {
 #[tokio::test]
 async fn reads_a_kv2_key_with_a_token_and_caches_it() {
     let vault = FakeVault::start(None).await.expect("start the fake Vault");
-    vault.put("secret", "jamf-bootstrap-prod", json!({"encryption_key": "k-1", "api_secret": "s-1"}));
+    vault.put(
+        "secret",
+        "jamf-bootstrap-prod",
+        json!({"encryption_key": "k-1", "api_secret": "s-1"}),
+    );
     let r = Resolver::new().with_vault(with_token(&vault));
     let key = "${vault:secret/jamf-bootstrap-prod#encryption_key}";
     assert_eq!(read(&r, key).await.as_deref(), Ok("k-1"));
-    vault.put("secret", "jamf-bootstrap-prod", json!({"encryption_key": "k-2"}));
-    assert_eq!(read(&r, key).await.as_deref(), Ok("k-1"), "cached within the TTL");
+    vault.put(
+        "secret",
+        "jamf-bootstrap-prod",
+        json!({"encryption_key": "k-2"}),
+    );
+    assert_eq!(
+        read(&r, key).await.as_deref(),
+        Ok("k-1"),
+        "cached within the TTL"
+    );
     assert_eq!(vault.reads("secret", "jamf-bootstrap-prod"), 1);
     assert!(r.invalidate(&vault_ref(key)));
     assert_eq!(read(&r, key).await.as_deref(), Ok("k-2"), "read again");
 
     let missing = read(&r, "${vault:secret/jamf-bootstrap-prod#nope}").await;
-    assert!(missing.as_ref().is_err_and(|e| e.contains("has no key `nope`")), "{missing:?}");
+    assert!(
+        missing
+            .as_ref()
+            .is_err_and(|e| e.contains("has no key `nope`")),
+        "{missing:?}"
+    );
     let absent = read(&r, "${vault:secret/elsewhere#k}").await;
-    assert!(absent.as_ref().is_err_and(|e| e.contains("no secret at secret/elsewhere")), "{absent:?}");
+    assert!(
+        absent
+            .as_ref()
+            .is_err_and(|e| e.contains("no secret at secret/elsewhere")),
+        "{absent:?}"
+    );
     let bad_token = Resolver::new().with_vault(VaultConfig {
         token: Some(Secret::new("hvs.wrong-token".into())),
         ..with_token(&vault)
     });
     let refused = read(&bad_token, key).await;
-    assert!(refused.as_ref().is_err_and(|e| e.contains("HTTP 403: permission denied")), "{refused:?}");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("HTTP 403: permission denied")),
+        "{refused:?}"
+    );
     assert!(!refused.unwrap_or_default().contains("hvs.wrong-token"));
 }
 
@@ -63,7 +90,9 @@ async fn reads_a_kv2_key_with_a_token_and_caches_it() {
 async fn a_stale_value_is_read_again() {
     let vault = FakeVault::start(None).await.expect("start the fake Vault");
     vault.put("kv", "crm", json!({"token": "t-1"}));
-    let r = Resolver::new().with_vault(with_token(&vault)).with_ttl(Duration::ZERO);
+    let r = Resolver::new()
+        .with_vault(with_token(&vault))
+        .with_ttl(Duration::ZERO);
     read(&r, "${vault:kv/crm#token}").await.ok();
     read(&r, "${vault:kv/crm#token}").await.ok();
     assert_eq!(vault.reads("kv", "crm"), 2);
@@ -78,16 +107,30 @@ async fn logs_in_with_approle_and_again_when_the_token_is_revoked() {
         approle: Some((Secret::new(ROLE_ID.into()), Secret::new(SECRET_ID.into()))),
         ..Default::default()
     };
-    let r = Resolver::new().with_vault(config.clone()).with_ttl(Duration::ZERO);
-    assert_eq!(read(&r, "${vault:secret/crm#token}").await.as_deref(), Ok("t-1"));
-    assert_eq!(read(&r, "${vault:secret/crm#token}").await.as_deref(), Ok("t-1"));
+    let r = Resolver::new()
+        .with_vault(config.clone())
+        .with_ttl(Duration::ZERO);
+    assert_eq!(
+        read(&r, "${vault:secret/crm#token}").await.as_deref(),
+        Ok("t-1")
+    );
+    assert_eq!(
+        read(&r, "${vault:secret/crm#token}").await.as_deref(),
+        Ok("t-1")
+    );
     assert_eq!(vault.logins(), 1, "the login token is kept");
     vault.revoke_logins();
-    assert_eq!(read(&r, "${vault:secret/crm#token}").await.as_deref(), Ok("t-1"));
+    assert_eq!(
+        read(&r, "${vault:secret/crm#token}").await.as_deref(),
+        Ok("t-1")
+    );
     assert_eq!(vault.logins(), 2);
 
     let wrong = Resolver::new().with_vault(VaultConfig {
-        approle: Some((Secret::new(ROLE_ID.into()), Secret::new("not-the-secret-id".into()))),
+        approle: Some((
+            Secret::new(ROLE_ID.into()),
+            Secret::new("not-the-secret-id".into()),
+        )),
         ..config
     });
     let e = read(&wrong, "${vault:secret/crm#token}").await;
@@ -96,7 +139,9 @@ async fn logs_in_with_approle_and_again_when_the_token_is_revoked() {
 
 #[tokio::test]
 async fn sends_the_namespace() {
-    let vault = FakeVault::start(Some("admin")).await.expect("start the fake Vault");
+    let vault = FakeVault::start(Some("admin"))
+        .await
+        .expect("start the fake Vault");
     vault.put("secret", "crm", json!({"token": "t-ns"}));
     let without = Resolver::new().with_vault(with_token(&vault));
     let e = read(&without, "${vault:secret/crm#token}").await;
@@ -105,7 +150,10 @@ async fn sends_the_namespace() {
         namespace: Some("admin".into()),
         ..with_token(&vault)
     });
-    assert_eq!(read(&with, "${vault:secret/crm#token}").await.as_deref(), Ok("t-ns"));
+    assert_eq!(
+        read(&with, "${vault:secret/crm#token}").await.as_deref(),
+        Ok("t-ns")
+    );
 }
 
 #[tokio::test]
@@ -114,7 +162,10 @@ async fn no_vault_address_is_a_clear_error() {
     let e = r
         .resolve(&vault_ref("${vault:secret/crm#token}"), Path::new("."))
         .await;
-    assert!(matches!(&e, Err(SecretError::NotSet(m)) if m.contains("VAULT_ADDR")), "{e:?}");
+    assert!(
+        matches!(&e, Err(SecretError::NotSet(m)) if m.contains("VAULT_ADDR")),
+        "{e:?}"
+    );
 }
 
 /// The Jamf seed's "Invalid key": the provider refuses a key that was rotated in Vault; the
@@ -130,7 +181,10 @@ async fn a_refused_vault_key_is_read_again_and_the_request_sent_once_more() {
     })
     .await;
     let resolver = Arc::new(Resolver::new().with_vault(with_token(&vault)));
-    let plan = provider(&simple(r#"{ type: bearer, token: "${vault:secret/crm#token}" }"#, ""));
+    let plan = provider(&simple(
+        r#"{ type: bearer, token: "${vault:secret/crm#token}" }"#,
+        "",
+    ));
     let opts = HttpOptions {
         resolver: Some(resolver.clone()),
         ..options(&server, &[])
@@ -142,15 +196,22 @@ async fn a_refused_vault_key_is_read_again_and_the_request_sent_once_more() {
         .create(&Call::default(), "contact", &json!({"email": "a@x.com"}))
         .await;
     assert_eq!(w.map(|w| w.id), Ok(Some("7".into())));
-    assert_eq!(server.to("/contacts").len(), 2, "refused once, then sent again");
+    assert_eq!(
+        server.to("/contacts").len(),
+        2,
+        "refused once, then sent again"
+    );
     assert_eq!(vault.reads("secret", "crm"), 2);
 
     // Still refused after the re-read: one more attempt only, then the auth error.
     vault.put("secret", "crm", json!({"token": "wrong-again"}));
-    let refused = HttpConnector::new(&plan, HttpOptions {
-        resolver: Some(Arc::new(Resolver::new().with_vault(with_token(&vault)))),
-        ..options(&server, &[])
-    })
+    let refused = HttpConnector::new(
+        &plan,
+        HttpOptions {
+            resolver: Some(Arc::new(Resolver::new().with_vault(with_token(&vault)))),
+            ..options(&server, &[])
+        },
+    )
     .expect("build the connector")
     .create(&Call::default(), "contact", &json!({"email": "b@x.com"}))
     .await;

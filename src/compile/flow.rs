@@ -686,7 +686,14 @@ impl Context<'_> {
                     let Some(t) = self.compile_template(text, scope) else {
                         continue;
                     };
-                    self.check_template_secrets(&t, text, names, &mut *redacted, prefix, &target.value);
+                    self.check_template_secrets(
+                        &t,
+                        text,
+                        names,
+                        &mut *redacted,
+                        prefix,
+                        &target.value,
+                    );
                     names.read.extend(t.vars.iter().cloned());
                     (ValuePlan::Template(t), Type::String, text.span)
                 }

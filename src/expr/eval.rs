@@ -491,7 +491,9 @@ fn carries_secret(node: &Node, tainted: &dyn Fn(&str) -> bool) -> bool {
         Node::Array(items) => items.iter().any(carries),
         Node::Object(fields) => fields.iter().any(|(_, n)| carries(n)),
         Node::Field(t, _, _) | Node::Not(t, _) | Node::Neg(t, _) => carries(t),
-        Node::Index(a, b, _) | Node::Binary(_, a, b, _) | Node::Try(a, b) => carries(a) || carries(b),
+        Node::Index(a, b, _) | Node::Binary(_, a, b, _) | Node::Try(a, b) => {
+            carries(a) || carries(b)
+        }
         Node::Slice(t, a, b, _) => {
             carries(t) || a.as_deref().is_some_and(carries) || b.as_deref().is_some_and(carries)
         }

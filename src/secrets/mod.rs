@@ -171,8 +171,10 @@ impl fmt::Display for Secret {
 /// store), or anything else an embedder keeps credentials in.
 pub trait CredentialSource: Send + Sync {
     /// The credential stored under `name`; `Ok(None)` when there is none.
-    fn credential<'a>(&'a self, name: &'a str)
-    -> BoxFuture<'a, Result<Option<Secret>, SecretError>>;
+    fn credential<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, SecretError>>;
 }
 
 /// How long Vault and store values are used before they are read again, by default.
@@ -269,7 +271,9 @@ impl Resolver {
             SecretRef::Vault { mount, path, key } => {
                 let client = self.vault.get_or_init(|| {
                     vault::VaultClient::new(
-                        self.vault_config.clone().unwrap_or_else(VaultConfig::from_env),
+                        self.vault_config
+                            .clone()
+                            .unwrap_or_else(VaultConfig::from_env),
                     )
                 });
                 client.read(mount, path, key).await?
@@ -341,8 +345,16 @@ mod tests {
             SecretRef::parse("${secret:hubspot_token}"),
             Ok(SecretRef::Store("hubspot_token".into()))
         );
-        for text in ["${env:A}", "${file:k.txt}", "${vault:kv/a/b#c}", "${secret:x}"] {
-            assert_eq!(SecretRef::parse(text).map(|r| r.to_string()), Ok(text.to_string()));
+        for text in [
+            "${env:A}",
+            "${file:k.txt}",
+            "${vault:kv/a/b#c}",
+            "${secret:x}",
+        ] {
+            assert_eq!(
+                SecretRef::parse(text).map(|r| r.to_string()),
+                Ok(text.to_string())
+            );
         }
         assert_eq!(
             SecretRef::parse("plain"),
@@ -402,7 +414,11 @@ mod tests {
         });
         let r = Resolver::new().with_credential_source(store.clone());
         let token = SecretRef::Store("crm_token".into());
-        let read = |r: &Resolver| r.resolve_blocking(&token, Path::new(".")).ok().map(|s| s.expose().to_string());
+        let read = |r: &Resolver| {
+            r.resolve_blocking(&token, Path::new("."))
+                .ok()
+                .map(|s| s.expose().to_string())
+        };
         assert_eq!(read(&r).as_deref(), Some("store-value-one"));
         if let Ok(mut v) = store.value.lock() {
             *v = "store-value-two".into();
@@ -431,7 +447,9 @@ mod tests {
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("`${secret:crm_token}` reads the credential store, which is not configured (give the engine a credential source)")
+            Some(
+                "`${secret:crm_token}` reads the credential store, which is not configured (give the engine a credential source)"
+            )
         );
     }
 }

@@ -379,7 +379,10 @@ mod tests {
             let text = format!("before {form} after");
             let out = s.scrub(&text);
             assert!(!out.contains(&form), "{form} survived in {out}");
-            assert!(out.starts_with("before ") && out.ends_with(" after"), "{out}");
+            assert!(
+                out.starts_with("before ") && out.ends_with(" after"),
+                "{out}"
+            );
         }
     }
 

@@ -98,7 +98,9 @@ impl VaultClient {
             .as_deref()
             .map(|a| a.trim_end_matches('/').to_string())
             .ok_or_else(|| {
-                SecretError::NotSet("Vault: VAULT_ADDR is not set (the address of the Vault server)".into())
+                SecretError::NotSet(
+                    "Vault: VAULT_ADDR is not set (the address of the Vault server)".into(),
+                )
             })
     }
 
@@ -129,7 +131,8 @@ impl VaultClient {
             "role_id": role_id.expose(),
             "secret_id": secret_id.expose(),
         });
-        let resp = self.request(self.http()?.post(url))
+        let resp = self
+            .request(self.http()?.post(url))
             .json(&body)
             .send()
             .await
@@ -167,7 +170,8 @@ impl VaultClient {
         let mut relogged = false;
         loop {
             let token = self.token(relogged).await?;
-            let resp = self.request(http.get(&url))
+            let resp = self
+                .request(http.get(&url))
                 .header("X-Vault-Token", token.expose())
                 .send()
                 .await

@@ -44,7 +44,10 @@ fn form(text: &str) -> String {
 fn forms() -> Vec<String> {
     let mut out = vec![
         CANARY.to_string(),
-        serde_json::to_string(CANARY).unwrap_or_default().trim_matches('"').to_string(),
+        serde_json::to_string(CANARY)
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string(),
         percent(CANARY, true),
         percent(CANARY, false),
         form(CANARY),
@@ -125,10 +128,22 @@ const RECORDS: &[(&str, &str)] = &[
         "employee_to_jamf",
         r#"{"crm_id":"crm-1","employee_id":"e-1","email":"ada@example.com","full_name":"Ada Lovelace","department":"IT","device":{"serial":"C02X1","platform":"macOS","os_version":"15.0"}}"#,
     ),
-    ("lead_to_hubspot", r#"{"email":"ada@example.com","name":"Ada King Lovelace","company":"Analytical Engines","phone":"(415) 555-0132","score":91,"country":"us","source":"webinar"}"#),
-    ("lead_to_salesforce", r#"{"email":"ada@example.com","name":"Ada King Lovelace","company":"Analytical Engines","score":91,"source":"webinar"}"#),
-    ("client_to_task_crm", r#"{"id":1,"name":"Acme","email":"ops@acme.io"}"#),
-    ("user_to_task_crm", r#"{"id":1,"email":"ada@example.com","name":"Ada"}"#),
+    (
+        "lead_to_hubspot",
+        r#"{"email":"ada@example.com","name":"Ada King Lovelace","company":"Analytical Engines","phone":"(415) 555-0132","score":91,"country":"us","source":"webinar"}"#,
+    ),
+    (
+        "lead_to_salesforce",
+        r#"{"email":"ada@example.com","name":"Ada King Lovelace","company":"Analytical Engines","score":91,"source":"webinar"}"#,
+    ),
+    (
+        "client_to_task_crm",
+        r#"{"id":1,"name":"Acme","email":"ops@acme.io"}"#,
+    ),
+    (
+        "user_to_task_crm",
+        r#"{"id":1,"email":"ada@example.com","name":"Ada"}"#,
+    ),
     (
         "wrapper_users_to_crm",
         r#"{"id":"u-1","email":"ada@example.com","name":"Ada","tenant_id":"t-1","tenant_name":"Tenant One"}"#,
@@ -144,13 +159,15 @@ fn the_canary_never_leaves_the_process() {
         .build()
         .expect("a runtime");
     let sandbox = rt
-        .block_on(rulebridge_sandbox::start(rulebridge_sandbox::SandboxConfig {
-            faults: rulebridge_sandbox::Faults {
-                echo_errors: true,
+        .block_on(rulebridge_sandbox::start(
+            rulebridge_sandbox::SandboxConfig {
+                faults: rulebridge_sandbox::Faults {
+                    echo_errors: true,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
-            ..Default::default()
-        }))
+        ))
         .expect("start the sandbox");
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -164,7 +181,11 @@ fn the_canary_never_leaves_the_process() {
         .iter()
         .map(|(name, _)| (name.to_string(), CANARY.to_string()))
         .collect();
-    for extra in ["GENERIC_REST_API_KEY", "GENERIC_REST_SIGNING_KEY", "VAULT_TOKEN"] {
+    for extra in [
+        "GENERIC_REST_API_KEY",
+        "GENERIC_REST_SIGNING_KEY",
+        "VAULT_TOKEN",
+    ] {
         env.push((extra.to_string(), CANARY.to_string()));
     }
     let mut base_urls = Vec::new();
@@ -192,7 +213,15 @@ fn the_canary_never_leaves_the_process() {
                 work.path(),
             ));
         }
-        let mut args = vec!["run", flow, "--rules", &rules_arg, "--input", &input, "--payloads"];
+        let mut args = vec![
+            "run",
+            flow,
+            "--rules",
+            &rules_arg,
+            "--input",
+            &input,
+            "--payloads",
+        ];
         for b in &base_urls {
             args.extend(["--base-url", b.as_str()]);
         }
@@ -203,13 +232,28 @@ fn the_canary_never_leaves_the_process() {
         send.extend(["--record-timeout", "20"]);
         runs.push(rulebridge(&send, &env, work.path()));
     }
-    for (provider, object) in [("hubspot", "contact"), ("salesforce", "lead"), ("chatwoot", "contact"), ("task_crm", "client")] {
+    for (provider, object) in [
+        ("hubspot", "contact"),
+        ("salesforce", "lead"),
+        ("chatwoot", "contact"),
+        ("task_crm", "client"),
+    ] {
         let Some(url) = sandbox.kit_base_url(provider) else {
             continue;
         };
         for format in ["text", "json"] {
             runs.push(rulebridge(
-                &["fields", provider, object, "--rules", &rules_arg, "--base-url", &url, "--format", format],
+                &[
+                    "fields",
+                    provider,
+                    object,
+                    "--rules",
+                    &rules_arg,
+                    "--base-url",
+                    &url,
+                    "--format",
+                    format,
+                ],
                 &env,
                 work.path(),
             ));
@@ -219,8 +263,14 @@ fn the_canary_never_leaves_the_process() {
 
     // The runs did reach the providers and were refused with echoes (else the test proves
     // nothing).
-    let all: String = runs.iter().map(|r| format!("{}{}", r.stdout, r.stderr)).collect();
-    assert!(all.contains("request refused:"), "no echoed error body reached the output");
+    let all: String = runs
+        .iter()
+        .map(|r| format!("{}{}", r.stdout, r.stderr))
+        .collect();
+    assert!(
+        all.contains("request refused:"),
+        "no echoed error body reached the output"
+    );
 
     let forms = forms();
     let mut leaks = Vec::new();
@@ -228,7 +278,11 @@ fn the_canary_never_leaves_the_process() {
         for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
             for f in &forms {
                 if let Some(at) = text.find(f.as_str()) {
-                    let from = text[..at].char_indices().rev().nth(80).map_or(0, |(i, _)| i);
+                    let from = text[..at]
+                        .char_indices()
+                        .rev()
+                        .nth(80)
+                        .map_or(0, |(i, _)| i);
                     let context: String = text[from..].chars().take(200).collect();
                     leaks.push(format!("`{}` {stream}: {f:?} in …{context}…", run.what));
                 }

@@ -27,7 +27,11 @@ pub(crate) async fn layer(State(store): State<Arc<Store>>, req: Request, next: N
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_ECHO).await else {
-        return (http::StatusCode::PAYLOAD_TOO_LARGE, "request too large to echo").into_response();
+        return (
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "request too large to echo",
+        )
+            .into_response();
     };
     let mut headers = Map::new();
     for (name, value) in &parts.headers {

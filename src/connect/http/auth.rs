@@ -69,7 +69,12 @@ impl SecretSource<'_> {
             return self
                 .resolver
                 .resolve_blocking(&r, self.base_dir)
-                .map_err(|e| format!("{what}: credential `{}` is not available ({e})", text.trim()));
+                .map_err(|e| {
+                    format!(
+                        "{what}: credential `{}` is not available ({e})",
+                        text.trim()
+                    )
+                });
         }
         if matches!(r, SecretRef::Env(_)) && !self.read_env {
             return Err(format!(

@@ -324,10 +324,7 @@ impl HttpConnector {
 
     /// The current credentials.
     pub(crate) fn creds(&self) -> Arc<Creds> {
-        self.creds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.creds.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// After the provider refused credentials of `generation` (see [`HttpConnector::creds_generation`]):
@@ -507,7 +504,9 @@ impl HttpConnector {
         match self.send(&req, limiter, &obj.errors, deadline).await {
             // A key or token from Vault or the store that the provider calls invalid: it may
             // have been rotated there. Read it again, once, and send again.
-            Err(f) if f.error.kind == ErrorKind::Auth && self.reread_credentials(generation).await => {
+            Err(f)
+                if f.error.kind == ErrorKind::Auth && self.reread_credentials(generation).await =>
+            {
                 let cx = cx.rebased(&self.creds().context);
                 let req = self.prepare(op, &cx)?;
                 self.send(&req, limiter, &obj.errors, deadline).await

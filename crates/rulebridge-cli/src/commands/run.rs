@@ -233,7 +233,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 b.set_position(n as u64);
             }
         };
-        let stdout = rulebridge::secrets::ScrubWriter::new(io::BufWriter::with_capacity(1 << 20, io::stdout()));
+        let stdout = rulebridge::secrets::ScrubWriter::new(io::BufWriter::with_capacity(
+            1 << 20,
+            io::stdout(),
+        ));
         let summary = if several {
             let out = FlowOutput {
                 flow: flow.to_string(),
