@@ -43,7 +43,7 @@ use crate::exec::send::{ConnectorSink, SendOptions};
 use crate::exec::{self, ExecContext, Outcome, Pipeline, RunOptions, Summary};
 use crate::functions::{Clock, Function, Registry, SystemClock};
 use crate::plan::{FlowPlan, Plan};
-use crate::secrets::{Secret, SecretRef};
+use crate::secrets::{CredentialSource, Resolver, Secret, SecretRef};
 use crate::syntax;
 
 /// Errors of the embedding API.
@@ -90,6 +90,7 @@ pub struct EngineBuilder {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
     base_urls: BTreeMap<String, String>,
     use_field_cache: bool,
+    resolver: Option<Resolver>,
 }
 
 impl EngineBuilder {
@@ -155,6 +156,31 @@ impl EngineBuilder {
         self
     }
 
+    /// Where `${secret:NAME}` references are read (the credential store). Without one they
+    /// fail with [`SecretError::NoStore`](crate::secrets::SecretError::NoStore).
+    pub fn credential_source(mut self, source: Arc<dyn CredentialSource>) -> Self {
+        self.resolver = Some(
+            self.resolver
+                .take()
+                .unwrap_or_default()
+                .with_credential_source(source),
+        );
+        self
+    }
+
+    /// Reads `${vault:..}` with this configuration instead of Vault's environment variables.
+    pub fn vault(mut self, config: crate::secrets::VaultConfig) -> Self {
+        self.resolver = Some(self.resolver.take().unwrap_or_default().with_vault(config));
+        self
+    }
+
+    /// How long Vault and store values are used before they are read again (default
+    /// [`DEFAULT_TTL`](crate::secrets::DEFAULT_TTL)).
+    pub fn secret_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.resolver = Some(self.resolver.take().unwrap_or_default().with_ttl(ttl));
+        self
+    }
+
     /// Loads, checks and compiles the rules. Any error diagnostic fails the build.
     pub fn build(self) -> Result<Engine, Error> {
         let loaded = if self.paths.is_empty() {
@@ -208,6 +234,7 @@ impl EngineBuilder {
             connectors: self.connectors,
             base_urls: self.base_urls,
             base,
+            resolver: Arc::new(self.resolver.unwrap_or_default()),
         })
     }
 }
@@ -223,6 +250,8 @@ pub struct Engine {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
     base_urls: BTreeMap<String, String>,
     base: PathBuf,
+    /// Reads and caches Vault and store values for the flows and connectors.
+    resolver: Arc<Resolver>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -245,6 +274,7 @@ impl Engine {
             connectors: BTreeMap::new(),
             base_urls: BTreeMap::new(),
             use_field_cache: true,
+            resolver: None,
         }
     }
 
@@ -331,6 +361,7 @@ impl Engine {
             base_url,
             secrets_base_dir: self.base.clone(),
             secrets: self.credentials.clone(),
+            resolver: Some(self.resolver.clone()),
             ..Default::default()
         };
         crate::connect::http::HttpConnector::new(doc, options).map_err(|e| Error::Connector {
@@ -342,6 +373,11 @@ impl Engine {
     /// The connector registered for `provider`, if any.
     pub fn registered_connector(&self, provider: &str) -> Option<Arc<dyn Connector>> {
         self.connectors.get(provider).cloned()
+    }
+
+    /// Reads and caches the engine's Vault and store values.
+    pub fn resolver(&self) -> &Arc<Resolver> {
+        &self.resolver
     }
 
     /// The compiled plan.
@@ -384,11 +420,15 @@ impl Engine {
                     };
                     match given {
                         Some(v) => v,
-                        None => r.resolve(&self.base).map_err(|source| Error::Secret {
-                            flow: plan.name.clone(),
-                            name: name.clone(),
-                            source,
-                        })?,
+                        None => {
+                            self.resolver
+                                .resolve_blocking(&r, &self.base)
+                                .map_err(|source| Error::Secret {
+                                    flow: plan.name.clone(),
+                                    name: name.clone(),
+                                    source,
+                                })?
+                        }
                     }
                 }
             };

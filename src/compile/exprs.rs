@@ -47,8 +47,12 @@ impl Context<'_> {
         scope: &Scope<'_>,
     ) -> Option<ExprAt> {
         match expr::compile(ast, scope) {
-            Ok((compiled, ty)) => Some(ExprAt {
-                compiled,
+            Ok((mut compiled, ty)) => Some(ExprAt {
+                compiled: {
+                    let leaky = &self.leaky;
+                    compiled.mark_secret_calls(&|n| n == "secrets" || leaky.contains(n));
+                    compiled
+                },
                 source: text.value.clone(),
                 ty,
                 span: text.span,
@@ -261,14 +265,7 @@ pub fn secret_uses(e: &Expr) -> Vec<(&str, crate::expr::TextRange)> {
 }
 
 /// Functions whose output does not reveal their secret input (hashes, MACs, ciphertexts).
-const SEALING: &[&str] = &[
-    "sha256",
-    "hmac_sha256",
-    "fernet_encrypt",
-    "uuid_v5",
-    "len",
-    "is_empty",
-];
+use crate::expr::SEALING;
 
 /// Whether a secret can reach the expression's value without passing through a sealing
 /// function; `leaky(name)` says whether a bound name (a named value) already carries one.

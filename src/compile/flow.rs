@@ -35,6 +35,14 @@ pub(super) struct Resolved<'a, 'd> {
 
 impl Context<'_> {
     pub(super) fn compile_flow(&mut self, doc: &FlowDoc, r: &Resolved<'_, '_>) -> Option<FlowPlan> {
+        // Which named values carry secrets is per flow.
+        self.leaky.clear();
+        let plan = self.compile_flow_inner(doc, r);
+        self.leaky.clear();
+        plan
+    }
+
+    fn compile_flow_inner(&mut self, doc: &FlowDoc, r: &Resolved<'_, '_>) -> Option<FlowPlan> {
         let errors_before = self.error_count();
 
         // Source record schema.
@@ -155,6 +163,10 @@ impl Context<'_> {
         }
 
         let filter = doc.source.filter.as_ref().and_then(|text| {
+            // Parsed quietly here: compiling it reports syntax errors.
+            if let Ok(ast) = crate::expr::parse(&text.value) {
+                self.check_secret_names(&ast, text, &secret_names);
+            }
             let at = self.compile_expr(text, &scope)?;
             note_names(&at.source, &mut read);
             if !at.ty.fits_ignoring_null(&Type::Bool) {
@@ -171,6 +183,22 @@ impl Context<'_> {
             Some(at)
         });
         let key = doc.key.as_ref().and_then(|text| {
+            // Parsed quietly here: compiling it reports syntax errors.
+            if let Ok(ast) = crate::expr::parse(&text.value) {
+                self.check_secret_names(&ast, text, &secret_names);
+                // The outcome key is printed with every outcome and kept in the ledger.
+                if leaks_secret_with(&ast, &|n| lets.leaky.contains(n)) {
+                    self.report(
+                        Diagnostic::new(
+                            Code::SecretKey,
+                            text.span,
+                            "the flow's key is derived from a secret",
+                        )
+                        .with_label("reads a secret")
+                        .with_help("outcome keys are printed and stored; key records by a field of the record, or hash the secret with sha256(...)"),
+                    );
+                }
+            }
             let at = self.compile_expr(text, &scope)?;
             note_names(&at.source, &mut read);
             Some(at)
@@ -245,6 +273,23 @@ impl Context<'_> {
 
         let duplicates = doc.duplicates.as_ref().map(|d| {
             for k in &d.match_keys {
+                // Identity keys are printed as outcome keys and stored: never a secret.
+                if let Some(field) = k
+                    .value
+                    .split('+')
+                    .map(str::trim)
+                    .find(|part| redacted.iter().any(|r| r == part))
+                {
+                    self.report(
+                        Diagnostic::new(
+                            Code::SecretKey,
+                            k.span,
+                            format!("match key `{}` is derived from a secret", k.value),
+                        )
+                        .with_label(format!("`{field}` receives a secret value"))
+                        .with_help("identity keys are printed with every outcome and stored; match on a field of the record, or map a hash of the secret (sha256(...)) instead"),
+                    );
+                }
                 // A compound key (`project_id+title`) matches on all of its fields at once.
                 let parts = k.value.split('+').map(str::trim);
                 if parts.clone().count() > 1 {
@@ -641,6 +686,14 @@ impl Context<'_> {
                     let Some(t) = self.compile_template(text, scope) else {
                         continue;
                     };
+                    self.check_template_secrets(
+                        &t,
+                        text,
+                        names,
+                        &mut *redacted,
+                        prefix,
+                        &target.value,
+                    );
                     names.read.extend(t.vars.iter().cloned());
                     (ValuePlan::Template(t), Type::String, text.span)
                 }
@@ -777,6 +830,60 @@ impl Context<'_> {
                     ),
                 );
             }
+        }
+    }
+}
+
+impl Context<'_> {
+    /// A mapping template's `secrets.NAME` reads: each must be declared, and one that
+    /// reaches the payload is reported like an expression's (RB2007) and redacted.
+    fn check_template_secrets(
+        &mut self,
+        t: &crate::plan::TemplatePlan,
+        text: &Spanned<String>,
+        names: &MappingNames<'_>,
+        redacted: &mut Vec<String>,
+        prefix: &str,
+        target: &str,
+    ) {
+        let reads: BTreeSet<String> = t
+            .env
+            .get_template(&t.name)
+            .map(|tpl| tpl.undeclared_variables(true))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| {
+                v.strip_prefix("secrets.")
+                    .map(|s| s.split('.').next().unwrap_or(s).to_string())
+            })
+            .collect();
+        let leaky_let = t.vars.iter().any(|v| names.leaky.contains(v));
+        for name in &reads {
+            if !names.secrets.contains(&name.as_str()) {
+                let needle = format!("secrets.{name}");
+                let at = text.value.find(&needle).unwrap_or(0);
+                let span = text
+                    .span
+                    .inner(self.sources, &text.value, at, at + needle.len());
+                self.report(
+                    Diagnostic::new(Code::UnknownField, span, format!("unknown secret `{name}`"))
+                        .with_help(
+                            suggest(name, names.secrets.iter().copied())
+                                .unwrap_or_else(|| "declare it under the flow's `secrets:`".into()),
+                        ),
+                );
+            }
+        }
+        if !reads.is_empty() || leaky_let {
+            redacted.push(format!("{prefix}{target}"));
+            self.report(
+                Diagnostic::new(
+                    Code::SecretInOutput,
+                    text.span,
+                    format!("target field `{target}` receives a secret value"),
+                )
+                .with_help("the value is sent as is and shown as `***` in dry runs; hash or encrypt it if the target does not need it in clear"),
+            );
         }
     }
 }

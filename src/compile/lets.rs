@@ -195,6 +195,8 @@ impl Context<'_> {
             if leaks_secret_with(ast, &|name| leaky.contains(name)) {
                 leaky.insert(decl.name.value.clone());
             }
+            // Calls in this and later expressions of the flow withhold what they read.
+            self.leaky.clone_from(&leaky);
             let scope = Scope {
                 registry: self.registry,
                 record: schema,

@@ -66,6 +66,7 @@ fn compile_with(
         incomplete,
         fields,
         diagnostics: Vec::new(),
+        leaky: Default::default(),
     };
     let plan = cx.run(rules);
     let has_errors = cx.diagnostics.iter().any(|d| d.is_error());
@@ -83,6 +84,9 @@ pub(crate) struct Context<'a> {
     pub incomplete: &'a [Incomplete],
     pub fields: Option<&'a FieldCache>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The named values of the flow being compiled that carry a secret unsealed: calls
+    /// reading them withhold argument values in their errors.
+    pub leaky: std::collections::BTreeSet<String>,
 }
 
 /// Documents of one kind by name (first definition wins; later ones are RB0006).

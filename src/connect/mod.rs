@@ -78,11 +78,14 @@ pub struct ConnectError {
 }
 
 impl ConnectError {
+    /// An error; secrets in `message` (a provider echoing the request) are masked.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        crate::secrets::scrub::scrub_string(&mut message);
         ConnectError {
             kind,
             status: None,
-            message: message.into(),
+            message,
             existing_id: None,
             field: None,
             outcome_unknown: false,

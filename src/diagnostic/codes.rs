@@ -104,6 +104,8 @@ codes! {
     GroupByNotBatch = "RB5010", Error, "`batch.group_by` on an operation that does not send batches";
     GroupByType = "RB5011", Error, "a batch group key that is an array or object";
     FirstItemForBatch = "RB5012", Warning, "a batch request reads the first item's value for the whole batch";
+    // Secrets.
+    SecretKey = "RB5020", Error, "an identity key or outcome key is derived from a secret";
     // Multi-flow runs.
     FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
     UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";

@@ -238,6 +238,39 @@ pub struct Provenance {
 }
 
 impl Outcome {
+    /// Masks every resolved secret (and its encodings) in the outcome's strings: the process
+    /// boundary's last check (see [`crate::secrets::scrub`]). Outcomes are scrubbed before
+    /// they reach an [`Output`](super::pipeline::Output) or a caller.
+    pub fn scrub(&mut self) {
+        self.scrub_with(&crate::secrets::scrubber());
+    }
+
+    /// [`Outcome::scrub`] with a given scrubber.
+    pub fn scrub_with(&mut self, s: &crate::secrets::Scrubber) {
+        if s.is_empty() {
+            return;
+        }
+        let opt = |o: &mut Option<String>| {
+            if let Some(v) = o {
+                s.scrub_string(v);
+            }
+        };
+        opt(&mut self.key);
+        opt(&mut self.target_id);
+        opt(&mut self.reason);
+        if let Some(p) = &mut self.payload {
+            s.scrub_value(p);
+        }
+        if let Some(p) = &mut self.policy {
+            s.scrub_value(p);
+        }
+        if let Some(e) = &mut self.error {
+            s.scrub_string(&mut e.message);
+            opt(&mut e.field);
+            opt(&mut e.provider_message);
+        }
+    }
+
     /// A record that `source.filter` left out.
     pub fn filtered(index: usize) -> Self {
         Outcome {

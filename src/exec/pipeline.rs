@@ -352,6 +352,12 @@ impl Pipeline {
 
     /// The outcome of one record alone (no sequencing against other records).
     pub async fn run_one(&self, index: usize, record: &Value) -> Outcome {
+        let mut outcome = self.run_one_unscrubbed(index, record).await;
+        outcome.scrub();
+        outcome
+    }
+
+    async fn run_one_unscrubbed(&self, index: usize, record: &Value) -> Outcome {
         let hasher = IdentityHasher::default();
         match evaluate_record(&self.flow, &self.cx, &hasher, index, record, 0) {
             Evaluated::Final(o) => o,
@@ -372,10 +378,12 @@ impl Pipeline {
 /// The dry-run outcome of one record alone: its payload and policy result, or why it failed.
 pub fn dry_run_outcome(flow: &FlowPlan, cx: &ExecContext, index: usize, record: &Value) -> Outcome {
     let hasher = IdentityHasher::default();
-    match evaluate_record(flow, cx, &hasher, index, record, 0) {
+    let mut outcome = match evaluate_record(flow, cx, &hasher, index, record, 0) {
         Evaluated::Final(o) => o,
         Evaluated::Mapped { job, .. } => super::dry_run::DryRunSink::outcome(flow, job),
-    }
+    };
+    outcome.scrub();
+    outcome
 }
 
 fn write_outcomes<O: Output>(
@@ -385,9 +393,10 @@ fn write_outcomes<O: Output>(
 ) -> io::Result<(Summary, O)> {
     let mut summary = Summary::default();
     while let Some(batch) = rx.blocking_recv() {
-        for o in &batch {
+        for mut o in batch {
             summary.add(o.status);
-            output.outcome(o)?;
+            o.scrub();
+            output.outcome(&o)?;
         }
         progress(summary.total);
     }

@@ -73,6 +73,15 @@ impl Compiled {
         }
     }
 
+    /// Marks the calls whose arguments carry a secret (root names for which `tainted` is
+    /// true, unless sealed by a hash or cipher): their errors withhold argument values, so
+    /// `normalize_phone(secrets.x)` never quotes the secret. Call right after compiling.
+    pub fn mark_secret_calls(&mut self, tainted: &dyn Fn(&str) -> bool) {
+        if let Some(node) = Arc::get_mut(&mut self.node) {
+            eval::mark_secret_calls(node, tainted);
+        }
+    }
+
     pub(crate) fn from_node(node: Node) -> Compiled {
         Compiled {
             node: Arc::new(node),
@@ -871,6 +880,7 @@ impl Checker<'_, '_> {
             args: nodes,
             rules,
             range: e.range,
+            quiet: false,
         };
         (Node::Call(Box::new(call)), ty)
     }

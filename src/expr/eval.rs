@@ -67,6 +67,9 @@ pub(crate) struct Call {
     pub args: Vec<Node>,
     pub rules: Vec<ArgRule>,
     pub range: TextRange,
+    /// An argument is derived from a secret (known at compile time): errors do not quote
+    /// argument values.
+    pub quiet: bool,
 }
 
 impl std::fmt::Debug for Call {
@@ -367,10 +370,138 @@ fn invoke<'a>(
         clock: env.clock,
         prepared: call.prepared.as_ref(),
     };
-    call.func
-        .call(args, &cx)
-        .map(Cow::Owned)
-        .map_err(|e| EvalError::new(call.range, format!("{}(): {}", call.name, e.0)))
+    call.func.call(args, &cx).map(Cow::Owned).map_err(|e| {
+        let message = if call.quiet {
+            withhold_values(&e.0, args)
+        } else {
+            e.0
+        };
+        EvalError::new(call.range, format!("{}(): {}", call.name, message))
+    })
+}
+
+/// A function's error message without the argument values it quotes: every quoted text,
+/// and each argument's text wherever it appears.
+#[inline(never)]
+fn withhold_values(message: &str, args: &[Cow<'_, Value>]) -> String {
+    let mut out = String::with_capacity(message.len());
+    // Quoted texts (`"..."`, escapes included) become `"***"`.
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c);
+            continue;
+        }
+        out.push_str("\"***\"");
+        let mut escaped = false;
+        for d in chars.by_ref() {
+            match (escaped, d) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+    }
+    let mut texts: Vec<String> = Vec::new();
+    let mut collect = |v: &Value| match v {
+        Value::String(s) => {
+            texts.push(s.clone());
+            texts.push(s.trim().to_string());
+        }
+        Value::Null => {}
+        other => texts.push(other.to_string()),
+    };
+    for a in args {
+        collect(a);
+        match a.as_ref() {
+            Value::Array(items) => items.iter().for_each(&mut collect),
+            Value::Object(m) => m.values().for_each(&mut collect),
+            _ => {}
+        }
+    }
+    texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in texts.iter().filter(|t| t.len() >= 3) {
+        if out.contains(t.as_str()) {
+            out = out.replace(t.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// Marks the calls some argument of which carries a secret unsealed (`tainted` says which
+/// root names do), so their errors withhold argument values.
+pub(crate) fn mark_secret_calls(node: &mut Node, tainted: &dyn Fn(&str) -> bool) {
+    match node {
+        Node::Call(call) => {
+            call.quiet = call.args.iter().any(|a| carries_secret(a, tainted));
+            for a in &mut call.args {
+                mark_secret_calls(a, tainted);
+            }
+        }
+        Node::Const(_) | Node::Path { .. } | Node::JsonPath(..) => {}
+        Node::Array(items) => items.iter_mut().for_each(|n| mark_secret_calls(n, tainted)),
+        Node::Object(fields) => fields
+            .iter_mut()
+            .for_each(|(_, n)| mark_secret_calls(n, tainted)),
+        Node::Field(t, _, _) | Node::Not(t, _) | Node::Neg(t, _) => mark_secret_calls(t, tainted),
+        Node::Index(a, b, _) | Node::Binary(_, a, b, _) | Node::Try(a, b) => {
+            mark_secret_calls(a, tainted);
+            mark_secret_calls(b, tainted);
+        }
+        Node::Slice(t, a, b, _) => {
+            mark_secret_calls(t, tainted);
+            for n in [a, b].into_iter().flatten() {
+                mark_secret_calls(n, tainted);
+            }
+        }
+        Node::If(c, a, b, _) => {
+            for n in [c, a, b] {
+                mark_secret_calls(n, tainted);
+            }
+        }
+        Node::Interpolated(parts) => {
+            for p in parts {
+                if let Part::Expr(n, _) = p {
+                    mark_secret_calls(n, tainted);
+                }
+            }
+        }
+    }
+}
+
+/// Functions whose output does not reveal their secret input (hashes, MACs, ciphertexts);
+/// the same list lint uses (`compile::exprs`).
+pub(crate) const SEALING: &[&str] = &[
+    "sha256",
+    "hmac_sha256",
+    "fernet_encrypt",
+    "uuid_v5",
+    "len",
+    "is_empty",
+];
+
+/// Whether a secret can reach the node's value without passing through a sealing function.
+fn carries_secret(node: &Node, tainted: &dyn Fn(&str) -> bool) -> bool {
+    let carries = |n: &Node| carries_secret(n, tainted);
+    match node {
+        Node::Const(_) | Node::JsonPath(..) => false,
+        Node::Path { name, .. } => tainted(name),
+        Node::Call(call) if SEALING.contains(&call.name.as_str()) => false,
+        Node::Call(call) => call.args.iter().any(carries),
+        Node::Array(items) => items.iter().any(carries),
+        Node::Object(fields) => fields.iter().any(|(_, n)| carries(n)),
+        Node::Field(t, _, _) | Node::Not(t, _) | Node::Neg(t, _) => carries(t),
+        Node::Index(a, b, _) | Node::Binary(_, a, b, _) | Node::Try(a, b) => {
+            carries(a) || carries(b)
+        }
+        Node::Slice(t, a, b, _) => {
+            carries(t) || a.as_deref().is_some_and(carries) || b.as_deref().is_some_and(carries)
+        }
+        Node::If(_, a, b, _) => carries(a) || carries(b),
+        Node::Interpolated(parts) => parts
+            .iter()
+            .any(|p| matches!(p, Part::Expr(n, _) if carries(n))),
+    }
 }
 
 #[inline(never)]

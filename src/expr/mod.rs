@@ -64,6 +64,7 @@ pub use ast::{BinaryOp, Expr, ExprKind, StrPart, TextRange, UnaryOp, UnaryTest, 
 pub use check::{Compiled, Scope, compile, signature_text};
 pub use error::{CheckError, EvalError, ParseError};
 pub use eval::Env;
+pub(crate) use eval::SEALING;
 pub(crate) use jsonpath::{JsonPathError, convert as jsonpath_error};
 pub use parser::{parse, parse_unary_test};
 pub use unary::{CompiledTest, TestShape, compile_test};

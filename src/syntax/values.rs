@@ -126,7 +126,7 @@ pub fn check_secret_refs(text: &str) -> Vec<SecretRefError> {
 }
 
 fn check_secret_body(body: &str) -> Option<(String, String)> {
-    let forms = "use `${env:NAME}`, `${file:PATH}`, `${vault:PATH#key}` or `${secret:NAME}`";
+    let forms = "use `${env:NAME}`, `${file:PATH}`, `${vault:MOUNT/PATH#key}` or `${secret:NAME}`";
     let Some((scheme, rest)) = body.split_once(':') else {
         return Some((
             format!("secret reference `${{{body}}}` has no scheme"),
@@ -162,13 +162,16 @@ fn check_secret_body(body: &str) -> Option<(String, String)> {
                 "e.g. `${file:/run/secrets/api_token}`".to_string(),
             )
         }),
-        "vault" => match rest.split_once('#') {
-            Some((path, key)) if !path.trim().is_empty() && !key.trim().is_empty() => None,
-            _ => Some((
-                format!("`${{vault:{rest}}}` needs a path and a key"),
-                "write `${vault:PATH#key}`, e.g. `${vault:secret/data/hubspot#token}`".to_string(),
-            )),
-        },
+        // KV v2: the mount, the secret's path under it, and the key (`GET /v1/MOUNT/data/PATH`).
+        "vault" => crate::secrets::SecretRef::parse(&format!("${{{body}}}"))
+            .err()
+            .map(|_| {
+                (
+                    format!("`${{vault:{rest}}}` needs a mount, a path and a key"),
+                    "write `${vault:MOUNT/PATH#key}`, e.g. `${vault:secret/jamf-bootstrap-prod#encryption_key}`"
+                        .to_string(),
+                )
+            }),
         _ if rest.is_empty() => Some((
             "`${secret:}` needs a name".to_string(),
             "e.g. `${secret:hubspot.refresh_token}`".to_string(),
@@ -230,12 +233,16 @@ mod tests {
             "${env:TOKEN}",
             "Bearer ${env:_T1}",
             "${file:/run/secrets/x}",
-            "${vault:secret/data/x#token}",
+            "${vault:secret/x#token}",
             "${secret:hubspot.refresh_token}",
             "no references",
         ] {
             assert_eq!(check_secret_refs(ok), vec![], "{ok}");
         }
+        assert_eq!(
+            check_secret_refs("${vault:secret#k}")[0].message,
+            "`${vault:secret#k}` needs a mount, a path and a key"
+        );
         let errs = check_secret_refs("a ${evn:X} ${env:1X} ${vault:p} ${x");
         let messages: Vec<_> = errs.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
@@ -243,7 +250,7 @@ mod tests {
             [
                 "unknown secret scheme `evn`",
                 "`1X` is not a valid environment variable name",
-                "`${vault:p}` needs a path and a key",
+                "`${vault:p}` needs a mount, a path and a key",
                 "unterminated secret reference"
             ]
         );

@@ -113,6 +113,16 @@ pub fn build(builder: EngineBuilder) -> anyhow::Result<Engine> {
     }
 }
 
+/// Standard output, scrubbed of secrets (text is written line by line).
+pub fn stdout() -> rulebridge::secrets::ScrubWriter<io::StdoutLock<'static>> {
+    rulebridge::secrets::ScrubWriter::new(io::stdout().lock())
+}
+
+/// Standard error, scrubbed of secrets.
+pub fn stderr() -> rulebridge::secrets::ScrubWriter<io::Stderr> {
+    rulebridge::secrets::ScrubWriter::new(io::stderr())
+}
+
 pub fn progress_bar() -> Option<indicatif::ProgressBar> {
     io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();

@@ -1,5 +1,23 @@
 //! The `rulebridge` command line: a thin layer over the library.
 
+// Everything the commands print goes through the secret scrubber: these shadow the standard
+// macros for the whole crate (`common::stdout()` does the same for standard output).
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut w = $crate::common::stderr();
+        let _ = writeln!(w, $($t)*);
+    }};
+}
+
+macro_rules! eprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut w = $crate::common::stderr();
+        let _ = write!(w, $($t)*);
+    }};
+}
+
 mod commands;
 mod common;
 
@@ -16,7 +34,10 @@ use common::{EXIT_CANNOT_RUN, LintFormat, PlanFormat};
 #[command(
     name = "rulebridge",
     version,
-    about = "Check, test and run rule files that move records between business systems"
+    about = "Check, test and run rule files that move records between business systems",
+    after_help = "Logs go to standard error; RUST_LOG sets what is logged (e.g. RUST_LOG=debug, \
+                  RUST_LOG=rulebridge=trace). Resolved secrets and their encodings are masked as \
+                  *** in everything rulebridge prints."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -270,13 +291,18 @@ enum Command {
         /// Seed of the fault decisions, ids and tokens.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Error answers echo the request (URL, headers with credentials, body), as vendors
+        /// that echo the request in error bodies do.
+        #[arg(long)]
+        echo_errors: bool,
     },
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG, as everywhere in the Rust ecosystem; each log line is scrubbed of secrets.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RULEBRIDGE_LOG"))
-        .with_writer(io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(|| rulebridge::secrets::ScrubWriter::new(io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -446,6 +472,7 @@ fn main() -> ExitCode {
             drop_after_rate,
             rate_limit_factor,
             seed,
+            echo_errors,
         } => commands::sandbox::sandbox(
             port,
             rulebridge_sandbox::Faults {
@@ -455,6 +482,7 @@ fn main() -> ExitCode {
                 drop_rate,
                 drop_after_rate,
                 rate_limit_factor,
+                echo_errors,
                 ..Default::default()
             },
             seed,

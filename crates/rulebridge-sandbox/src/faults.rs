@@ -36,6 +36,10 @@ pub struct Faults {
     /// Providers the faults apply to (`hubspot`, ...); empty means all. Rate limits are
     /// scaled everywhere.
     pub providers: Vec<String>,
+    /// Error answers (400 and up) echo the request — URL, headers with the credentials, body
+    /// — and the original answer, as vendors that echo the request in error bodies do (see
+    /// the `echo` module). Applies to every provider.
+    pub echo_errors: bool,
 }
 
 impl Default for Faults {
@@ -48,6 +52,7 @@ impl Default for Faults {
             drop_after_rate: 0.0,
             rate_limit_factor: 1.0,
             providers: Vec::new(),
+            echo_errors: false,
         }
     }
 }

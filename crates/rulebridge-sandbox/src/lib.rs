@@ -34,6 +34,7 @@
 
 mod chatwoot;
 mod control;
+mod echo;
 mod faults;
 mod hubspot;
 mod jamf;
@@ -44,6 +45,7 @@ mod store;
 mod taskcrm;
 mod usersync;
 mod util;
+pub mod vault;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -244,7 +246,7 @@ fn router(store: Arc<Store>) -> Router {
         )
         .nest("/usersync", usersync::router(store.usersync.clone()))
         .nest("/taskcrm", taskcrm::router(store.taskcrm.clone()))
-        .nest("/_sandbox", control::router(store))
+        .nest("/_sandbox", control::router(store.clone()))
         .fallback(|| async {
             (
                 http::StatusCode::NOT_FOUND,
@@ -254,6 +256,7 @@ fn router(store: Arc<Store>) -> Router {
                 })),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(store, echo::layer))
 }
 
 /// The accept loop: owning it lets a fault close a connection without answering.

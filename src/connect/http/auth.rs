@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::connect::{ConnectError, ErrorKind};
 use crate::plan::provider::Query;
-use crate::secrets::{Secret, SecretRef};
+use crate::secrets::{Resolver, Secret, SecretRef};
 
 /// Where credentials are looked up: caller-supplied values first, then the environment (for
 /// `${env:NAME}`) or the file system (for `${file:PATH}`, relative to `base_dir`).
@@ -40,6 +40,10 @@ pub(crate) struct SecretSource<'a> {
     pub overrides: &'a [(String, Secret)],
     pub base_dir: &'a Path,
     pub read_env: bool,
+    /// Vault and the credential store, cached.
+    pub resolver: &'a Resolver,
+    /// The remote references resolved (read again when the provider refuses them).
+    pub remote: std::cell::RefCell<Vec<SecretRef>>,
 }
 
 impl SecretSource<'_> {
@@ -49,12 +53,28 @@ impl SecretSource<'_> {
         let key = match &r {
             SecretRef::Env(name) => Some(name.clone()),
             SecretRef::File(path) => Some(path.display().to_string()),
+            SecretRef::Vault { .. } | SecretRef::Store(_) => Some(r.to_string()),
             SecretRef::Literal(_) => None,
         };
         if let Some(key) = &key
             && let Some((_, s)) = self.overrides.iter().find(|(n, _)| n == key)
         {
             return Ok(s.clone());
+        }
+        if r.is_remote() {
+            let mut remote = self.remote.borrow_mut();
+            if !remote.contains(&r) {
+                remote.push(r.clone());
+            }
+            return self
+                .resolver
+                .resolve_blocking(&r, self.base_dir)
+                .map_err(|e| {
+                    format!(
+                        "{what}: credential `{}` is not available ({e})",
+                        text.trim()
+                    )
+                });
         }
         if matches!(r, SecretRef::Env(_)) && !self.read_env {
             return Err(format!(

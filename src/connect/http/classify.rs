@@ -79,7 +79,9 @@ pub(crate) fn classify(
             err.field = v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
         }
     }
-    err.message = truncate(&message);
+    // Providers echo the request in error bodies (a bad token, a form body): mask it
+    // before the message goes anywhere, and before truncating could cut a value in two.
+    err.message = truncate(&crate::secrets::scrub::scrub(&message));
     err
 }
 

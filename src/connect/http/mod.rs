@@ -107,7 +107,7 @@ use super::{
 };
 use crate::plan::ProviderPlan;
 use crate::plan::provider::{AuthPlan, BaseUrl, ObjectPlan, OperationPlan, ResponsePlan};
-use crate::secrets::Secret;
+use crate::secrets::{Resolver, Secret, SecretRef};
 use crate::syntax::doc::ApiKeyLocation;
 
 /// Per-request timeout when the provider file sets none.
@@ -133,6 +133,9 @@ pub struct HttpOptions {
     pub user_agent: String,
     /// Values of the provider's declared `vars` (e.g. `tenant_id`), readable in every template.
     pub vars: Map<String, Value>,
+    /// Reads `${vault:..}` and `${secret:..}` credentials (cached); the process-wide one
+    /// ([`Resolver::global`]) when `None`.
+    pub resolver: Option<Arc<Resolver>>,
 }
 
 impl Default for HttpOptions {
@@ -145,6 +148,7 @@ impl Default for HttpOptions {
             timeout: DEFAULT_TIMEOUT,
             user_agent: concat!("rulebridge/", env!("CARGO_PKG_VERSION")).to_string(),
             vars: Map::new(),
+            resolver: None,
         }
     }
 }
@@ -184,15 +188,36 @@ pub struct HttpConnector {
     /// (an org on its own host); off when the caller chose the base URL.
     follow_instance_url: bool,
     client: reqwest::Client,
-    auth: Auth,
-    headers: HeaderMap,
+    /// Credentials, provider headers and the template context's `secrets`: replaced when a
+    /// refused credential from Vault or the store is read again.
+    creds: std::sync::RwLock<Arc<Creds>>,
+    /// What building the credentials again needs.
+    rebuild: Rebuild,
     retry: RetrySettings,
     timeout: Duration,
     pacer: Pacer,
     /// Per-operation limits, by `object.operation`.
     limiters: HashMap<String, Limiter>,
+}
+
+/// What the credentials resolve to.
+pub(crate) struct Creds {
+    pub auth: Auth,
+    pub headers: HeaderMap,
     /// The caller's variables and the resolved `secrets`: the base of every template context.
-    context: Map<String, Value>,
+    pub context: Map<String, Value>,
+}
+
+/// The inputs of [`HttpConnector::build_creds`], kept to build the credentials again.
+struct Rebuild {
+    options: HttpOptions,
+    resolver: Arc<Resolver>,
+    /// The base URL as the provider declares it (after resolving it).
+    declared_base: String,
+    /// Credentials read from Vault or the store; empty when nothing can be read again.
+    remote: Vec<SecretRef>,
+    /// One re-read at a time.
+    lock: tokio::sync::Mutex<u64>,
 }
 
 impl std::fmt::Debug for HttpConnector {
@@ -200,7 +225,7 @@ impl std::fmt::Debug for HttpConnector {
         f.debug_struct("HttpConnector")
             .field("provider", &self.plan.name)
             .field("base_url", &self.base_url)
-            .field("auth", &self.auth)
+            .field("auth", &self.creds().auth)
             .field("objects", &self.plan.objects.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -218,10 +243,13 @@ impl HttpConnector {
             provider: plan.name.clone(),
             message,
         };
+        let resolver = options.resolver.clone().unwrap_or_else(Resolver::global);
         let secrets = SecretSource {
             overrides: &options.secrets,
             base_dir: &options.secrets_base_dir,
             read_env: options.read_env,
+            resolver: &resolver,
+            remote: Default::default(),
         };
         // rustls needs a process-wide crypto provider; a second install is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -242,23 +270,11 @@ impl HttpConnector {
                     .join(", ")
             )));
         }
-        let mut context = options.vars.clone();
-        if !plan.secrets.is_empty() {
-            let mut values = Map::new();
-            for (name, reference) in &plan.secrets {
-                let v = secrets
-                    .resolve(reference, &format!("secret `{name}`"))
-                    .map_err(&fail)?;
-                values.insert(name.clone(), Value::String(v.expose().to_string()));
-            }
-            context.insert("secrets".into(), Value::Object(values));
-        }
-
-        let declared_base =
-            resolve_base(&plan, &secrets, &context).map_err(|e| fail(format!("base_url: {e}")))?;
+        let base_context = secrets_context(&plan, &options, &secrets).map_err(&fail)?;
+        let declared_base = resolve_base(&plan, &secrets, &base_context)
+            .map_err(|e| fail(format!("base_url: {e}")))?;
         let base_url = effective_base(&declared_base, options.base_url.as_deref());
         url::Url::parse(&base_url).map_err(|e| fail(format!("base_url `{base_url}`: {e}")))?;
-        let rebase = |u: &str| rebase(u, &base_url, &declared_base, options.base_url.is_some());
 
         let timeout = plan.timeout.unwrap_or(options.timeout);
         let client = reqwest::Client::builder()
@@ -267,22 +283,17 @@ impl HttpConnector {
             .build()
             .map_err(|e| fail(format!("cannot create the HTTP client: {e}")))?;
 
-        let auth = build_auth(&plan.auth, &secrets, &client, timeout, &rebase).map_err(&fail)?;
-
-        let mut headers = HeaderMap::new();
-        for (name, v) in &plan.headers {
-            let is_ref = v.trim().starts_with("${");
-            let value = secrets
-                .resolve(v, &format!("header `{name}`"))
-                .map_err(&fail)?;
-            let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| fail(format!("header `{name}` has an invalid value")))?;
-            value.set_sensitive(is_ref);
-            headers.insert(name.clone(), value);
-        }
-        headers
-            .entry(http::header::ACCEPT)
-            .or_insert(HeaderValue::from_static("application/json"));
+        let creds = build_creds(
+            &plan,
+            &options,
+            &secrets,
+            &client,
+            timeout,
+            &base_url,
+            &declared_base,
+        )
+        .map_err(&fail)?;
+        let remote = secrets.remote.into_inner();
 
         let limiters = plan
             .objects
@@ -295,15 +306,84 @@ impl HttpConnector {
             follow_instance_url: options.base_url.is_none(),
             base_url,
             client,
-            auth,
-            headers,
+            creds: std::sync::RwLock::new(Arc::new(creds)),
             retry: RetrySettings::new(plan.retry.as_ref()),
             timeout,
             pacer: Pacer::new(plan.rate_limit),
             limiters,
-            context,
+            rebuild: Rebuild {
+                options,
+                resolver,
+                declared_base,
+                remote,
+                lock: tokio::sync::Mutex::new(0),
+            },
             plan,
         })
+    }
+
+    /// The current credentials.
+    pub(crate) fn creds(&self) -> Arc<Creds> {
+        self.creds.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// After the provider refused credentials of `generation` (see [`HttpConnector::creds_generation`]):
+    /// forgets the Vault and store values they came from, reads them again and rebuilds the
+    /// credentials. `false` when there is nothing to read again or reading failed.
+    pub(crate) async fn reread_credentials(&self, generation: u64) -> bool {
+        let rb = &self.rebuild;
+        if rb.remote.is_empty() {
+            return false;
+        }
+        let mut current = rb.lock.lock().await;
+        if *current != generation {
+            // Another request already read them again.
+            return true;
+        }
+        for r in &rb.remote {
+            rb.resolver.invalidate(r);
+        }
+        let plan = self.plan.clone();
+        let options = rb.options.clone();
+        let resolver = rb.resolver.clone();
+        let client = self.client.clone();
+        let (timeout, base_url, declared) = (
+            self.timeout,
+            self.base_url.clone(),
+            rb.declared_base.clone(),
+        );
+        // Resolving blocks (a Vault read on a runtime of its own).
+        let built = tokio::task::spawn_blocking(move || {
+            let secrets = SecretSource {
+                overrides: &options.secrets,
+                base_dir: &options.secrets_base_dir,
+                read_env: options.read_env,
+                resolver: &resolver,
+                remote: Default::default(),
+            };
+            build_creds(
+                &plan, &options, &secrets, &client, timeout, &base_url, &declared,
+            )
+        })
+        .await;
+        match built {
+            Ok(Ok(creds)) => {
+                *self.creds.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(creds);
+                *current += 1;
+                tracing::info!(provider = %self.plan.name, "credentials refused: read them again");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(provider = %self.plan.name, error = %crate::secrets::scrub::scrub(&e), "reading the refused credentials again failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Counts the credential re-reads; a refusal reports the generation it saw.
+    pub(crate) async fn creds_generation(&self) -> u64 {
+        *self.rebuild.lock.lock().await
     }
 
     /// The provider's name.
@@ -361,7 +441,7 @@ impl HttpConnector {
 
     /// The template context: the caller's variables and the secrets, then `entries`.
     fn context(&self, entries: Map<String, Value>) -> Context {
-        let mut map = self.context.clone();
+        let mut map = self.creds().context.clone();
         map.extend(entries);
         Context::new(map)
     }
@@ -417,14 +497,22 @@ impl HttpConnector {
         cx: &Context,
         deadline: Option<Instant>,
     ) -> Result<Response, Failed> {
+        let generation = self.creds_generation().await;
         let req = self.prepare(op, cx)?;
-        self.send(
-            &req,
-            self.limiters.get(&op.what),
-            &obj.errors,
-            deadline.map(tokio::time::Instant::from_std),
-        )
-        .await
+        let deadline = deadline.map(tokio::time::Instant::from_std);
+        let limiter = self.limiters.get(&op.what);
+        match self.send(&req, limiter, &obj.errors, deadline).await {
+            // A key or token from Vault or the store that the provider calls invalid: it may
+            // have been rotated there. Read it again, once, and send again.
+            Err(f)
+                if f.error.kind == ErrorKind::Auth && self.reread_credentials(generation).await =>
+            {
+                let cx = cx.rebased(&self.creds().context);
+                let req = self.prepare(op, &cx)?;
+                self.send(&req, limiter, &obj.errors, deadline).await
+            }
+            other => other,
+        }
     }
 
     /// The URL of a rendered path; `instance_url` (from an OAuth token) replaces the base
@@ -624,6 +712,57 @@ fn rebase(u: &str, base_url: &str, declared_base: &str, chosen: bool) -> String 
     }
 }
 
+/// Resolves the credentials, provider headers and declared secrets.
+fn build_creds(
+    plan: &ProviderPlan,
+    options: &HttpOptions,
+    secrets: &SecretSource<'_>,
+    client: &reqwest::Client,
+    timeout: Duration,
+    base_url: &str,
+    declared_base: &str,
+) -> Result<Creds, String> {
+    let context = secrets_context(plan, options, secrets)?;
+    let rebase = |u: &str| rebase(u, base_url, declared_base, options.base_url.is_some());
+    let auth = build_auth(&plan.auth, secrets, client, timeout, &rebase)?;
+
+    let mut headers = HeaderMap::new();
+    for (name, v) in &plan.headers {
+        let is_ref = v.trim().starts_with("${");
+        let value = secrets.resolve(v, &format!("header `{name}`"))?;
+        let mut value = HeaderValue::from_str(value.expose())
+            .map_err(|_| format!("header `{name}` has an invalid value"))?;
+        value.set_sensitive(is_ref);
+        headers.insert(name.clone(), value);
+    }
+    headers
+        .entry(http::header::ACCEPT)
+        .or_insert(HeaderValue::from_static("application/json"));
+    Ok(Creds {
+        auth,
+        headers,
+        context,
+    })
+}
+
+/// The caller's variables and the provider's declared secrets.
+fn secrets_context(
+    plan: &ProviderPlan,
+    options: &HttpOptions,
+    secrets: &SecretSource<'_>,
+) -> Result<Map<String, Value>, String> {
+    let mut context = options.vars.clone();
+    if !plan.secrets.is_empty() {
+        let mut values = Map::new();
+        for (name, reference) in &plan.secrets {
+            let v = secrets.resolve(reference, &format!("secret `{name}`"))?;
+            values.insert(name.clone(), Value::String(v.expose().to_string()));
+        }
+        context.insert("secrets".into(), Value::Object(values));
+    }
+    Ok(context)
+}
+
 /// `base_url` may be a secret reference (`${env:CRM_URL}`) or a template over the variables.
 fn resolve_base(
     plan: &ProviderPlan,
@@ -641,6 +780,15 @@ fn resolve_base(
             .map(|u| u.trim().to_string())
             .map_err(|e| e.message),
     }
+}
+
+/// A Basic `user:pass` pair is masked as a whole too (its base64 is the header's value).
+/// OAuth clients URL-encode both halves before (RFC 6749 section 2.3.1).
+fn basic_pair(username: &Secret, password: &Secret) {
+    let (u, p) = (username.expose(), password.expose());
+    crate::secrets::register(&format!("{u}:{p}"));
+    let enc = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    crate::secrets::register(&format!("{}:{}", enc(u), enc(p)));
 }
 
 fn build_auth(
@@ -678,10 +826,11 @@ fn build_auth(
             }
         }
         AuthPlan::Bearer { token } => Auth::Bearer(s(token, "token")?),
-        AuthPlan::Basic { username, password } => Auth::Basic {
-            username: s(username, "username")?,
-            password: s(password, "password")?,
-        },
+        AuthPlan::Basic { username, password } => {
+            let (username, password) = (s(username, "username")?, s(password, "password")?);
+            basic_pair(&username, &password);
+            Auth::Basic { username, password }
+        }
         AuthPlan::OAuth2Refresh {
             token_url,
             client_id,
@@ -692,7 +841,11 @@ fn build_auth(
         } => token(TokenKind::OAuthRefresh {
             token_url: url(token_url, "token_url")?,
             client_id: s(client_id, "client_id")?,
-            client_secret: s(client_secret, "client_secret")?,
+            client_secret: {
+                let secret = s(client_secret, "client_secret")?;
+                basic_pair(&s(client_id, "client_id")?, &secret);
+                secret
+            },
             refresh_token: s(refresh_token, "refresh_token")?,
             scopes: scopes.clone(),
             base_url_from: base_url_from.clone(),
@@ -706,7 +859,11 @@ fn build_auth(
         } => token(TokenKind::OAuthClientCredentials {
             token_url: url(token_url, "token_url")?,
             client_id: s(client_id, "client_id")?,
-            client_secret: s(client_secret, "client_secret")?,
+            client_secret: {
+                let secret = s(client_secret, "client_secret")?;
+                basic_pair(&s(client_id, "client_id")?, &secret);
+                secret
+            },
             scopes: scopes.clone(),
             base_url_from: base_url_from.clone(),
         }),
@@ -720,7 +877,11 @@ fn build_auth(
         } => token(TokenKind::Exchange {
             token_url: url(token_url, "token_url")?,
             username: s(username, "username")?,
-            password: s(password, "password")?,
+            password: {
+                let password = s(password, "password")?;
+                basic_pair(&s(username, "username")?, &password);
+                password
+            },
             token: token_path.clone(),
             expires: expires.clone(),
             keep_alive_url: keep_alive_url

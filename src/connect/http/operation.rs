@@ -91,6 +91,18 @@ impl Context {
         }
     }
 
+    /// The same context with `base`'s entries (variables, secrets read again) replacing its own.
+    pub fn rebased(&self, base: &Map<String, Value>) -> Context {
+        let mut map = match &self.json {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        for (k, v) in base {
+            map.insert(k.clone(), v.clone());
+        }
+        Context::new(map)
+    }
+
     fn jinja(&self) -> minijinja::Value {
         self.jinja
             .get_or_init(|| minijinja::Value::from(minijinja::value::Serde(&self.json)))

@@ -132,7 +132,7 @@ impl HttpConnector {
                 Ok((resp, Some(generation))) if resp.status == 401 && !refreshed => {
                     tracing::debug!(provider = %self.plan.name, op = %req.what, "401: refreshing the token");
                     refreshed = true;
-                    match self.auth.refused(generation).await {
+                    match self.creds().auth.refused(generation).await {
                         Ok(_) => {
                             attempt -= 1;
                             continue;
@@ -226,7 +226,8 @@ impl HttpConnector {
     /// One attempt; also returns the token generation it used.
     async fn attempt(&self, req: &Prepared) -> Result<(Response, Option<u64>), Failure> {
         // Credentials come before the request: a failure to get them never sent it.
-        let credentials = self.auth.credentials().await.map_err(|e| {
+        let creds = self.creds();
+        let credentials = creds.auth.credentials().await.map_err(|e| {
             if e.kind == ErrorKind::Transient {
                 Failure::Transport {
                     error: e,
@@ -249,7 +250,7 @@ impl HttpConnector {
             .client
             .request(req.method.clone(), url)
             .timeout(self.timeout)
-            .headers(self.headers.clone())
+            .headers(creds.headers.clone())
             .headers(req.headers.clone());
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
@@ -361,5 +362,8 @@ pub(crate) fn transport_error(e: &reqwest::Error, timeout: Option<Duration>) -> 
     } else {
         format!("{what}: {}", causes.join(": "))
     };
-    ConnectError::new(ErrorKind::Transient, classify::truncate(&message))
+    ConnectError::new(
+        ErrorKind::Transient,
+        classify::truncate(&crate::secrets::scrub::scrub(&message)),
+    )
 }

@@ -1,7 +1,7 @@
 //! `rulebridge fields`: discover a provider object's fields and cache them for `lint`; with
 //! `--create-missing`, first create the declared fields the system lacks.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use rulebridge::connect::fields::{Creation, FieldCache, FieldInfo};
@@ -64,7 +64,7 @@ pub fn fields(args: FieldsArgs) -> anyhow::Result<u8> {
 }
 
 fn list(found: &[FieldInfo], format: PlanFormat) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
+    let mut out = crate::common::stdout();
     match format {
         PlanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(found)?)?,
         PlanFormat::Text => {

@@ -1,10 +1,10 @@
 //! `rulebridge functions`: the builtin function library.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 pub fn functions(markdown: bool) -> anyhow::Result<u8> {
     let registry = rulebridge::Registry::builtin();
-    let mut out = io::stdout().lock();
+    let mut out = crate::common::stdout();
     if markdown {
         out.write_all(rulebridge::functions::docs::markdown(&registry).as_bytes())?;
     } else {

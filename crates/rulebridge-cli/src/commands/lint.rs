@@ -18,7 +18,7 @@ pub fn lint(paths: Vec<PathBuf>, format: LintFormat, deny_warnings: bool) -> any
         LintFormat::Json => Format::Json,
         LintFormat::Sarif => Format::Sarif,
     };
-    let mut out = io::stdout().lock();
+    let mut out = crate::common::stdout();
     out.write_all(render::render(&diags, &loaded.rules.sources, fmt, color).as_bytes())?;
     let errors = diags
         .iter()

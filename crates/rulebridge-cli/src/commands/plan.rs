@@ -1,6 +1,6 @@
 //! `rulebridge plan`: the compiled plan of a flow.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use rulebridge::plan::PlanView;
@@ -23,7 +23,7 @@ pub fn plan(flow: &str, rules: PathBuf, format: PlanFormat) -> anyhow::Result<u8
         );
     };
     let view = PlanView::of(f).with_provider(engine.plan().provider(&f.provider).map(|p| &**p));
-    let mut out = io::stdout().lock();
+    let mut out = crate::common::stdout();
     match format {
         PlanFormat::Text => out.write_all(view.to_text().as_bytes())?,
         PlanFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?,

@@ -1,6 +1,6 @@
 //! `rulebridge sandbox`: serve the local fakes of the vendor APIs until Ctrl-C.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 pub fn sandbox(port: u16, faults: rulebridge_sandbox::Faults, seed: u64) -> anyhow::Result<u8> {
     use rulebridge_sandbox::{self as sandbox, SandboxConfig};
@@ -29,7 +29,7 @@ pub fn sandbox(port: u16, faults: rulebridge_sandbox::Faults, seed: u64) -> anyh
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
         {
-            let mut out = io::stdout().lock();
+            let mut out = crate::common::stdout();
             writeln!(out, "sandbox listening on {}", sb.url())?;
             for p in sandbox::PROVIDERS {
                 writeln!(out, "  {p:<15} {}", sb.base_url(p))?;

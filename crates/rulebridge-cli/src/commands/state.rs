@@ -241,7 +241,7 @@ pub fn log(state: &str, filter: ChangeFilter, json: bool) -> anyhow::Result<u8> 
     let rt = runtime()?;
     let store = rt.block_on(open(state))?;
     let changes = rt.block_on(store.changes(&filter))?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = io::BufWriter::new(crate::common::stdout());
     for c in &changes {
         if json {
             json_line(&mut out, c)?;
@@ -273,7 +273,7 @@ pub fn runs(state: &str, filter: RunFilter, json: bool) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let store = rt.block_on(open(state))?;
     let runs = rt.block_on(store.runs(&filter))?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = io::BufWriter::new(crate::common::stdout());
     for r in &runs {
         if json {
             json_line(&mut out, r)?;
@@ -320,7 +320,7 @@ pub enum DlqAction {
 pub fn dlq(state: &str, action: DlqAction) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let store = rt.block_on(open(state))?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = io::BufWriter::new(crate::common::stdout());
     match action {
         DlqAction::List { flow, json } => {
             for d in rt.block_on(store.dead_letters("", flow.as_deref()))? {
@@ -407,10 +407,13 @@ pub fn prune(state: &str, retention: Retention) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let store = rt.block_on(open(state))?;
     let p = rt.block_on(store.prune(&retention))?;
-    println!(
+    writeln!(
+        crate::common::stdout(),
         "pruned {} changelog rows, {} ledger entries, {} runs",
-        p.changelog, p.ledger, p.runs
-    );
+        p.changelog,
+        p.ledger,
+        p.runs
+    )?;
     Ok(0)
 }
 

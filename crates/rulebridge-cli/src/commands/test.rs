@@ -25,7 +25,7 @@ pub fn test(paths: Vec<PathBuf>, update: bool, filter: Option<String>) -> anyhow
         return Ok(EXIT_PROBLEMS);
     };
     let report = suite::run(&plan, filter.as_deref());
-    let mut out = io::stdout().lock();
+    let mut out = crate::common::stdout();
     for case in &report.cases {
         if case.passed {
             writeln!(out, "ok      {}", case.name)?;
