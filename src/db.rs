@@ -212,6 +212,44 @@ impl Db {
         })
     }
 
+    /// [`Db::migrate`] for migrations read at run time (a SQL provider's `migrations:`
+    /// files), recorded in the table `table`.
+    pub async fn migrate_owned(
+        &self,
+        table: String,
+        migrations: Vec<(i64, String, String)>,
+    ) -> Result<(), DbError> {
+        let known = migrations.iter().map(|m| m.0).max().unwrap_or(0);
+        let mut migrator = Migrator::with_migrations(
+            migrations
+                .into_iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        description.into(),
+                        MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        migrator.dangerous_set_table_name(table);
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(found) => DbError::NewerSchema {
+                location: self.location.to_string(),
+                found,
+                known,
+            },
+            sqlx::migrate::MigrateError::Execute(e)
+            | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => self.error(&e),
+            other => DbError::Query {
+                location: self.location.to_string(),
+                message: other.to_string(),
+            },
+        })
+    }
+
     /// `$1, $2, …` for `rows` rows of `columns` values each, as `($1,$2),($3,$4)`.
     pub fn placeholders(rows: usize, columns: usize) -> String {
         let mut s = String::with_capacity(rows * columns * 5);

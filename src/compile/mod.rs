@@ -10,6 +10,7 @@ mod policy;
 mod policy_outputs;
 mod provider;
 mod refs;
+mod sql;
 mod table_lint;
 mod template;
 mod tests_lint;
@@ -66,6 +67,7 @@ fn compile_with(
         incomplete,
         fields,
         diagnostics: Vec::new(),
+        sql: BTreeMap::new(),
     };
     let plan = cx.run(rules);
     let has_errors = cx.diagnostics.iter().any(|d| d.is_error());
@@ -83,6 +85,8 @@ pub(crate) struct Context<'a> {
     pub incomplete: &'a [Incomplete],
     pub fields: Option<&'a FieldCache>,
     pub diagnostics: Vec<Diagnostic>,
+    /// SQL providers' tables, introspected once per compilation.
+    sql: BTreeMap<String, sql::SqlLint>,
 }
 
 /// Documents of one kind by name (first definition wins; later ones are RB0006).

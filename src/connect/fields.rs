@@ -294,6 +294,14 @@ impl FieldCache {
         }
     }
 
+    /// The rules directory the cache belongs to.
+    pub fn rules_dir(&self) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .and_then(|d| d.parent())
+            .map(Path::to_path_buf)
+    }
+
     pub fn path(&self, provider: &str, object: &str) -> Option<PathBuf> {
         self.dir
             .as_ref()
