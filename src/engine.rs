@@ -268,7 +268,8 @@ impl Engine {
     }
 
     /// The connector of a `type: sql` provider: its database (relative files are relative to
-    /// the rules directory; credentials given to the builder stand in for `${env:..}`).
+    /// the rules directory; credentials given to the builder stand in for `${env:..}`). The
+    /// environment variable `RULEBRIDGE_DATABASE_<PROVIDER>`, if set, replaces `database`.
     pub fn sql_connector(
         &self,
         provider: &str,
@@ -280,9 +281,14 @@ impl Engine {
                 provider: provider.to_string(),
                 reason: "no provider file defines it".into(),
             })?;
+        let env_var = format!(
+            "RULEBRIDGE_DATABASE_{}",
+            provider.to_uppercase().replace('-', "_")
+        );
         let options = crate::connect::sql::SqlOptions {
             base_dir: self.base.clone(),
             secrets: self.credentials.clone(),
+            database: std::env::var(env_var).ok(),
         };
         crate::connect::sql::SqlConnector::new(doc, options).map_err(|e| Error::Connector {
             provider: provider.to_string(),

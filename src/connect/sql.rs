@@ -547,6 +547,8 @@ pub struct SqlOptions {
     /// Credential values by reference name (`NAME` of `${env:NAME}`), used before the
     /// environment.
     pub secrets: Vec<(String, Secret)>,
+    /// Replaces the provider's `database` (a test database, a tenant's own).
+    pub database: Option<String>,
 }
 
 /// Writes a `type: sql` provider's tables. The database is opened (and its migrations
@@ -663,8 +665,9 @@ impl SqlConnector {
         let sql = provider
             .sql()
             .ok_or_else(|| fatal("not a `type: sql` provider".into()))?;
+        let database = options.database.as_deref().unwrap_or(&sql.database);
         let location =
-            resolve_database(&sql.database, &options.base_dir, &options.secrets).map_err(fatal)?;
+            resolve_database(database, &options.base_dir, &options.secrets).map_err(fatal)?;
         let migrations =
             read_migrations(sql, location.backend(), &options.base_dir).map_err(fatal)?;
         Ok(SqlConnector {
