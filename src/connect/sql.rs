@@ -159,6 +159,9 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// The primary key column; `None` without one (or with a key of several columns).
     pub primary_key: Option<String>,
+    /// Columns with a unique constraint or index of their own (a duplicate is looked up by
+    /// them to name the row that is already there).
+    pub unique: Vec<String>,
 }
 
 impl Table {
@@ -268,11 +271,43 @@ pub async fn introspect(
     if columns.is_empty() {
         return Ok(None);
     }
+    let unique = unique_columns(pool, backend, table).await?;
     Ok(Some(Table {
         name: table.to_string(),
         columns,
         primary_key: (keys.len() == 1).then(|| keys.remove(0)),
+        unique,
     }))
+}
+
+/// The columns of `table` that are unique on their own.
+async fn unique_columns(
+    pool: &AnyPool,
+    backend: Backend,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT min(ii.name) FROM pragma_index_list($1) il, pragma_index_info(il.name) ii \
+             WHERE il.\"unique\" = 1 GROUP BY il.name HAVING count(*) = 1"
+        }
+        Backend::Postgres => {
+            "SELECT min(a.attname)::text FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = to_regclass(quote_ident($1)) AND i.indisunique \
+             GROUP BY i.indexrelid HAVING count(*) = 1"
+        }
+    };
+    let rows = sqlx::query(sql).bind(table).fetch_all(pool).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(name) = r.try_get::<Option<String>, _>(0)?
+            && !out.contains(&name)
+        {
+            out.push(name);
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,6 +918,37 @@ impl SqlConnector {
         Ok(st)
     }
 
+    /// A create refused as a duplicate gets the id of the row already there: the first row
+    /// holding one of the payload's values of a unique column.
+    async fn name_existing(
+        &self,
+        table: &Table,
+        payload: &Value,
+        result: Result<Written, ConnectError>,
+    ) -> Result<Written, ConnectError> {
+        let mut e = match result {
+            Err(e) if e.kind == ErrorKind::Duplicate && e.existing_id.is_none() => e,
+            r => return r,
+        };
+        for column in &table.unique {
+            let Some(v) = payload.get(column).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let text = match v {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            if let Ok(found) = self.search_by(&table.name, &[(column, &text)]).await
+                && let Some(f) = found.into_iter().next()
+            {
+                e.existing_id = Some(f.id);
+                e.field = Some(column.clone());
+                break;
+            }
+        }
+        Err(e)
+    }
+
     fn writable<'t>(&self, table: &'t Table, name: &str) -> Result<&'t Column, ConnectError> {
         let c = self.column(table, name)?;
         if c.generated {
@@ -1080,9 +1146,10 @@ impl Connector for SqlConnector {
                     ConnectError::new(ErrorKind::Fatal, "the insert returned no row")
                 })
                 .await;
-            results.pop().unwrap_or_else(|| {
+            let r = results.pop().unwrap_or_else(|| {
                 Err(ConnectError::new(ErrorKind::Fatal, "the insert returned no result"))
-            })
+            });
+            self.name_existing(table, payload, r).await
         })
     }
 
@@ -1119,10 +1186,16 @@ impl Connector for SqlConnector {
                 .iter()
                 .map(|p| self.insert(backend, table, p))
                 .collect();
-            self.write_batch(&opened.db, statements, true, || {
-                ConnectError::new(ErrorKind::Fatal, "the insert returned no row")
-            })
-            .await
+            let results = self
+                .write_batch(&opened.db, statements, true, || {
+                    ConnectError::new(ErrorKind::Fatal, "the insert returned no row")
+                })
+                .await;
+            let mut out = Vec::with_capacity(results.len());
+            for (r, p) in results.into_iter().zip(payloads) {
+                out.push(self.name_existing(table, p, r).await);
+            }
+            out
         })
     }
 
