@@ -219,8 +219,16 @@ impl Context<'_> {
                         .collect(),
                 )
             }
-            LintSchema::Migration { index, message } => {
-                if first && let Some(m) = s.migrations.get(index) {
+            LintSchema::Migration {
+                index,
+                message,
+                unreadable,
+            } => {
+                // A file that cannot be read was reported with the provider.
+                if first
+                    && !unreadable
+                    && let Some(m) = s.migrations.get(index)
+                {
                     self.report(
                         Diagnostic::new(Code::SqlMigration, m.span, message)
                             .with_label("this migration")

@@ -1249,8 +1249,12 @@ pub enum LintSchema {
     /// The columns cannot be checked now, and why (the database is not reachable, its URL
     /// comes from a secret that is not set, its file does not exist yet).
     Unknown(String),
-    /// Migration `index` (from 0) cannot be read or applied.
-    Migration { index: usize, message: String },
+    /// Migration `index` (from 0) cannot be read (`unreadable`) or applied.
+    Migration {
+        index: usize,
+        message: String,
+        unreadable: bool,
+    },
 }
 
 /// How long lint waits for a PostgreSQL server before it leaves the columns unchecked.
@@ -1342,6 +1346,7 @@ async fn scratch_schema(sql: &SqlPlan, names: &[&String], base: &Path) -> LintSc
                 return LintSchema::Migration {
                     index,
                     message: format!("cannot read {}: {e}", path.display()),
+                    unreadable: true,
                 };
             }
         };
@@ -1353,6 +1358,7 @@ async fn scratch_schema(sql: &SqlPlan, names: &[&String], base: &Path) -> LintSc
             return LintSchema::Migration {
                 index,
                 message: format!("{} fails on SQLite: {message}", path.display()),
+                unreadable: false,
             };
         }
     }
