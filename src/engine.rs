@@ -165,8 +165,13 @@ impl EngineBuilder {
         let cache = self
             .paths
             .first()
-            .filter(|_| self.use_field_cache)
-            .map(|p| crate::connect::fields::FieldCache::for_rules(p))
+            .map(|p| {
+                if self.use_field_cache {
+                    crate::connect::fields::FieldCache::for_rules(p)
+                } else {
+                    crate::connect::fields::FieldCache::unread(p)
+                }
+            })
             .unwrap_or_default();
         let compiled = compile::compile_loaded_with_fields(&loaded, &self.registry, &cache);
         let mut diagnostics = loaded.diagnostics;

@@ -279,6 +279,8 @@ fn in_words(name: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct FieldCache {
     dir: Option<PathBuf>,
+    /// Knows its rules directory but reads no cached fields (see [`FieldCache::unread`]).
+    unread: bool,
 }
 
 impl FieldCache {
@@ -291,6 +293,17 @@ impl FieldCache {
         };
         FieldCache {
             dir: Some(dir.join(".fields")),
+            unread: false,
+        }
+    }
+
+    /// The cache of the rules at `rules` with nothing read from it: for checking rules
+    /// without the fields discovered earlier, relative files still resolved against the
+    /// rules directory.
+    pub fn unread(rules: &Path) -> FieldCache {
+        FieldCache {
+            unread: true,
+            ..FieldCache::for_rules(rules)
         }
     }
 
@@ -310,6 +323,9 @@ impl FieldCache {
 
     /// The cached fields of an object, if discovered before.
     pub fn load(&self, provider: &str, object: &str) -> Option<Vec<FieldInfo>> {
+        if self.unread {
+            return None;
+        }
         let text = std::fs::read_to_string(self.path(provider, object)?).ok()?;
         serde_json::from_str(&text).ok()
     }

@@ -1378,3 +1378,103 @@ async fn scratch_schema(sql: &SqlPlan, names: &[&String], base: &Path) -> LintSc
         tables: found,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn column(kind: ColumnKind) -> Column {
+        Column {
+            name: "c".into(),
+            sql_type: "t".into(),
+            kind,
+            not_null: false,
+            has_default: false,
+            primary_key: false,
+            generated: false,
+            cast: None,
+        }
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("users"));
+        assert!(is_identifier("_x9"));
+        for bad in ["", "9a", "a b", "a\"b", "a;b", "naïve", "x--", &"a".repeat(64)] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn kinds_of_declared_types() {
+        let kinds: Vec<ColumnKind> = [
+            "INTEGER", "int4", "BOOLEAN", "bool", "JSONB", "json", "VARCHAR(255)", "text",
+            "TIMESTAMP", "timestamp without time zone", "date", "double precision", "numeric",
+            "uuid", "",
+        ]
+        .iter()
+        .map(|t| ColumnKind::of(t))
+        .collect();
+        use ColumnKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Integer, Integer, Bool, Bool, Json, Json, Text, Text, Timestamp, Timestamp, Date,
+                Real, Real, Text, Other
+            ]
+        );
+    }
+
+    #[test]
+    fn values_take_the_column_type() {
+        let b = |k, v: Value| to_bound(&column(k), &v);
+        assert_eq!(b(ColumnKind::Json, json!(["a"])), Ok(Bound::Text("[\"a\"]".into())));
+        assert_eq!(b(ColumnKind::Json, json!("a")), Ok(Bound::Text("\"a\"".into())));
+        assert_eq!(b(ColumnKind::Bool, json!("TRUE")), Ok(Bound::Bool(true)));
+        assert_eq!(b(ColumnKind::Bool, json!(0)), Ok(Bound::Bool(false)));
+        assert_eq!(b(ColumnKind::Integer, json!(5.0)), Ok(Bound::Int(5)));
+        assert_eq!(b(ColumnKind::Integer, json!("42")), Ok(Bound::Int(42)));
+        assert_eq!(b(ColumnKind::Text, json!(7)), Ok(Bound::Text("7".into())));
+        assert_eq!(b(ColumnKind::Text, Value::Null), Ok(Bound::Null));
+        for (k, v) in [
+            (ColumnKind::Text, json!([1])),
+            (ColumnKind::Bool, json!("maybe")),
+            (ColumnKind::Integer, json!(1.5)),
+            (ColumnKind::Integer, json!(true)),
+            (ColumnKind::Timestamp, json!({"a": 1})),
+        ] {
+            let e = b(k, v.clone()).expect_err("refused");
+            assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::Validation, Some("c")), "{v}");
+        }
+    }
+
+    #[test]
+    fn values_read_back_by_the_column_type() {
+        let r = |k, t: &str| from_text(&column(k), Some(t.to_string()));
+        assert_eq!(r(ColumnKind::Bool, "1"), json!(true));
+        assert_eq!(r(ColumnKind::Bool, "false"), json!(false));
+        assert_eq!(r(ColumnKind::Json, "{\"a\":[1]}"), json!({"a": [1]}));
+        assert_eq!(r(ColumnKind::Integer, "12"), json!(12));
+        assert_eq!(r(ColumnKind::Text, "12"), json!("12"));
+        assert_eq!(from_text(&column(ColumnKind::Text), None), Value::Null);
+    }
+
+    #[test]
+    fn databases() {
+        let base = Path::new("/rules");
+        assert_eq!(
+            resolve_database("data/u.db", base, &[]),
+            Ok(Location::File("/rules/data/u.db".into()))
+        );
+        let secrets = vec![("DB".to_string(), Secret::new("postgres://u@h/db".into()))];
+        assert_eq!(
+            resolve_database("${env:DB}", base, &secrets).map(|l| l.backend()),
+            Ok(Backend::Postgres)
+        );
+        assert!(resolve_database("mysql://h/db", base, &[]).is_err());
+        assert!(resolve_database("  ", base, &[]).is_err());
+        assert_eq!(migration_table("users-db"), "_rulebridge_migrations_users_db");
+    }
+}
