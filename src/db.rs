@@ -140,7 +140,10 @@ impl Db {
                     Ok(())
                 })
             });
-        let pool = options.connect(&url).await.map_err(|e| classify(&shown, &e))?;
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| classify(&shown, &e))?;
         let db = Db {
             pool,
             backend,
@@ -385,7 +388,10 @@ mod tests {
             Location::parse("sqlite://x/y.db"),
             Location::File("x/y.db".into())
         );
-        assert_eq!(Location::parse("state.db"), Location::File("state.db".into()));
+        assert_eq!(
+            Location::parse("state.db"),
+            Location::File("state.db".into())
+        );
         assert_eq!(
             Location::parse("postgres://u:secret@h/db").to_string(),
             "postgres://u:***@h/db"

@@ -266,7 +266,11 @@ impl Engine {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
         }
-        if self.plan.provider(provider).is_some_and(|p| p.sql().is_some()) {
+        if self
+            .plan
+            .provider(provider)
+            .is_some_and(|p| p.sql().is_some())
+        {
             return Ok(Arc::new(self.sql_connector(provider)?));
         }
         Ok(Arc::new(self.http_connector(provider, None)?))

@@ -113,16 +113,34 @@ async fn suite(c: &SqlConnector) {
     assert_eq!(f["is_active"], json!(true));
     assert_eq!(f["is_admin"], json!(false));
     assert_eq!(f["synced_from"], json!("wrapper"));
-    assert!(f["last_synced_at"].as_str().is_some_and(|t| t.starts_with("2024-01-15")));
-    assert!(c.search(&call, "users", "email", "nobody@example.com").await.expect("search").is_empty());
+    assert!(
+        f["last_synced_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2024-01-15"))
+    );
+    assert!(
+        c.search(&call, "users", "email", "nobody@example.com")
+            .await
+            .expect("search")
+            .is_empty()
+    );
 
     // Update by id; a missing row is NotFound.
     let w = c
-        .update(&call, "users", &id, &json!({"name": "Ada Lovelace", "roles": {"nested": [1, 2]}}))
+        .update(
+            &call,
+            "users",
+            &id,
+            &json!({"name": "Ada Lovelace", "roles": {"nested": [1, 2]}}),
+        )
         .await
         .expect("update");
     assert_eq!(w.id.as_deref(), Some("1"));
-    let f = &c.search(&call, "users", "email", "ada@example.com").await.expect("search")[0].fields;
+    let f = &c
+        .search(&call, "users", "email", "ada@example.com")
+        .await
+        .expect("search")[0]
+        .fields;
     assert_eq!(f["name"], json!("Ada Lovelace"));
     assert_eq!(f["roles"], json!({"nested": [1, 2]}));
     let e = c
@@ -132,24 +150,40 @@ async fn suite(c: &SqlConnector) {
     assert_eq!(e.kind, ErrorKind::NotFound);
 
     // A second row with the same e-mail is a duplicate naming the row already there.
-    let e = c.create(&call, "users", &user("ada@example.com", "Other")).await.expect_err("duplicate");
+    let e = c
+        .create(&call, "users", &user("ada@example.com", "Other"))
+        .await
+        .expect_err("duplicate");
     assert_eq!(e.kind, ErrorKind::Duplicate);
     assert_eq!(e.existing_id.as_deref(), Some("1"));
 
     // A NOT NULL column left out is refused as invalid data.
-    let e = c.create(&call, "users", &json!({"email": "x@example.com"})).await.expect_err("not null");
+    let e = c
+        .create(&call, "users", &json!({"email": "x@example.com"}))
+        .await
+        .expect_err("not null");
     assert_eq!(e.kind, ErrorKind::Validation);
 
     // Record data never reaches the statement: quotes and SQL in values are stored as text;
     // a column name that is not a column is refused before any statement is built.
     let evil = "robert'); DROP TABLE users; --@example.com";
-    let w = c.create(&call, "users", &user(evil, "Bobby \" Tables")).await.expect("create");
-    let found = c.search(&call, "users", "email", evil).await.expect("search");
+    let w = c
+        .create(&call, "users", &user(evil, "Bobby \" Tables"))
+        .await
+        .expect("create");
+    let found = c
+        .search(&call, "users", "email", evil)
+        .await
+        .expect("search");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, w.id.clone().expect("id"));
     assert_eq!(found[0].fields["name"], json!("Bobby \" Tables"));
     let e = c
-        .create(&call, "users", &json!({"email": "y@example.com", "name; DROP TABLE users": "x"}))
+        .create(
+            &call,
+            "users",
+            &json!({"email": "y@example.com", "name; DROP TABLE users": "x"}),
+        )
         .await
         .expect_err("unknown column");
     assert_eq!(e.kind, ErrorKind::Validation);
@@ -165,7 +199,10 @@ async fn suite(c: &SqlConnector) {
         .create(&call, "users", &json!({"email": "z@example.com", "name": "Z", "tenant_id": "t", "is_admin": "perhaps"}))
         .await
         .expect_err("not a boolean");
-    assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::Validation, Some("is_admin")));
+    assert_eq!(
+        (e.kind, e.field.as_deref()),
+        (ErrorKind::Validation, Some("is_admin"))
+    );
 
     // A batch: one transaction, the duplicate fails alone, the others are committed.
     let batch = [
@@ -180,13 +217,24 @@ async fn suite(c: &SqlConnector) {
     let dup = results[1].as_ref().expect_err("duplicate");
     assert_eq!(dup.kind, ErrorKind::Duplicate);
     assert_eq!(dup.existing_id.as_deref(), Some("1"));
-    let b1 = results[0].as_ref().ok().and_then(|w| w.id.clone()).expect("id");
-    let b2 = results[2].as_ref().ok().and_then(|w| w.id.clone()).expect("id");
+    let b1 = results[0]
+        .as_ref()
+        .ok()
+        .and_then(|w| w.id.clone())
+        .expect("id");
+    let b2 = results[2]
+        .as_ref()
+        .ok()
+        .and_then(|w| w.id.clone())
+        .expect("id");
     assert_ne!(b1, b2);
 
     // Batch search pairs each row with the value it matched.
     let values = ["b2@example.com", "nobody@example.com", "b1@example.com"];
-    let mut many = c.search_many(&call, "users", "email", &values).await.expect("search_many");
+    let mut many = c
+        .search_many(&call, "users", "email", &values)
+        .await
+        .expect("search_many");
     many.sort_by_key(|(i, _)| *i);
     let got: Vec<(usize, String)> = many.into_iter().map(|(i, f)| (i, f.id)).collect();
     assert_eq!(got, vec![(0, b2.clone()), (2, b1.clone())]);
@@ -195,14 +243,33 @@ async fn suite(c: &SqlConnector) {
     let p1 = json!({"department": "Sales"});
     let p2 = json!({"department": "Ops"});
     let items = [
-        UpdateItem { id: &b1, payload: &p1 },
-        UpdateItem { id: "424242", payload: &p1 },
-        UpdateItem { id: &b2, payload: &p2 },
+        UpdateItem {
+            id: &b1,
+            payload: &p1,
+        },
+        UpdateItem {
+            id: "424242",
+            payload: &p1,
+        },
+        UpdateItem {
+            id: &b2,
+            payload: &p2,
+        },
     ];
     let results = c.update_batch(&call, "users", &items).await;
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
-    assert_eq!(results[1].as_ref().expect_err("missing").kind, ErrorKind::NotFound);
-    let f = c.search_where(&call, "users", &[("department", "Ops"), ("tenant_id", "t1")]).await.expect("search");
+    assert_eq!(
+        results[1].as_ref().expect_err("missing").kind,
+        ErrorKind::NotFound
+    );
+    let f = c
+        .search_where(
+            &call,
+            "users",
+            &[("department", "Ops"), ("tenant_id", "t1")],
+        )
+        .await
+        .expect("search");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].id, b2);
 
@@ -225,7 +292,10 @@ async fn sqlite_file() {
     suite(&connector(rules.path(), path.display().to_string())).await;
     // Opened again, the migration is not applied twice and the rows are there.
     let c = connector(rules.path(), path.display().to_string());
-    let found = c.search(&Call::default(), "users", "email", "ada@example.com").await.expect("search");
+    let found = c
+        .search(&Call::default(), "users", "email", "ada@example.com")
+        .await
+        .expect("search");
     assert_eq!(found.len(), 1);
     c.close().await;
 }
@@ -275,7 +345,11 @@ async fn duplicate_becomes_update(database: String) {
         .await;
     assert_eq!(json!(outcome.status), json!("updated"), "{outcome:?}");
     assert_eq!(outcome.target_id.as_deref(), Some("1"));
-    let f = &c.search(&Call::default(), "users", "email", "ada@example.com").await.expect("search")[0].fields;
+    let f = &c
+        .search(&Call::default(), "users", "email", "ada@example.com")
+        .await
+        .expect("search")[0]
+        .fields;
     assert_eq!(f["name"], json!("Ada Lovelace"));
     assert_eq!(f["kinde_user_id"], json!("k-new"));
     c.close().await;
@@ -303,10 +377,16 @@ fn lint_checks_mapped_columns_against_the_table() {
     let flow = rules.path().join("flows/user_sync.yaml");
     let text = std::fs::read_to_string(&flow).expect("flow");
     let text = text
-        .replace("  tenant_id: tenantId\n", "  \"name; DROP TABLE users\": name\n  nickname: name\n")
+        .replace(
+            "  tenant_id: tenantId\n",
+            "  \"name; DROP TABLE users\": name\n  nickname: name\n",
+        )
         .replace("is_admin: isAdmin ?? false", "is_admin: title");
     std::fs::write(&flow, text).expect("write");
-    let err = Engine::builder().rules_dir(rules.path()).build().expect_err("lint errors");
+    let err = Engine::builder()
+        .rules_dir(rules.path())
+        .build()
+        .expect_err("lint errors");
     let rulebridge::Error::Invalid { diagnostics, .. } = err else {
         panic!("{err}")
     };

@@ -2,7 +2,7 @@
 //! the database value, migration files, and the mapped columns checked against the tables
 //! as introspected (after the migrations, or in the database itself).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::connect::sql::{self, LintSchema, is_identifier};
 use crate::diagnostic::{Code, Diagnostic};
@@ -19,11 +19,33 @@ pub(super) struct SqlLint {
 }
 
 impl Context<'_> {
-    /// The directory relative database and migration files are resolved against.
+    /// The directory relative database and migration files are resolved against: the
+    /// rules directory when the caller named it (through the field cache), else the deepest
+    /// directory holding every loaded file (what a loaded directory's files have in common).
     fn rules_dir(&self) -> PathBuf {
-        self.fields
-            .and_then(|c| c.rules_dir())
-            .unwrap_or_else(|| PathBuf::from("."))
+        if let Some(dir) = self.fields.and_then(|c| c.rules_dir()) {
+            return dir;
+        }
+        let mut common: Option<PathBuf> = None;
+        for (_, f) in self.sources.files() {
+            let dir = Path::new(&f.name)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            common = Some(match common {
+                None => dir,
+                Some(c) => c
+                    .components()
+                    .zip(dir.components())
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a)
+                    .collect(),
+            });
+        }
+        match common {
+            Some(c) if !c.as_os_str().is_empty() => c,
+            _ => PathBuf::from("."),
+        }
     }
 
     /// Checks a `type: sql` provider on its own: the database value, table and column names,
@@ -45,8 +67,8 @@ impl Context<'_> {
                 self.sql_identifier(&f.name, "column");
             }
         }
-        let literal_backend = (!db.starts_with("${"))
-            .then(|| crate::db::Location::parse(db).backend());
+        let literal_backend =
+            (!db.starts_with("${")).then(|| crate::db::Location::parse(db).backend());
         let dir = self.rules_dir();
         for (i, m) in s.migrations.iter().enumerate() {
             for file in [&m.sqlite, &m.postgres].into_iter().flatten() {

@@ -628,7 +628,11 @@ pub fn resolve_database(
                 .expose()
                 .to_string(),
         },
-        r => r.resolve(base).map_err(|e| e.to_string())?.expose().to_string(),
+        r => r
+            .resolve(base)
+            .map_err(|e| e.to_string())?
+            .expose()
+            .to_string(),
     };
     check_scheme(&text)?;
     Ok(match Location::parse(text.trim()) {
@@ -695,7 +699,10 @@ impl SqlConnector {
     /// the migration files (nothing is opened yet).
     pub fn new(provider: &ProviderPlan, options: SqlOptions) -> Result<SqlConnector, ConnectError> {
         let fatal = |m: String| {
-            ConnectError::new(ErrorKind::Fatal, format!("provider `{}`: {m}", provider.name()))
+            ConnectError::new(
+                ErrorKind::Fatal,
+                format!("provider `{}`: {m}", provider.name()),
+            )
         };
         let sql = provider
             .sql()
@@ -724,12 +731,9 @@ impl SqlConnector {
             .get_or_try_init(|| async {
                 let db = Db::open(self.location.clone()).await.map_err(open_error)?;
                 if !self.migrations.is_empty() {
-                    db.migrate_owned(
-                        migration_table(&self.provider),
-                        self.migrations.clone(),
-                    )
-                    .await
-                    .map_err(open_error)?;
+                    db.migrate_owned(migration_table(&self.provider), self.migrations.clone())
+                        .await
+                        .map_err(open_error)?;
                 }
                 let mut tables = BTreeMap::new();
                 for name in &self.tables {
@@ -1010,10 +1014,7 @@ impl SqlConnector {
         if let Err(e) = tx.commit().await {
             // Nothing of the batch is known to be written.
             let e = classify(&e, creating);
-            return results
-                .into_iter()
-                .map(|r| r.and(Err(e.clone())))
-                .collect();
+            return results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
         }
         results
     }
@@ -1147,7 +1148,10 @@ impl Connector for SqlConnector {
                 })
                 .await;
             let r = results.pop().unwrap_or_else(|| {
-                Err(ConnectError::new(ErrorKind::Fatal, "the insert returned no result"))
+                Err(ConnectError::new(
+                    ErrorKind::Fatal,
+                    "the insert returned no result",
+                ))
             });
             self.name_existing(table, payload, r).await
         })
@@ -1401,7 +1405,16 @@ mod tests {
     fn identifiers() {
         assert!(is_identifier("users"));
         assert!(is_identifier("_x9"));
-        for bad in ["", "9a", "a b", "a\"b", "a;b", "naïve", "x--", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "9a",
+            "a b",
+            "a\"b",
+            "a;b",
+            "naïve",
+            "x--",
+            &"a".repeat(64),
+        ] {
             assert!(!is_identifier(bad), "{bad}");
         }
         assert_eq!(quote("a\"b"), "\"a\"\"b\"");
@@ -1410,9 +1423,21 @@ mod tests {
     #[test]
     fn kinds_of_declared_types() {
         let kinds: Vec<ColumnKind> = [
-            "INTEGER", "int4", "BOOLEAN", "bool", "JSONB", "json", "VARCHAR(255)", "text",
-            "TIMESTAMP", "timestamp without time zone", "date", "double precision", "numeric",
-            "uuid", "",
+            "INTEGER",
+            "int4",
+            "BOOLEAN",
+            "bool",
+            "JSONB",
+            "json",
+            "VARCHAR(255)",
+            "text",
+            "TIMESTAMP",
+            "timestamp without time zone",
+            "date",
+            "double precision",
+            "numeric",
+            "uuid",
+            "",
         ]
         .iter()
         .map(|t| ColumnKind::of(t))
@@ -1430,8 +1455,14 @@ mod tests {
     #[test]
     fn values_take_the_column_type() {
         let b = |k, v: Value| to_bound(&column(k), &v);
-        assert_eq!(b(ColumnKind::Json, json!(["a"])), Ok(Bound::Text("[\"a\"]".into())));
-        assert_eq!(b(ColumnKind::Json, json!("a")), Ok(Bound::Text("\"a\"".into())));
+        assert_eq!(
+            b(ColumnKind::Json, json!(["a"])),
+            Ok(Bound::Text("[\"a\"]".into()))
+        );
+        assert_eq!(
+            b(ColumnKind::Json, json!("a")),
+            Ok(Bound::Text("\"a\"".into()))
+        );
         assert_eq!(b(ColumnKind::Bool, json!("TRUE")), Ok(Bound::Bool(true)));
         assert_eq!(b(ColumnKind::Bool, json!(0)), Ok(Bound::Bool(false)));
         assert_eq!(b(ColumnKind::Integer, json!(5.0)), Ok(Bound::Int(5)));
@@ -1446,7 +1477,11 @@ mod tests {
             (ColumnKind::Timestamp, json!({"a": 1})),
         ] {
             let e = b(k, v.clone()).expect_err("refused");
-            assert_eq!((e.kind, e.field.as_deref()), (ErrorKind::Validation, Some("c")), "{v}");
+            assert_eq!(
+                (e.kind, e.field.as_deref()),
+                (ErrorKind::Validation, Some("c")),
+                "{v}"
+            );
         }
     }
 
@@ -1475,6 +1510,9 @@ mod tests {
         );
         assert!(resolve_database("mysql://h/db", base, &[]).is_err());
         assert!(resolve_database("  ", base, &[]).is_err());
-        assert_eq!(migration_table("users-db"), "_rulebridge_migrations_users_db");
+        assert_eq!(
+            migration_table("users-db"),
+            "_rulebridge_migrations_users_db"
+        );
     }
 }

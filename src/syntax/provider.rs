@@ -5,8 +5,8 @@ use std::time::Duration;
 use super::decode::{Cx, Fields};
 use super::doc::{
     ApiKeyLocation, Auth, BatchDoc, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, MigrationDoc,
-    ObjectDoc, ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit,
-    ResponseDoc, RetryPolicy, Spanned, SqlDoc,
+    ObjectDoc, ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
+    RetryPolicy, Spanned, SqlDoc,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;

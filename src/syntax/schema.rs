@@ -484,13 +484,18 @@ impl Builder {
 
     /// `kind: provider` with `type: sql`: a database whose objects are tables.
     fn sql_provider(&mut self) -> Value {
-        let table = self.object("provider.sql.objects", provider::SQL_OBJECT_KEYS, &[], |_, k| {
-            Some(match k {
-                "description" => string(),
-                "fields" => ref_to("field_decls"),
-                _ => return None,
-            })
-        });
+        let table = self.object(
+            "provider.sql.objects",
+            provider::SQL_OBJECT_KEYS,
+            &[],
+            |_, k| {
+                Some(match k {
+                    "description" => string(),
+                    "fields" => ref_to("field_decls"),
+                    _ => return None,
+                })
+            },
+        );
         let per_backend = self.object(
             "provider.sql.migrations",
             provider::MIGRATION_KEYS,

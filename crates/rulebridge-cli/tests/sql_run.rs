@@ -53,16 +53,26 @@ fn user_sync_creates_then_updates_rows() {
     let first = run(dir.path(), &database, &input);
     assert_eq!(
         statuses(&first),
-        [("created".into(), "1".into()), ("created".into(), "2".into())]
+        [
+            ("created".into(), "1".into()),
+            ("created".into(), "2".into())
+        ]
     );
     // The same users again, one renamed: found by e-mail and updated.
     let text = std::fs::read_to_string(&input).expect("input");
     let changed = dir.path().join("again.ndjson");
-    std::fs::write(&changed, text.replace("Grace Hopper", "Grace Brewster Hopper")).expect("write");
+    std::fs::write(
+        &changed,
+        text.replace("Grace Hopper", "Grace Brewster Hopper"),
+    )
+    .expect("write");
     let second = run(dir.path(), &database, &changed);
     assert_eq!(
         statuses(&second),
-        [("updated".into(), "1".into()), ("updated".into(), "2".into())]
+        [
+            ("updated".into(), "1".into()),
+            ("updated".into(), "2".into())
+        ]
     );
     assert!(database.is_file());
 }
