@@ -187,16 +187,30 @@ impl Db {
         table: &'static str,
         migrations: &[(i64, &'static str, &'static str)],
     ) -> Result<(), DbError> {
+        let owned = migrations
+            .iter()
+            .map(|&(v, d, sql)| (v, d.to_string(), sql.to_string()))
+            .collect();
+        self.migrate_owned(table.to_string(), owned).await
+    }
+
+    /// [`Db::migrate`] for migrations read at run time (a SQL provider's `migrations:`
+    /// files), recorded in the table `table`.
+    pub async fn migrate_owned(
+        &self,
+        table: String,
+        migrations: Vec<(i64, String, String)>,
+    ) -> Result<(), DbError> {
         let known = migrations.iter().map(|m| m.0).max().unwrap_or(0);
         let mut migrator = Migrator::with_migrations(
             migrations
-                .iter()
-                .map(|&(version, description, sql)| {
+                .into_iter()
+                .map(|(version, description, sql)| {
                     Migration::new(
                         version,
                         description.into(),
                         MigrationType::Simple,
-                        sqlx::SqlSafeStr::into_sql_str(sql),
+                        sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
                         false,
                     )
                 })

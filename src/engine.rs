@@ -191,8 +191,13 @@ impl EngineBuilder {
         let cache = self
             .paths
             .first()
-            .filter(|_| self.use_field_cache)
-            .map(|p| crate::connect::fields::FieldCache::for_rules(p))
+            .map(|p| {
+                if self.use_field_cache {
+                    crate::connect::fields::FieldCache::for_rules(p)
+                } else {
+                    crate::connect::fields::FieldCache::unread(p)
+                }
+            })
             .unwrap_or_default();
         let compiled = compile::compile_loaded_with_fields(&loaded, &self.registry, &cache);
         let mut diagnostics = loaded.diagnostics;
@@ -291,7 +296,43 @@ impl Engine {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
         }
+        if self
+            .plan
+            .provider(provider)
+            .is_some_and(|p| p.sql().is_some())
+        {
+            return Ok(Arc::new(self.sql_connector(provider)?));
+        }
         Ok(Arc::new(self.http_connector(provider, None)?))
+    }
+
+    /// The connector of a `type: sql` provider: its database (relative files are relative to
+    /// the rules directory; credentials given to the builder stand in for `${env:..}`). The
+    /// environment variable `RULEBRIDGE_DATABASE_<PROVIDER>`, if set, replaces `database`.
+    pub fn sql_connector(
+        &self,
+        provider: &str,
+    ) -> Result<crate::connect::sql::SqlConnector, Error> {
+        let doc = self
+            .plan
+            .provider(provider)
+            .ok_or_else(|| Error::Connector {
+                provider: provider.to_string(),
+                reason: "no provider file defines it".into(),
+            })?;
+        let env_var = format!(
+            "RULEBRIDGE_DATABASE_{}",
+            provider.to_uppercase().replace('-', "_")
+        );
+        let options = crate::connect::sql::SqlOptions {
+            base_dir: self.base.clone(),
+            secrets: self.credentials.clone(),
+            database: std::env::var(env_var).ok(),
+        };
+        crate::connect::sql::SqlConnector::new(doc, options).map_err(|e| Error::Connector {
+            provider: provider.to_string(),
+            reason: e.message,
+        })
     }
 
     /// A pipeline that sends a flow's records to its target through the provider's
@@ -349,6 +390,13 @@ impl Engine {
                 provider: provider.to_string(),
                 reason: "no provider file defines it".into(),
             })?;
+        if doc.sql().is_some() {
+            return Err(Error::Connector {
+                provider: provider.to_string(),
+                reason: "it is a `type: sql` provider, written through its database, not HTTP"
+                    .into(),
+            });
+        }
         let env_var = format!(
             "RULEBRIDGE_BASE_URL_{}",
             provider.to_uppercase().replace('-', "_")

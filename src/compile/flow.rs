@@ -72,16 +72,29 @@ impl Context<'_> {
         // Target provider and object; its fields are the declared ones, or else the ones
         // discovered earlier (`rulebridge fields`) and cached next to the rules.
         let object = self.resolve_object(doc, r);
-        let discovered: Vec<FieldDecl> = match object {
-            Some(o) if o.fields.is_empty() => self.discovered_fields(&doc.target.provider.value, o),
+        // A SQL table's columns as introspected stand for its fields (`None`: not readable).
+        let provider_doc = r.providers.get(doc.target.provider.value.as_str()).copied();
+        let columns = match (provider_doc, object) {
+            (Some(p), Some(o)) if p.sql.is_some() => self.sql_target(doc, p, o),
+            _ => None,
+        };
+        let is_sql = provider_doc.is_some_and(|p| p.sql.is_some());
+        let discovered: Vec<FieldDecl> = match (object, columns) {
+            (_, Some(columns)) => columns,
+            (Some(o), None) if o.fields.is_empty() => {
+                self.discovered_fields(&doc.target.provider.value, o)
+            }
             _ => Vec::new(),
         };
+        let from_table = is_sql && !discovered.is_empty();
         if let Some(o) = object
             && !o.fields.is_empty()
+            && !is_sql
         {
             self.check_against_remote(doc, o);
         }
         let target_fields: Option<&[FieldDecl]> = match object {
+            Some(_) if from_table => Some(discovered.as_slice()),
             Some(o) if !o.fields.is_empty() => Some(o.fields.as_slice()),
             Some(_) => Some(discovered.as_slice()),
             None => None,

@@ -10,6 +10,7 @@ mod policy;
 mod policy_outputs;
 mod provider;
 mod refs;
+mod sql;
 mod table_lint;
 mod template;
 mod tests_lint;
@@ -67,6 +68,7 @@ fn compile_with(
         fields,
         diagnostics: Vec::new(),
         leaky: Default::default(),
+        sql: BTreeMap::new(),
     };
     let plan = cx.run(rules);
     let has_errors = cx.diagnostics.iter().any(|d| d.is_error());
@@ -87,6 +89,8 @@ pub(crate) struct Context<'a> {
     /// The named values of the flow being compiled that carry a secret unsealed: calls
     /// reading them withhold argument values in their errors.
     pub leaky: std::collections::BTreeSet<String>,
+    /// SQL providers' tables, introspected once per compilation.
+    sql: BTreeMap<String, sql::SqlLint>,
 }
 
 /// Documents of one kind by name (first definition wins; later ones are RB0006).

@@ -135,11 +135,16 @@ impl Context<'_> {
             ungrouped_batch: false,
         };
 
-        let base_url = self.base_url(
-            &mut templates,
-            &doc.base_url,
-            &names("`base_url`".into(), &[]),
-        );
+        let base_url = if doc.sql.is_some() {
+            Some(BaseUrl::Literal(String::new()))
+        } else {
+            self.base_url(
+                &mut templates,
+                &doc.base_url,
+                &names("`base_url`".into(), &[]),
+            )
+        };
+        let sql = doc.sql.as_ref().map(|s| self.sql_provider(doc, s));
         let auth = self.auth(doc);
         let headers = self.static_headers(&doc.headers);
         let rate_limit_headers = self.rate_limit_headers(doc);
@@ -227,6 +232,7 @@ impl Context<'_> {
             templates,
             objects,
             errors,
+            sql,
             location: self.sources.locate(doc.name.span),
         })
     }

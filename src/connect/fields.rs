@@ -279,6 +279,8 @@ fn in_words(name: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct FieldCache {
     dir: Option<PathBuf>,
+    /// Knows its rules directory but reads no cached fields (see [`FieldCache::unread`]).
+    unread: bool,
 }
 
 impl FieldCache {
@@ -291,7 +293,26 @@ impl FieldCache {
         };
         FieldCache {
             dir: Some(dir.join(".fields")),
+            unread: false,
         }
+    }
+
+    /// The cache of the rules at `rules` with nothing read from it: for checking rules
+    /// without the fields discovered earlier, relative files still resolved against the
+    /// rules directory.
+    pub fn unread(rules: &Path) -> FieldCache {
+        FieldCache {
+            unread: true,
+            ..FieldCache::for_rules(rules)
+        }
+    }
+
+    /// The rules directory the cache belongs to.
+    pub fn rules_dir(&self) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .and_then(|d| d.parent())
+            .map(Path::to_path_buf)
     }
 
     pub fn path(&self, provider: &str, object: &str) -> Option<PathBuf> {
@@ -302,6 +323,9 @@ impl FieldCache {
 
     /// The cached fields of an object, if discovered before.
     pub fn load(&self, provider: &str, object: &str) -> Option<Vec<FieldInfo>> {
+        if self.unread {
+            return None;
+        }
         let text = std::fs::read_to_string(self.path(provider, object)?).ok()?;
         serde_json::from_str(&text).ok()
     }

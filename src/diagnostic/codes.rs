@@ -106,6 +106,13 @@ codes! {
     FirstItemForBatch = "RB5012", Warning, "a batch request reads the first item's value for the whole batch";
     // Secrets.
     SecretKey = "RB5020", Error, "an identity key or outcome key is derived from a secret";
+    // SQL providers (`type: sql`).
+    SqlColumnsUnchecked = "RB5030", Warning, "a SQL provider's tables could not be read, so mapped columns are not checked";
+    SqlUnknownTable = "RB5031", Error, "a flow writes a table the database (after its migrations) does not have";
+    SqlIdentifier = "RB5032", Error, "a table or column name that is not a plain SQL identifier";
+    SqlMigration = "RB5033", Error, "a SQL provider's migration is missing, has no variant for the backend, or fails";
+    SqlNoPrimaryKey = "RB5034", Error, "a table written by a flow has no single-column primary key";
+    SqlDatabase = "RB5035", Error, "a SQL provider's `database` is neither an SQLite file nor a PostgreSQL URL";
     // Multi-flow runs.
     FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
     UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";

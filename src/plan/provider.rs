@@ -39,7 +39,19 @@ pub struct ProviderPlan {
     pub(crate) templates: Templates,
     pub(crate) objects: BTreeMap<String, ObjectPlan>,
     pub(crate) errors: Vec<ErrorRulePlan>,
+    /// `type: sql`: the database (the HTTP parts above are then empty).
+    pub(crate) sql: Option<SqlPlan>,
     pub(crate) location: Location,
+}
+
+/// The database of a `type: sql` provider, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqlPlan {
+    /// A file (relative to the rules directory), a `postgres://` URL or a secret reference.
+    pub database: String,
+    /// Per migration: the file for SQLite and the file for PostgreSQL (relative to the rules
+    /// directory; `None` when the migration has no variant for that backend).
+    pub migrations: Vec<(Option<String>, Option<String>)>,
 }
 
 impl std::fmt::Debug for ProviderPlan {
@@ -76,6 +88,11 @@ impl ProviderPlan {
     /// The names of the variables the embedding application must pass.
     pub fn vars(&self) -> &[String] {
         &self.vars
+    }
+
+    /// The database of a `type: sql` provider (`None` for an HTTP provider).
+    pub fn sql(&self) -> Option<&SqlPlan> {
+        self.sql.as_ref()
     }
 }
 

@@ -393,6 +393,27 @@ pub struct ProviderDoc {
     pub objects: Vec<ObjectDoc>,
     /// Error classification shared by all objects (objects may add their own first).
     pub errors: Vec<ErrorRule>,
+    /// `type: sql`: a database whose objects are tables (`base_url` and the HTTP keys are
+    /// then absent; `base_url` holds an empty placeholder).
+    pub sql: Option<SqlDoc>,
+    pub span: Span,
+}
+
+/// The database of a `type: sql` provider.
+#[derive(Clone, Debug)]
+pub struct SqlDoc {
+    /// An SQLite file (relative to the rules directory), a `postgres://` URL, or a secret
+    /// reference to either (`${env:USERS_DB_URL}`).
+    pub database: Spanned<String>,
+    /// SQL files applied in order when the database is opened.
+    pub migrations: Vec<MigrationDoc>,
+}
+
+/// One `migrations:` entry: a file for both backends, or one file per backend.
+#[derive(Clone, Debug)]
+pub struct MigrationDoc {
+    pub sqlite: Option<Spanned<String>>,
+    pub postgres: Option<Spanned<String>>,
     pub span: Span,
 }
 

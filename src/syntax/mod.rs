@@ -483,6 +483,7 @@ fn decode_document(
 
     let mut cx = Cx::new(sources, kind);
     let keys = match kind {
+        "provider" if provider::is_sql(node) => provider::SQL_KEYS,
         "provider" => provider::KEYS,
         "flow" => flow::KEYS,
         "policy" => policy::KEYS,
@@ -532,6 +533,9 @@ fn decode_document(
             .clone()
             .unwrap_or_else(|| Spanned::new(String::new(), kind_line));
         let doc = match kind {
+            "provider" if provider::is_sql(node) => {
+                provider::decode_sql(&mut cx, &fields, placeholder).map(Document::Provider)
+            }
             "provider" => provider::decode(&mut cx, &fields, placeholder).map(Document::Provider),
             "flow" => flow::decode(&mut cx, &fields, placeholder).map(Document::Flow),
             "policy" => policy::decode(&mut cx, &fields, placeholder).map(Document::Policy),

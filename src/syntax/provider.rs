@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, BatchDoc, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, ObjectDoc,
-    ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
-    RetryPolicy, Spanned,
+    ApiKeyLocation, Auth, BatchDoc, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, MigrationDoc,
+    ObjectDoc, ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
+    RetryPolicy, Spanned, SqlDoc,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;
@@ -17,6 +17,7 @@ pub(crate) const KEYS: &[&str] = &[
     "kind",
     "name",
     "description",
+    "type",
     "extends",
     "base_url",
     "auth",
@@ -30,6 +31,23 @@ pub(crate) const KEYS: &[&str] = &[
     "objects",
     "errors",
 ];
+
+/// The keys of a `type: sql` provider: a database whose objects are tables.
+pub(crate) const SQL_KEYS: &[&str] = &[
+    "kind",
+    "name",
+    "description",
+    "type",
+    "database",
+    "migrations",
+    "objects",
+];
+
+/// The keys of a table of a `type: sql` provider.
+pub(crate) const SQL_OBJECT_KEYS: &[&str] = &["description", "fields"];
+
+/// The keys of a per-backend `migrations:` entry.
+pub(crate) const MIGRATION_KEYS: &[&str] = &["sqlite", "postgres"];
 
 pub(crate) const AUTH_TYPES: &[&str] = &[
     "none",
@@ -132,6 +150,10 @@ pub(crate) fn decode(
     name: Spanned<String>,
 ) -> Option<ProviderDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
+    // `type: http` is the default; `type: sql` documents are decoded by `decode_sql`.
+    f.opt(cx, "type", |cx, n, _| {
+        cx.choice(n, &[("http", ()), ("sql", ())], "provider type")
+    });
     let base_url = f.require(cx, "base_url", |cx, n, _| base_url(cx, n));
     let auth = f.opt(cx, "auth", auth);
     let rate_limit = f.opt(cx, "rate_limit", |cx, n, k| cx.rate(n, Some(k)));
@@ -169,8 +191,112 @@ pub(crate) fn decode(
         rate_limit_headers,
         objects,
         errors,
+        sql: None,
         span: f.span,
     })
+}
+
+/// Whether a provider document says `type: sql`.
+pub(crate) fn is_sql(node: &Node) -> bool {
+    node.get("type").and_then(Node::as_str) == Some("sql")
+}
+
+/// A `type: sql` provider: `database:`, optional `migrations:`, and its tables as `objects`.
+pub(crate) fn decode_sql(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    name: Spanned<String>,
+) -> Option<ProviderDoc> {
+    let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
+    let database = f.require(cx, "database", |cx, n, _| cx.secret_text(n));
+    let migrations = f
+        .opt(cx, "migrations", |cx, n, _| Some(migrations(cx, n)))
+        .unwrap_or_default();
+    let objects = f
+        .opt(cx, "objects", |cx, n, _| Some(tables(cx, n)))
+        .unwrap_or_default();
+    let database = database?;
+    Some(ProviderDoc {
+        name,
+        description,
+        base_url: Spanned::new(String::new(), database.span),
+        auth: None,
+        rate_limit: None,
+        retry: None,
+        timeout: None,
+        headers: Vec::new(),
+        secrets: Vec::new(),
+        vars: Vec::new(),
+        rate_limit_headers: None,
+        objects,
+        errors: Vec::new(),
+        sql: Some(SqlDoc {
+            database,
+            migrations,
+        }),
+        span: f.span,
+    })
+}
+
+/// `migrations: [users.sql, { sqlite: users.sqlite.sql, postgres: users.pg.sql }]`.
+fn migrations(cx: &mut Cx<'_>, node: &Node) -> Vec<MigrationDoc> {
+    let items = cx.list(node, true);
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let entry = cx.item(i, |cx| {
+            if item.as_map().is_none() {
+                let file = cx.string(item)?;
+                return Some(MigrationDoc {
+                    sqlite: Some(file.clone()),
+                    postgres: Some(file),
+                    span: item.span,
+                });
+            }
+            let f = cx.fields(item, None, MIGRATION_KEYS)?;
+            let sqlite = f.opt(cx, "sqlite", |cx, n, _| cx.string(n));
+            let postgres = f.opt(cx, "postgres", |cx, n, _| cx.string(n));
+            if sqlite.is_none() && postgres.is_none() {
+                cx.missing(
+                    f.span,
+                    "sqlite",
+                    Some("a per-backend migration names an `sqlite:` file, a `postgres:` file or both".into()),
+                );
+            }
+            Some(MigrationDoc {
+                sqlite,
+                postgres,
+                span: item.span,
+            })
+        });
+        out.extend(entry);
+    }
+    out
+}
+
+/// The tables of a SQL provider: `objects: { users: {} }`, optionally with declared columns.
+fn tables(cx: &mut Cx<'_>, node: &Node) -> Vec<ObjectDoc> {
+    let mut out = Vec::new();
+    for (name, key, value) in cx.entries(node) {
+        let object = cx.at(name.value.clone(), |cx| {
+            let fields = if matches!(value.kind, NodeKind::Null) {
+                Vec::new()
+            } else {
+                let f = cx.fields(value, Some(key.span), SQL_OBJECT_KEYS)?;
+                f.opt(cx, "fields", |cx, n, _| Some(field_decls(cx, n)))
+                    .unwrap_or_default()
+            };
+            Some(ObjectDoc {
+                name,
+                fields,
+                response: None,
+                operations: Vec::new(),
+                errors: Vec::new(),
+                span: value.span,
+            })
+        });
+        out.extend(object);
+    }
+    out
 }
 
 /// A provider document with `extends: BASE`: the fields it adds to the base's objects. Keys

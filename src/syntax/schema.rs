@@ -47,10 +47,15 @@ impl Builder {
             // A provider with `extends:` is an extension of another one: its own table.
             let then = if *kind == "provider" {
                 defs.insert("extension".into(), self.extension());
+                defs.insert("sql_provider".into(), self.sql_provider());
                 json!({
                     "if": { "required": ["extends"] },
                     "then": { "$ref": "#/$defs/extension" },
-                    "else": { "$ref": "#/$defs/provider" }
+                    "else": {
+                        "if": { "properties": { "type": { "const": "sql" } }, "required": ["type"] },
+                        "then": { "$ref": "#/$defs/sql_provider" },
+                        "else": { "$ref": "#/$defs/provider" }
+                    }
                 })
             } else {
                 json!({ "$ref": format!("#/$defs/{kind}") })
@@ -190,6 +195,7 @@ impl Builder {
             ("test", "flow" | "policy") => string(),
             ("test", "cases") => ref_to("test_cases"),
             ("provider", "extends") => json!({ "type": "string", "description": "The provider this document adds fields to (an extension: no `base_url`, `auth` or operations of its own)." }),
+            ("provider", "type") => json!({ "enum": ["http", "sql"], "description": "`http` (the default): an HTTP API; `sql`: a database whose objects are tables." }),
             ("provider", "base_url") => json!({ "type": "string", "description": "The API's root URL (`https://...`), or a secret reference or template." }),
             ("provider", "auth") => self.auth(),
             ("provider", "rate_limit") => ref_to("rate"),
@@ -471,6 +477,44 @@ impl Builder {
                 "objects" => {
                     Some(json!({ "type": "object", "additionalProperties": object.clone() }))
                 }
+                _ => b.document_value("provider", k),
+            },
+        )
+    }
+
+    /// `kind: provider` with `type: sql`: a database whose objects are tables.
+    fn sql_provider(&mut self) -> Value {
+        let table = self.object(
+            "provider.sql.objects",
+            provider::SQL_OBJECT_KEYS,
+            &[],
+            |_, k| {
+                Some(match k {
+                    "description" => string(),
+                    "fields" => ref_to("field_decls"),
+                    _ => return None,
+                })
+            },
+        );
+        let per_backend = self.object(
+            "provider.sql.migrations",
+            provider::MIGRATION_KEYS,
+            &[],
+            |_, k| matches!(k, "sqlite" | "postgres").then(string),
+        );
+        self.object(
+            "provider.sql",
+            provider::SQL_KEYS,
+            &["kind", "name", "type", "database"],
+            |b, k| match k {
+                "type" => Some(json!({ "const": "sql" })),
+                "database" => Some(json!({ "type": "string", "description": "An SQLite file (relative to the rules directory), a `postgres://` URL, or a secret reference to either (`${env:USERS_DB_URL}`)." })),
+                "migrations" => Some(json!({
+                    "type": "array",
+                    "items": { "anyOf": [string(), per_backend.clone()] },
+                    "description": "SQL files applied in order when the database is opened: a file for both backends, or `{ sqlite: FILE, postgres: FILE }`."
+                })),
+                "objects" => Some(json!({ "type": "object", "additionalProperties": { "anyOf": [{ "type": "null" }, table.clone()] }, "description": "The tables written to, by name." })),
                 _ => b.document_value("provider", k),
             },
         )

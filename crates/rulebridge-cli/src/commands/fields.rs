@@ -33,6 +33,27 @@ pub fn fields(args: FieldsArgs) -> anyhow::Result<u8> {
     };
     let cache = FieldCache::for_rules(&args.rules);
     let engine = engine_without_cache(args.rules, args.sandbox)?;
+    // A SQL provider's fields are its table's columns, read from the database (after its
+    // migrations).
+    if engine
+        .plan()
+        .provider(provider)
+        .is_some_and(|p| p.sql().is_some())
+    {
+        let connector = engine.sql_connector(provider)?;
+        let table = rt.block_on(connector.describe(object))?;
+        rt.block_on(connector.close());
+        let found = table.fields();
+        let path = cache.store(provider, object, &found)?;
+        list(&found, args.format)?;
+        eprintln!(
+            "{} columns of {provider}.{object} ({}) cached in {}",
+            found.len(),
+            connector.location(),
+            path.display()
+        );
+        return Ok(0);
+    }
     let base_url = args
         .base_url
         .or_else(|| sb.as_ref().and_then(|sb| sb.kit_base_url(provider)));
