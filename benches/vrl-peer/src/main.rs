@@ -16,7 +16,9 @@ use vrl::value::{Secrets, Value};
 const PROGRAM: &str = include_str!("../lead_to_hubspot.vrl");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: vrl-peer LEADS.ndjson")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: vrl-peer LEADS.ndjson")?;
     let functions = vrl::stdlib::all();
     let program = compile(PROGRAM, &functions)
         .map_err(|d| format!("the VRL program does not compile: {d:?}"))?

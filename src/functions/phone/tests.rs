@@ -29,7 +29,12 @@ fn numbering(region: &str) -> &'static Numbering {
     let all = ALL.get_or_init(|| {
         REGIONS_TRIED
             .iter()
-            .map(|r| (*r, Numbering::new(r).unwrap_or_else(|| panic!("no metadata for {r}"))))
+            .map(|r| {
+                (
+                    *r,
+                    Numbering::new(r).unwrap_or_else(|| panic!("no metadata for {r}")),
+                )
+            })
             .collect()
     });
     &all.iter().find(|(r, _)| *r == region).unwrap().1
@@ -49,8 +54,8 @@ fn agrees(n: &Numbering, region: &str, text: &str) -> Result<bool, String> {
 }
 
 const REGIONS_TRIED: &[&str] = &[
-    "US", "CA", "AG", "DE", "GB", "FR", "IT", "BR", "NZ", "JP", "AR", "MX", "RU", "KZ", "IN",
-    "CN", "AU", "SG", "CH", "AT", "NL", "ES", "PL", "ZA", "KR", "IL", "UA", "HU", "FI", "IE",
+    "US", "CA", "AG", "DE", "GB", "FR", "IT", "BR", "NZ", "JP", "AR", "MX", "RU", "KZ", "IN", "CN",
+    "AU", "SG", "CH", "AT", "NL", "ES", "PL", "ZA", "KR", "IL", "UA", "HU", "FI", "IE",
 ];
 
 /// Example numbers of every type of a region, written the ways people write them.
@@ -68,7 +73,11 @@ fn spellings(code: u16, national_prefix: Option<&str>, idd: &str, example: &str)
         format!("+{code}{example}"),
         format!("{idd}{code}{example}"),
         format!("{code}{example}"),
-        format!("({np}{}) {}", &example[..example.len().min(3)], &example[example.len().min(3)..]),
+        format!(
+            "({np}{}) {}",
+            &example[..example.len().min(3)],
+            &example[example.len().min(3)..]
+        ),
         format!("{code}-{}", spaced.replace(' ', "-")),
         format!("+{code}-{}", spaced.replace(' ', ".")),
         format!("+{code}({np}){example}"),
@@ -108,7 +117,9 @@ fn examples_of_every_type_agree_with_the_crate() {
             .unwrap_or("00")
             .to_string();
         for desc in descs {
-            let Some(example) = desc.example() else { continue };
+            let Some(example) = desc.example() else {
+                continue;
+            };
             for text in spellings(meta.country_code(), meta.national_prefix(), &idd, example) {
                 total += 1;
                 answered += usize::from(agrees(n, region, &text).unwrap());
@@ -191,6 +202,11 @@ proptest! {
     }
 
     #[test]
+    fn viable_is_the_crates_on_simple_input(text in "[0-9 +().-]{0,12}") {
+        prop_assert_eq!(viable(&text), phonenumber::is_viable(&text), "{:?}", text);
+    }
+
+    #[test]
     fn generated_us_numbers_agree_with_the_crate(
         area in "[2-9][0-9]{2}",
         rest in "[0-9]{7}",
@@ -232,7 +248,9 @@ fn generated_metadata() -> String {
     let mut codes = Vec::new();
     let mut regions = String::new();
     for code in 1..=999u16 {
-        let Some(metas) = DATABASE.by_code(&code) else { continue };
+        let Some(metas) = DATABASE.by_code(&code) else {
+            continue;
+        };
         let ids: Vec<&str> = metas.iter().map(|m| m.id()).collect();
         assert_eq!(DATABASE.region(&code), Some(ids), "region order of +{code}");
         codes.push(code.to_string());
@@ -271,7 +289,12 @@ fn generated_metadata() -> String {
             .unwrap();
         }
     }
-    writeln!(out, "pub(super) static CODES: &[u16] = &[{}];\n", codes.join(", ")).unwrap();
+    writeln!(
+        out,
+        "pub(super) static CODES: &[u16] = &[{}];\n",
+        codes.join(", ")
+    )
+    .unwrap();
     writeln!(out, "pub(super) static REGIONS: &[Meta] = &[\n{regions}];").unwrap();
     out
 }
@@ -310,7 +333,10 @@ pub(super) struct Meta {
 #[test]
 fn metadata_is_the_crates() {
     let want = generated_metadata();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/functions/phone/metadata.rs");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/functions/phone/metadata.rs"
+    );
     if std::env::var_os("UPDATE_PHONE_METADATA").is_some() {
         std::fs::write(path, &want).unwrap();
     }
