@@ -2,7 +2,9 @@
 # Dry-run throughput of `rulebridge run lead_to_hubspot --dry-run`, side by side with
 #   floor  - benches/floor.rs: parse each NDJSON line into a serde_json::Value and write it back;
 #   jq     - benches/lead_to_hubspot.jq, the same mapping by hand, in jq;
-#   jaq    - the same program in jaq (installed under target/bench-tools when missing).
+#   jaq    - the same program in jaq (installed under target/bench-tools when missing);
+#   vrl    - benches/vrl-peer: the same mapping as a VRL program on the vrl crate (a workspace
+#            member outside default-members, built here into target/vrl).
 #
 #   benches/dry_run.sh                 # 1,000,000 generated leads, 3 rounds
 #   N=100000 ROUNDS=5 benches/dry_run.sh
@@ -37,6 +39,10 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "floor" and m.get("executable"):
         print(m["executable"])')
 [[ -x $FLOOR ]] || { echo "could not find the floor executable" >&2; exit 1; }
+# Its own target directory: the vrl crate's dependencies stay apart from rulebridge's.
+echo "building the VRL peer (release; the first build takes a while)" >&2
+cargo build --release --quiet -p vrl-peer --target-dir target/vrl
+VRL=target/vrl/release/vrl-peer
 
 JQ=${JQ:-$(command -v jq || true)}
 [[ -n $JQ ]] || { echo "jq is not installed (apt-get install jq)" >&2; exit 1; }
@@ -55,6 +61,7 @@ COMMANDS=(
     floor "$FLOOR {input}"
     jq "$JQ -nc -f $PROGRAM {input}"
     jaq "$JAQ -nc -f $PROGRAM {input}"
+    vrl "$VRL {input}"
 )
 
 echo >&2

@@ -8,8 +8,8 @@
 # It prints the same outcome lines for well-formed leads. It does NOT reproduce:
 #   * phone parsing: it keeps the digits and prefixes +1 to ten of them, where rulebridge
 #     parses and validates the number with its country's numbering plan;
-#   * the duplicate-key check across the input (a repeated e-mail is a `failed` outcome in
-#     rulebridge, a second `dry_run` line here);
+#   * sequencing records of the same identity across the input (rulebridge orders a repeated
+#     e-mail after the first; on a dry run both print the same lines as here);
 #   * per-record failures with their reasons (a bad record stops jq/jaq).
 
 def trim_ws: sub("^\\s+"; "") | sub("\\s+$"; "");
@@ -49,8 +49,8 @@ def lead_to_hubspot($index):
       status: "dry_run",
       payload: ({
         email: $email,
-        firstname: ($name[0] // ""),
-        lastname: ($name[1:] | join(" ")),
+        firstname: $name[0],
+        lastname: (if ($name | length) > 1 then $name[1:] | join(" ") else null end),
         company: (.company // "Unknown"),
         phone: (if .phone == null or .phone == "" then null else .phone | e164_us end),
         country: (if .country == null then null else .country | ascii_upcase end),

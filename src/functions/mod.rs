@@ -38,6 +38,7 @@ mod bytes;
 mod common;
 mod dates;
 mod pattern;
+mod phone;
 
 // The evaluator shares these rules: `?|` is empty-aware like `default`, and `${}` renders
 // scalars like `to_string`.

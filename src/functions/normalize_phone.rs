@@ -7,6 +7,7 @@ use phonenumber::{Mode, PhoneNumber};
 use serde_json::Value;
 
 use crate::functions::dates::quote;
+use crate::functions::phone::{Fast, Numbering};
 use crate::functions::{
     CallContext, Category, Example, FnError, Function, Param, Prepared, Signature, arg,
 };
@@ -29,6 +30,32 @@ fn e164(number: &PhoneNumber) -> Option<String> {
     let mut out = String::new();
     write!(out, "{}", number.format().mode(Mode::E164)).ok()?;
     Some(out)
+}
+
+/// The phonenumber crate's answer: parse for the region, check, format.
+fn with_crate(id: Id, text: &str) -> Option<String> {
+    let number = phonenumber::parse(Some(id), text).ok()?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    e164(&number)
+}
+
+/// A constant region, prepared at compile time: its numbering plan compiled once for every
+/// record (see `functions::phone`).
+struct Region {
+    id: Id,
+    numbering: Option<Numbering>,
+}
+
+impl Region {
+    fn new(code: &str) -> Result<Region, String> {
+        let id = region(code)?;
+        Ok(Region {
+            id,
+            numbering: Numbering::new(id.as_ref()),
+        })
+    }
 }
 
 impl Function for NormalizePhone {
@@ -84,27 +111,28 @@ impl Function for NormalizePhone {
         ]
     }
     fn prepare(&self, consts: &[Option<&Value>]) -> Result<Option<Prepared>, String> {
-        match consts.get(1).copied().flatten() {
-            Some(Value::String(code)) => Ok(Some(Arc::new(region(code)?))),
+        match consts.get(1) {
+            Some(Some(Value::String(code))) => Ok(Some(Arc::new(Region::new(code)?))),
+            // The default region.
+            None => Ok(Some(Arc::new(Region::new("US")?))),
             _ => Ok(None),
         }
     }
     fn call(&self, args: &[Cow<'_, Value>], cx: &CallContext<'_>) -> Result<Value, FnError> {
         let text = arg::str(args, 0)?;
-        let id = match (cx.prepared::<Id>(), arg::opt_str(args, 1)?) {
-            (Some(id), _) => *id,
-            (None, Some(code)) => region(code).map_err(FnError)?,
-            (None, None) => Id::US,
-        };
         let invalid = || FnError(format!("not a valid phone number: {}", quote(text)));
         if text.len() > MAX_LEN {
             return Err(invalid());
         }
-        let number = phonenumber::parse(Some(id), text).map_err(|_| invalid())?;
-        if !phonenumber::is_valid(&number) {
-            return Err(invalid());
-        }
-        e164(&number).map(Value::String).ok_or_else(invalid)
+        let e164 = match (cx.prepared::<Region>(), arg::opt_str(args, 1)?) {
+            (Some(r), _) => match r.numbering.as_ref().map(|n| n.e164(text)) {
+                Some(Fast::Done(e164)) => e164,
+                _ => with_crate(r.id, text),
+            },
+            (None, Some(code)) => with_crate(region(code).map_err(FnError)?, text),
+            (None, None) => with_crate(Id::US, text),
+        };
+        e164.map(Value::String).ok_or_else(invalid)
     }
 }
 
