@@ -540,3 +540,78 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
     });
     rt.block_on(sb.shutdown());
 }
+
+#[test]
+fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
+    let Some(server) = rulebridge::testing::postgres_server() else {
+        eprintln!(
+            "RULEBRIDGE_TEST_POSTGRES is not set: the two-process PostgreSQL test was not run"
+        );
+        return;
+    };
+    let rt = runtime();
+    let url = rt
+        .block_on(rulebridge::testing::postgres_database(&server))
+        .unwrap();
+    // No uniqueness at Salesforce: two processes that both looked and both created would
+    // leave duplicates; only the shared ledger's claims prevent them.
+    let config = SandboxConfig {
+        faults: Faults {
+            latency_ms: 3,
+            jitter_ms: 10,
+            ..Faults::default()
+        },
+        salesforce_duplicates: SalesforceDuplicates::None,
+        salesforce_api_limit: 1_000_000,
+        ..SandboxConfig::default()
+    };
+    let sb = rt.block_on(rulebridge_sandbox::start(config)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 2_000;
+    let input = tmp.path().join("leads.ndjson");
+    write_ndjson(&input, &(0..n).map(lead).collect::<Vec<_>>());
+    let rules = rules_src();
+    let rules = rules.to_str().unwrap();
+    let spawn = || {
+        command(
+            &sb,
+            &[
+                "run",
+                "lead_to_salesforce",
+                "--rules",
+                rules,
+                "--state",
+                &url,
+            ],
+        )
+        .arg("--input")
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let err = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let (a, b) = (outcomes(&a.stdout), outcomes(&b.stdout));
+    assert_eq!((a.len(), b.len()), (n, n), "{err}");
+    let created = count(&a, "created") + count(&b, "created");
+    assert_eq!(created, n, "each record created by one process: {err}");
+    assert_eq!(count(&a, "failed") + count(&b, "failed"), 0, "{err}");
+    // Both really ran at once: each created some.
+    assert!(
+        count(&a, "created") > 0 && count(&b, "created") > 0,
+        "{err}"
+    );
+    let held = &sb.state().providers["salesforce"].records["Lead"];
+    let mut emails: Vec<&str> = held.iter().filter_map(|l| l["Email"].as_str()).collect();
+    emails.sort_unstable();
+    emails.dedup();
+    assert_eq!((held.len(), emails.len()), (n, n), "no lead written twice");
+    rt.block_on(sb.shutdown());
+}
