@@ -363,8 +363,14 @@ impl Engine {
     ) -> Result<(Pipeline, exec::ledger::Recorder), Error> {
         let runner = self.runner(flow)?;
         let connector = self.connector(&runner.flow.provider)?;
+        let ids = exec::refs::IdMap {
+            store: store.clone(),
+            tenant: state.tenant.clone(),
+            provider: runner.flow.provider.clone(),
+        };
         let recorder = exec::ledger::Recorder::new(store, state, runner.flow.clone(), full);
-        let sink = Arc::new(ConnectorSink::new(runner.flow.clone(), connector, send));
+        let sink =
+            Arc::new(ConnectorSink::new(runner.flow.clone(), connector, send).with_id_map(ids));
         let options = RunOptions {
             keep_source: true,
             first_line: usize::try_from(recorder.run().checkpoint).unwrap_or(usize::MAX),

@@ -444,7 +444,7 @@ impl LedgerSink {
 /// outcome writer is behind, and the writer needs a connection to catch up: a call that held
 /// one without being polled would leave the writer waiting for it (a deadlock until the pool
 /// times out). A task finishes and returns its connection whoever waits for it.
-async fn detached<T: Send + 'static>(
+pub(crate) async fn detached<T: Send + 'static>(
     store: &Arc<dyn Store>,
     scope: &Scope,
     call: impl FnOnce(Arc<dyn Store>, Scope) -> BoxFuture<'static, StoreResult<T>> + Send + 'static,

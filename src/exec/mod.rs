@@ -13,7 +13,7 @@ pub mod pipeline;
 mod policy;
 pub mod reader;
 mod record;
-mod refs;
+pub mod refs;
 pub mod send;
 
 use std::borrow::Cow;

@@ -88,6 +88,16 @@ enum Hit {
 pub struct Resolver {
     connector: Arc<dyn Connector>,
     cache: Mutex<HashMap<Lookup, Arc<OnceCell<Hit>>>>,
+    /// The state store's id map, asked before the target is searched.
+    ids: Option<IdMap>,
+}
+
+/// Where a run's id map is: the store and the tenant and provider the references point into.
+#[derive(Clone)]
+pub struct IdMap {
+    pub store: Arc<dyn crate::state::Store>,
+    pub tenant: String,
+    pub provider: String,
 }
 
 /// Why a record's references could not be resolved.
@@ -103,7 +113,33 @@ impl Resolver {
         Resolver {
             connector,
             cache: Mutex::new(HashMap::new()),
+            ids: None,
         }
+    }
+
+    /// Resolves references from the id map first: a record some flow wrote and recorded
+    /// needs no search.
+    pub fn with_id_map(mut self, ids: IdMap) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// The id the id map holds for a one-field lookup.
+    async fn stored_id(&self, object: &str, field: &str, value: &str) -> Option<String> {
+        let ids = self.ids.clone()?;
+        let target = crate::state::Target {
+            tenant: ids.tenant.clone(),
+            provider: ids.provider.clone(),
+            object: object.to_string(),
+        };
+        let (field, values) = (field.to_string(), vec![value.to_string()]);
+        let scope = crate::state::Scope::default();
+        let found = super::ledger::detached(&ids.store, &scope, move |st, _| {
+            Box::pin(async move { st.ids(&target, &field, &values).await })
+        })
+        .await;
+        // Only a shortcut: a failed read falls back to the search.
+        found.ok()?.into_iter().next().flatten()
     }
 
     /// Replaces every reference in `payload` with the id of the record it points at.
@@ -173,6 +209,11 @@ impl Resolver {
                 .iter()
                 .map(|(f, v)| (f.as_str(), v.as_str()))
                 .collect();
+            if let [(f, v)] = pairs.as_slice()
+                && let Some(id) = self.stored_id(object, f, v).await
+            {
+                return Ok(Hit::One(id));
+            }
             let found = match pairs.as_slice() {
                 [(f, v)] => self.connector.search(call, object, f, v).await?,
                 _ => self.connector.search_where(call, object, &pairs).await?,

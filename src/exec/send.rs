@@ -78,6 +78,12 @@ impl ConnectorSink {
         }
     }
 
+    /// Resolves the flow's references from the state store's id map before searching.
+    pub fn with_id_map(mut self, ids: refs::IdMap) -> Self {
+        self.refs = self.refs.map(|r| r.with_id_map(ids));
+        self
+    }
+
     /// Batch upserts by the one match key, when the flow updates on match.
     fn upserts(&self) -> Option<usize> {
         let d = self.flow.duplicates.as_ref()?;

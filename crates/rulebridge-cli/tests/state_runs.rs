@@ -388,7 +388,10 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
     let state = state.to_str().unwrap().to_string();
     // `benches/chaos.sh` runs the same test larger (100,000 records, 10 kills).
     let env = |name: &str, default: usize| {
-        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let n = env("CHAOS_RECORDS", 10_000);
     let kills_wanted = env("CHAOS_KILLS", 3);
@@ -621,4 +624,77 @@ fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
     emails.dedup();
     assert_eq!((held.len(), emails.len()), (n, n), "no lead written twice");
     rt.block_on(sb.shutdown());
+}
+
+#[test]
+fn references_resolve_from_the_id_map_without_a_search() {
+    let rt = runtime();
+    let sb = rt
+        .block_on(rulebridge_sandbox::start(SandboxConfig::default()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.db");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/task_crm");
+    let rules = rules_src();
+    let run = |sb: &Sandbox, state_args: &[&str]| {
+        let out = command(
+            sb,
+            &[
+                "run",
+                "client_to_task_crm",
+                "project_to_task_crm",
+                "--rules",
+                rules.to_str().unwrap(),
+            ],
+        )
+        .args(state_args)
+        .arg("--input")
+        .arg(&data)
+        .output()
+        .unwrap();
+        // The example data holds a project whose client does not exist: it fails alone.
+        let out = outcomes(&out.stdout);
+        (count(&out, "created"), count(&out, "failed"))
+    };
+    // A search for a client by its external id is a GET on the clients list with a filter.
+    let client_searches = |sb: &Sandbox| -> u64 {
+        sb.state().providers["taskcrm"]
+            .log
+            .iter()
+            .filter(|e| e.method == "GET" && e.path.contains("/clients"))
+            .count() as u64
+    };
+    let with_state = run(&sb, &["--state", state.to_str().unwrap()]);
+    let with_ids = client_searches(&sb);
+    let sb2 = rt
+        .block_on(rulebridge_sandbox::start(SandboxConfig::default()))
+        .unwrap();
+    assert_eq!(run(&sb2, &["--no-state"]), with_state);
+    let without = client_searches(&sb2);
+    // Without the id map, each project's client is searched (and each client looked up
+    // before its own write); with it, the clients written first answer the projects' links.
+    assert!(
+        without > with_ids,
+        "searches: {with_ids} with the id map, {without} without"
+    );
+    // Each project linked to the same client (by the client's external id) either way.
+    let links = |sb: &Sandbox| {
+        let st = sb.state();
+        let crm = &st.providers["taskcrm"];
+        let client = |id: &Value| {
+            crm.records["clients"]
+                .iter()
+                .find(|c| &c["id"] == id)
+                .map(|c| c["external_id"].clone())
+        };
+        let mut l: Vec<(Value, Option<Value>)> = crm.records["projects"]
+            .iter()
+            .map(|p| (p["external_id"].clone(), client(&p["client_id"])))
+            .collect();
+        l.sort_by_key(|(p, _)| p.to_string());
+        l
+    };
+    assert_eq!(links(&sb), links(&sb2), "the same links either way");
+    rt.block_on(sb.shutdown());
+    rt.block_on(sb2.shutdown());
 }
