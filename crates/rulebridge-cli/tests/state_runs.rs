@@ -362,6 +362,106 @@ async fn sqlx_count(store: &rulebridge::state::SqlStore, sql: &'static str) -> i
         .unwrap()
 }
 
+/// What a chaos run did: kills, writes in flight at them, runs needed to finish.
+struct Chaos {
+    kills: usize,
+    in_flight_at_kills: i64,
+    rounds: usize,
+}
+
+/// Starts the run, kills it with SIGKILL `kills_wanted` times (spread evenly over the first
+/// 90% of its records, each while writes are in flight) and restarts it until it ends clean.
+fn kill_and_restart(
+    rt: &tokio::runtime::Runtime,
+    state: &str,
+    n: usize,
+    kills_wanted: usize,
+    // Kill this long after each start instead of at checkpoints (a run whose output order
+    // is held up by long waits checkpoints in large steps).
+    after: Option<Duration>,
+    spawn: impl Fn() -> std::process::Child,
+) -> Chaos {
+    // Kill points spread evenly over the first 90% of the run, each while writes are in
+    // flight.
+    let mut kills = 0;
+    let mut in_flight_at_kills = 0;
+    let targets: Vec<u64> = (1..=kills_wanted)
+        .map(|k| (n * 9 * k / (10 * (kills_wanted + 1))) as u64)
+        .collect();
+    let mut rng_state = 0x9e37_79b9_u64;
+    let mut jitter = || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        Duration::from_millis(rng_state % 40)
+    };
+    for target in targets {
+        let mut child = spawn();
+        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut finished = false;
+        let due = |started: Instant| match after {
+            Some(d) => started.elapsed() >= d,
+            None => checkpoint(rt, state) >= target,
+        };
+        while !due(started) {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if finished {
+            continue;
+        }
+        // Kill while writes are in flight (claimed, not yet settled), at a random moment.
+        let until = Instant::now() + Duration::from_secs(3);
+        while pending(rt, state) == 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(jitter());
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let p = pending(rt, state);
+        eprintln!(
+            "kill {kills} at checkpoint {}, {:?} after its start: {p} pending",
+            checkpoint(rt, state),
+            started.elapsed()
+        );
+        in_flight_at_kills += p;
+    }
+    assert!(
+        in_flight_at_kills > 0,
+        "some kill came with writes in flight"
+    );
+    assert_eq!(kills, kills_wanted, "the run was killed every time");
+
+    // Restart until the run is done and nothing is left failed (a record whose retries ran
+    // out is retried by the next run, as a dead letter or from the input).
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let out = spawn().wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            break;
+        }
+        eprintln!(
+            "run {rounds} did not finish clean: {}",
+            err.lines().last().unwrap_or("")
+        );
+        assert!(rounds < 6, "still failing after {rounds} runs: {err}");
+    }
+
+    Chaos {
+        kills,
+        in_flight_at_kills,
+        rounds,
+    }
+}
+
 #[test]
 fn killed_three_times_and_restarted_every_record_is_written_once() {
     let rt = runtime();
@@ -429,73 +529,11 @@ fn killed_three_times_and_restarted_every_record_is_written_once() {
         .unwrap()
     };
 
-    // Kill points spread evenly over the first 90% of the run, each while writes are in
-    // flight.
-    let mut kills = 0;
-    let mut in_flight_at_kills = 0;
-    let targets: Vec<u64> = (1..=kills_wanted)
-        .map(|k| (n * 9 * k / (10 * (kills_wanted + 1))) as u64)
-        .collect();
-    let mut rng_state = 0x9e37_79b9_u64;
-    let mut jitter = || {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        Duration::from_millis(rng_state % 40)
-    };
-    for target in targets {
-        let mut child = spawn();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut finished = false;
-        while checkpoint(&rt, &state) < target {
-            if child.try_wait().unwrap().is_some() {
-                finished = true;
-                break;
-            }
-            assert!(Instant::now() < deadline, "the run made no progress");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if finished {
-            continue;
-        }
-        // Kill while writes are in flight (claimed, not yet settled), at a random moment.
-        let until = Instant::now() + Duration::from_secs(3);
-        while pending(&rt, &state) == 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(jitter());
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        kills += 1;
-        let p = pending(&rt, &state);
-        eprintln!(
-            "kill {kills} at checkpoint {}: {p} pending",
-            checkpoint(&rt, &state)
-        );
-        in_flight_at_kills += p;
-    }
-    assert!(
-        in_flight_at_kills > 0,
-        "some kill came with writes in flight"
-    );
-    assert_eq!(kills, kills_wanted, "the run was killed every time");
-
-    // Restart until the run is done and nothing is left failed (a record whose retries ran
-    // out is retried by the next run, as a dead letter or from the input).
-    let mut rounds = 0;
-    loop {
-        rounds += 1;
-        let out = spawn().wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
-            break;
-        }
-        eprintln!(
-            "run {rounds} did not finish clean: {}",
-            err.lines().last().unwrap_or("")
-        );
-        assert!(rounds < 6, "still failing after {rounds} runs: {err}");
-    }
+    let Chaos {
+        kills,
+        in_flight_at_kills,
+        rounds,
+    } = kill_and_restart(&rt, &state, n, kills_wanted, None, spawn);
 
     let st = sb.state();
     let sf = &st.providers["salesforce"];
@@ -697,4 +735,103 @@ fn references_resolve_from_the_id_map_without_a_search() {
     assert_eq!(links(&sb), links(&sb2), "the same links either way");
     rt.block_on(sb.shutdown());
     rt.block_on(sb2.shutdown());
+}
+
+#[test]
+fn killed_during_429_storms_every_record_ends_once() {
+    let rt = runtime();
+    // HubSpot's limit scaled to a twentieth (5 requests per 10 s) with the kit's own pacing
+    // removed: the client runs into 429 storms and rides them out on Retry-After, while 5xx
+    // and dropped connections hit it too and the process is killed three times.
+    let config = SandboxConfig {
+        seed: 23,
+        faults: Faults {
+            error_rate: 0.05,
+            drop_rate: 0.03,
+            drop_after_rate: 0.03,
+            rate_limit_factor: 0.05,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    };
+    let sb = rt.block_on(rulebridge_sandbox::start(config)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = copy_rules(tmp.path());
+    let kit = rules.join("providers/hubspot.yaml");
+    let text = std::fs::read_to_string(&kit).unwrap();
+    let unpaced: String = text
+        .lines()
+        .filter(|l| !l.starts_with("rate_limit:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        text, unpaced,
+        "the kit's rate limit is where the test expects it"
+    );
+    std::fs::write(&kit, unpaced).unwrap();
+    let rules = rules.to_str().unwrap().to_string();
+    let created = command(
+        &sb,
+        &[
+            "fields",
+            "hubspot",
+            "contact",
+            "--create-missing",
+            "--rules",
+            &rules,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let n = 1_000;
+    let input = tmp.path().join("leads.ndjson");
+    write_ndjson(&input, &(0..n).map(lead).collect::<Vec<_>>());
+    let state = tmp.path().join("state.db").to_str().unwrap().to_string();
+    let spawn = || {
+        command(
+            &sb,
+            &[
+                "run",
+                "lead_to_hubspot",
+                "--rules",
+                &rules,
+                "--state",
+                &state,
+            ],
+        )
+        .arg("--input")
+        .arg(&input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let chaos = kill_and_restart(&rt, &state, n, 3, Some(Duration::from_secs(2)), spawn);
+    let st = sb.state();
+    let hs = &st.providers["hubspot"];
+    assert!(hs.rate_limited > 0, "429 storms happened: {hs:?}");
+    let held = &hs.records["contacts"];
+    let mut emails: Vec<&str> = held
+        .iter()
+        .filter_map(|c| c["properties"]["email"].as_str())
+        .collect();
+    emails.sort_unstable();
+    emails.dedup();
+    assert_eq!((held.len(), emails.len()), (n, n), "every lead once");
+    eprintln!(
+        "chaos (429 storms): {n} records, {} kills ({} writes in flight), {} run(s) to finish; sandbox: {} requests, {} rate limited, {} 5xx injected, {} dropped",
+        chaos.kills,
+        chaos.in_flight_at_kills,
+        chaos.rounds,
+        hs.requests,
+        hs.rate_limited,
+        hs.injected_errors,
+        hs.dropped
+    );
+    rt.block_on(sb.shutdown());
 }
