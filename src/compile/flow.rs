@@ -369,6 +369,7 @@ impl Context<'_> {
             steps: lets.steps,
             mapping,
             omit_nulls: doc.options.omit_nulls,
+            audit_payloads: doc.options.audit_payloads,
             required: doc
                 .options
                 .required

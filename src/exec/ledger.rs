@@ -274,9 +274,17 @@ impl LedgerSink {
         self.with_id_map(&mut send).await;
 
         let started = Instant::now();
-        let mut tracked_by_index: std::collections::HashMap<usize, (String, String)> = send
+        let audit = self.rec.flow.audit_payloads;
+        let mut tracked_by_index: std::collections::HashMap<
+            usize,
+            (String, String, Option<String>),
+        > = send
             .iter()
-            .map(|t| (t.job.index, (t.identity.clone(), t.hash.clone())))
+            .map(|t| {
+                let payload =
+                    audit.then(|| super::redact(&self.rec.flow, t.job.payload.clone()).to_string());
+                (t.job.index, (t.identity.clone(), t.hash.clone(), payload))
+            })
             .collect();
         // Jobs whose stored id may be stale keep a copy to look up afresh.
         let mut retry_copies: std::collections::HashMap<usize, (Job, String)> = send
@@ -342,12 +350,13 @@ impl LedgerSink {
             let Completion::Done { outcome, .. } = c else {
                 continue;
             };
-            let Some((identity, hash)) = tracked_by_index.remove(&outcome.index) else {
+            let Some((identity, hash, payload)) = tracked_by_index.remove(&outcome.index) else {
                 continue;
             };
             let p = outcome.provenance.get_or_insert_default();
             p.identity = Some(identity.clone());
             p.duration_ms = Some(ms);
+            p.payload = payload;
             let (word, hash) = match outcome.status {
                 Status::Created => ("created", Some(hash)),
                 Status::Updated => ("updated", Some(hash)),
@@ -566,7 +575,9 @@ impl<O: Output> Output for StoreOutput<O> {
                 .and_then(|e| serde_json::to_value(e.kind).ok())
                 .and_then(|v| v.as_str().map(String::from)),
             error: o.error.as_ref().map(|e| e.to_string()),
-            payload: None,
+            payload: p
+                .and_then(|p| p.payload.as_deref())
+                .map(|text| crate::secrets::scrub::scrub(text).into_owned()),
             source_hash: source_hash.clone(),
             at: now_ms(),
         };

@@ -235,6 +235,8 @@ pub struct Provenance {
     pub identity: Option<String>,
     /// Wall time of the sink call that wrote the record.
     pub duration_ms: Option<u64>,
+    /// The payload sent (redacted), when the flow keeps payloads in its audit trail.
+    pub payload: Option<String>,
 }
 
 impl Outcome {

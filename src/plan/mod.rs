@@ -136,6 +136,8 @@ pub struct FlowPlan {
     pub steps: Vec<FlowStep>,
     pub mapping: MappingPlan,
     pub omit_nulls: bool,
+    /// Keep payloads sent in the changelog (`options.audit_payloads`).
+    pub audit_payloads: bool,
     pub required: Vec<String>,
     pub duplicates: Option<DuplicatePlan>,
     /// Payload fields holding references, resolved when the record is sent.

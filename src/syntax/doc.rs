@@ -159,6 +159,9 @@ pub struct MappingOptions {
     pub omit_nulls: bool,
     /// Target fields that must be non-null in every payload.
     pub required: Vec<Spanned<String>>,
+    /// Keep each payload sent in the state store's changelog (off: the changelog holds what
+    /// was done, not the data).
+    pub audit_payloads: bool,
 }
 
 /// An ordered list of target fields and how each is produced.

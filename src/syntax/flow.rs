@@ -47,7 +47,7 @@ pub(crate) const ON_MULTIPLE: &[(&str, OnMultiple)] = &[
 
 pub(crate) const SOURCE_KEYS: &[&str] = &["record", "require", "filter"];
 pub(crate) const TARGET_KEYS: &[&str] = &["provider", "object"];
-pub(crate) const OPTIONS_KEYS: &[&str] = &["omit_nulls", "required"];
+pub(crate) const OPTIONS_KEYS: &[&str] = &["omit_nulls", "required", "audit_payloads"];
 /// Keys of a typed named value: `NAME: { type, expr }`.
 pub(crate) const LET_KEYS: &[&str] = &["type", "expr", "description"];
 
@@ -359,6 +359,9 @@ fn options(cx: &mut Cx<'_>, node: &Node, key: crate::span::Span) -> Option<Mappi
         required: f
             .opt(cx, "required", |cx, n, _| Some(cx.string_list(n)))
             .unwrap_or_default(),
+        audit_payloads: f
+            .opt(cx, "audit_payloads", |cx, n, _| cx.bool(n))
+            .unwrap_or(false),
     })
 }
 

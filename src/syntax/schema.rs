@@ -157,7 +157,7 @@ impl Builder {
             }
             ("flow", "options") => self.object("flow.options", flow::OPTIONS_KEYS, &[], |_, k| {
                 Some(match k {
-                    "omit_nulls" => json!({ "type": "boolean" }),
+                    "omit_nulls" | "audit_payloads" => json!({ "type": "boolean" }),
                     "required" => ref_to("names"),
                     _ => return None,
                 })

@@ -1,0 +1,227 @@
+//! The ledger around a sink, through the library: a real SQLite store and the in-memory
+//! connector, whose call log shows which requests a run made.
+
+use std::sync::Arc;
+
+use rulebridge::Engine;
+use rulebridge::connect::memory::MemoryConnector;
+use rulebridge::exec::RunOptions;
+use rulebridge::exec::pipeline::NdjsonOutput;
+use rulebridge::exec::send::SendOptions;
+use rulebridge::state::{ChangeFilter, RunStart, Scope, Settle, SqlStore, Store, Target};
+use serde_json::Value;
+
+const RULES: &str = r#"
+kind: provider
+name: crm
+base_url: https://crm.example.com
+objects:
+  contact:
+    operations:
+      create: { method: POST, path: /contacts }
+---
+kind: flow
+name: sync
+source: { require: [email] }
+target: { provider: crm, object: contact }
+mapping:
+  email: lower(trim(email))
+  name: name
+options: { omit_nulls: true, audit_payloads: AUDIT }
+duplicates: { match: [email], on_match: update }
+"#;
+
+struct Setup {
+    crm: Arc<MemoryConnector>,
+    store: Arc<SqlStore>,
+    engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(audit: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqlStore::open(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let crm = Arc::new(MemoryConnector::new().unique("contact", "email"));
+    let engine = Engine::builder()
+        .rules_str(
+            "rules.yaml",
+            RULES.replace("AUDIT", if audit { "true" } else { "false" }),
+        )
+        .connector("crm", crm.clone())
+        .build()
+        .unwrap();
+    Setup {
+        crm,
+        store,
+        engine,
+        _dir: dir,
+    }
+}
+
+/// One recorded run of `input`; the outcomes. The outcome writer stores from a thread of
+/// its own through the runtime's handle, so the tests run on a multi-thread runtime.
+async fn send(s: &Setup, input: &str) -> Vec<Value> {
+    let start = RunStart {
+        flow: "sync".into(),
+        rules_hash: "h".into(),
+        ..RunStart::default()
+    };
+    let run = s.store.begin_run(&start).await.unwrap();
+    let run_id = run.id.clone();
+    let (pipeline, recorder) = s
+        .engine
+        .recorded_sender(
+            "sync",
+            RunOptions::default(),
+            SendOptions::default(),
+            s.store.clone(),
+            run,
+            false,
+        )
+        .unwrap();
+    let output = recorder.output(NdjsonOutput(Vec::new()), tokio::runtime::Handle::current());
+    let input = std::io::Cursor::new(input.as_bytes().to_vec());
+    let (_, out) = pipeline.run(input, output, |_| {}).await.unwrap();
+    s.store
+        .finish_run(&run_id, out.counters(), out.checkpoint())
+        .await
+        .unwrap();
+    let bytes = out.into_inner().0;
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn statuses(out: &[Value]) -> Vec<&str> {
+    out.iter()
+        .map(|o| o["status"].as_str().unwrap_or(""))
+        .collect()
+}
+
+const THREE: &str = "{\"email\":\"a@x.com\",\"name\":\"A\"}\n{\"email\":\"b@x.com\",\"name\":\"B\"}\n{\"email\":\"c@x.com\",\"name\":\"C\"}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_records_make_no_call_and_changed_ones_update_by_stored_id() {
+    let s = setup(false).await;
+    assert_eq!(statuses(&send(&s, THREE).await), ["created"; 3]);
+    let calls = s.crm.calls().len();
+    let again = send(&s, THREE).await;
+    assert_eq!(statuses(&again), ["unchanged"; 3]);
+    assert_eq!(s.crm.calls().len(), calls, "no call at all");
+    assert!(again.iter().all(|o| o["target_id"].is_string()));
+
+    let changed = THREE.replace("\"B\"", "\"Bee\"");
+    let out = send(&s, &changed).await;
+    assert_eq!(statuses(&out), ["unchanged", "updated", "unchanged"]);
+    let new_calls: Vec<String> = s.crm.calls()[calls..].to_vec();
+    assert_eq!(new_calls.len(), 1, "one update, no search: {new_calls:?}");
+    assert!(new_calls[0].starts_with("update"), "{new_calls:?}");
+    // The changelog holds what was done, not the data (the flow does not opt in).
+    let log = s.store.changes(&ChangeFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 9);
+    assert!(log.iter().all(|c| c.payload.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_can_keep_its_payloads_in_the_changelog() {
+    let s = setup(true).await;
+    send(&s, THREE).await;
+    let log = s.store.changes(&ChangeFilter::default()).await.unwrap();
+    let payload: Value = serde_json::from_str(log[0].payload.as_deref().unwrap()).unwrap();
+    assert_eq!(payload["email"], "a@x.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_id_the_target_no_longer_has_is_forgotten_and_looked_up() {
+    let s = setup(false).await;
+    let scope = Scope {
+        tenant: String::new(),
+        flow: "sync".into(),
+    };
+    let target = Target {
+        tenant: String::new(),
+        provider: "crm".into(),
+        object: "contact".into(),
+    };
+    // The ledger says a@x.com was written as record 999, which the CRM does not have.
+    let run = s
+        .store
+        .begin_run(&RunStart {
+            flow: "sync".into(),
+            ..RunStart::default()
+        })
+        .await
+        .unwrap();
+    s.store
+        .claim(&scope, &run.id, &[("a@x.com".into(), None)])
+        .await
+        .unwrap();
+    let stale = Settle {
+        identity: "a@x.com".into(),
+        record_key: None,
+        outcome: "created",
+        hash: Some("old".into()),
+        target_id: Some("999".into()),
+        ids: vec![("email".into(), "a@x.com".into())],
+    };
+    s.store
+        .settle(&scope, &target, &run.id, &[stale])
+        .await
+        .unwrap();
+    let out = send(&s, "{\"email\":\"a@x.com\",\"name\":\"A\"}\n").await;
+    assert_eq!(statuses(&out), ["created"], "{out:?}");
+    assert_eq!(s.crm.records("contact").len(), 1);
+    let id = out[0]["target_id"].as_str().unwrap().to_string();
+    assert_ne!(id, "999");
+    assert_eq!(
+        s.store
+            .ids(&target, "email", &["a@x.com".into()])
+            .await
+            .unwrap(),
+        vec![Some(id)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_left_pending_by_a_dead_process_is_found_not_repeated() {
+    let s = setup(false).await;
+    let scope = Scope {
+        tenant: String::new(),
+        flow: "sync".into(),
+    };
+    // Another process claimed a@x.com, its create landed, and it died before settling.
+    let other = SqlStore::open(s.store.db().location().to_string().as_str())
+        .await
+        .unwrap();
+    let dead = other
+        .begin_run(&RunStart {
+            flow: "sync".into(),
+            ..RunStart::default()
+        })
+        .await
+        .unwrap();
+    other
+        .claim(&scope, &dead.id, &[("a@x.com".into(), None)])
+        .await
+        .unwrap();
+    let landed = s.crm.insert(
+        "contact",
+        serde_json::json!({"email": "a@x.com", "name": "A"}),
+    );
+    sqlx::query("UPDATE rb_runs SET heartbeat_at = 0 WHERE run_id = $1")
+        .bind(&dead.id)
+        .execute(other.db().pool())
+        .await
+        .unwrap();
+    let out = send(&s, "{\"email\":\"a@x.com\",\"name\":\"A\"}\n").await;
+    // Our own earlier create: reported created with its id, not updated, not created twice.
+    assert_eq!(statuses(&out), ["created"], "{out:?}");
+    assert_eq!(out[0]["target_id"], landed.as_str());
+    assert_eq!(s.crm.records("contact").len(), 1);
+}
