@@ -835,3 +835,47 @@ fn killed_during_429_storms_every_record_ends_once() {
     );
     rt.block_on(sb.shutdown());
 }
+
+#[test]
+fn a_corrupt_state_file_is_refused_with_what_to_do_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("state.db");
+    std::fs::write(&junk, "not a database, an operator's notes").unwrap();
+    let input = tmp.path().join("leads.ndjson");
+    write_ndjson(&input, &[lead(0)]);
+    for args in [
+        vec!["run", "lead_to_hubspot", "--input", input.to_str().unwrap()],
+        vec!["runs"],
+        vec!["log"],
+        vec!["dlq", "list"],
+    ] {
+        let out = Command::new(bin())
+            .args(&args)
+            .args(
+                ["--rules", rules_src().to_str().unwrap()]
+                    .iter()
+                    .filter(|_| args[0] == "run"),
+            )
+            .arg("--state")
+            .arg(&junk)
+            .env("HUBSPOT_TOKEN", "t")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: nothing was sent or listed"
+        );
+        assert!(
+            err.contains("state.db")
+                && err.contains("not a rulebridge database")
+                && err.contains("move it aside"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&junk).unwrap(),
+        "not a database, an operator's notes"
+    );
+}
