@@ -968,6 +968,7 @@ impl Context<'_> {
             let existing_id = expr(self, &r.existing_id);
             let message = expr(self, &r.message);
             let field = expr(self, &r.field);
+            let correlation_id = expr(self, &r.correlation_id);
             out.push(ErrorRulePlan {
                 status: r.status.clone(),
                 contains: r.contains.as_ref().map(|c| c.value.clone()),
@@ -975,6 +976,7 @@ impl Context<'_> {
                 existing_id: existing_id.flatten(),
                 message: message.flatten(),
                 field: field.flatten(),
+                correlation_id: correlation_id.flatten(),
             });
         }
         out

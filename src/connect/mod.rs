@@ -76,6 +76,9 @@ pub struct ConnectError {
     /// repeated without looking the record up first.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub outcome_unknown: bool,
+    /// The provider's id of the failed request, where its kit says how to read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl ConnectError {
@@ -90,6 +93,7 @@ impl ConnectError {
             existing_id: None,
             field: None,
             outcome_unknown: false,
+            correlation_id: None,
         }
     }
 }

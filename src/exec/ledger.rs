@@ -567,7 +567,10 @@ impl<O: Output> Output for StoreOutput<O> {
             object: rec.target.object.clone(),
             target_id: o.target_id.clone(),
             http_status: o.error.as_ref().and_then(|e| e.status),
-            correlation_id: None,
+            correlation_id: o
+                .error
+                .as_ref()
+                .and_then(|e| e.correlation_id().map(String::from)),
             duration_ms: p.and_then(|p| p.duration_ms),
             error_kind: o
                 .error

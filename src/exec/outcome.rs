@@ -106,6 +106,9 @@ pub struct ErrorDetail {
     /// a duplicate key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<usize>,
+    /// The provider's id of the failed request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl RecordError {
@@ -140,7 +143,12 @@ impl RecordError {
             at: None,
             status: e.status,
             provider_message: Some(e.message.clone()),
-            detail: None,
+            detail: e.correlation_id.clone().map(|c| {
+                Box::new(ErrorDetail {
+                    correlation_id: Some(c),
+                    ..ErrorDetail::default()
+                })
+            }),
         }
     }
 
@@ -181,6 +189,11 @@ impl RecordError {
     /// The byte offset in the input line.
     pub fn offset(&self) -> Option<usize> {
         self.detail.as_ref()?.offset
+    }
+
+    /// The provider's id of the failed request.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.detail.as_ref()?.correlation_id.as_deref()
     }
 }
 

@@ -250,6 +250,7 @@ pub(crate) struct ErrorRulePlan {
     pub existing_id: Option<Compiled>,
     pub message: Option<Compiled>,
     pub field: Option<Compiled>,
+    pub correlation_id: Option<Compiled>,
 }
 
 impl ErrorRulePlan {

@@ -652,6 +652,9 @@ pub struct ErrorRule {
     pub message: Option<Spanned<String>>,
     /// Expression naming the offending field of a validation error.
     pub field: Option<Spanned<String>>,
+    /// Expression giving the provider's id of the failed request (for its support), kept in
+    /// the changelog.
+    pub correlation_id: Option<Spanned<String>>,
     pub span: Span,
 }
 

@@ -126,6 +126,7 @@ pub(crate) const ERROR_RULE_KEYS: &[&str] = &[
     "existing_id",
     "message",
     "field",
+    "correlation_id",
 ];
 
 pub(crate) const ERROR_KINDS: &[(&str, ErrorKind)] = &[
@@ -845,6 +846,7 @@ fn error_rule(cx: &mut Cx<'_>, node: &Node) -> Option<ErrorRule> {
     let existing_id = f.opt(cx, "existing_id", |cx, n, _| cx.string(n));
     let message = f.opt(cx, "message", |cx, n, _| cx.string(n));
     let field = f.opt(cx, "field", |cx, n, _| cx.string(n));
+    let correlation_id = f.opt(cx, "correlation_id", |cx, n, _| cx.string(n));
     if !f.has("status") && !f.has("contains") {
         cx.missing(
             f.owner,
@@ -859,6 +861,7 @@ fn error_rule(cx: &mut Cx<'_>, node: &Node) -> Option<ErrorRule> {
         existing_id,
         message,
         field,
+        correlation_id,
         span: f.span,
     })
 }

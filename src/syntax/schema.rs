@@ -528,7 +528,7 @@ impl Builder {
             |_, k| {
                 Some(match k {
                     "status" => json!({ "anyOf": [{ "type": ["integer", "string"] }, { "type": "array", "items": { "type": ["integer", "string"] } }] }),
-                    "contains" | "existing_id" | "message" | "field" => string(),
+                    "contains" | "existing_id" | "message" | "field" | "correlation_id" => string(),
                     "kind" => choice(provider::ERROR_KINDS),
                     _ => return None,
                 })

@@ -272,6 +272,23 @@ fn failed_records_wait_in_the_dead_letters_until_a_later_run_succeeds() {
     let letters = outcomes(&list.stdout);
     assert_eq!(letters.len(), 5);
     assert_eq!(letters[0]["kind"], "validation");
+    // The changelog keeps HubSpot's correlation id of each refused request.
+    let log = command(
+        &sb,
+        &[
+            "log", "--state", state, "--status", "failed", "--format", "json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let log = outcomes(&log.stdout);
+    assert_eq!(log.len(), 5);
+    assert!(
+        log.iter()
+            .all(|c| c["correlation_id"].as_str().is_some_and(|c| c.len() == 36)),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|c| c["http_status"] == 400));
     let id = letters[0]["id"].as_str().unwrap().to_string();
     let show = command(
         &sb,

@@ -78,6 +78,11 @@ pub(crate) fn classify(
         {
             err.field = v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
         }
+        if let Some(e) = &rule.correlation_id
+            && let Ok(v) = e.eval(&env)
+        {
+            err.correlation_id = super::operation::id_text(&v);
+        }
     }
     // Providers echo the request in error bodies (a bad token, a form body): mask it
     // before the message goes anywhere, and before truncating could cut a value in two.
