@@ -21,6 +21,9 @@ pub(crate) struct Data {
     /// The portal's contact properties: HubSpot's defaults, then those created through the
     /// properties API.
     pub(super) properties: Properties,
+    /// Lower-cased e-mail → the first contact written with it: a shortcut for `by_email`,
+    /// checked against the contact before it is believed (so a stale entry only costs a scan).
+    pub(super) email_index: HashMap<String, u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +50,7 @@ impl VendorData for Data {
             search_window: Rolling::new(Duration::from_secs(1)),
             daily_used: HashMap::new(),
             properties: default_properties(),
+            email_index: HashMap::new(),
         }
     }
 
@@ -68,14 +72,38 @@ impl VendorData for Data {
 
 impl Data {
     pub(super) fn by_email(&self, email: &str) -> Option<u64> {
-        self.contacts
-            .values()
-            .find(|c| {
-                c.props
-                    .get("email")
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email.trim()))
-            })
-            .map(|c| c.id)
+        let wanted = email.trim();
+        let holds = |c: &Contact| {
+            c.props
+                .get("email")
+                .is_some_and(|e| e.eq_ignore_ascii_case(wanted))
+        };
+        // Every live contact was written through `create` or `update`, which index its
+        // e-mail: no entry means no contact holds it. An entry is checked, since the contact
+        // may have changed its e-mail or been archived since.
+        let id = self.email_index.get(&wanted.to_ascii_lowercase())?;
+        if self.contacts.get(id).is_some_and(holds) {
+            return Some(*id);
+        }
+        self.contacts.values().find(|c| holds(c)).map(|c| c.id)
+    }
+
+    fn index_email(&mut self, id: u64) {
+        if let Some(e) = self.contacts.get(&id).and_then(|c| c.props.get("email")) {
+            let key = e.trim().to_ascii_lowercase();
+            match self.email_index.get(&key) {
+                // Still that contact's: the first writer keeps it.
+                Some(old)
+                    if self
+                        .contacts
+                        .get(old)
+                        .and_then(|c| c.props.get("email"))
+                        .is_some_and(|o| o.trim().eq_ignore_ascii_case(&key)) => {}
+                _ => {
+                    self.email_index.insert(key, id);
+                }
+            }
+        }
     }
 
     /// Resolves `id` by record id or, with `idProperty=email`, by e-mail.
@@ -108,7 +136,9 @@ impl Data {
             }
         }
         stamp(&mut c);
-        self.contacts.entry(id).or_insert(c)
+        self.contacts.insert(id, c);
+        self.index_email(id);
+        &self.contacts[&id]
     }
 
     pub(super) fn update(&mut self, id: u64, props: BTreeMap<String, String>) -> Option<&Contact> {
@@ -123,7 +153,8 @@ impl Data {
         c.updated = Utc::now().max(c.created);
         c.written = Instant::now();
         stamp(c);
-        Some(c)
+        self.index_email(id);
+        self.contacts.get(&id)
     }
 }
 
