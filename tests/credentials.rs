@@ -41,7 +41,10 @@ fn s(v: &str) -> Secret {
 }
 
 async fn value(c: &CredentialStore, t: &str, p: &str, n: &str) -> Option<String> {
-    c.get(t, p, n).await.unwrap().map(|v| v.expose().to_string())
+    c.get(t, p, n)
+        .await
+        .unwrap()
+        .map(|v| v.expose().to_string())
 }
 
 #[tokio::test]
@@ -97,7 +100,10 @@ async fn values_round_trip_sealed_at_rest() {
         );
         assert!(listed[0].updated_at >= listed[0].created_at);
         assert_eq!(
-            creds.delete("acme", "hubspot", Some("token")).await.unwrap(),
+            creds
+                .delete("acme", "hubspot", Some("token"))
+                .await
+                .unwrap(),
             1
         );
         assert_eq!(value(&creds, "acme", "hubspot", "token").await, None);
@@ -133,12 +139,11 @@ async fn tampered_and_wrong_key_records_are_errors_naming_them() {
         // A flipped ciphertext byte.
         sqlx::query("UPDATE rb_credentials SET ciphertext = $1 WHERE name = 'api_key'")
             .bind({
-                let (ct,): (Vec<u8>,) = sqlx::query_as(
-                    "SELECT ciphertext FROM rb_credentials WHERE name = 'api_key'",
-                )
-                .fetch_one(store.db().pool())
-                .await
-                .unwrap();
+                let (ct,): (Vec<u8>,) =
+                    sqlx::query_as("SELECT ciphertext FROM rb_credentials WHERE name = 'api_key'")
+                        .fetch_one(store.db().pool())
+                        .await
+                        .unwrap();
                 let mut ct = ct;
                 ct[0] ^= 0x40;
                 ct
@@ -170,7 +175,9 @@ async fn tampered_and_wrong_key_records_are_errors_naming_them() {
             .await
             .unwrap();
         assert_eq!(
-            value(&creds, "acme", "chatwoot", "account_id").await.as_deref(),
+            value(&creds, "acme", "chatwoot", "account_id")
+                .await
+                .as_deref(),
             Some("17")
         );
         let err = creds
@@ -326,7 +333,11 @@ async fn rotation_reseals_everything_or_nothing() {
             .await
             .unwrap();
         let third = MasterKey::generate();
-        let err = rotated.rotate(third.clone()).await.err().map(|e| e.to_string());
+        let err = rotated
+            .rotate(third.clone())
+            .await
+            .err()
+            .map(|e| e.to_string());
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("credential c/hubspot/x does not decrypt")),

@@ -1276,7 +1276,9 @@ impl Context<'_> {
             let mut rest = code;
             let mut at = 0;
             while let Some(i) = rest.find("${") {
-                let Some(end) = rest[i..].find('}') else { break };
+                let Some(end) = rest[i..].find('}') else {
+                    break;
+                };
                 reads.push((offset + at + i, rest[i + 2..i + end].to_string()));
                 at += i + end + 1;
                 rest = &rest[i + end + 1..];

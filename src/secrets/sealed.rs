@@ -27,7 +27,9 @@ pub const SALT_LEN: usize = 16;
 /// Why a key could not be made or a value not opened. Never holds a key or a value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
-    #[error("the master key is not valid base64 of 32 bytes ({0}); make one with `rulebridge creds keygen`")]
+    #[error(
+        "the master key is not valid base64 of 32 bytes ({0}); make one with `rulebridge creds keygen`"
+    )]
     BadKey(String),
     #[error("the master key cannot be derived from the passphrase: {0}")]
     Derive(String),
@@ -217,7 +219,10 @@ mod tests {
         assert_eq!(sealed.nonce.len(), NONCE_LEN);
         assert_eq!(sealed.ciphertext.len(), b"pat-na1-123".len() + 16);
         assert!(!sealed.ciphertext.windows(4).any(|w| w == b"pat-"));
-        assert_eq!(k.open(&sealed, &at, "x").as_deref(), Ok(&b"pat-na1-123"[..]));
+        assert_eq!(
+            k.open(&sealed, &at, "x").as_deref(),
+            Ok(&b"pat-na1-123"[..])
+        );
         // Another tenant's location does not open it.
         let other = aad("globex", "hubspot", "token");
         assert_eq!(
@@ -308,7 +313,10 @@ mod tests {
         assert_ne!(ids[0], ids[3]);
         assert_eq!(ids[0].len(), 12);
         assert!(MasterKey::derive("", &salt).is_err());
-        assert_eq!(format!("{:?}", a.ok()), format!("Some(MasterKey({}))", ids[0]));
+        assert_eq!(
+            format!("{:?}", a.ok()),
+            format!("Some(MasterKey({}))", ids[0])
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, BatchDoc, ConfigFieldDoc, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, MigrationDoc,
-    ObjectDoc, ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
-    RetryPolicy, Spanned, SqlDoc,
+    ApiKeyLocation, Auth, BatchDoc, ConfigFieldDoc, ErrorKind, ErrorRule, ExtensionDoc,
+    FieldMapDoc, MigrationDoc, ObjectDoc, ObjectExtension, Operation, ProviderDoc,
+    RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned, SqlDoc,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;

@@ -89,44 +89,77 @@ fn values_come_from_stdin_and_are_never_printed() {
 
     // Without a master key nothing is stored, and the error says what to set.
     let out = run(
-        cmd(&state, None, &["creds", "set", "hubspot", "token", "--tenant", "a"]),
+        cmd(
+            &state,
+            None,
+            &["creds", "set", "hubspot", "token", "--tenant", "a"],
+        ),
         CANARY,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("RULEBRIDGE_MASTER_KEY"), "{}", text(&out));
+    assert!(
+        text(&out).contains("RULEBRIDGE_MASTER_KEY"),
+        "{}",
+        text(&out)
+    );
 
     let mut all = String::new();
     let out = run(
-        cmd(&state, Some(&key), &["creds", "set", "hubspot", "token", "--tenant", "a"]),
+        cmd(
+            &state,
+            Some(&key),
+            &["creds", "set", "hubspot", "token", "--tenant", "a"],
+        ),
         &format!("{CANARY}\n"),
     );
     assert!(out.status.success(), "{}", text(&out));
     all += &text(&out);
     // A kit's declared settings from NAME=VALUE lines; an undeclared one is refused whole.
     let out = run(
-        cmd(&state, Some(&key), &["creds", "set", "chatwoot", "--tenant", "a", "--rules", r]),
+        cmd(
+            &state,
+            Some(&key),
+            &["creds", "set", "chatwoot", "--tenant", "a", "--rules", r],
+        ),
         "api_key=nope\napi_token=x\n",
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).contains("`chatwoot` declares no setting `api_token` (it has api_key, account_id)"),
+        text(&out)
+            .contains("`chatwoot` declares no setting `api_token` (it has api_key, account_id)"),
         "{}",
         text(&out)
     );
     let out = run(
-        cmd(&state, Some(&key), &["creds", "set", "chatwoot", "--tenant", "a", "--rules", r]),
+        cmd(
+            &state,
+            Some(&key),
+            &["creds", "set", "chatwoot", "--tenant", "a", "--rules", r],
+        ),
         "api_key=only-the-key\n",
     );
-    assert!(text(&out).contains("chatwoot needs account_id (nothing was stored)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("chatwoot needs account_id (nothing was stored)"),
+        "{}",
+        text(&out)
+    );
     let out = run(
-        cmd(&state, Some(&key), &["creds", "set", "chatwoot", "--tenant", "a", "--rules", r]),
+        cmd(
+            &state,
+            Some(&key),
+            &["creds", "set", "chatwoot", "--tenant", "a", "--rules", r],
+        ),
         &format!("api_key={CANARY}-cw\naccount_id=1\n"),
     );
     assert!(out.status.success(), "{}", text(&out));
     all += &text(&out);
 
     let out = run(
-        cmd(&state, Some(&key), &["creds", "list", "--tenant", "a", "--format", "json"]),
+        cmd(
+            &state,
+            Some(&key),
+            &["creds", "list", "--tenant", "a", "--format", "json"],
+        ),
         "",
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -137,11 +170,23 @@ fn values_come_from_stdin_and_are_never_printed() {
         .collect();
     let names: Vec<String> = listed
         .iter()
-        .map(|v| format!("{}/{}", v["provider"].as_str().unwrap(), v["name"].as_str().unwrap()))
+        .map(|v| {
+            format!(
+                "{}/{}",
+                v["provider"].as_str().unwrap(),
+                v["name"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(names, ["chatwoot/account_id", "chatwoot/api_key", "hubspot/token"]);
+    assert_eq!(
+        names,
+        ["chatwoot/account_id", "chatwoot/api_key", "hubspot/token"]
+    );
     // Another tenant sees none of them.
-    let out = run(cmd(&state, Some(&key), &["creds", "list", "--tenant", "b"]), "");
+    let out = run(
+        cmd(&state, Some(&key), &["creds", "list", "--tenant", "b"]),
+        "",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     assert!(text(&out).contains("tenant `b` has no stored credentials"));
     assert!(!all.contains(CANARY), "a value was printed:\n{all}");
@@ -156,9 +201,26 @@ fn values_come_from_stdin_and_are_never_printed() {
     c.env("RULEBRIDGE_NEW_MASTER_KEY", &new);
     let out = run(c, "");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("re-sealed 3 credential(s)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("re-sealed 3 credential(s)"),
+        "{}",
+        text(&out)
+    );
     let out = run(
-        cmd(&state, Some(&key), &["connect", "test", "hubspot", "--tenant", "a", "--sandbox", "--rules", r]),
+        cmd(
+            &state,
+            Some(&key),
+            &[
+                "connect",
+                "test",
+                "hubspot",
+                "--tenant",
+                "a",
+                "--sandbox",
+                "--rules",
+                r,
+            ],
+        ),
         "",
     );
     assert_eq!(out.status.code(), Some(2));
@@ -168,15 +230,27 @@ fn values_come_from_stdin_and_are_never_printed() {
         text(&out)
     );
     let out = run(
-        cmd(&state, Some(&new), &["creds", "delete", "hubspot", "--tenant", "b"]),
+        cmd(
+            &state,
+            Some(&new),
+            &["creds", "delete", "hubspot", "--tenant", "b"],
+        ),
         "",
     );
     assert_eq!(out.status.code(), Some(1), "b has nothing to delete");
     let out = run(
-        cmd(&state, Some(&new), &["creds", "delete", "hubspot", "token", "--tenant", "a"]),
+        cmd(
+            &state,
+            Some(&new),
+            &["creds", "delete", "hubspot", "token", "--tenant", "a"],
+        ),
         "",
     );
-    assert!(text(&out).contains("removed 1 credential(s) of hubspot"), "{}", text(&out));
+    assert!(
+        text(&out).contains("removed 1 credential(s) of hubspot"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -188,23 +262,47 @@ fn connect_test_reports_success_or_the_classified_error() {
     let r = r.to_str().unwrap();
     let set = |tenant: &str, provider: &str, lines: &str| {
         let out = run(
-            cmd(&state, Some(&key), &["creds", "set", provider, "--tenant", tenant, "--rules", r]),
+            cmd(
+                &state,
+                Some(&key),
+                &["creds", "set", provider, "--tenant", tenant, "--rules", r],
+            ),
             lines,
         );
         assert!(out.status.success(), "{}", text(&out));
     };
     let test = |tenant: &str, provider: &str| {
         run(
-            cmd(&state, Some(&key), &["connect", "test", provider, "--tenant", tenant, "--sandbox", "--rules", r]),
+            cmd(
+                &state,
+                Some(&key),
+                &[
+                    "connect",
+                    "test",
+                    provider,
+                    "--tenant",
+                    tenant,
+                    "--sandbox",
+                    "--rules",
+                    r,
+                ],
+            ),
             "",
         )
     };
-    set("good", "hubspot", &format!("token={}\n", sandbox_cred("HUBSPOT_TOKEN")));
+    set(
+        "good",
+        "hubspot",
+        &format!("token={}\n", sandbox_cred("HUBSPOT_TOKEN")),
+    );
     set("bad", "hubspot", "token=pat-not-a-real-token\n");
     set(
         "good",
         "chatwoot",
-        &format!("api_key={}\naccount_id=1\n", sandbox_cred("CHATWOOT_API_KEY")),
+        &format!(
+            "api_key={}\naccount_id=1\n",
+            sandbox_cred("CHATWOOT_API_KEY")
+        ),
     );
     set("bad", "chatwoot", "api_key=revoked\naccount_id=1\n");
 
@@ -232,7 +330,20 @@ fn connect_test_reports_success_or_the_classified_error() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
     // The sandbox's own credentials (no tenant) connect; a JSON report says the same.
-    let mut c = cmd(&state, Some(&key), &["connect", "test", "salesforce", "--sandbox", "--rules", r, "--format", "json"]);
+    let mut c = cmd(
+        &state,
+        Some(&key),
+        &[
+            "connect",
+            "test",
+            "salesforce",
+            "--sandbox",
+            "--rules",
+            r,
+            "--format",
+            "json",
+        ],
+    );
     c.env_remove("RULEBRIDGE_MASTER_KEY");
     let out = run(c, "");
     assert!(out.status.success(), "{}", text(&out));
@@ -250,12 +361,22 @@ fn a_tenants_runs_use_its_credentials_and_keep_its_own_state() {
     let r = r.to_str().unwrap();
     let set = |tenant: &str, lines: &str| {
         let out = run(
-            cmd(&state, Some(&key), &["creds", "set", "chatwoot", "--tenant", tenant, "--rules", r]),
+            cmd(
+                &state,
+                Some(&key),
+                &["creds", "set", "chatwoot", "--tenant", tenant, "--rules", r],
+            ),
             lines,
         );
         assert!(out.status.success(), "{}", text(&out));
     };
-    set("a", &format!("api_key={}\naccount_id=1\n", sandbox_cred("CHATWOOT_API_KEY")));
+    set(
+        "a",
+        &format!(
+            "api_key={}\naccount_id=1\n",
+            sandbox_cred("CHATWOOT_API_KEY")
+        ),
+    );
     set("b", "api_key=b-token-the-sandbox-refuses\naccount_id=1\n");
     let input = tmp.path().join("users.ndjson");
     std::fs::write(
@@ -266,21 +387,50 @@ fn a_tenants_runs_use_its_credentials_and_keep_its_own_state() {
     let input = input.to_str().unwrap();
     let send = |tenant: &str| {
         let out = run(
-            cmd(&state, Some(&key), &["run", "contact_to_chatwoot", "--rules", r, "--sandbox", "--state", state.to_str().unwrap(), "--tenant", tenant, "--input", input]),
+            cmd(
+                &state,
+                Some(&key),
+                &[
+                    "run",
+                    "contact_to_chatwoot",
+                    "--rules",
+                    r,
+                    "--sandbox",
+                    "--state",
+                    state.to_str().unwrap(),
+                    "--tenant",
+                    tenant,
+                    "--input",
+                    input,
+                ],
+            ),
             "",
         );
-        let o: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("null")).unwrap();
+        let o: Value = serde_json::from_str(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("null"),
+        )
+        .unwrap();
         (o, text(&out))
     };
     let (a, log) = send("a");
     assert_eq!(a["status"], "created", "{log}");
     let (b, log) = send("b");
-    assert_eq!(b["status"], "failed", "b's own (bad) key was used, not a's: {log}");
+    assert_eq!(
+        b["status"], "failed",
+        "b's own (bad) key was used, not a's: {log}"
+    );
     assert_eq!(b["error"]["kind"], "auth", "{log}");
     // Each tenant's runs and changelog are its own.
     let rows = |what: &str, tenant: &str| -> Vec<Value> {
         let out = run(
-            cmd(&state, Some(&key), &[what, "--tenant", tenant, "--format", "json"]),
+            cmd(
+                &state,
+                Some(&key),
+                &[what, "--tenant", tenant, "--format", "json"],
+            ),
             "",
         );
         assert!(out.status.success(), "{}", text(&out));
@@ -297,13 +447,35 @@ fn a_tenants_runs_use_its_credentials_and_keep_its_own_state() {
     let log_a = rows("log", "a");
     assert_eq!(log_a.len(), 1);
     assert_eq!(log_a[0]["action"], "created");
-    assert!(rows("log", "b").iter().all(|c| c["tenant"] == "b" && c["action"] == "failed"));
+    assert!(
+        rows("log", "b")
+            .iter()
+            .all(|c| c["tenant"] == "b" && c["action"] == "failed")
+    );
     assert!(rows("runs", "").is_empty(), "no run of the default tenant");
     // A named tenant without the master key is refused, not run with the environment's.
     let out = run(
-        cmd(&state, None, &["run", "contact_to_chatwoot", "--rules", r, "--sandbox", "--tenant", "a", "--input", input]),
+        cmd(
+            &state,
+            None,
+            &[
+                "run",
+                "contact_to_chatwoot",
+                "--rules",
+                r,
+                "--sandbox",
+                "--tenant",
+                "a",
+                "--input",
+                input,
+            ],
+        ),
         "",
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("--tenant a reads the tenant's credentials"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--tenant a reads the tenant's credentials"),
+        "{}",
+        text(&out)
+    );
 }

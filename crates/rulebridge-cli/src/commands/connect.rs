@@ -37,9 +37,7 @@ pub fn test(args: TestArgs) -> anyhow::Result<u8> {
     // (The first value given for a variable wins, so the tenant's come first.)
     let builder = crate::commands::creds::with_tenant(
         &rt,
-        Engine::builder()
-            .rules_dir(&args.rules)
-            .field_cache(false),
+        Engine::builder().rules_dir(&args.rules).field_cache(false),
         &args.rules,
         &args.state,
         &args.tenant,

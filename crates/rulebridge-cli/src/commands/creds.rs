@@ -85,11 +85,8 @@ pub fn with_tenant(
         for provider in plan.providers() {
             for field in provider.config() {
                 if let Some(v) = rt.block_on(creds.get(tenant, provider.name(), &field.name))? {
-                    let env = rulebridge::state::env_name(&format!(
-                        "{}.{}",
-                        provider.name(),
-                        field.name
-                    ));
+                    let env =
+                        rulebridge::state::env_name(&format!("{}.{}", provider.name(), field.name));
                     builder = builder.credential(env, v.expose());
                 }
             }
@@ -103,8 +100,16 @@ pub fn creds(state: &str, tenant: &str, action: CredsAction) -> anyhow::Result<u
         let key = MasterKey::generate();
         // Written past the scrubber on purpose: printing the new key is the point.
         let mut out = io::stdout().lock();
-        writeln!(out, "{}={}", rulebridge::state::MASTER_KEY_VAR, key.to_base64().expose())?;
-        eprintln!("master key {} (keep it apart from the store; it is not saved anywhere)", key.id());
+        writeln!(
+            out,
+            "{}={}",
+            rulebridge::state::MASTER_KEY_VAR,
+            key.to_base64().expose()
+        )?;
+        eprintln!(
+            "master key {} (keep it apart from the store; it is not saved anywhere)",
+            key.id()
+        );
         return Ok(0);
     }
     let rt = runtime()?;
@@ -347,7 +352,11 @@ mod tests {
 
     #[test]
     fn settings_lines() {
-        let got = parse_lines("# comment\napi_key=a=b\n\naccount_id=7\r\n", "chatwoot", &fields());
+        let got = parse_lines(
+            "# comment\napi_key=a=b\n\naccount_id=7\r\n",
+            "chatwoot",
+            &fields(),
+        );
         assert_eq!(
             got.ok(),
             Some(vec![
@@ -355,10 +364,14 @@ mod tests {
                 ("account_id".to_string(), "7".to_string())
             ])
         );
-        let err = parse_lines("apikey=x\n", "chatwoot", &fields()).err().map(|e| e.to_string());
+        let err = parse_lines("apikey=x\n", "chatwoot", &fields())
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("standard input line 1: `chatwoot` declares no setting `apikey` (it has api_key, account_id)")
+            Some(
+                "standard input line 1: `chatwoot` declares no setting `apikey` (it has api_key, account_id)"
+            )
         );
         assert!(parse_lines("just text\n", "chatwoot", &fields()).is_err());
     }
