@@ -225,7 +225,7 @@ fn values_come_from_stdin_and_are_never_printed() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).contains("credential a/") && text(&out).contains("was sealed with master key"),
+        text(&out).contains("credential a/hubspot/token was sealed with master key"),
         "{}",
         text(&out)
     );

@@ -41,6 +41,7 @@ pub fn test(args: TestArgs) -> anyhow::Result<u8> {
         &args.rules,
         &args.state,
         &args.tenant,
+        Some(&args.provider),
     )?;
     let builder = sandbox_credentials(builder, args.sandbox);
     let engine = build(builder)?;

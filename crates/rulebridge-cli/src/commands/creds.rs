@@ -57,12 +57,14 @@ pub async fn unlock(spec: &str) -> anyhow::Result<Arc<CredentialStore>> {
 /// environment), and the tenant's stored `config:` values of every provider in place of the
 /// environment variables the kits read (`chatwoot.api_key` for `CHATWOOT_API_KEY`). A named
 /// tenant needs the master key; without one (and no tenant), only the environment is read.
+/// `only`: read the settings of this provider alone (the others are not needed).
 pub fn with_tenant(
     rt: &tokio::runtime::Runtime,
     mut builder: EngineBuilder,
     rules: &Path,
     state: &str,
     tenant: &str,
+    only: Option<&str>,
 ) -> anyhow::Result<EngineBuilder> {
     let has_key = [
         rulebridge::state::MASTER_KEY_VAR,
@@ -82,7 +84,10 @@ pub fn with_tenant(
     }
     let creds = rt.block_on(unlock(state))?;
     if let Ok((_, _, Some(plan))) = crate::common::check(&[rules.to_path_buf()]) {
-        for provider in plan.providers() {
+        for provider in plan
+            .providers()
+            .filter(|p| only.is_none_or(|o| o == p.name()))
+        {
             for field in provider.config() {
                 if let Some(v) = rt.block_on(creds.get(tenant, provider.name(), &field.name))? {
                     let env =

@@ -171,6 +171,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         &args.rules,
         &state_spec,
         &args.tenant,
+        None,
     )?;
     let mut builder = sandbox_credentials(builder, args.sandbox);
     if let Some(sb) = &sandbox {

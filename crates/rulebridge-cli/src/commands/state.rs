@@ -159,7 +159,6 @@ pub fn retry_dead_letters(
         tenant: tenant.to_string(),
         flow: Some(flow.to_string()),
         limit: Some(1),
-        ..RunFilter::default()
     }))?;
     let just_ran = latest.first().map(|r| r.id.clone());
     let letters: Vec<_> = rt
