@@ -540,7 +540,7 @@ async fn bad_state_files_are_refused_with_what_to_do() {
             e,
             StoreError::Db(DbError::NewerSchema {
                 found: 99,
-                known: 1,
+                known: 2,
                 ..
             })
         ),

@@ -122,6 +122,7 @@ impl Context<'_> {
     /// Compiles one provider; `None` when it has errors (all of them reported).
     pub(super) fn compile_provider(&mut self, doc: &ProviderDoc) -> Option<ProviderPlan> {
         let errors_before = self.error_count();
+        self.check_config(doc);
         let mut templates = Templates::default();
         let globals = templates.globals();
         let vars: Vec<String> = doc.vars.iter().map(|v| v.value.clone()).collect();
@@ -233,6 +234,20 @@ impl Context<'_> {
             objects,
             errors,
             sql,
+            config: doc
+                .config
+                .iter()
+                .map(|c| crate::plan::provider::ConfigField {
+                    name: c.name.value.clone(),
+                    label: c
+                        .label
+                        .as_ref()
+                        .map_or_else(|| c.name.value.clone(), |l| l.value.clone()),
+                    description: c.description.clone(),
+                    sensitive: c.sensitive,
+                    required: c.required,
+                })
+                .collect(),
             location: self.sources.locate(doc.name.span),
         })
     }
@@ -1217,4 +1232,105 @@ fn list(items: &[&str]) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl Context<'_> {
+    /// `config:` fields and what the kit reads: every declared field is read (RB5050), and a
+    /// kit that declares its fields reads no `${secret:THIS.NAME}` it does not declare
+    /// (RB5051: `rulebridge creds set` would never ask for it). A `test` operation only reads
+    /// (RB5052).
+    fn check_config(&mut self, doc: &ProviderDoc) {
+        for obj in &doc.objects {
+            for op in &obj.operations {
+                let m = &op.method;
+                if op.name.value == "test" && !m.value.eq_ignore_ascii_case("GET") {
+                    self.report(
+                        Diagnostic::new(
+                            Code::TestWrites,
+                            m.span,
+                            format!("the `test` operation of `{}.{}` is a {}", doc.name.value, obj.name.value, m.value),
+                        )
+                        .with_help("a connection test runs before anything is synced: read something small, e.g. `GET` one record or the account's profile"),
+                    );
+                }
+            }
+        }
+        if doc.config.is_empty() {
+            return;
+        }
+        let Some(text) = self.sources.slice(doc.span) else {
+            return;
+        };
+        let provider = doc.name.value.as_str();
+        // References written in the kit (not in comments), with their offsets.
+        let mut reads: Vec<(usize, String)> = Vec::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let code = line.find('#').map_or(line, |h| {
+                // `#` inside a reference (`${vault:a#b}`) or a quoted string is no comment;
+                // a comment starts a line or follows a space.
+                if h == 0 || line[..h].ends_with(' ') && !line[..h].contains('"') {
+                    &line[..h]
+                } else {
+                    line
+                }
+            });
+            let mut rest = code;
+            let mut at = 0;
+            while let Some(i) = rest.find("${") {
+                let Some(end) = rest[i..].find('}') else {
+                    break;
+                };
+                reads.push((offset + at + i, rest[i + 2..i + end].to_string()));
+                at += i + end + 1;
+                rest = &rest[i + end + 1..];
+            }
+            offset += line.len();
+        }
+        for field in &doc.config {
+            let full = format!("{provider}.{}", field.name.value);
+            let env = crate::state::env_name(&full);
+            let read = reads.iter().any(|(_, r)| {
+                r.strip_prefix("secret:") == Some(full.as_str())
+                    || r.strip_prefix("env:") == Some(env.as_str())
+            });
+            if !read {
+                self.report(
+                    Diagnostic::new(
+                        Code::ConfigUnread,
+                        field.name.span,
+                        format!("`{provider}` declares the setting `{}` but never reads it", field.name.value),
+                    )
+                    .with_help(format!("read it as `${{secret:{full}}}` (the tenant's stored value, then the environment variable {env}) or `${{env:{env}}}`, or remove it")),
+                );
+            }
+        }
+        let declared: Vec<&str> = doc.config.iter().map(|c| c.name.value.as_str()).collect();
+        for (at, r) in &reads {
+            let Some(name) = r
+                .strip_prefix("secret:")
+                .and_then(|n| n.strip_prefix(provider))
+                .and_then(|n| n.strip_prefix('.'))
+            else {
+                continue;
+            };
+            if declared.contains(&name) {
+                continue;
+            }
+            let start = doc.span.start + u32::try_from(*at).unwrap_or(0);
+            let len = u32::try_from(r.len() + 3).unwrap_or(0);
+            let mut d = Diagnostic::new(
+                Code::ConfigUndeclared,
+                Span::new(doc.span.file, start, start + len),
+                format!("`${{{r}}}` reads a setting `{provider}` does not declare under `config:`"),
+            );
+            d = match crate::diagnostic::did_you_mean(name, declared.iter().copied()) {
+                Some(c) => d.with_help(format!("did you mean `${{secret:{provider}.{c}}}`?")),
+                None => d.with_help(format!(
+                    "declare `{name}` under `config:` (label, sensitive, required) so `rulebridge creds set {provider}` asks for it"
+                )),
+            };
+            self.report(d);
+        }
+    }
 }

@@ -113,6 +113,10 @@ codes! {
     SqlMigration = "RB5033", Error, "a SQL provider's migration is missing, has no variant for the backend, or fails";
     SqlNoPrimaryKey = "RB5034", Error, "a table written by a flow has no single-column primary key";
     SqlDatabase = "RB5035", Error, "a SQL provider's `database` is neither an SQLite file nor a PostgreSQL URL";
+    // Kit configuration and the connection test.
+    ConfigUnread = "RB5050", Warning, "a `config:` field the kit never reads (as `${secret:PROVIDER.NAME}` or `${env:PROVIDER_NAME}`)";
+    ConfigUndeclared = "RB5051", Error, "a kit with a `config:` section reads `${secret:PROVIDER.NAME}` of a field it does not declare";
+    TestWrites = "RB5052", Warning, "a `test` operation that is not a GET: a connection test must not write";
     // Multi-flow runs.
     FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
     UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";

@@ -20,7 +20,7 @@ use crate::types::Type;
 
 pub use display::PlanView;
 pub use order::OrderError;
-pub use provider::{ObjectPlan, OperationPlan, ProviderPlan};
+pub use provider::{ConfigField, ObjectPlan, OperationPlan, ProviderPlan};
 
 /// A compiled rule set.
 #[derive(Clone)]

@@ -41,7 +41,25 @@ pub struct ProviderPlan {
     pub(crate) errors: Vec<ErrorRulePlan>,
     /// `type: sql`: the database (the HTTP parts above are then empty).
     pub(crate) sql: Option<SqlPlan>,
+    /// What a user enters to connect the kit (`config:`).
+    pub(crate) config: Vec<ConfigField>,
     pub(crate) location: Location,
+}
+
+/// A setting a user enters to connect a kit, declared under the provider's `config:`: a
+/// form or a prompt is built from these. Stored in the credential store as
+/// (tenant, provider, `name`), read as `${secret:PROVIDER.NAME}`, and standing in for the
+/// environment variable `PROVIDER_NAME` the kit reads.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigField {
+    pub name: String,
+    /// What a form shows (the name when the kit gives none).
+    pub label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Entered without echo, never shown again.
+    pub sensitive: bool,
+    pub required: bool,
 }
 
 /// The database of a `type: sql` provider, as written.
@@ -91,6 +109,11 @@ impl ProviderPlan {
     }
 
     /// The database of a `type: sql` provider (`None` for an HTTP provider).
+    /// The settings a user enters to connect this provider (`config:`), in file order.
+    pub fn config(&self) -> &[ConfigField] {
+        &self.config
+    }
+
     pub fn sql(&self) -> Option<&SqlPlan> {
         self.sql.as_ref()
     }

@@ -14,6 +14,7 @@
 //! [`scrub`] registry, which masks it (and its encodings) in everything the process prints.
 
 pub mod scrub;
+pub mod sealed;
 pub mod vault;
 
 use std::collections::HashMap;

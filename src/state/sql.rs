@@ -8,7 +8,14 @@ use super::*;
 use crate::db::{Backend, Db, Location};
 
 /// The store's migrations, applied on open; a file with a later version is refused.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "state", include_str!("migrations/0001_state.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "state", include_str!("migrations/0001_state.sql")),
+    (
+        2,
+        "credentials",
+        include_str!("migrations/0002_credentials.sql"),
+    ),
+];
 
 /// A run whose heartbeat is older than this is taken for dead (its process stopped without
 /// ending it, on a host whose processes this one cannot see).

@@ -399,6 +399,20 @@ pub struct ProviderDoc {
     /// `type: sql`: a database whose objects are tables (`base_url` and the HTTP keys are
     /// then absent; `base_url` holds an empty placeholder).
     pub sql: Option<SqlDoc>,
+    /// `config:`: the settings a user gives to connect (a form, `rulebridge creds set`).
+    pub config: Vec<ConfigFieldDoc>,
+    pub span: Span,
+}
+
+/// One `config:` field of a provider: what a user enters to connect the kit.
+#[derive(Clone, Debug)]
+pub struct ConfigFieldDoc {
+    pub name: Spanned<String>,
+    pub label: Option<Spanned<String>>,
+    pub description: Option<String>,
+    /// Entered without echo and never shown again (tokens, passwords).
+    pub sensitive: bool,
+    pub required: bool,
     pub span: Span,
 }
 

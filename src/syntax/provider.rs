@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, BatchDoc, ErrorKind, ErrorRule, ExtensionDoc, FieldMapDoc, MigrationDoc,
-    ObjectDoc, ObjectExtension, Operation, ProviderDoc, RateLimitHeaderDoc, ResetUnit, ResponseDoc,
-    RetryPolicy, Spanned, SqlDoc,
+    ApiKeyLocation, Auth, BatchDoc, ConfigFieldDoc, ErrorKind, ErrorRule, ExtensionDoc,
+    FieldMapDoc, MigrationDoc, ObjectDoc, ObjectExtension, Operation, ProviderDoc,
+    RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned, SqlDoc,
 };
 use super::node::{Node, NodeKind};
 use super::record::field_decls;
@@ -30,7 +30,11 @@ pub(crate) const KEYS: &[&str] = &[
     "rate_limit_headers",
     "objects",
     "errors",
+    "config",
 ];
+
+/// The keys of a `config:` field.
+pub(crate) const CONFIG_FIELD_KEYS: &[&str] = &["label", "description", "sensitive", "required"];
 
 /// The keys of a `type: sql` provider: a database whose objects are tables.
 pub(crate) const SQL_KEYS: &[&str] = &[
@@ -178,6 +182,9 @@ pub(crate) fn decode(
     let errors = f
         .opt(cx, "errors", |cx, n, _| Some(error_rules(cx, n)))
         .unwrap_or_default();
+    let config = f
+        .opt(cx, "config", |cx, n, _| Some(config_fields(cx, n)))
+        .unwrap_or_default();
     Some(ProviderDoc {
         name,
         description,
@@ -193,8 +200,45 @@ pub(crate) fn decode(
         objects,
         errors,
         sql: None,
+        config,
         span: f.span,
     })
+}
+
+/// `config: { api_key: { label: API token, sensitive: true, required: true } }`; a field
+/// given as `NAME: LABEL` is a required, not sensitive one.
+fn config_fields(cx: &mut Cx<'_>, node: &Node) -> Vec<ConfigFieldDoc> {
+    let mut out = Vec::new();
+    for (name, key, value) in cx.entries(node) {
+        let field = cx.at(name.value.clone(), |cx| {
+            if matches!(value.kind, NodeKind::String(_)) {
+                let label = cx.string(value);
+                return Some(ConfigFieldDoc {
+                    name: name.clone(),
+                    label,
+                    description: None,
+                    sensitive: false,
+                    required: true,
+                    span: key.span.to(value.span),
+                });
+            }
+            let f = cx.fields(value, Some(key.span), CONFIG_FIELD_KEYS)?;
+            let label = f.opt(cx, "label", |cx, n, _| cx.string(n));
+            let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
+            let sensitive = f.opt(cx, "sensitive", |cx, n, _| cx.bool(n));
+            let required = f.opt(cx, "required", |cx, n, _| cx.bool(n));
+            Some(ConfigFieldDoc {
+                name: name.clone(),
+                label,
+                description,
+                sensitive: sensitive.unwrap_or(false),
+                required: required.unwrap_or(true),
+                span: key.span.to(f.span),
+            })
+        });
+        out.extend(field);
+    }
+    out
 }
 
 /// Whether a provider document says `type: sql`.
@@ -235,6 +279,7 @@ pub(crate) fn decode_sql(
             database,
             migrations,
         }),
+        config: Vec::new(),
         span: f.span,
     })
 }

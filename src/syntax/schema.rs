@@ -233,6 +233,24 @@ impl Builder {
                 json!({ "type": "array", "items": header })
             }
             ("provider", "errors") => self.error_rules(),
+            ("provider", "config") => {
+                let field = self.object(
+                    "provider.config",
+                    provider::CONFIG_FIELD_KEYS,
+                    &[],
+                    |_, k| {
+                        Some(match k {
+                            "sensitive" | "required" => json!({ "type": "boolean" }),
+                            _ => string(),
+                        })
+                    },
+                );
+                json!({
+                    "type": "object",
+                    "additionalProperties": { "anyOf": [string(), field] },
+                    "description": "The settings a user enters to connect the kit (a form, `rulebridge creds set PROVIDER`): `NAME: { label, description, sensitive, required }`, or `NAME: LABEL`."
+                })
+            }
             _ => return None,
         })
     }

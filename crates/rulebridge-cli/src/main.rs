@@ -52,6 +52,83 @@ struct StateArg {
     spec: String,
 }
 
+/// Whose data and credentials: every table of the store has a tenant column.
+#[derive(clap::Args)]
+struct TenantArg {
+    /// The tenant (default: none, the single-tenant setup).
+    #[arg(long = "tenant", env = "RULEBRIDGE_TENANT", default_value = "")]
+    tenant: String,
+}
+
+#[derive(Subcommand)]
+enum CredsCommand {
+    /// Print a new random master key, as RULEBRIDGE_MASTER_KEY=... (not stored anywhere).
+    Keygen,
+    /// Store a credential: NAME's value from standard input or a prompt (never the command
+    /// line); without NAME, the provider's declared `config:` fields are prompted for (or
+    /// read from standard input as NAME=VALUE lines). PROVIDER `-` is no provider
+    /// (`${secret:NAME}` without a dot).
+    Set {
+        provider: String,
+        name: Option<String>,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+    },
+    /// List a tenant's credentials (where and when, never the values).
+    List {
+        provider: Option<String>,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Remove one credential, or all of a provider's for the tenant (disconnect).
+    Delete {
+        provider: String,
+        name: Option<String>,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Re-encrypt every credential of every tenant under a new master key: the current key
+    /// from RULEBRIDGE_MASTER_KEY (or _PASSPHRASE), the new one from
+    /// RULEBRIDGE_NEW_MASTER_KEY (or RULEBRIDGE_NEW_MASTER_PASSPHRASE). All or nothing.
+    Rotate {
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectCommand {
+    /// Call the provider kit's `test` operation with the tenant's credentials and report
+    /// success or the classified error (auth, not_found, rate_limited, ...).
+    Test {
+        provider: String,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Test against the built-in sandbox.
+        #[arg(long)]
+        sandbox: bool,
+        /// Send to another base URL.
+        #[arg(long = "base-url")]
+        base_url: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ListFormat {
     Text,
@@ -184,11 +261,18 @@ enum Command {
         /// Send every record, also those unchanged since their last write.
         #[arg(long)]
         full: bool,
+        /// Run for this tenant: its credentials (`${secret:..}` and the kits' `config:`
+        /// settings, from the encrypted store, then the environment) and its own ledger,
+        /// changelog, runs and dead letters.
+        #[command(flatten)]
+        tenant: TenantArg,
     },
     /// The changelog: one line per record per run (what was done, where, and why it failed).
     Log {
         #[command(flatten)]
         state: StateArg,
+        #[command(flatten)]
+        tenant: TenantArg,
         #[arg(long)]
         flow: Option<String>,
         /// Only this record key.
@@ -212,12 +296,24 @@ enum Command {
     Runs {
         #[command(flatten)]
         state: StateArg,
+        #[command(flatten)]
+        tenant: TenantArg,
         #[arg(long)]
         flow: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
+    },
+    /// The encrypted credential store (AES-256-GCM under RULEBRIDGE_MASTER_KEY).
+    Creds {
+        #[command(subcommand)]
+        action: CredsCommand,
+    },
+    /// Check a provider connection.
+    Connect {
+        #[command(subcommand)]
+        action: ConnectCommand,
     },
     /// Failed records kept with their input; the next run of their flow retries them.
     Dlq {
@@ -337,6 +433,7 @@ fn main() -> ExitCode {
             state,
             no_state,
             full,
+            tenant,
         } => commands::run::run(RunArgs {
             flows,
             rules,
@@ -353,9 +450,11 @@ fn main() -> ExitCode {
             state,
             no_state,
             full,
+            tenant: tenant.tenant,
         }),
         Command::Log {
             state,
+            tenant,
             flow,
             key,
             status,
@@ -365,7 +464,7 @@ fn main() -> ExitCode {
             format,
         } => (|| {
             let filter = rulebridge::state::ChangeFilter {
-                tenant: String::new(),
+                tenant: tenant.tenant,
                 flow,
                 record_key: key,
                 action: status,
@@ -380,18 +479,84 @@ fn main() -> ExitCode {
         })(),
         Command::Runs {
             state,
+            tenant,
             flow,
             limit,
             format,
         } => commands::state::runs(
             &state.spec,
             rulebridge::state::RunFilter {
-                tenant: String::new(),
+                tenant: tenant.tenant,
                 flow,
                 limit: Some(limit),
             },
             matches!(format, ListFormat::Json),
         ),
+        Command::Creds { action } => {
+            use commands::creds::{CredsAction, creds};
+            match action {
+                CredsCommand::Keygen => creds("", "", CredsAction::Keygen),
+                CredsCommand::Set {
+                    provider,
+                    name,
+                    state,
+                    tenant,
+                    rules,
+                } => creds(
+                    &state.spec,
+                    &tenant.tenant,
+                    CredsAction::Set {
+                        provider,
+                        name,
+                        rules,
+                    },
+                ),
+                CredsCommand::List {
+                    provider,
+                    state,
+                    tenant,
+                    format,
+                } => creds(
+                    &state.spec,
+                    &tenant.tenant,
+                    CredsAction::List {
+                        provider,
+                        json: matches!(format, ListFormat::Json),
+                    },
+                ),
+                CredsCommand::Delete {
+                    provider,
+                    name,
+                    state,
+                    tenant,
+                } => creds(
+                    &state.spec,
+                    &tenant.tenant,
+                    CredsAction::Delete { provider, name },
+                ),
+                CredsCommand::Rotate { state } => creds(&state.spec, "", CredsAction::Rotate),
+            }
+        }
+        Command::Connect {
+            action:
+                ConnectCommand::Test {
+                    provider,
+                    rules,
+                    state,
+                    tenant,
+                    sandbox,
+                    base_url,
+                    format,
+                },
+        } => commands::connect::test(commands::connect::TestArgs {
+            provider,
+            rules,
+            tenant: tenant.tenant,
+            state: state.spec,
+            sandbox,
+            base_url,
+            json: matches!(format, ListFormat::Json),
+        }),
         Command::Dlq { action } => {
             use commands::state::DlqAction;
             match action {

@@ -96,6 +96,31 @@ fn rulebridge(args: &[&str], env: &[(String, String)], cwd: &Path) -> Run {
     }
 }
 
+/// [`rulebridge`] with `stdin` as standard input (values for `creds set`).
+fn rulebridge_stdin(args: &[&str], env: &[(String, String)], cwd: &Path, stdin: &str) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("the binary runs");
+    Run {
+        what: args.join(" "),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the directory");
     for entry in std::fs::read_dir(from).expect("read the rules").flatten() {
@@ -259,6 +284,78 @@ fn the_canary_never_leaves_the_process() {
             ));
         }
     }
+    // The credential store: the canary stored for a tenant (from stdin), listed, tested
+    // against providers that echo it back, and sent with by a tenant's run.
+    let mut store_env = env.clone();
+    store_env.push(("RULEBRIDGE_MASTER_KEY".into(), STANDARD.encode([7u8; 32])));
+    store_env.push((
+        "RULEBRIDGE_STATE".into(),
+        work.path().join("creds.db").to_string_lossy().into_owned(),
+    ));
+    runs.push(rulebridge_stdin(
+        &["creds", "set", "hubspot", "token", "--tenant", "canary"],
+        &store_env,
+        work.path(),
+        CANARY,
+    ));
+    runs.push(rulebridge_stdin(
+        &[
+            "creds", "set", "chatwoot", "--tenant", "canary", "--rules", &rules_arg,
+        ],
+        &store_env,
+        work.path(),
+        &format!("api_key={CANARY}\naccount_id={CANARY}\n"),
+    ));
+    for format in ["text", "json"] {
+        runs.push(rulebridge(
+            &["creds", "list", "--tenant", "canary", "--format", format],
+            &store_env,
+            work.path(),
+        ));
+    }
+    for provider in ["hubspot", "chatwoot"] {
+        let Some(url) = sandbox.kit_base_url(provider) else {
+            continue;
+        };
+        for format in ["text", "json"] {
+            runs.push(rulebridge(
+                &[
+                    "connect",
+                    "test",
+                    provider,
+                    "--tenant",
+                    "canary",
+                    "--rules",
+                    &rules_arg,
+                    "--base-url",
+                    &url,
+                    "--format",
+                    format,
+                ],
+                &store_env,
+                work.path(),
+            ));
+        }
+    }
+    let input = work.path().join("contact_to_chatwoot.ndjson");
+    let input = input.to_string_lossy().into_owned();
+    let mut args = vec![
+        "run",
+        "contact_to_chatwoot",
+        "--tenant",
+        "canary",
+        "--rules",
+        &rules_arg,
+        "--input",
+        &input,
+        "--payloads",
+        "--record-timeout",
+        "20",
+    ];
+    for b in &base_urls {
+        args.extend(["--base-url", b.as_str()]);
+    }
+    runs.push(rulebridge(&args, &store_env, work.path()));
     runs.push(sandbox_command(&env, work.path()));
 
     // The runs did reach the providers and were refused with echoes (else the test proves

@@ -1,5 +1,7 @@
 //! One module per command.
 
+pub mod connect;
+pub mod creds;
 pub mod fields;
 pub mod functions;
 pub mod lint;

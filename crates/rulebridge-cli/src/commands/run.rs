@@ -36,6 +36,8 @@ pub struct RunArgs {
     pub state: Option<String>,
     pub no_state: bool,
     pub full: bool,
+    /// The tenant the run is for (`""`: none).
+    pub tenant: String,
 }
 
 /// The input each flow reads, in the order of `flows` (flow names): `-` or a file for a single
@@ -154,13 +156,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    // The field cache describes the real system, not the fresh sandbox (prepared below).
-    let mut builder = sandbox_credentials(
+    // The tenant's credentials, then (with --sandbox) the sandbox's: the first value given
+    // for a variable wins. A dry run reads the store too (templates may need a value).
+    let state_spec = args
+        .state
+        .clone()
+        .unwrap_or_else(|| crate::commands::state::DEFAULT_STATE.to_string());
+    let builder = crate::commands::creds::with_tenant(
+        &rt,
+        // The field cache describes the real system, not the fresh sandbox (prepared below).
         Engine::builder()
             .rules_dir(&args.rules)
             .field_cache(!args.sandbox),
-        args.sandbox,
-    );
+        &args.rules,
+        &state_spec,
+        &args.tenant,
+        None,
+    )?;
+    let mut builder = sandbox_credentials(builder, args.sandbox);
     if let Some(sb) = &sandbox {
         for (kit, _, _) in rulebridge_sandbox::KITS {
             if let Some(url) = sb.kit_base_url(kit) {
@@ -250,7 +263,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             Some(store) => {
                 let fingerprint = crate::commands::state::input_fingerprint(input);
                 let start = rulebridge::state::RunStart {
-                    tenant: String::new(),
+                    tenant: args.tenant.clone(),
                     flow: flow.to_string(),
                     rules_hash: rules_hash.clone(),
                     input: fingerprint,
@@ -278,6 +291,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     &rt,
                     &engine,
                     store.clone(),
+                    &args.tenant,
                     flow,
                     &rules_hash,
                     &options,

@@ -148,6 +148,7 @@ pub fn retry_dead_letters(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,
     store: Arc<SqlStore>,
+    tenant: &str,
     flow: &str,
     rules_hash: &str,
     options: &RunOptions,
@@ -155,13 +156,13 @@ pub fn retry_dead_letters(
     label: Option<String>,
 ) -> anyhow::Result<Counters> {
     let latest = rt.block_on(store.runs(&RunFilter {
+        tenant: tenant.to_string(),
         flow: Some(flow.to_string()),
         limit: Some(1),
-        ..RunFilter::default()
     }))?;
     let just_ran = latest.first().map(|r| r.id.clone());
     let letters: Vec<_> = rt
-        .block_on(store.dead_letters("", Some(flow)))?
+        .block_on(store.dead_letters(tenant, Some(flow)))?
         .into_iter()
         .filter(|d| Some(&d.run_id) != just_ran.as_ref() && !d.encrypted)
         .collect();
@@ -175,7 +176,7 @@ pub fn retry_dead_letters(
         lines.push(b'\n');
     }
     let start = RunStart {
-        tenant: String::new(),
+        tenant: tenant.to_string(),
         flow: flow.to_string(),
         rules_hash: rules_hash.to_string(),
         input: None,
@@ -225,7 +226,7 @@ pub fn parse_age(text: &str) -> anyhow::Result<i64> {
     Ok(n.saturating_mul(per))
 }
 
-fn time(ms: i64) -> String {
+pub fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| ms.to_string())
@@ -384,6 +385,7 @@ pub fn dlq(state: &str, action: DlqAction) -> anyhow::Result<u8> {
                 &rt,
                 &engine,
                 store.clone(),
+                "",
                 &flow,
                 &hash,
                 &RunOptions::default(),
