@@ -599,7 +599,11 @@ impl<O: Output> Output for StoreOutput<O> {
             }
             _ => {}
         }
-        self.report.changes.push(change);
+        // The changelog records what was done; an unchanged record did nothing (the run's
+        // counters and the snapshot still account for it).
+        if o.status != Status::Unchanged {
+            self.report.changes.push(change);
+        }
         self.report.counters.add(o.status.as_str());
         self.report.checkpoint = self.report.checkpoint.max(o.index as u64 + 1);
         if self.report.changes.len() >= FLUSH_ROWS || self.last_flush.elapsed() >= FLUSH_EVERY {
