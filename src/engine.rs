@@ -363,7 +363,10 @@ impl Engine {
     ) -> Result<(Pipeline, exec::ledger::Recorder), Error> {
         let runner = self.runner(flow)?;
         let connector = self.connector(&runner.flow.provider)?;
-        let recorder = exec::ledger::Recorder::new(store, state, runner.flow.clone(), full);
+        let mut recorder = exec::ledger::Recorder::new(store, state, runner.flow.clone(), full);
+        if send.on_match.is_some() {
+            recorder = recorder.with_policy_override();
+        }
         let sink = Arc::new(ConnectorSink::new(runner.flow.clone(), connector, send));
         let options = RunOptions {
             keep_source: true,

@@ -614,7 +614,10 @@ async fn repeated_identities_go_through_batch_upserts_in_order() {
 async fn a_send_can_override_on_match() {
     use rulebridge::syntax::doc::OnMatch;
     let crm = Arc::new(MemoryConnector::new());
-    crm.insert("contact", json!({"email": "ada@example.com", "name": "Ada"}));
+    crm.insert(
+        "contact",
+        json!({"email": "ada@example.com", "name": "Ada"}),
+    );
     let rules = RULES
         .replace("ON_MATCH", "update")
         .replace("ON_MULTIPLE", "fail")

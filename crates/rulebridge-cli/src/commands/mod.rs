@@ -7,5 +7,6 @@ pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod serve;
 pub mod state;
 pub mod test;
