@@ -19,15 +19,18 @@ impl Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rulebridge"));
+        command
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
             .env("RULEBRIDGE_DATABASE_USERS_DB", dir.path().join("users.db"))
             .env_remove("RULEBRIDGE_STATE")
             .args(["serve", "--listen", "127.0.0.1:0", "--rules"])
-            .arg(root.join("rules"))
-            .arg("--state")
-            .arg(dir.path().join("state.db"))
+            .arg(root.join("rules"));
+        if !extra.contains(&"--state") {
+            command.arg("--state").arg(dir.path().join("state.db"));
+        }
+        let mut child = command
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -357,4 +360,63 @@ fn shutdown_drains_the_records_in_flight() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].counters.created, 400);
     assert_eq!(runs[0].status.as_str(), "done");
+}
+
+/// `--sandbox`: the kits point at the built-in fakes, with their credentials; a lead becomes
+/// a HubSpot contact there, and the duplicate policy of each request applies.
+#[test]
+fn the_sandbox_stands_in_for_the_vendors() {
+    let server = Server::start(&["--sandbox"]);
+    let base = server.url.clone();
+    let rt = runtime();
+    rt.block_on(async {
+        let records = format!("{base}/v1/flows/lead_to_hubspot/records");
+        let lead = json!({"email": "ada@example.com", "name": "Ada Lovelace", "score": 91, "country": "us"});
+        let (code, first) = post(&records, None, &lead).await;
+        assert_eq!(code, 200, "{first}");
+        assert_eq!(statuses(&first), ["created"], "{first}");
+        let id = first["outcomes"][0]["target_id"].clone();
+        let changed = json!({"email": "ada@example.com", "name": "Ada King Lovelace", "score": 91, "country": "us"});
+        let (_, updated) = post(&records, None, &changed).await;
+        assert_eq!(statuses(&updated), ["updated"], "{updated}");
+        assert_eq!(updated["outcomes"][0]["target_id"], id);
+        // HubSpot keeps e-mails unique: `create_new` ends as an update of the one contact.
+        let again = json!({"email": "ada@example.com", "name": "Ada K. Lovelace", "score": 91, "country": "us"});
+        let (_, skipped) = post(&format!("{records}?duplicatePolicy=skip"), None, &again).await;
+        assert_eq!(statuses(&skipped), ["skipped"], "{skipped}");
+        assert_eq!(skipped["outcomes"][0]["target_id"], id);
+        let (_, created) =
+            post(&format!("{records}?duplicatePolicy=create_new"), None, &again).await;
+        assert_eq!(statuses(&created), ["updated"], "{created}");
+        assert_eq!(created["outcomes"][0]["target_id"], id);
+    });
+}
+
+/// The state store on PostgreSQL (skipped without `RULEBRIDGE_TEST_POSTGRES`).
+#[test]
+fn the_store_can_be_postgres() {
+    let Some(pg) = rulebridge::testing::postgres_server() else {
+        eprintln!("RULEBRIDGE_TEST_POSTGRES is not set; skipped");
+        return;
+    };
+    let rt = runtime();
+    let url = rt
+        .block_on(rulebridge::testing::postgres_database(&pg))
+        .expect("a fresh database");
+    let mut server = Server::start(&["--state", &url]);
+    let base = server.url.clone();
+    rt.block_on(async {
+        let records = format!("{base}/v1/flows/user_sync/records");
+        let (code, first) = post(&records, Some("pg-tenant"), &users()).await;
+        assert_eq!(code, 200, "{first}");
+        assert_eq!(statuses(&first), ["created", "failed", "created"]);
+        let run = first["run"].as_str().unwrap_or_default().to_string();
+        let (code, got) = get(&format!("{base}/v1/runs/{run}"), Some("pg-tenant")).await;
+        assert_eq!(code, 200, "{got}");
+        assert_eq!(got["tenant"], "pg-tenant");
+        let (_, dlq) = get(&format!("{base}/v1/dlq"), Some("pg-tenant")).await;
+        assert_eq!(dlq["dead_letters"].as_array().map(Vec::len), Some(1));
+    });
+    let (status, err) = server.terminate();
+    assert!(status.success(), "{status:?}: {err}");
 }

@@ -154,6 +154,7 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/log", get(records::get_log))
         .route("/v1/dlq", get(records::get_dlq))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn(scrub_body))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
@@ -163,7 +164,7 @@ async fn healthz() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Times every request for `/metrics` and scrubs every response body of secrets.
+/// Times every request for `/metrics`.
 async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -172,7 +173,14 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status();
+    app.metrics
+        .request(&method, &route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Scrubs every response body of the secrets resolved so far (and their encodings).
+async fn scrub_body(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
     let (mut parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
@@ -186,12 +194,10 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
             std::borrow::Cow::Borrowed(_) => bytes,
             std::borrow::Cow::Owned(s) => s.into_bytes().into(),
         },
-        // Every body is JSON or text; anything else is not ours to pass on unread.
+        // Every body served is JSON or text.
         Err(_) => bytes,
     };
     parts.headers.remove(header::CONTENT_LENGTH);
-    app.metrics
-        .request(&method, &route, status.as_u16(), started.elapsed());
     Response::from_parts(parts, Body::from(scrubbed))
 }
 
@@ -315,4 +321,41 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     result?;
     eprintln!("stopped");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler that echoes a secret (as a provider error would) answers with it masked, in
+    /// clear and base64 alike.
+    #[tokio::test]
+    async fn response_bodies_are_scrubbed() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let canary = "serve-canary-3f9a1c77d2";
+        rulebridge::secrets::register(canary);
+        let b64 = "c2VydmUtY2FuYXJ5LTNmOWExYzc3ZDI=";
+        let router: Router = Router::new()
+            .route(
+                "/echo",
+                get(move || async move {
+                    ApiError::internal(format!("provider said: bad token {canary} ({b64})"))
+                }),
+            )
+            .layer(middleware::from_fn(scrub_body));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let resp = reqwest::get(format!("http://{addr}/echo"))
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 500);
+        let text = resp.text().await.expect("body");
+        server.abort();
+        assert!(!text.contains(canary), "{text}");
+        assert!(!text.contains(b64), "{text}");
+        assert!(text.contains(rulebridge::secrets::MASK), "{text}");
+    }
 }
