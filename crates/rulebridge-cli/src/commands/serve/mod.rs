@@ -1,10 +1,12 @@
 //! `rulebridge serve`: the library behind HTTP.
 //!
 //! Routes: `/healthz`, `/metrics`, `/openapi.json`, `POST /v1/flows/{flow}/records`,
-//! `GET /v1/runs/{id}`, `GET /v1/log`, `GET /v1/dlq`. Every response body passes the secret scrubber. A record accepted is
+//! `GET /v1/runs/{id}`, `GET /v1/log`, `GET /v1/dlq`, and the endpoints rule files declare
+//! (`kind: endpoint`). Every response body passes the secret scrubber. A record accepted is
 //! sent to the end and recorded even when its client goes away or the server is asked to stop:
 //! shutdown (SIGTERM, Ctrl-C) stops accepting, then waits for the records in flight.
 
+mod endpoint;
 mod metrics;
 mod openapi;
 mod records;
@@ -48,6 +50,8 @@ pub struct App {
     pub rules_hash: String,
     pub metrics: metrics::Metrics,
     pub options: RunOptions,
+    /// The endpoints the rule files declare, by their index in the plan.
+    pub endpoints: Vec<endpoint::Endpoint>,
     /// Each batch of records in flight holds a read guard; shutdown takes the write lock,
     /// which waits for them.
     pub drain: Arc<tokio::sync::RwLock<()>>,
@@ -143,16 +147,20 @@ impl From<rulebridge::Error> for ApiError {
     }
 }
 
-/// The routes over `app`.
+/// The routes over `app` (the declared endpoints included).
 pub fn router(app: Arc<App>, max_body: usize) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::handler))
         .route("/openapi.json", get(openapi::handler))
         .route("/v1/flows/{flow}/records", post(records::post_records))
         .route("/v1/runs/{id}", get(records::get_run))
         .route("/v1/log", get(records::get_log))
-        .route("/v1/dlq", get(records::get_dlq))
+        .route("/v1/dlq", get(records::get_dlq));
+    for (n, e) in app.endpoints.iter().enumerate() {
+        router = router.route(&e.plan.path, endpoint::route(&e.plan.method, n));
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn(scrub_body))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
@@ -173,8 +181,12 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    app.metrics
-        .request(&method, &route, response.status().as_u16(), started.elapsed());
+    app.metrics.request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -266,6 +278,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             crate::commands::run::prepare_sandbox(&engine, sb, &flow, &rt)?;
         }
     }
+    let endpoints = endpoint::load(&engine, &args.rules);
     // The built-in sandbox starts empty each time: its state lives in a file of its own.
     let scratch = (args.sandbox && args.state.is_none())
         .then(|| std::env::temp_dir().join(format!("rulebridge-serve-{}.db", std::process::id())));
@@ -288,6 +301,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         rules_hash: crate::commands::state::rules_hash(&args.rules),
         metrics: metrics::Metrics::default(),
         options,
+        endpoints,
         drain: Arc::new(tokio::sync::RwLock::new(())),
     });
     let drain = app.drain.clone();

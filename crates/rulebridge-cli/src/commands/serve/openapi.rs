@@ -26,8 +26,37 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
-/// The document.
-pub fn document() -> Value {
+/// The document, with the declared endpoints.
+pub fn document(endpoints: &[super::endpoint::Endpoint]) -> Value {
+    let mut doc = base();
+    for e in endpoints {
+        let p = &e.plan;
+        let mut parameters = Vec::new();
+        if let Some(a) = &p.auth {
+            parameters.push(json!({ "name": a.header, "in": "header", "required": true, "schema": { "type": "string" }, "description": "Must equal the endpoint's key" }));
+        }
+        for h in &p.require_headers {
+            parameters.push(json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
+        }
+        let op = json!({
+            "summary": format!("Endpoint `{}`: records into flow `{}`", p.name, p.flow),
+            "operationId": p.name,
+            "parameters": parameters,
+            "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                "type": "object", "required": p.require_body.iter().filter(|f| !f.contains('.')).collect::<Vec<_>>()
+            } } } },
+            "responses": {
+                "200": json_response("The declared response", json!({"type": "object", "required": p.response.iter().map(|(k, _)| k).collect::<Vec<_>>()})),
+                "400": { "description": "The request is not valid" },
+                "401": { "description": "The key is missing or wrong" }
+            }
+        });
+        doc["paths"][p.path.as_str()][p.method.to_lowercase()] = op;
+    }
+    doc
+}
+
+fn base() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -131,6 +160,8 @@ pub fn document() -> Value {
     })
 }
 
-pub async fn handler() -> Json<Value> {
-    Json(document())
+pub async fn handler(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<super::App>>,
+) -> Json<Value> {
+    Json(document(&app.endpoints))
 }
