@@ -77,7 +77,7 @@ impl Context<'_> {
                 )
                 .with_label("no flow of this name");
                 d = match suggest(&doc.flow.value, flows.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    Some(s) => d.with_help(s),
                     None => d.with_help(format!(
                         "name a flow of the rule set ({})",
                         flows.join(", ")
@@ -87,8 +87,9 @@ impl Context<'_> {
             }
             for (status, word) in &doc.statuses {
                 if !STATUSES.contains(&status.value.as_str()) || word.value.trim().is_empty() {
+                    let known = STATUSES.contains(&status.value.as_str());
                     let help = match suggest(&status.value, STATUSES.iter().copied()) {
-                        Some(s) if s != status.value => format!("did you mean `{s}`?"),
+                        Some(s) if !known => s,
                         _ => format!(
                             "map an outcome status ({}) to a non-empty word, e.g. `unchanged: updated`",
                             STATUSES.join(", ")

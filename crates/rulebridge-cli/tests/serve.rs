@@ -16,6 +16,10 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Server::start_with(extra, &[])
+    }
+
+    fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -25,6 +29,8 @@ impl Server {
             .env("NO_COLOR", "1")
             .env("RULEBRIDGE_DATABASE_USERS_DB", dir.path().join("users.db"))
             .env_remove("RULEBRIDGE_STATE")
+            .env_remove("INTERNAL_API_KEY")
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--rules"])
             .arg(root.join("rules"));
         if !extra.contains(&"--state") {
@@ -289,6 +295,8 @@ fn metrics_and_the_openapi_document_describe_every_route() {
             ("get", "/v1/runs/{id}".into()),
             ("get", "/v1/log".into()),
             ("get", "/v1/dlq".into()),
+            // Declared in rules/endpoints/.
+            ("post", "/api/internal/sync/users".into()),
         ];
         let (code, doc) = get(&format!("{base}/openapi.json"), None).await;
         assert_eq!(code, 200);
@@ -419,4 +427,167 @@ fn the_store_can_be_postgres() {
     });
     let (status, err) = server.terminate();
     assert!(status.success(), "{status:?}: {err}");
+}
+
+const KEY: &str = "your-super-secure-api-key-2024";
+
+/// The seed's request, as its "Test Full Sync Request" sends it, with a second user.
+fn wrapper_request() -> Value {
+    json!({
+        "operation": "user_sync",
+        "tenant": { "id": "test-tenant", "name": "Test Company", "subdomain": "test", "kindeOrgId": "org_1" },
+        "users": [
+            { "id": "test-user", "kindeUserId": "kp_1", "email": "test@company.com", "name": "Test User",
+              "isActive": true, "isAdmin": false, "department": "Sales", "title": "Sales Manager",
+              "roles": ["user", "manager"], "permissions": ["read", "write"], "subscriptionTier": "premium" },
+            { "id": "user-2", "email": "Second@Company.com", "name": "Second User", "isActive": true }
+        ],
+        "metadata": { "syncTime": "2025-08-19T10:00:00.000Z", "syncedBy": "wrapper-user-sync-service",
+                      "syncType": "full", "applicationCode": "crm" }
+    })
+}
+
+async fn sync(base: &str, key: Option<&str>, tenant: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/api/internal/sync/users"))
+        .header("X-Sync-Source", "wrapper")
+        .json(body);
+    if let Some(k) = key {
+        req = req.header("X-Internal-API-Key", k);
+    }
+    if let Some(t) = tenant {
+        req = req.header("X-Tenant-ID", t);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn result_words(body: &Value) -> Vec<(String, String)> {
+    body["results"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["userId"].as_str().unwrap_or_default().to_string(),
+                        r["status"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The wrapper user-sync endpoint of `rules/endpoints/`: the seed's request, its response
+/// shape and words, 401 and 400 as it says, and `updated` the second time.
+#[test]
+fn the_wrapper_user_sync_endpoint_answers_as_the_guide_says() {
+    let server = Server::start_with(&[], &[("INTERNAL_API_KEY", KEY)]);
+    let base = server.url.clone();
+    runtime().block_on(async {
+        let (code, first) = sync(&base, Some(KEY), Some("test-tenant"), &wrapper_request()).await;
+        assert_eq!(code, 200, "{first}");
+        assert_eq!(first["success"], true);
+        assert_eq!(
+            result_words(&first),
+            [
+                ("test-user".into(), "created".into()),
+                ("user-2".into(), "created".into())
+            ]
+        );
+        assert_eq!(first["results"][0]["crmUserId"], "1");
+        assert_eq!(first["results"][1]["crmUserId"], "2");
+        assert!(first["results"][0].get("error").is_none(), "{first}");
+        assert_eq!(
+            first["tenant"],
+            json!({"id": "test-tenant", "name": "Test Company"})
+        );
+        let meta = &first["metadata"];
+        assert_eq!(
+            (
+                &meta["operation"],
+                &meta["totalUsers"],
+                &meta["successful"],
+                &meta["failed"]
+            ),
+            (&json!("user_sync"), &json!(2), &json!(2), &json!(0))
+        );
+        assert!(meta["syncedAt"].is_string());
+
+        // The same batch again: the users exist, `updated` (the store's `unchanged` is
+        // reported in the guide's words).
+        let (code, second) = sync(&base, Some(KEY), Some("test-tenant"), &wrapper_request()).await;
+        assert_eq!(code, 200, "{second}");
+        assert_eq!(
+            result_words(&second),
+            [
+                ("test-user".into(), "updated".into()),
+                ("user-2".into(), "updated".into())
+            ]
+        );
+        assert_eq!(second["results"][1]["crmUserId"], "2");
+
+        // A user the flow refuses is `failed` with its error; the others go on. An error
+        // quoting the key shows it masked.
+        let mut bad = wrapper_request();
+        bad["users"][1]["email"] = json!(KEY);
+        let (code, third) = sync(&base, Some(KEY), Some("test-tenant"), &bad).await;
+        assert_eq!(code, 200, "{third}");
+        assert_eq!(third["results"][1]["status"], "failed");
+        let error = third["results"][1]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("not an email address"), "{third}");
+        assert!(!third.to_string().contains(KEY), "{third}");
+        assert_eq!(third["metadata"]["failed"], 1);
+        assert_eq!(third["metadata"]["successful"], 1);
+
+        // 401 without the key or with another one.
+        for key in [None, Some("wrong-key")] {
+            let (code, body) = sync(&base, key, Some("test-tenant"), &wrapper_request()).await;
+            assert_eq!(code, 401, "{body}");
+            assert_eq!(
+                body,
+                json!({"success": false, "error": "Unauthorized - Invalid API key"})
+            );
+        }
+
+        // 400 for the accessibility test body and for a missing tenant header.
+        let (code, body) = sync(&base, Some(KEY), Some("t"), &json!({"test": "connection"})).await;
+        assert_eq!(code, 400, "{body}");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"], "Invalid request format");
+        let fields: Vec<&str> = body["details"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, ["operation", "tenant.id", "tenant.name", "users"]);
+        let (code, body) = sync(&base, Some(KEY), None, &wrapper_request()).await;
+        assert_eq!(code, 400, "{body}");
+        assert_eq!(body["details"][0]["field"], "X-Tenant-ID");
+
+        // The records are in the store under the request's tenant.
+        let (_, log) = get(
+            &format!("{base}/v1/log?flow=user_sync"),
+            Some("test-tenant"),
+        )
+        .await;
+        assert_eq!(log["changes"].as_array().map(Vec::len), Some(6), "{log}");
+    });
+}
+
+/// Without its key the endpoint is unavailable, never open.
+#[test]
+fn an_endpoint_without_its_key_is_closed() {
+    let server = Server::start(&[]);
+    let base = server.url.clone();
+    runtime().block_on(async {
+        let (code, body) = sync(&base, Some(""), Some("t"), &wrapper_request()).await;
+        assert_eq!(code, 503, "{body}");
+        let (code, _) = sync(&base, None, Some("t"), &wrapper_request()).await;
+        assert_eq!(code, 503);
+    });
 }
