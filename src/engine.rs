@@ -368,7 +368,10 @@ impl Engine {
             tenant: state.tenant.clone(),
             provider: runner.flow.provider.clone(),
         };
-        let recorder = exec::ledger::Recorder::new(store, state, runner.flow.clone(), full);
+        let mut recorder = exec::ledger::Recorder::new(store, state, runner.flow.clone(), full);
+        if send.on_match.is_some() {
+            recorder = recorder.with_policy_override();
+        }
         let sink =
             Arc::new(ConnectorSink::new(runner.flow.clone(), connector, send).with_id_map(ids));
         let options = RunOptions {

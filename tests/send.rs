@@ -607,3 +607,42 @@ async fn repeated_identities_go_through_batch_upserts_in_order() {
         "the repeat waits for its first record: {calls:?}"
     );
 }
+
+/// `SendOptions::on_match` replaces the flow's rule for one send: the same rule set skips,
+/// updates or creates anew as each request asks.
+#[tokio::test]
+async fn a_send_can_override_on_match() {
+    use rulebridge::syntax::doc::OnMatch;
+    let crm = Arc::new(MemoryConnector::new());
+    crm.insert(
+        "contact",
+        json!({"email": "ada@example.com", "name": "Ada"}),
+    );
+    let rules = RULES
+        .replace("ON_MATCH", "update")
+        .replace("ON_MULTIPLE", "fail")
+        .replace("REPEATS", "in_order");
+    let engine = Engine::builder()
+        .rules_str("rules.yaml", rules)
+        .connector("crm", crm.clone())
+        .build()
+        .expect("rules compile");
+    let mut statuses = Vec::new();
+    for on_match in [None, Some(OnMatch::Skip), Some(OnMatch::CreateNew)] {
+        let send = SendOptions {
+            on_match,
+            ..SendOptions::default()
+        };
+        let pipeline = engine
+            .sender("sync", RunOptions::default(), send)
+            .expect("sender");
+        let input = br#"{"email": "ada@example.com", "name": "Ada L"}"#.to_vec();
+        let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
+            .run(std::io::Cursor::new(input), Vec::new(), |_| {})
+            .await
+            .expect("run");
+        statuses.push(out[0].status.as_str());
+    }
+    assert_eq!(statuses, ["updated", "skipped", "created"]);
+    assert_eq!(crm.records("contact").len(), 2);
+}

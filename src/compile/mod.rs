@@ -2,6 +2,7 @@
 //! parsed and type-checked, policy tables analysed. All problems are collected as diagnostics;
 //! compilation never stops at the first one.
 
+mod endpoint;
 mod exprs;
 mod extend;
 mod flow;
@@ -298,6 +299,20 @@ impl Context<'_> {
             }
         }
 
+        let endpoint_docs: Vec<&crate::syntax::doc::EndpointDoc> = docs
+            .iter()
+            .filter_map(|d| match d {
+                Document::Endpoint(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let flow_names: Vec<&str> = flow_docs.names().collect();
+        let endpoints = self
+            .compile_endpoints(&endpoint_docs, &flow_names)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+
         Plan {
             inner: Arc::new(PlanInner {
                 sources: self.sources.clone(),
@@ -305,6 +320,7 @@ impl Context<'_> {
                 policies,
                 providers: provider_plans,
                 test_files,
+                endpoints,
             }),
         }
     }

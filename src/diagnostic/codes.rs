@@ -46,6 +46,12 @@ codes! {
     InvalidSecretRef = "RB0010", Error, "invalid secret reference";
     EmptyRuleSet = "RB0011", Warning, "no rule files found";
     EmptyFile = "RB0012", Warning, "a rule file holds no document";
+    // Endpoints (`kind: endpoint`).
+    EndpointUnknownFlow = "RB0020", Error, "an endpoint sends to an unknown flow";
+    EndpointMethod = "RB0021", Error, "an endpoint's method is not POST, PUT or PATCH";
+    EndpointPath = "RB0022", Error, "an endpoint's path cannot be served";
+    EndpointRouteTaken = "RB0023", Error, "two endpoints answer the same method and path";
+    EndpointStatusWord = "RB0024", Error, "an endpoint's `statuses` maps no outcome status";
     // Expressions.
     ExprSyntax = "RB1001", Error, "expression syntax error";
     UnknownFunction = "RB1002", Error, "unknown function";

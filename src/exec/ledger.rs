@@ -44,6 +44,10 @@ pub struct Recorder {
     flow: Arc<FlowPlan>,
     /// Send every record, even those unchanged since their last write.
     full: bool,
+    /// A skip records its payload as settled (the flow always skips a record it finds, so
+    /// the same payload need not be looked up again). Not so under a per-send duplicate
+    /// policy: a later send with the flow's own policy must still write it.
+    settle_skips: bool,
 }
 
 impl Recorder {
@@ -62,7 +66,16 @@ impl Recorder {
             run,
             flow,
             full,
+            settle_skips: true,
         }
+    }
+
+    /// For a send whose duplicate policy overrides the flow's
+    /// ([`SendOptions::on_match`](crate::exec::send::SendOptions::on_match)): a skip leaves
+    /// the payload last written as the one the ledger knows.
+    pub fn with_policy_override(mut self) -> Self {
+        self.settle_skips = false;
+        self
     }
 
     pub fn run(&self) -> &Run {
@@ -360,7 +373,7 @@ impl LedgerSink {
             let (word, hash) = match outcome.status {
                 Status::Created => ("created", Some(hash)),
                 Status::Updated => ("updated", Some(hash)),
-                Status::Skipped => ("skipped", Some(hash)),
+                Status::Skipped => ("skipped", self.rec.settle_skips.then_some(hash)),
                 Status::Unchanged => ("unchanged", Some(hash)),
                 _ => ("failed", None),
             };

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::connect::{
     Call, Capabilities, ConnectError, Connector, ErrorKind, Found, UpdateItem, UpsertItem, Written,
 };
-use crate::plan::FlowPlan;
+use crate::plan::{DuplicatePlan, FlowPlan};
 use crate::syntax::doc::OnMatch;
 
 use super::decide::{Decision, decide};
@@ -37,6 +37,12 @@ pub struct SendOptions {
     pub batch: bool,
     /// Creates with an unknown result are verified and repeated at most this many times.
     pub unknown_create_attempts: u32,
+    /// What happens to a record the target already holds, instead of the flow's
+    /// `duplicates.on_match` (a per-request override, e.g. `duplicatePolicy` of `serve`);
+    /// `None` keeps the flow's rule. Sends through the connector sink, with or without the
+    /// ledger ([`Engine::sender`](crate::Engine::sender),
+    /// [`Engine::recorded_sender`](crate::Engine::recorded_sender)).
+    pub on_match: Option<OnMatch>,
 }
 
 impl Default for SendOptions {
@@ -45,6 +51,7 @@ impl Default for SendOptions {
             include_payload: false,
             batch: true,
             unknown_create_attempts: 3,
+            on_match: None,
         }
     }
 }
@@ -57,6 +64,8 @@ pub struct ConnectorSink {
     caps: Capabilities,
     /// Resolves the flow's references (`ref:`), with the run's cache; `None` without any.
     refs: Option<Resolver>,
+    /// The flow's duplicate rule, with `on_match` as [`SendOptions::on_match`] says.
+    duplicates: Option<DuplicatePlan>,
 }
 
 impl ConnectorSink {
@@ -69,7 +78,12 @@ impl ConnectorSink {
             caps.batch_update = None;
         }
         let refs = (!flow.refs.is_empty()).then(|| Resolver::new(connector.clone()));
+        let duplicates = flow.duplicates.clone().map(|d| DuplicatePlan {
+            on_match: options.on_match.unwrap_or(d.on_match),
+            ..d
+        });
         ConnectorSink {
+            duplicates,
             flow,
             connector,
             options,
@@ -86,7 +100,7 @@ impl ConnectorSink {
 
     /// Batch upserts by the one match key, when the flow updates on match.
     fn upserts(&self) -> Option<usize> {
-        let d = self.flow.duplicates.as_ref()?;
+        let d = self.duplicates.as_ref()?;
         // A compound key or one on a reference is not one value an upsert can key by.
         let fits = d.on_match == OnMatch::Update
             && d.match_keys.len() == 1
@@ -159,7 +173,7 @@ impl ConnectorSink {
                 done.push(self.success(job, Status::Created, id, None));
                 continue;
             }
-            match decide(self.flow.duplicates.as_ref(), &f, false, &job.payload) {
+            match decide(self.duplicates.as_ref(), &f, false, &job.payload) {
                 Decision::Create => creates.push(job),
                 Decision::Update { id, partial } => updates.push((job, id, partial)),
                 Decision::Skip { id, reason } => {
@@ -182,7 +196,7 @@ impl ConnectorSink {
     ) -> (Vec<Vec<Found>>, Vec<Option<ConnectError>>) {
         let mut found: Vec<Vec<Found>> = vec![Vec::new(); jobs.len()];
         let mut errors: Vec<Option<ConnectError>> = vec![None; jobs.len()];
-        let Some(rule) = &self.flow.duplicates else {
+        let Some(rule) = &self.duplicates else {
             return (found, errors);
         };
         let mut todo: Vec<usize> = Vec::new();
@@ -311,7 +325,7 @@ impl ConnectorSink {
             && e.kind != ErrorKind::Duplicate
             && !self.caps.idempotent_create
             && self.caps.search
-            && self.flow.duplicates.is_some()
+            && self.duplicates.is_some()
     }
 
     /// One create per job, in batches where the target has them.
@@ -378,7 +392,7 @@ impl ConnectorSink {
                 return self.failure(job, "create", &e);
             }
             // The create may have landed: look before creating again.
-            if self.flow.duplicates.is_none() || !self.caps.search {
+            if self.duplicates.is_none() || !self.caps.search {
                 let mut err = RecordError::from_target("create", &e);
                 err.message = format!(
                     "{}; the record may have been created, and without a duplicate rule to look it up by it is not sent again",
@@ -428,7 +442,7 @@ impl ConnectorSink {
                 }
             }
         }
-        match decide(self.flow.duplicates.as_ref(), &found, true, &job.payload) {
+        match decide(self.duplicates.as_ref(), &found, true, &job.payload) {
             Decision::Update { id, partial } => {
                 let payload = partial.as_ref().unwrap_or(&job.payload);
                 match self
@@ -452,7 +466,7 @@ impl ConnectorSink {
 
     /// A search by the job's match keys, in order.
     async fn find(&self, call: &Call, job: &Job) -> Result<Vec<Found>, ConnectError> {
-        let Some(rule) = self.flow.duplicates.as_ref().filter(|_| self.caps.search) else {
+        let Some(rule) = self.duplicates.as_ref().filter(|_| self.caps.search) else {
             return Ok(Vec::new());
         };
         for (field, value) in rule.match_keys.iter().zip(&job.identity) {

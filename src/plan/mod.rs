@@ -5,6 +5,7 @@
 //! type-checked; secrets appear only as references, never as values.
 
 mod display;
+pub mod endpoint;
 pub(crate) mod order;
 pub(crate) mod provider;
 
@@ -35,6 +36,8 @@ pub(crate) struct PlanInner {
     pub providers: BTreeMap<String, Arc<ProviderPlan>>,
     /// `kind: test` files, for `rulebridge test`.
     pub test_files: Vec<TestsDoc>,
+    /// `kind: endpoint` documents, for `rulebridge serve`.
+    pub endpoints: Vec<Arc<endpoint::EndpointPlan>>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -83,6 +86,11 @@ impl Plan {
 
     pub fn test_files(&self) -> &[TestsDoc] {
         &self.inner.test_files
+    }
+
+    /// The inbound endpoints the rule files declare (`kind: endpoint`).
+    pub fn endpoints(&self) -> &[Arc<endpoint::EndpointPlan>] {
+        &self.inner.endpoints
     }
 
     /// Finds a flow by name, or by the path of the file that defines it.

@@ -39,6 +39,8 @@ pub enum Document {
     Policy(PolicyDoc),
     Record(RecordDoc),
     Tests(TestsDoc),
+    /// `kind: endpoint`: an inbound endpoint of `rulebridge serve`.
+    Endpoint(EndpointDoc),
 }
 
 impl Document {
@@ -50,6 +52,7 @@ impl Document {
             Document::Policy(_) => "policy",
             Document::Record(_) => "record",
             Document::Tests(_) => "test",
+            Document::Endpoint(_) => "endpoint",
         }
     }
 
@@ -62,6 +65,7 @@ impl Document {
             Document::Policy(d) => &d.name,
             Document::Record(d) => &d.name,
             Document::Tests(d) => &d.name,
+            Document::Endpoint(d) => &d.name,
         }
     }
 }
@@ -674,3 +678,56 @@ pub struct ErrorRule {
 
 /// The kind an error rule assigns: the connector's own error kinds.
 pub use crate::connect::ErrorKind;
+
+/// Pairs of a name and an expression, in file order.
+pub type ExprMap = Vec<(Spanned<String>, Spanned<String>)>;
+
+/// `kind: endpoint`: an inbound HTTP endpoint of `rulebridge serve`, declared instead of
+/// written: how a request is authenticated and checked, how its body becomes records and a
+/// tenant, which flow they go through, and how the outcomes become the answer.
+///
+/// Expressions read the request as fields: `body`, `headers` (names in lower case), and
+/// `tenant`; `result` also reads `input` (the record as in the body), `outcome` (the flow's
+/// outcome) and `status` (its word after `statuses`); `response` reads `results` and
+/// `counters`; `invalid` reads `errors` (`[{field, message}]`). A key whose value is null is
+/// left out of the answer.
+#[derive(Debug, Clone)]
+pub struct EndpointDoc {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    /// `POST`, `PUT` or `PATCH`.
+    pub method: Spanned<String>,
+    /// Where it is served, e.g. `/api/internal/sync/users`.
+    pub path: Spanned<String>,
+    pub auth: Option<EndpointAuth>,
+    /// Headers every request must have (else 400).
+    pub require_headers: Vec<Spanned<String>>,
+    /// Body fields (dotted paths) every request must have (else 400).
+    pub require_body: Vec<Spanned<String>>,
+    /// The body of a 400 answer.
+    pub invalid: ExprMap,
+    /// The tenant the records belong to (default: the server's tenant resolution).
+    pub tenant: Option<Spanned<String>>,
+    /// The records: an expression yielding an array of objects.
+    pub records: Spanned<String>,
+    /// Fields added to every record before it enters the flow.
+    pub with: ExprMap,
+    pub flow: Spanned<String>,
+    /// Outcome status → the word the answer uses (`unchanged: updated`); unlisted: as is.
+    pub statuses: ExprMap,
+    /// One entry of `results` per record, in input order.
+    pub result: ExprMap,
+    /// The body of the answer.
+    pub response: ExprMap,
+    pub span: crate::span::Span,
+}
+
+/// How an endpoint checks its caller: a header that must equal a secret.
+#[derive(Debug, Clone)]
+pub struct EndpointAuth {
+    pub header: Spanned<String>,
+    /// A secret reference (`${env:INTERNAL_API_KEY}`).
+    pub secret: Spanned<String>,
+    /// The body of the 401 answer.
+    pub unauthorized: ExprMap,
+}

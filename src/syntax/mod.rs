@@ -60,6 +60,7 @@
 
 mod decode;
 pub mod doc;
+mod endpoint;
 mod flow;
 pub mod node;
 pub mod outline;
@@ -83,7 +84,7 @@ use node::Node;
 pub use node::{NodeKind, parse_documents};
 
 /// The document kinds, as written after `kind:`.
-pub const KINDS: &[&str] = &["provider", "flow", "policy", "record", "test"];
+pub const KINDS: &[&str] = &["provider", "flow", "policy", "record", "test", "endpoint"];
 
 /// A file id used by diagnostics that belong to no file (e.g. "no rule files found").
 /// Renderers print such diagnostics without a position.
@@ -488,6 +489,7 @@ fn decode_document(
         "flow" => flow::KEYS,
         "policy" => policy::KEYS,
         "record" => record::KEYS,
+        "endpoint" => endpoint::KEYS,
         _ => testcase::KEYS,
     };
     let Some(fields) = cx.fields(node, None, keys) else {
@@ -539,6 +541,7 @@ fn decode_document(
             "provider" => provider::decode(&mut cx, &fields, placeholder).map(Document::Provider),
             "flow" => flow::decode(&mut cx, &fields, placeholder).map(Document::Flow),
             "policy" => policy::decode(&mut cx, &fields, placeholder).map(Document::Policy),
+            "endpoint" => endpoint::decode(&mut cx, &fields, placeholder).map(Document::Endpoint),
             _ => record::decode(&mut cx, &fields, placeholder).map(Document::Record),
         };
         match (doc, name) {

@@ -80,6 +80,12 @@ impl Writer<'_> {
             Document::Provider(d) => self.provider(d),
             Document::Extension(d) => self.extension(d),
             Document::Tests(d) => self.tests_doc(d),
+            Document::Endpoint(d) => {
+                let route = format!("{} {}", self.s(&d.method), self.s(&d.path));
+                self.line(1, route);
+                let flow = format!("flow: {}", self.s(&d.flow));
+                self.line(1, flow);
+            }
         }
         self.line(0, "");
     }

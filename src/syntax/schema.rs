@@ -15,7 +15,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{KINDS, decode, flow, policy, provider, record, testcase};
+use super::{KINDS, decode, endpoint, flow, policy, provider, record, testcase};
 
 /// The JSON Schema of one rule document (a YAML file may hold several, each checked on its
 /// own by the YAML language server).
@@ -39,6 +39,7 @@ impl Builder {
                 "flow" => flow::KEYS,
                 "policy" => policy::KEYS,
                 "record" => record::KEYS,
+                "endpoint" => endpoint::KEYS,
                 _ => testcase::KEYS,
             };
             let required = document_required(kind);
@@ -117,6 +118,21 @@ impl Builder {
             (_, "kind") => json!({ "const": kind }),
             (_, "name") => json!({ "type": ["string", "number", "boolean"], "description": "The document's name, unique among documents of its kind." }),
             (_, "description") => string(),
+            ("endpoint", "method") => json!({ "enum": ["POST", "PUT", "PATCH"], "description": "The HTTP method the endpoint answers." }),
+            ("endpoint", "path") => json!({ "type": "string", "pattern": "^/", "description": "Where `rulebridge serve` serves it, e.g. /api/internal/sync/users (not under /v1/)." }),
+            ("endpoint", "auth") => self.object("endpoint.auth", endpoint::AUTH_KEYS, &["header", "secret"], |_, k| Some(match k {
+                "header" => json!({ "type": "string", "description": "The request header holding the key." }),
+                "secret" => json!({ "type": "string", "description": "The secret the header must equal, e.g. ${env:INTERNAL_API_KEY}; compared in constant time." }),
+                _ => json!({ "type": "object", "additionalProperties": expression(), "description": "The body of the 401 answer: key → expression." }),
+            })),
+            ("endpoint", "require") => self.object("endpoint.require", endpoint::REQUIRE_KEYS, &[], |_, k| Some(match k {
+                "headers" => json!({ "type": "array", "items": string(), "description": "Headers every request must carry (else 400)." }),
+                _ => json!({ "type": "array", "items": string(), "description": "Body fields (dotted paths) every request must have (else 400)." }),
+            })),
+            ("endpoint", "invalid" | "response" | "result" | "with") => json!({ "type": "object", "additionalProperties": expression(), "description": "Key → expression over the request (body, headers, tenant) and, as the key says, the outcomes; a null value is left out." }),
+            ("endpoint", "tenant" | "records") => expression(),
+            ("endpoint", "flow") => json!({ "type": "string", "description": "The flow the records go through." }),
+            ("endpoint", "statuses") => json!({ "type": "object", "propertyNames": { "enum": ["created", "updated", "unchanged", "skipped", "failed"] }, "additionalProperties": string(), "description": "Outcome status → the word of the answer (e.g. unchanged: updated)." }),
             ("flow", "source") => {
                 let spec = self.object("flow.source", flow::SOURCE_KEYS, &[], |_, k| {
                     Some(match k {
@@ -563,6 +579,7 @@ fn document_required(kind: &str) -> &'static [&'static str] {
         "flow" => &["kind", "name", "target", "mapping"],
         "policy" => &["kind", "name", "inputs", "outputs", "rows"],
         "record" => &["kind", "name", "fields"],
+        "endpoint" => &["kind", "name", "method", "path", "records", "flow"],
         _ => &["kind", "cases"],
     }
 }

@@ -352,6 +352,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Serve the flows over HTTP: `POST /v1/flows/{flow}/records` (one record or an array,
+    /// `?dry_run=true`, `?duplicatePolicy=skip|update|create_new`), `GET /v1/runs/{id}`,
+    /// `GET /v1/log`, `GET /v1/dlq`, `/healthz`, `/metrics`, `/openapi.json`. Stops on SIGTERM
+    /// or Ctrl-C once the records in flight are sent and recorded.
+    Serve {
+        /// Address and port to listen on (port 0 picks a free one; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: String,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Point every provider kit at the built-in sandbox, with its credentials.
+        #[arg(long)]
+        sandbox: bool,
+        /// The state store: an SQLite file or a `postgres://` URL (default
+        /// `.rulebridge/state.db`; with `--sandbox`, a file of the server's own).
+        #[arg(long, env = "RULEBRIDGE_STATE", value_name = "FILE|URL")]
+        state: Option<String>,
+        /// Largest request body accepted, in bytes (larger: 413).
+        #[arg(long, default_value_t = 10 << 20)]
+        max_body: usize,
+        /// Seconds allowed per record, retries included.
+        #[arg(long, default_value_t = 120)]
+        record_timeout: u64,
+    },
     /// Print the JSON Schema of the rule-file format (for the YAML language server).
     Schema,
     /// List the builtin functions (or print their reference as Markdown).
@@ -628,6 +652,21 @@ fn main() -> ExitCode {
         }),
         Command::Functions { markdown } => commands::functions::functions(markdown),
         Command::Schema => commands::schema::schema(),
+        Command::Serve {
+            listen,
+            rules,
+            sandbox,
+            state,
+            max_body,
+            record_timeout,
+        } => commands::serve::serve(commands::serve::ServeArgs {
+            listen,
+            rules,
+            sandbox,
+            state,
+            max_body,
+            record_timeout,
+        }),
         Command::Sandbox {
             port,
             error_rate,

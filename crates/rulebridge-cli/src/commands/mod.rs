@@ -9,5 +9,6 @@ pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod serve;
 pub mod state;
 pub mod test;

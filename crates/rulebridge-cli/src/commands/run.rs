@@ -400,7 +400,7 @@ pub fn progress() -> (
 /// A sandbox starts as a fresh account of each vendor, without the fields an integrator
 /// created in theirs: the declared fields of the flow's target that the fake lacks are
 /// created first (where the kit can create fields), as `fields --create-missing` would.
-fn prepare_sandbox(
+pub fn prepare_sandbox(
     engine: &Engine,
     sb: &rulebridge_sandbox::Sandbox,
     flow: &str,

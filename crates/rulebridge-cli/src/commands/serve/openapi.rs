@@ -1,0 +1,167 @@
+//! `/openapi.json`: the OpenAPI 3.1 description of the routes `serve` answers.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn tenant_header() -> Value {
+    json!({
+        "name": "X-Tenant-ID", "in": "header", "required": false,
+        "description": "The tenant the request acts for (default: the default tenant).",
+        "schema": { "type": "string" }
+    })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// The document, with the declared endpoints.
+pub fn document(endpoints: &[super::endpoint::Endpoint]) -> Value {
+    let mut doc = base();
+    for e in endpoints {
+        let p = &e.plan;
+        let mut parameters = Vec::new();
+        if let Some(a) = &p.auth {
+            parameters.push(json!({ "name": a.header, "in": "header", "required": true, "schema": { "type": "string" }, "description": "Must equal the endpoint's key" }));
+        }
+        for h in &p.require_headers {
+            parameters.push(json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
+        }
+        let op = json!({
+            "summary": format!("Endpoint `{}`: records into flow `{}`", p.name, p.flow),
+            "operationId": p.name,
+            "parameters": parameters,
+            "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                "type": "object", "required": p.require_body.iter().filter(|f| !f.contains('.')).collect::<Vec<_>>()
+            } } } },
+            "responses": {
+                "200": json_response("The declared response", json!({"type": "object", "required": p.response.iter().map(|(k, _)| k).collect::<Vec<_>>()})),
+                "400": { "description": "The request is not valid" },
+                "401": { "description": "The key is missing or wrong" }
+            }
+        });
+        doc["paths"][p.path.as_str()][p.method.to_lowercase()] = op;
+    }
+    doc
+}
+
+fn base() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rulebridge serve",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Records into rulebridge flows over HTTP, and the state store's runs, changelog and dead letters. Every response is scrubbed of secret values."
+        },
+        "paths": {
+            "/healthz": { "get": {
+                "summary": "Liveness: answers as soon as the server listens",
+                "responses": { "200": json_response("Listening", json!({"type": "object", "properties": {"status": {"const": "ok"}}})) }
+            }},
+            "/metrics": { "get": {
+                "summary": "Prometheus metrics: records by status, request latency, record errors by kind",
+                "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+            }},
+            "/openapi.json": { "get": {
+                "summary": "This document",
+                "responses": { "200": json_response("OpenAPI 3.1", json!({"type": "object"})) }
+            }},
+            "/v1/flows/{flow}/records": { "post": {
+                "summary": "Send one record or an array of records through a flow",
+                "description": "Each record is sent as `rulebridge run` sends it, through the state store: unchanged records make no request, every outcome is in the changelog, failures are dead letters. Outcomes come back in input order.",
+                "parameters": [
+                    { "name": "flow", "in": "path", "required": true, "schema": { "type": "string" } },
+                    query("dry_run", "Evaluate only: the outcomes carry the exact payloads that would be sent.", json!({"type": "boolean"})),
+                    query("duplicatePolicy", "What happens to a record the target already holds, instead of the flow's `duplicates.on_match`.", json!({"enum": ["skip", "update", "create_new"]})),
+                    tenant_header()
+                ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "oneOf": [ { "type": "object" }, { "type": "array", "items": { "type": "object" } } ]
+                } } } },
+                "responses": {
+                    "200": json_response("Per-record outcomes", json!({"$ref": "#/components/schemas/Sent"})),
+                    "400": error_response("The request is not valid (see `details`)"),
+                    "404": error_response("No such flow"),
+                    "413": { "description": "The body is larger than `--max-body`" }
+                }
+            }},
+            "/v1/runs/{id}": { "get": {
+                "summary": "One run with its counters",
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, tenant_header() ],
+                "responses": {
+                    "200": json_response("The run", json!({"$ref": "#/components/schemas/Run"})),
+                    "404": error_response("No such run")
+                }
+            }},
+            "/v1/log": { "get": {
+                "summary": "The changelog: one row per record per run, newest first",
+                "parameters": [
+                    query("flow", "Only this flow", json!({"type": "string"})),
+                    query("key", "Only this record key", json!({"type": "string"})),
+                    query("status", "Only this outcome", json!({"enum": ["created", "updated", "unchanged", "skipped", "failed"]})),
+                    query("run", "Only this run", json!({"type": "string"})),
+                    query("since", "An age (30s, 15m, 2h, 7d) or an RFC 3339 time", json!({"type": "string"})),
+                    query("limit", "At most this many rows (default 100)", json!({"type": "integer", "minimum": 1, "maximum": 10000})),
+                    tenant_header()
+                ],
+                "responses": {
+                    "200": json_response("Changelog rows", json!({"type": "object", "properties": {"changes": {"type": "array", "items": {"type": "object"}}}})),
+                    "400": error_response("A filter is not valid")
+                }
+            }},
+            "/v1/dlq": { "get": {
+                "summary": "Dead letters, oldest first",
+                "parameters": [ query("flow", "Only this flow", json!({"type": "string"})), tenant_header() ],
+                "responses": {
+                    "200": json_response("Dead letters", json!({"type": "object", "properties": {"dead_letters": {"type": "array", "items": {"type": "object"}}}})),
+                    "400": error_response("A filter is not valid")
+                }
+            }}
+        },
+        "components": { "schemas": {
+            "Error": { "type": "object", "required": ["error"], "properties": {
+                "error": { "type": "string" },
+                "details": { "type": "array", "items": { "type": "object", "required": ["field", "message"], "properties": {
+                    "field": { "type": "string" }, "message": { "type": "string" } } } }
+            }},
+            "Counters": { "type": "object", "properties": {
+                "total": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+                "unchanged": {"type": "integer"}, "skipped": {"type": "integer"}, "failed": {"type": "integer"}
+            }},
+            "Outcome": { "type": "object", "required": ["index", "status"], "properties": {
+                "index": {"type": "integer"}, "key": {"type": "string"},
+                "status": {"enum": ["created", "updated", "unchanged", "skipped", "failed", "dry_run"]},
+                "target_id": {"type": "string"}, "payload": {}, "policy": {}, "reason": {"type": "string"},
+                "error": {"type": "object"}
+            }},
+            "Sent": { "type": "object", "properties": {
+                "flow": {"type": "string"}, "run": {"type": ["string", "null"]}, "dry_run": {"type": "boolean"},
+                "counters": {"$ref": "#/components/schemas/Counters"},
+                "outcomes": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}}
+            }},
+            "Run": { "type": "object", "properties": {
+                "id": {"type": "string"}, "tenant": {"type": "string"}, "flow": {"type": "string"},
+                "status": {"enum": ["running", "done", "interrupted"]}, "started_at": {"type": "integer"},
+                "ended_at": {"type": ["integer", "null"]}, "checkpoint": {"type": "integer"},
+                "counters": {"$ref": "#/components/schemas/Counters"}
+            }}
+        }}
+    })
+}
+
+pub async fn handler(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<super::App>>,
+) -> Json<Value> {
+    Json(document(&app.endpoints))
+}
