@@ -124,7 +124,11 @@ async fn unchanged_records_make_no_call_and_changed_ones_update_by_stored_id() {
     assert!(new_calls[0].starts_with("update"), "{new_calls:?}");
     // The changelog holds what was done, not the data (the flow does not opt in).
     let log = s.store.changes(&ChangeFilter::default()).await.unwrap();
-    assert_eq!(log.len(), 3 + 1, "created, then one update; unchanged records did nothing");
+    assert_eq!(
+        log.len(),
+        3 + 1,
+        "created, then one update; unchanged records did nothing"
+    );
     assert!(log.iter().all(|c| c.payload.is_none()));
 }
 

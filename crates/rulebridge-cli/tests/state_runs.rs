@@ -231,7 +231,11 @@ fn a_replay_sends_nothing_and_a_change_sends_only_the_changed_records() {
     .output()
     .unwrap();
     let text = String::from_utf8_lossy(&key.stdout);
-    assert_eq!(text.lines().count(), 3, "created, updated, updated again (--full): {text}");
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "created, updated, updated again (--full): {text}"
+    );
     rt.block_on(sb.shutdown());
 }
 
