@@ -74,3 +74,48 @@ pub async fn postgres_database(server: &str) -> Result<String, crate::db::DbErro
     url.set_path(&name);
     Ok(url.to_string())
 }
+
+/// Where a test's store lives: an SQLite file in a directory of its own (removed on drop),
+/// or a fresh database on the PostgreSQL test server.
+pub struct TestStore {
+    /// `sqlite` or `postgres`, for assertion messages.
+    pub backend: &'static str,
+    /// What [`crate::state::SqlStore::open`] takes.
+    pub spec: String,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// The stores a shared suite runs against: a new SQLite file always, and a new PostgreSQL
+/// database when [`postgres_server`] names a server (otherwise it says on stderr that
+/// `suite`'s PostgreSQL half was not run).
+pub async fn store_backends(suite: &str) -> Result<Vec<TestStore>, crate::db::DbError> {
+    let dir = std::env::temp_dir().join(format!("rulebridge-test-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).map_err(|e| crate::db::DbError::Open {
+        location: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut out = vec![TestStore {
+        backend: "sqlite",
+        spec: dir.join("state.db").display().to_string(),
+        dir: Some(dir),
+    }];
+    match postgres_server() {
+        Some(server) => out.push(TestStore {
+            backend: "postgres",
+            spec: postgres_database(&server).await?,
+            dir: None,
+        }),
+        None => eprintln!(
+            "RULEBRIDGE_TEST_POSTGRES is not set: the PostgreSQL half of the {suite} suite was not run"
+        ),
+    }
+    Ok(out)
+}

@@ -9,27 +9,6 @@ use rulebridge::secrets::sealed::MasterKey;
 use rulebridge::secrets::{CredentialSource, Resolver, Secret, SecretRef};
 use rulebridge::state::*;
 
-async fn backends() -> Vec<(&'static str, String, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut out = vec![(
-        "sqlite",
-        dir.path().join("state.db").display().to_string(),
-        dir,
-    )];
-    match rulebridge::testing::postgres_server() {
-        Some(server) => {
-            let url = rulebridge::testing::postgres_database(&server)
-                .await
-                .unwrap();
-            out.push(("postgres", url, tempfile::tempdir().unwrap()));
-        }
-        None => eprintln!(
-            "RULEBRIDGE_TEST_POSTGRES is not set: the PostgreSQL half of the credential suite was not run"
-        ),
-    }
-    out
-}
-
 async fn open(spec: &str, key: &MasterKey) -> (SqlStore, CredentialStore) {
     let store = SqlStore::open(spec).await.unwrap();
     let creds = CredentialStore::new(store.db().clone(), key.clone());
@@ -49,7 +28,11 @@ async fn value(c: &CredentialStore, t: &str, p: &str, n: &str) -> Option<String>
 
 #[tokio::test]
 async fn values_round_trip_sealed_at_rest() {
-    for (backend, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("credential")
+        .await
+        .unwrap()
+    {
+        let (backend, spec) = (at.backend, at.spec.clone());
         let key = MasterKey::generate();
         let (store, creds) = open(&spec, &key).await;
         creds
@@ -112,7 +95,11 @@ async fn values_round_trip_sealed_at_rest() {
 
 #[tokio::test]
 async fn tampered_and_wrong_key_records_are_errors_naming_them() {
-    for (backend, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("credential")
+        .await
+        .unwrap()
+    {
+        let (backend, spec) = (at.backend, at.spec.clone());
         let key = MasterKey::generate();
         let (store, creds) = open(&spec, &key).await;
         creds
@@ -192,7 +179,11 @@ async fn tampered_and_wrong_key_records_are_errors_naming_them() {
 
 #[tokio::test]
 async fn tenants_never_see_use_or_overwrite_each_other() {
-    for (backend, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("credential")
+        .await
+        .unwrap()
+    {
+        let (backend, spec) = (at.backend, at.spec.clone());
         let key = MasterKey::generate();
         let (_store, creds) = open(&spec, &key).await;
         let creds = Arc::new(creds);
@@ -283,7 +274,11 @@ async fn secret_references_resolve_per_tenant_then_from_the_environment() {
 
 #[tokio::test]
 async fn rotation_reseals_everything_or_nothing() {
-    for (backend, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("credential")
+        .await
+        .unwrap()
+    {
+        let (backend, spec) = (at.backend, at.spec.clone());
         let old = MasterKey::generate();
         let (store, creds) = open(&spec, &old).await;
         for (t, n) in [("a", "x"), ("a", "y"), ("b", "x")] {
@@ -353,7 +348,11 @@ async fn rotation_reseals_everything_or_nothing() {
 
 #[tokio::test]
 async fn passphrase_keys_use_the_stores_salt() {
-    for (backend, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("credential")
+        .await
+        .unwrap()
+    {
+        let (backend, spec) = (at.backend, at.spec.clone());
         let store = SqlStore::open(&spec).await.unwrap();
         let pass = KeySpec::Passphrase(s("correct horse battery staple"));
         let a = CredentialStore::unlock(store.db().clone(), &pass)

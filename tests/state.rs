@@ -7,29 +7,6 @@ use std::sync::Arc;
 use rulebridge::db::DbError;
 use rulebridge::state::*;
 
-/// Stores to run a test against: SQLite always, PostgreSQL when a server is configured. The
-/// returned closure opens another store (another "process") on the same database.
-async fn backends() -> Vec<(&'static str, String, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut out = vec![(
-        "sqlite",
-        dir.path().join("state.db").display().to_string(),
-        dir,
-    )];
-    match rulebridge::testing::postgres_server() {
-        Some(server) => {
-            let url = rulebridge::testing::postgres_database(&server)
-                .await
-                .unwrap();
-            out.push(("postgres", url, tempfile::tempdir().unwrap()));
-        }
-        None => eprintln!(
-            "RULEBRIDGE_TEST_POSTGRES is not set: the PostgreSQL half of the store suite was not run"
-        ),
-    }
-    out
-}
-
 fn scope() -> Scope {
     Scope {
         tenant: String::new(),
@@ -76,7 +53,8 @@ fn done(identity: &str, hash: &str, id: &str, outcome: &'static str) -> Settle {
 
 #[tokio::test]
 async fn opens_twice_and_migrates_once() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let a = SqlStore::open(&spec).await.unwrap();
         let b = SqlStore::open(&spec).await.unwrap();
         let run = a.begin_run(&start(None)).await.unwrap();
@@ -90,7 +68,8 @@ async fn opens_twice_and_migrates_once() {
 
 #[tokio::test]
 async fn ledger_claims_settles_and_reads_back() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let store = SqlStore::open(&spec).await.unwrap();
         let run = store.begin_run(&start(None)).await.unwrap();
         let ids = vec!["a@x".to_string(), "b@x".to_string()];
@@ -180,7 +159,8 @@ async fn ledger_claims_settles_and_reads_back() {
 
 #[tokio::test]
 async fn a_live_run_holds_its_claims_and_a_dead_one_leaves_them_pending() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let first = SqlStore::open(&spec).await.unwrap();
         let second = SqlStore::open(&spec).await.unwrap();
         let run_a = first.begin_run(&start(None)).await.unwrap();
@@ -224,7 +204,8 @@ async fn a_live_run_holds_its_claims_and_a_dead_one_leaves_them_pending() {
 
 #[tokio::test]
 async fn concurrent_claims_give_each_identity_to_one_process() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let a = Arc::new(SqlStore::open(&spec).await.unwrap());
         let b = Arc::new(SqlStore::open(&spec).await.unwrap());
         let run_a = a.begin_run(&start(None)).await.unwrap();
@@ -270,7 +251,8 @@ async fn concurrent_claims_give_each_identity_to_one_process() {
 
 #[tokio::test]
 async fn an_interrupted_run_resumes_from_its_checkpoint() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let store = SqlStore::open(&spec).await.unwrap();
         let run = store
             .begin_run(&start(Some("in.ndjson|10|1")))
@@ -341,7 +323,8 @@ fn change(run: &str, index: u64, action: &str, key: &str) -> Change {
 
 #[tokio::test]
 async fn changelog_and_dead_letters() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let store = SqlStore::open(&spec).await.unwrap();
         let run = store.begin_run(&start(None)).await.unwrap();
         let mut failed = change(&run.id, 1, "failed", "b@x");
@@ -433,7 +416,8 @@ async fn changelog_and_dead_letters() {
 
 #[tokio::test]
 async fn prune_removes_old_changelog_and_done_entries_only() {
-    for (name, spec, _dir) in backends().await {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
         let store = SqlStore::open(&spec).await.unwrap();
         let run = store.begin_run(&start(None)).await.unwrap();
         store
