@@ -283,6 +283,14 @@ impl Outcome {
             s.scrub_string(&mut e.message);
             opt(&mut e.field);
             opt(&mut e.provider_message);
+            // Read from the provider's body too: a vendor may echo anything there.
+            if let Some(d) = &mut e.detail {
+                opt(&mut d.correlation_id);
+            }
+        }
+        if let Some(p) = &mut self.provenance {
+            opt(&mut p.identity);
+            opt(&mut p.payload);
         }
     }
 
@@ -328,5 +336,35 @@ impl Outcome {
             error: Some(error),
             provenance: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubbing_reaches_what_the_provider_said_and_what_the_store_keeps() {
+        let secret = "s3cr3t-token-value";
+        let s = crate::secrets::Scrubber::new([secret]);
+        let mut e = RecordError::new(FailureKind::Auth, format!("bad token {secret}"));
+        e.provider_message = Some(format!("echo: {secret}"));
+        e.detail = Some(Box::new(ErrorDetail {
+            correlation_id: Some(format!("id-{secret}")),
+            ..ErrorDetail::default()
+        }));
+        let mut o = Outcome::failed(0, None, e);
+        o.provenance = Some(Box::new(Provenance {
+            identity: Some(secret.into()),
+            payload: Some(format!("{{\"t\":\"{secret}\"}}")),
+            ..Provenance::default()
+        }));
+        o.scrub_with(&s);
+        let text = format!("{o:?}");
+        assert!(!text.contains(secret), "{text}");
+        assert_eq!(
+            o.error.as_ref().and_then(|e| e.correlation_id()),
+            Some("id-***")
+        );
     }
 }
