@@ -328,9 +328,12 @@ impl<W: Write> ScrubWriter<W> {
 
 impl<W: Write> Write for ScrubWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Only the new bytes can hold a new line end: searching all that is held would make
+        // a line written in many small pieces quadratic.
+        let held = self.pending.len();
         self.pending.extend_from_slice(buf);
-        if let Some(last_newline) = self.pending.iter().rposition(|b| *b == b'\n') {
-            self.write_pending(last_newline + 1)?;
+        if let Some(last_newline) = buf.iter().rposition(|b| *b == b'\n') {
+            self.write_pending(held + last_newline + 1)?;
         }
         Ok(buf.len())
     }

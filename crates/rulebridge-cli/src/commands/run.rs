@@ -357,8 +357,12 @@ pub fn open_input(input: &str) -> anyhow::Result<Box<dyn BufRead + Send>> {
 
 /// Outcomes on standard output as NDJSON, each naming its flow when `label` is set.
 pub fn stdout_output(label: Option<String>) -> Box<dyn Output> {
-    let stdout =
-        rulebridge::secrets::ScrubWriter::new(io::BufWriter::with_capacity(1 << 20, io::stdout()));
+    // Buffered before the scrubber too: it then masks large chunks, not each small write of
+    // the serializer.
+    let stdout = io::BufWriter::with_capacity(
+        1 << 20,
+        rulebridge::secrets::ScrubWriter::new(io::BufWriter::with_capacity(1 << 16, io::stdout())),
+    );
     match label {
         Some(flow) => Box::new(FlowOutput { flow, out: stdout }),
         None => Box::new(NdjsonOutput(stdout)),
