@@ -3,6 +3,9 @@
 //! instances), with what differs between the two kept here.
 //!
 //! Statements are written once, with `$1`-style placeholders, which both backends accept.
+//! Large statements go through [`Db::sql`]: SQLite looks a numbered parameter up by a linear
+//! scan of the statement's names, once when it is prepared and once per value bound, so a
+//! statement of thousands of `$n` costs time quadratic in their number; anonymous `?` costs none.
 //! Errors name the database (the file, or the URL without its password) and say what to do.
 
 use std::path::{Path, PathBuf};
@@ -232,6 +235,66 @@ impl Db {
         })
     }
 
+    /// `sql` as this backend runs it best. For SQLite, a statement whose placeholders are
+    /// `$1, $2, …, $n` in that order, each once, is given anonymous `?` instead (bound in
+    /// the same order; see the module docs). Anything else is returned as written.
+    ///
+    /// ```
+    /// # use rulebridge::db::{Backend, Db};
+    /// assert_eq!(Db::sql_for(Backend::Sqlite, "VALUES ($1,$2),($3,$4)"), "VALUES (?,?),(?,?)");
+    /// assert_eq!(Db::sql_for(Backend::Sqlite, "WHERE a = $1 OR b = $1"), "WHERE a = $1 OR b = $1");
+    /// assert_eq!(Db::sql_for(Backend::Postgres, "VALUES ($1,$2)"), "VALUES ($1,$2)");
+    /// ```
+    pub fn sql(&self, sql: String) -> String {
+        match Self::sql_for(self.backend, &sql) {
+            std::borrow::Cow::Borrowed(_) => sql,
+            std::borrow::Cow::Owned(s) => s,
+        }
+    }
+
+    /// [`Db::sql`] for a backend.
+    pub fn sql_for(backend: Backend, sql: &str) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        if backend != Backend::Sqlite || !sql.contains('$') {
+            return Cow::Borrowed(sql);
+        }
+        let bytes = sql.as_bytes();
+        let mut out = String::with_capacity(sql.len());
+        let (mut expect, mut copied, mut i) = (1usize, 0usize, 0usize);
+        let mut in_literal = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\'' => in_literal = !in_literal,
+                b'$' if !in_literal => {
+                    let digits = bytes[i + 1..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    if digits == 0 {
+                        return Cow::Borrowed(sql);
+                    }
+                    let n: usize = match sql[i + 1..i + 1 + digits].parse() {
+                        Ok(n) => n,
+                        Err(_) => return Cow::Borrowed(sql),
+                    };
+                    if n != expect {
+                        return Cow::Borrowed(sql);
+                    }
+                    out.push_str(&sql[copied..i]);
+                    out.push('?');
+                    expect += 1;
+                    i += 1 + digits;
+                    copied = i;
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        out.push_str(&sql[copied..]);
+        Cow::Owned(out)
+    }
+
     /// `$1, $2, …` for `rows` rows of `columns` values each, as `($1,$2),($3,$4)`.
     pub fn placeholders(rows: usize, columns: usize) -> String {
         let mut s = String::with_capacity(rows * columns * 5);
@@ -394,6 +457,19 @@ mod tests {
             Location::parse("postgres://u:secret@h/db").to_string(),
             "postgres://u:***@h/db"
         );
+    }
+
+    #[test]
+    fn sqlite_gets_anonymous_placeholders_only_when_they_are_in_order() {
+        let to = |s| Db::sql_for(Backend::Sqlite, s).into_owned();
+        assert_eq!(to("SELECT 1"), "SELECT 1");
+        assert_eq!(to("a = $1 AND b IN ($2,$3)"), "a = ? AND b IN (?,?)");
+        assert_eq!(to("a = $2 AND b = $1"), "a = $2 AND b = $1");
+        assert_eq!(to("a = $1 AND b = $3"), "a = $1 AND b = $3");
+        assert_eq!(to("a = '$1' AND b = $1"), "a = '$1' AND b = ?");
+        assert_eq!(to("a = $"), "a = $");
+        let many = Db::placeholders(300, 18);
+        assert_eq!(to(&many).matches('?').count(), 5400);
     }
 
     #[test]

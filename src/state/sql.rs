@@ -355,7 +355,7 @@ impl Store for SqlStore {
                     "SELECT identity, state, done_hash, target_id, outcome, run_id FROM rb_ledger WHERE tenant = $1 AND flow = $2 AND identity IN {}",
                     in_list(3, part.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
                     .bind(&scope.tenant)
                     .bind(&scope.flow);
                 for id in part {
@@ -389,35 +389,45 @@ impl Store for SqlStore {
             for part in claims.chunks(ROWS_PER_STATEMENT) {
                 // The update applies only where no other live process holds the entry;
                 // `prev_state` keeps what the entry was, `own` when this process held it.
+                // Every value is bound per row, in order (see `Db::sql`).
                 let mut values = String::new();
                 for k in 0..part.len() {
                     if k > 0 {
                         values.push(',');
                     }
-                    let b = 6 + 2 * k;
+                    let b = 1 + 7 * k;
                     values.push_str(&format!(
-                        "($1, $2, ${b}, ${}, 'pending', NULL, $3, $4, $5)",
-                        b + 1
+                        "(${b}, ${}, ${}, ${}, 'pending', NULL, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
                     ));
                 }
+                let last = 1 + 7 * part.len();
                 let sql = format!(
                     "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, updated_at) VALUES {values} \
                      ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
                        prev_state = CASE WHEN rb_ledger.owner = excluded.owner THEN 'own' ELSE rb_ledger.state END, \
                        state = 'pending', owner = excluded.owner, record_key = excluded.record_key, updated_at = excluded.updated_at \
                      WHERE rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
-                       OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > $5 - {STALE_MS}) \
+                       OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > ${last} - {STALE_MS}) \
                      RETURNING identity, prev_state, target_id"
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&scope.tenant)
-                    .bind(&scope.flow)
-                    .bind(&self.owner)
-                    .bind(run_id)
-                    .bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
                 for (identity, key) in part {
-                    q = q.bind(identity).bind(key);
+                    q = q
+                        .bind(&scope.tenant)
+                        .bind(&scope.flow)
+                        .bind(identity)
+                        .bind(key)
+                        .bind(&self.owner)
+                        .bind(run_id)
+                        .bind(now);
                 }
+                q = q.bind(now);
                 for r in q.fetch_all(self.db.pool()).await.map_err(|e| self.err(e))? {
                     let was_pending = opt_text(&r, "prev_state").as_deref() == Some("pending");
                     won.insert(
@@ -455,14 +465,18 @@ impl Store for SqlStore {
                     if k > 0 {
                         values.push(',');
                     }
-                    let b = 5 + 6 * k;
+                    let b = 1 + 10 * k;
                     values.push_str(&format!(
-                        "($1, $2, ${b}, ${}, ${}, NULL, ${}, ${}, ${}, $3, $4)",
+                        "(${b}, ${}, ${}, ${}, ${}, NULL, ${}, ${}, ${}, ${}, ${})",
                         b + 1,
                         b + 2,
                         b + 3,
                         b + 4,
-                        b + 5
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9
                     ));
                 }
                 let sql = format!(
@@ -473,11 +487,7 @@ impl Store for SqlStore {
                        target_id = COALESCE(excluded.target_id, rb_ledger.target_id), \
                        outcome = excluded.outcome, run_id = excluded.run_id, updated_at = excluded.updated_at"
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&scope.tenant)
-                    .bind(&scope.flow)
-                    .bind(run_id)
-                    .bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
                 for s in part {
                     let state = if s.outcome == "failed" {
                         EntryState::Failed
@@ -485,12 +495,16 @@ impl Store for SqlStore {
                         EntryState::Done
                     };
                     q = q
+                        .bind(&scope.tenant)
+                        .bind(&scope.flow)
                         .bind(&s.identity)
                         .bind(&s.record_key)
                         .bind(state.as_str())
                         .bind(&s.hash)
                         .bind(&s.target_id)
-                        .bind(s.outcome);
+                        .bind(s.outcome)
+                        .bind(run_id)
+                        .bind(now);
                 }
                 q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
             }
@@ -507,20 +521,31 @@ impl Store for SqlStore {
                     if k > 0 {
                         values.push(',');
                     }
-                    let b = 5 + 3 * k;
-                    values.push_str(&format!("($1, $2, $3, ${b}, ${}, ${}, $4)", b + 1, b + 2));
+                    let b = 1 + 7 * k;
+                    values.push_str(&format!(
+                        "(${b}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    ));
                 }
                 let sql = format!(
                     "INSERT INTO rb_idmap (tenant, provider, object, field, value, target_id, updated_at) VALUES {values} \
                      ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at"
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&target.tenant)
-                    .bind(&target.provider)
-                    .bind(&target.object)
-                    .bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
                 for (field, value, id) in part {
-                    q = q.bind(*field).bind(*value).bind(*id);
+                    q = q
+                        .bind(&target.tenant)
+                        .bind(&target.provider)
+                        .bind(&target.object)
+                        .bind(*field)
+                        .bind(*value)
+                        .bind(*id)
+                        .bind(now);
                 }
                 q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
             }
@@ -542,7 +567,7 @@ impl Store for SqlStore {
                     "SELECT value, target_id FROM rb_idmap WHERE tenant = $1 AND provider = $2 AND object = $3 AND field = $4 AND value IN {}",
                     in_list(5, part.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
                     .bind(&target.tenant)
                     .bind(&target.provider)
                     .bind(&target.object)
@@ -569,7 +594,7 @@ impl Store for SqlStore {
                     "DELETE FROM rb_idmap WHERE tenant = $1 AND provider = $2 AND object = $3 AND target_id IN {}",
                     in_list(4, part.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
                     .bind(&target.tenant)
                     .bind(&target.provider)
                     .bind(&target.object);
@@ -594,7 +619,7 @@ impl Store for SqlStore {
                        error_kind = excluded.error_kind, error = excluded.error, payload = excluded.payload, source_hash = excluded.source_hash, at = excluded.at",
                     Db::placeholders(part.len(), CHANGE_COLUMNS)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
                 for c in part {
                     q = q
                         .bind(&c.run_id)
