@@ -229,3 +229,152 @@ async fn a_write_left_pending_by_a_dead_process_is_found_not_repeated() {
     assert_eq!(out[0]["target_id"], landed.as_str());
     assert_eq!(s.crm.records("contact").len(), 1);
 }
+
+const SENSITIVE_RULES: &str = r#"
+kind: record
+name: person
+fields:
+  email: { type: string, required: true }
+  ssn: { type: string, sensitive: true }
+  age: number
+---
+kind: provider
+name: crm
+base_url: https://crm.example.com
+objects:
+  contact:
+    fields:
+      email: string
+      ssn: { type: string, sensitive: true }
+      age: number
+    operations:
+      create: { method: POST, path: /contacts }
+---
+kind: flow
+name: people
+source: { record: person }
+target: { provider: crm, object: contact }
+mapping:
+  email: email
+  ssn: ssn
+  age: age
+options: { omit_nulls: true, audit_payloads: true }
+duplicates: { match: [email], on_match: update }
+"#;
+
+/// A run of `people` whose second record fails its declared type; the dead letters after it.
+async fn send_people(
+    key: Option<rulebridge::secrets::sealed::MasterKey>,
+) -> (
+    Vec<rulebridge::state::DeadLetter>,
+    Vec<rulebridge::state::Change>,
+    Vec<u8>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Arc::new(SqlStore::open(path.to_str().unwrap()).await.unwrap());
+    let engine = Engine::builder()
+        .rules_str("rules.yaml", SENSITIVE_RULES)
+        .connector("crm", Arc::new(MemoryConnector::new()))
+        .build()
+        .unwrap();
+    let start = RunStart {
+        flow: "people".into(),
+        rules_hash: "h".into(),
+        ..RunStart::default()
+    };
+    let run = store.begin_run(&start).await.unwrap();
+    let (pipeline, recorder) = engine
+        .recorded_sender(
+            "people",
+            RunOptions::default(),
+            SendOptions::default(),
+            store.clone(),
+            run,
+            false,
+        )
+        .unwrap();
+    let recorder = recorder.with_input_key(key);
+    let output = recorder.output(NdjsonOutput(Vec::new()), tokio::runtime::Handle::current());
+    let input = "{\"email\":\"a@x.com\",\"ssn\":\"078-05-1120\",\"age\":30}\n{\"email\":\"b@x.com\",\"ssn\":\"219-09-9999\",\"age\":\"old\"}\n";
+    let (_, out) = pipeline
+        .run(
+            std::io::Cursor::new(input.as_bytes().to_vec()),
+            output,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    drop(out);
+    let letters = store.dead_letters("", Some("people")).await.unwrap();
+    let log = store.changes(&ChangeFilter::default()).await.unwrap();
+    store.db().close().await;
+    let mut bytes = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(dir.path().join("s.db-wal")) {
+        bytes.extend(wal);
+    }
+    (letters, log, bytes)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_sensitive_fields_is_kept_sealed_in_the_dead_letter_queue() {
+    use rulebridge::secrets::sealed::MasterKey;
+    use rulebridge::state::InputForm;
+    let key = MasterKey::generate();
+    let (letters, log, file) = send_people(Some(key.clone())).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let d = &letters[0];
+    assert_eq!(d.input_form, InputForm::Sealed);
+    // Nowhere in the file in clear: not the failed record's, not the sent one's.
+    assert!(!contains(&file, "219-09-9999"));
+    assert!(!contains(&file, "078-05-1120"));
+    let line = d.open_input(Some(&key)).unwrap();
+    assert_eq!(
+        String::from_utf8(line).unwrap(),
+        "{\"email\":\"b@x.com\",\"ssn\":\"219-09-9999\",\"age\":\"old\"}"
+    );
+    assert!(
+        d.open_input(None)
+            .unwrap_err()
+            .contains("RULEBRIDGE_MASTER_KEY")
+    );
+    let other = MasterKey::generate();
+    assert!(
+        d.open_input(Some(&other))
+            .unwrap_err()
+            .contains("sealed with master key")
+    );
+    // Bound to its row: the same ciphertext under another dead letter's id does not open.
+    let mut moved = d.clone();
+    moved.id = "another".into();
+    assert!(
+        moved
+            .open_input(Some(&key))
+            .unwrap_err()
+            .contains("does not decrypt")
+    );
+    // The audited payload of the record sent masks the object's sensitive field.
+    let sent = log.iter().find(|c| c.action == "created").unwrap();
+    let payload: Value = serde_json::from_str(sent.payload.as_deref().unwrap()).unwrap();
+    assert_eq!(payload["ssn"], "***");
+    assert_eq!(payload["email"], "a@x.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_master_key_sensitive_values_are_not_kept_at_all() {
+    use rulebridge::state::InputForm;
+    let (letters, _, file) = send_people(None).await;
+    let d = &letters[0];
+    assert_eq!(d.input_form, InputForm::Redacted);
+    assert!(!contains(&file, "219-09-9999"));
+    let kept: Value = serde_json::from_slice(&d.input).unwrap();
+    assert_eq!(kept["email"], "b@x.com");
+    assert_eq!(kept["ssn"], Value::Null);
+    assert!(d.open_input(None).unwrap_err().contains("not kept"));
+}

@@ -340,7 +340,7 @@ async fn changelog_and_dead_letters() {
                 rule_at: Some("flows/leads.yaml:3:5".into()),
                 provider_message: Some("bad email".into()),
                 input: br#"{"email":"b@x"}"#.to_vec(),
-                encrypted: false,
+                input_form: rulebridge::state::InputForm::Plain,
             }],
             cleared: vec![],
             checkpoint: 2,

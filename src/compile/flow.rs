@@ -380,6 +380,26 @@ impl Context<'_> {
             refs,
             depends_on: doc.depends_on.iter().map(|d| d.value.clone()).collect(),
             redacted,
+            sensitive_input: doc
+                .source
+                .record
+                .as_ref()
+                .and_then(|name| r.records.get(name.value.as_str()))
+                .map(|record| {
+                    record
+                        .fields
+                        .iter()
+                        .filter(|f| f.sensitive)
+                        .map(|f| f.name.value.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            sensitive_payload: target_fields
+                .into_iter()
+                .flatten()
+                .filter(|f| f.sensitive)
+                .map(|f| f.name.value.clone())
+                .collect(),
             tests: doc.tests.clone(),
             span: doc.span,
         })
@@ -515,6 +535,7 @@ impl Context<'_> {
                     options,
                     label: f.label,
                     description: None,
+                    sensitive: false,
                 }
             })
             .collect()

@@ -236,6 +236,7 @@ impl Context<'_> {
                                 options: Vec::new(),
                                 label: None,
                                 description: Some(c.sql_type.clone()),
+                                sensitive: false,
                             }
                         })
                         .collect(),

@@ -21,9 +21,10 @@ use serde_json::Value;
 
 use crate::connect::Found;
 use crate::plan::FlowPlan;
+use crate::secrets::sealed::MasterKey;
 use crate::state::{
-    Change, Claim, Counters, EntryState, Failure, Report, Run, Scope, Settle, Store, StoreError,
-    StoreResult, Target, hash_bytes, identity_of, now_ms,
+    Change, Claim, Counters, EntryState, Failure, InputForm, Report, Run, Scope, Settle, Store,
+    StoreError, StoreResult, Target, dead_letter_aad, hash_bytes, identity_of, now_ms,
 };
 use crate::syntax::doc::OnMatch;
 
@@ -48,6 +49,8 @@ pub struct Recorder {
     /// the same payload need not be looked up again). Not so under a per-send duplicate
     /// policy: a later send with the flow's own policy must still write it.
     settle_skips: bool,
+    /// Seals the input of a failed record whose declared fields include sensitive ones.
+    input_key: Option<Arc<MasterKey>>,
 }
 
 impl Recorder {
@@ -67,7 +70,40 @@ impl Recorder {
             flow,
             full,
             settle_skips: true,
+            input_key: None,
         }
+    }
+
+    /// Dead letters of a flow whose record declares `sensitive` fields keep their input
+    /// sealed under `key`. Without a key those fields' values are not kept at all.
+    pub fn with_input_key(mut self, key: Option<MasterKey>) -> Self {
+        self.input_key = key.map(Arc::new);
+        self
+    }
+
+    /// The input line of a failed record as the dead-letter queue keeps it.
+    fn kept_input(&self, id: &str, source: &[u8]) -> (Vec<u8>, InputForm) {
+        let sensitive = &self.flow.sensitive_input;
+        if sensitive.is_empty() {
+            return (source.to_vec(), InputForm::Plain);
+        }
+        if let Some(key) = &self.input_key {
+            let aad = dead_letter_aad(&self.scope.tenant, &self.scope.flow, id);
+            return (key.seal(&aad, source).to_bytes(), InputForm::Sealed);
+        }
+        // No key: the record's other fields stay inspectable, the sensitive ones are gone.
+        let kept = match serde_json::from_slice::<Value>(source) {
+            Ok(Value::Object(mut m)) => {
+                for f in sensitive {
+                    if let Some(v) = m.get_mut(f) {
+                        *v = Value::Null;
+                    }
+                }
+                serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        (kept, InputForm::Redacted)
     }
 
     /// For a send whose duplicate policy overrides the flow's
@@ -294,8 +330,7 @@ impl LedgerSink {
         > = send
             .iter()
             .map(|t| {
-                let payload =
-                    audit.then(|| super::redact(&self.rec.flow, t.job.payload.clone()).to_string());
+                let payload = audit.then(|| audited(&self.rec.flow, &t.job.payload));
                 (t.job.index, (t.identity.clone(), t.hash.clone(), payload))
             })
             .collect();
@@ -479,6 +514,20 @@ pub(crate) async fn detached<T: Send + 'static>(
     })
 }
 
+/// A payload as the changelog keeps it: fields computed from secrets and fields the object
+/// marks `sensitive` masked.
+fn audited(flow: &FlowPlan, payload: &Value) -> String {
+    let mut p = super::redact(flow, payload.clone());
+    if let Value::Object(m) = &mut p {
+        for f in &flow.sensitive_payload {
+            if let Some(v) = m.get_mut(f) {
+                *v = Value::String(crate::secrets::MASK.into());
+            }
+        }
+    }
+    p.to_string()
+}
+
 fn stored_found(id: String) -> Found {
     Found {
         id,
@@ -598,13 +647,17 @@ impl<O: Output> Output for StoreOutput<O> {
             at: now_ms(),
         };
         match (&o.error, p.and_then(|p| p.source.as_deref())) {
-            (Some(e), Some(source)) => self.report.failures.push(Failure {
-                change: change.clone(),
-                rule_at: e.at.clone(),
-                provider_message: e.provider_message.clone(),
-                input: source.to_vec(),
-                encrypted: false,
-            }),
+            (Some(e), Some(source)) => {
+                let id = source_hash.clone().unwrap_or_default();
+                let (input, input_form) = rec.kept_input(&id, source);
+                self.report.failures.push(Failure {
+                    change: change.clone(),
+                    rule_at: e.at.clone(),
+                    provider_message: e.provider_message.clone(),
+                    input,
+                    input_form,
+                })
+            }
             (None, _) if o.status != Status::Skipped || identity.is_some() => {
                 if let Some(h) = source_hash {
                     self.report.cleared.push((h, identity));

@@ -154,6 +154,11 @@ pub struct FlowPlan {
     pub depends_on: Vec<String>,
     /// Top-level payload fields computed from secrets: shown as `***` in dry-run output.
     pub redacted: Vec<String>,
+    /// Fields of the declared record marked `sensitive`: a failed record's input is kept
+    /// in the dead-letter queue only encrypted (or, with no master key, without them).
+    pub sensitive_input: Vec<String>,
+    /// Fields of the target object marked `sensitive`: masked in audited payloads.
+    pub sensitive_payload: Vec<String>,
     pub tests: Vec<TestCase>,
     pub span: Span,
 }

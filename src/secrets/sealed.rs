@@ -83,6 +83,41 @@ pub fn aad(tenant: &str, provider: &str, name: &str) -> Vec<u8> {
     out
 }
 
+/// Leads a [`Sealed::to_bytes`] frame.
+const FRAME_MAGIC: &[u8; 4] = b"RBS1";
+
+impl Sealed {
+    /// One self-describing byte string (magic, key id, nonce, ciphertext), for a column that
+    /// holds either plain or sealed bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let id = self.key_id.as_bytes();
+        let mut out = Vec::with_capacity(5 + id.len() + self.nonce.len() + self.ciphertext.len());
+        out.extend_from_slice(FRAME_MAGIC);
+        out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(&id[..id.len().min(255)]);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.ciphertext);
+        out
+    }
+
+    /// The value [`Sealed::to_bytes`] wrote; `None` for bytes not in that form.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Sealed> {
+        let rest = bytes.strip_prefix(FRAME_MAGIC.as_slice())?;
+        let (&len, rest) = rest.split_first()?;
+        let len = usize::from(len);
+        if rest.len() < len + NONCE_LEN {
+            return None;
+        }
+        let (id, rest) = rest.split_at(len);
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        Some(Sealed {
+            ciphertext: ciphertext.to_vec(),
+            nonce: nonce.to_vec(),
+            key_id: String::from_utf8(id.to_vec()).ok()?,
+        })
+    }
+}
+
 impl MasterKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, SealError> {

@@ -65,6 +65,11 @@ impl KeySpec {
         Self::from_vars(MASTER_KEY_VAR, MASTER_PASSPHRASE_VAR)?.ok_or(CredentialError::NoKey)
     }
 
+    /// [`KeySpec::from_env`], or `None` when neither variable is set.
+    pub fn from_env_if_set() -> Result<Option<KeySpec>, CredentialError> {
+        Self::from_vars(MASTER_KEY_VAR, MASTER_PASSPHRASE_VAR)
+    }
+
     /// The new key of a rotation: `RULEBRIDGE_NEW_MASTER_KEY`, else
     /// `RULEBRIDGE_NEW_MASTER_PASSPHRASE`; `None` when neither is set.
     pub fn new_from_env() -> Result<Option<KeySpec>, CredentialError> {

@@ -277,10 +277,10 @@ pub struct DeadLetter {
     pub rule_at: Option<String>,
     pub provider_message: Option<String>,
     pub http_status: Option<u16>,
-    /// The input line as read (sealed when `encrypted`).
+    /// The input line as read, or as [`DeadLetter::input_form`] says.
     #[serde(skip)]
     pub input: Vec<u8>,
-    pub encrypted: bool,
+    pub input_form: InputForm,
     pub attempts: u64,
     pub first_failed_at: i64,
     pub last_failed_at: i64,
@@ -293,7 +293,77 @@ pub struct Failure {
     pub rule_at: Option<String>,
     pub provider_message: Option<String>,
     pub input: Vec<u8>,
-    pub encrypted: bool,
+    pub input_form: InputForm,
+}
+
+/// How a dead letter keeps its input line. A record whose declared fields include
+/// `sensitive` ones is never kept in clear: sealed under the master key when there is one,
+/// else without those fields' values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputForm {
+    /// The line as read.
+    #[default]
+    Plain,
+    /// AES-256-GCM under the master key ([`crate::secrets::sealed::Sealed::to_bytes`]),
+    /// bound to the tenant, flow and dead-letter id ([`dead_letter_aad`]).
+    Sealed,
+    /// The line with its sensitive fields' values removed: it can be inspected, not retried.
+    Redacted,
+}
+
+impl InputForm {
+    /// The stored code (the `encrypted` column).
+    pub fn code(self) -> i64 {
+        match self {
+            InputForm::Plain => 0,
+            InputForm::Sealed => 1,
+            InputForm::Redacted => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> InputForm {
+        match code {
+            0 => InputForm::Plain,
+            1 => InputForm::Sealed,
+            _ => InputForm::Redacted,
+        }
+    }
+}
+
+/// The associated data of a sealed dead-letter input: a ciphertext moved to another
+/// tenant's, flow's or record's row does not open.
+pub fn dead_letter_aad(tenant: &str, flow: &str, id: &str) -> Vec<u8> {
+    crate::secrets::sealed::aad(tenant, &format!("dead-letter/{flow}"), id)
+}
+
+impl DeadLetter {
+    /// The input line in clear: opened with `key` when sealed. A redacted input, or a sealed
+    /// one without the key, is an error saying so.
+    pub fn open_input(
+        &self,
+        key: Option<&crate::secrets::sealed::MasterKey>,
+    ) -> Result<Vec<u8>, String> {
+        match self.input_form {
+            InputForm::Plain => Ok(self.input.clone()),
+            InputForm::Redacted => Err(
+                "its sensitive fields were not kept (no master key was set when it failed); send the record again from its source".into(),
+            ),
+            InputForm::Sealed => {
+                let Some(key) = key else {
+                    return Err("its input is encrypted: set RULEBRIDGE_MASTER_KEY (or RULEBRIDGE_MASTER_PASSPHRASE) to the key it was sealed with".into());
+                };
+                let sealed = crate::secrets::sealed::Sealed::from_bytes(&self.input)
+                    .ok_or_else(|| "its sealed input is damaged".to_string())?;
+                key.open(
+                    &sealed,
+                    &dead_letter_aad(&self.tenant, &self.flow, &self.id),
+                    &format!("dead letter {} of flow {}", self.id, self.flow),
+                )
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 /// A batch of reported outcomes and the run's progress after them, stored in one

@@ -210,7 +210,7 @@ fn dead_letter_of(r: &AnyRow) -> DeadLetter {
         provider_message: opt_text(r, "provider_message"),
         http_status: opt_int(r, "http_status").and_then(|s| u16::try_from(s).ok()),
         input: r.try_get::<Vec<u8>, _>("input").unwrap_or_default(),
-        encrypted: int(r, "encrypted") != 0,
+        input_form: InputForm::from_code(int(r, "encrypted")),
         attempts: count(r, "attempts"),
         first_failed_at: int(r, "first_failed_at"),
         last_failed_at: int(r, "last_failed_at"),
@@ -643,17 +643,28 @@ impl Store for SqlStore {
                 }
                 q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
             }
-            for (hash, identity) in &report.cleared {
-                sqlx::query(
-                    "DELETE FROM rb_dead_letters WHERE tenant = $1 AND flow = $2 AND (source_hash = $3 OR identity = $4)",
-                )
-                .bind(&report.scope.tenant)
-                .bind(&report.scope.flow)
-                .bind(hash)
-                .bind(identity)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
+            // Successes clear their dead letters, by input line or by identity: one
+            // statement per chunk, not one per record.
+            let hashes: Vec<&str> = report.cleared.iter().map(|(h, _)| h.as_str()).collect();
+            let identities: Vec<&str> = report
+                .cleared
+                .iter()
+                .filter_map(|(_, id)| id.as_deref())
+                .collect();
+            for (column, values) in [("source_hash", hashes), ("identity", identities)] {
+                for part in values.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "DELETE FROM rb_dead_letters WHERE tenant = $1 AND flow = $2 AND {column} IN {}",
+                        in_list(3, part.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
+                        .bind(&report.scope.tenant)
+                        .bind(&report.scope.flow);
+                    for v in part {
+                        q = q.bind(*v);
+                    }
+                    q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
+                }
             }
             for f in &report.failures {
                 let c = &f.change;
@@ -680,7 +691,7 @@ impl Store for SqlStore {
                 .bind(&f.provider_message)
                 .bind(c.http_status.map(i64::from))
                 .bind(f.input.clone())
-                .bind(i64::from(f.encrypted))
+                .bind(f.input_form.code())
                 .bind(c.at)
                 .execute(&mut *tx)
                 .await

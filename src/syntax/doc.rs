@@ -98,6 +98,9 @@ pub struct FieldDecl {
     /// How the field is shown in the target system (used when creating it there).
     pub label: Option<String>,
     pub description: Option<String>,
+    /// Personal or confidential data (`sensitive: true`): a record field's value is kept
+    /// only encrypted at rest (dead letters), an object field's is masked in audited payloads.
+    pub sensitive: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

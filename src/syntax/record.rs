@@ -10,7 +10,14 @@ use crate::types::Type;
 
 pub(crate) const KEYS: &[&str] = &["kind", "name", "description", "fields"];
 
-pub(crate) const FIELD_KEYS: &[&str] = &["type", "required", "options", "label", "description"];
+pub(crate) const FIELD_KEYS: &[&str] = &[
+    "type",
+    "required",
+    "options",
+    "label",
+    "description",
+    "sensitive",
+];
 
 pub(crate) fn decode(cx: &mut Cx<'_>, f: &Fields<'_>, name: Spanned<String>) -> Option<RecordDoc> {
     let description = f.opt(cx, "description", |cx, n, _| cx.string(n).map(|s| s.value));
@@ -49,6 +56,7 @@ fn field_decl(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) ->
             options: Vec::new(),
             label: None,
             description: None,
+            sensitive: false,
         });
     }
     if node.as_map().is_none() {
@@ -76,6 +84,9 @@ fn field_decl(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) ->
     });
     let label = f.opt(cx, "label", |cx, n, _| cx.text(n).map(|s| s.value));
     let description = f.opt(cx, "description", |cx, n, _| cx.text(n).map(|s| s.value));
+    let sensitive = f
+        .opt(cx, "sensitive", |cx, n, _| cx.bool(n))
+        .unwrap_or(false);
     let (ty, format) = ty?;
     if format == "enum" && options.as_ref().is_none_or(Vec::is_empty) {
         let at = f.get("options").map_or(f.owner, |n| n.span);
@@ -89,6 +100,7 @@ fn field_decl(cx: &mut Cx<'_>, name: Spanned<String>, key: Span, node: &Node) ->
         options: options.unwrap_or_default(),
         label,
         description,
+        sensitive,
     })
 }
 

@@ -341,7 +341,7 @@ impl Builder {
         let decl = self.object("record.fields", record::FIELD_KEYS, &[], |_, k| {
             Some(match k {
                 "type" => string(),
-                "required" => json!({ "type": "boolean" }),
+                "required" | "sensitive" => json!({ "type": "boolean" }),
                 "options" => json!({ "type": "array", "items": scalar() }),
                 "label" | "description" => string(),
                 _ => return None,

@@ -346,6 +346,125 @@ fn failed_records_wait_in_the_dead_letters_until_a_later_run_succeeds() {
     rt.block_on(sb.shutdown());
 }
 
+/// A lead record whose `name` is marked sensitive: its failed inputs are sealed under the
+/// master key, shown and retried with it, left queued without it.
+#[test]
+fn dead_letters_of_sensitive_records_are_sealed_and_retried_with_the_key() {
+    let rt = runtime();
+    let sb = rt
+        .block_on(rulebridge_sandbox::start(SandboxConfig::default()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = copy_rules(tmp.path());
+    let record = rules.join("records/lead.yaml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("  name: string\n"));
+    std::fs::write(
+        &record,
+        text.replace(
+            "  name: string\n",
+            "  name: { type: string, sensitive: true }\n",
+        ),
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    let state = tmp.path().join("state.db");
+    let state = state.to_str().unwrap();
+    let key = rulebridge::secrets::sealed::MasterKey::generate();
+    let key = key.to_base64();
+    let keyed = |args: &[&str], with_key: bool| {
+        let mut c = command(&sb, args);
+        c.env_remove("RULEBRIDGE_MASTER_KEY")
+            .env_remove("RULEBRIDGE_MASTER_PASSPHRASE");
+        if with_key {
+            c.env("RULEBRIDGE_MASTER_KEY", key.expose());
+        }
+        c.stderr(Stdio::piped()).output().unwrap()
+    };
+    // Without the custom properties HubSpot refuses every lead.
+    let input = tmp.path().join("leads.ndjson");
+    write_ndjson(&input, &(0..3).map(lead).collect::<Vec<_>>());
+    let input = input.to_str().unwrap();
+    let run = [
+        "run",
+        "lead_to_hubspot",
+        "--rules",
+        rules,
+        "--state",
+        state,
+        "--input",
+    ];
+    let out = keyed(&[&run[..], &[input]].concat(), true);
+    assert_eq!(count(&outcomes(&out.stdout), "failed"), 3);
+    let mut file = std::fs::read(state).unwrap();
+    file.extend(std::fs::read(format!("{state}-wal")).unwrap_or_default());
+    assert!(
+        !file.windows(12).any(|w| w == b"Lead1 Person"),
+        "a sensitive value is in the state file in clear"
+    );
+
+    let list = keyed(
+        &["dlq", "list", "--state", state, "--format", "json"],
+        false,
+    );
+    let letters = outcomes(&list.stdout);
+    assert_eq!(letters.len(), 3);
+    assert_eq!(letters[0]["input_form"], "sealed");
+    let id = letters[0]["id"].as_str().unwrap().to_string();
+    let show = |with_key| {
+        let out = keyed(
+            &["dlq", "show", "--state", state, "lead_to_hubspot", &id],
+            with_key,
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert!(
+        show(true)["input"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Lead")
+    );
+    assert!(
+        show(false)["input"]
+            .as_str()
+            .unwrap()
+            .contains("RULEBRIDGE_MASTER_KEY"),
+        "without the key the input is not shown"
+    );
+
+    assert!(
+        keyed(
+            &[
+                "fields",
+                "hubspot",
+                "contact",
+                "--create-missing",
+                "--rules",
+                rules
+            ],
+            false
+        )
+        .status
+        .success()
+    );
+    let other = tmp.path().join("other.ndjson");
+    write_ndjson(&other, &[lead(100)]);
+    let other = other.to_str().unwrap();
+    // Without the key the queue is left as it is, and says why.
+    let out = keyed(&[&run[..], &[other]].concat(), false);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("3 dead letter(s) left queued"), "{err}");
+    assert_eq!(count(&outcomes(&out.stdout), "created"), 1, "{err}");
+    // With it, the three are opened and sent.
+    let out = keyed(&[&run[..], &[other]].concat(), true);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("retrying 3 dead letter(s)"), "{err}");
+    assert_eq!(count(&outcomes(&out.stdout), "created"), 3, "{err}");
+    let list = keyed(&["dlq", "list", "--state", state], false);
+    assert!(list.stdout.is_empty(), "succeeded records leave the queue");
+    rt.block_on(sb.shutdown());
+}
+
 /// The checkpoint of the flow's latest run, read from the store file as another process.
 fn checkpoint(rt: &tokio::runtime::Runtime, state: &str) -> u64 {
     rt.block_on(async {

@@ -9,7 +9,7 @@ use rulebridge::Engine;
 use rulebridge::exec::RunOptions;
 use rulebridge::exec::send::SendOptions;
 use rulebridge::state::{
-    ChangeFilter, Counters, Retention, Run, RunFilter, RunStart, SqlStore, Store,
+    ChangeFilter, Counters, InputForm, Retention, Run, RunFilter, RunStart, SqlStore, Store,
 };
 
 use super::run::{progress, stdout_output};
@@ -128,6 +128,7 @@ pub fn send_recorded(
             }
         })
     };
+    let recorder = recorder.with_input_key(input_key(rt, &store)?);
     let output = recorder.output(stdout_output(label), rt.handle().clone());
     let (progress, bar) = progress();
     let result = rt.block_on(pipeline.run(input, output, progress));
@@ -139,6 +140,18 @@ pub fn send_recorded(
     let counters = output.counters();
     rt.block_on(store.finish_run(&run_id, counters, output.checkpoint()))?;
     Ok(counters)
+}
+
+/// The master key, when one is set: dead letters of records with sensitive fields are
+/// sealed under it, and opened with it to be retried or shown.
+pub fn input_key(
+    rt: &tokio::runtime::Runtime,
+    store: &SqlStore,
+) -> anyhow::Result<Option<rulebridge::secrets::sealed::MasterKey>> {
+    let Some(spec) = rulebridge::state::KeySpec::from_env_if_set()? else {
+        return Ok(None);
+    };
+    Ok(Some(rt.block_on(spec.key(store.db()))?))
 }
 
 /// Sends the flow's dead letters that this run did not already handle (a success clears
@@ -161,20 +174,32 @@ pub fn retry_dead_letters(
         limit: Some(1),
     }))?;
     let just_ran = latest.first().map(|r| r.id.clone());
-    let letters: Vec<_> = rt
-        .block_on(store.dead_letters(tenant, Some(flow)))?
-        .into_iter()
-        .filter(|d| Some(&d.run_id) != just_ran.as_ref() && !d.encrypted)
-        .collect();
-    if letters.is_empty() {
+    let key = input_key(rt, &store)?;
+    let mut lines = Vec::new();
+    let (mut queued, mut kept) = (0usize, Vec::new());
+    for d in rt.block_on(store.dead_letters(tenant, Some(flow)))? {
+        if Some(&d.run_id) == just_ran.as_ref() {
+            continue;
+        }
+        match d.open_input(key.as_ref()) {
+            Ok(input) => {
+                lines.extend_from_slice(&input);
+                lines.push(b'\n');
+                queued += 1;
+            }
+            Err(why) => kept.push((d.id, why)),
+        }
+    }
+    if let Some((_, why)) = kept.first() {
+        eprintln!(
+            "{flow}: {} dead letter(s) left queued, not retried: {why}",
+            kept.len()
+        );
+    }
+    if queued == 0 {
         return Ok(Counters::default());
     }
-    eprintln!("{flow}: retrying {} dead letter(s)", letters.len());
-    let mut lines = Vec::new();
-    for d in &letters {
-        lines.extend_from_slice(&d.input);
-        lines.push(b'\n');
-    }
+    eprintln!("{flow}: retrying {queued} dead letter(s)");
     let start = RunStart {
         tenant: tenant.to_string(),
         flow: flow.to_string(),
@@ -349,12 +374,15 @@ pub fn dlq(state: &str, action: DlqAction) -> anyhow::Result<u8> {
                 .ok_or_else(|| anyhow::anyhow!("no dead letter {id} in flow {flow}"))?;
             let mut v = serde_json::to_value(&d)?;
             if let serde_json::Value::Object(m) = &mut v {
-                let input = if d.encrypted {
-                    serde_json::Value::String("(encrypted)".into())
-                } else {
-                    serde_json::from_slice(&d.input).unwrap_or_else(|_| {
-                        serde_json::Value::String(String::from_utf8_lossy(&d.input).into_owned())
-                    })
+                let opened = match d.input_form {
+                    InputForm::Sealed => d.open_input(input_key(&rt, &store)?.as_ref()),
+                    _ => Ok(d.input.clone()),
+                };
+                let input = match opened {
+                    Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                    }),
+                    Err(why) => serde_json::Value::String(format!("(not shown: {why})")),
                 };
                 m.insert("input".into(), input);
             }

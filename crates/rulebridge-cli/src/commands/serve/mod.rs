@@ -52,6 +52,8 @@ pub struct App {
     pub options: RunOptions,
     /// The endpoints the rule files declare, by their index in the plan.
     pub endpoints: Vec<endpoint::Endpoint>,
+    /// Seals dead letters of records with sensitive fields (the master key, when set).
+    pub input_key: Option<rulebridge::secrets::sealed::MasterKey>,
     /// Each batch of records in flight holds a read guard; shutdown takes the write lock,
     /// which waits for them.
     pub drain: Arc<tokio::sync::RwLock<()>>,
@@ -302,6 +304,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         metrics: metrics::Metrics::default(),
         options,
         endpoints,
+        input_key: crate::commands::state::input_key(&rt, &store)?,
         drain: Arc::new(tokio::sync::RwLock::new(())),
     });
     let drain = app.drain.clone();

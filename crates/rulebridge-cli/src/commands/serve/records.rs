@@ -172,6 +172,7 @@ async fn run_batch(
             }
         })
     };
+    let recorder = recorder.with_input_key(app.input_key.clone());
     let output = recorder.output(Vec::<Outcome>::new(), tokio::runtime::Handle::current());
     let result = pipeline.run(input, output, |_| {}).await;
     beat.abort();
