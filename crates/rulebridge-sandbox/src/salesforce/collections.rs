@@ -101,11 +101,7 @@ pub(super) async fn collection_create(
     let failed = results.iter().any(Result::is_err);
     if all_or_none && failed {
         for (obj, id) in &created {
-            if let Some(k) = key15(id)
-                && let Some(m) = st.records.get_mut(obj.name)
-            {
-                m.remove(&k);
-            }
+            st.remove(obj, id);
         }
         st.next = before_next.max(st.next);
     }

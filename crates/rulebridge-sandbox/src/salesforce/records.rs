@@ -143,7 +143,7 @@ pub(super) async fn delete(
         Err(r) => return r,
     };
     let mut st = shared.data();
-    let removed = key15(&id).and_then(|k| st.records.get_mut(obj.name)?.remove(&k));
+    let removed = st.remove(obj, &id);
     match removed {
         Some(_) => empty(StatusCode::NO_CONTENT),
         None => not_found(),

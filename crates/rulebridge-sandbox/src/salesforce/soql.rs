@@ -469,22 +469,34 @@ pub(super) async fn query(
         }
     };
     let st = shared.data();
-    let mut hits: Vec<&Record> = st
-        .records
-        .get(parsed.obj.name)
-        .map(|m| {
-            m.values()
-                .filter(|r| {
-                    parsed.conds.is_empty()
-                        || if parsed.any {
-                            parsed.conds.iter().any(|c| cond_holds(r, c))
-                        } else {
-                            parsed.conds.iter().all(|c| cond_holds(r, c))
-                        }
-                })
-                .collect()
+    let holds = |r: &Record| {
+        parsed.conds.is_empty()
+            || if parsed.any {
+                parsed.conds.iter().any(|c| cond_holds(r, c))
+            } else {
+                parsed.conds.iter().all(|c| cond_holds(r, c))
+            }
+    };
+    // A conjunction with an equality or IN on an indexed field reads that index.
+    let from_index = (!parsed.any)
+        .then(|| {
+            parsed.conds.iter().find_map(|c| match c {
+                Cond::Eq(f, Some(v), false) => st.lookup(parsed.obj, f, [v.as_str()]),
+                Cond::In(f, vs, false) => st.lookup(parsed.obj, f, vs.iter().map(String::as_str)),
+                _ => None,
+            })
         })
-        .unwrap_or_default();
+        .flatten();
+    let all = st.records.get(parsed.obj.name);
+    let mut hits: Vec<&Record> = match (all, from_index) {
+        (None, _) => Vec::new(),
+        (Some(m), Some(ids)) => ids
+            .iter()
+            .filter_map(|k| m.get(k))
+            .filter(|r| holds(r))
+            .collect(),
+        (Some(m), None) => m.values().filter(|r| holds(r)).collect(),
+    };
     if let Some((f, desc)) = parsed.order {
         hits.sort_by(|a, b| {
             let x = value_text(a.fields.get(f)).map(|s| s.to_lowercase());
