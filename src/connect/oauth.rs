@@ -335,6 +335,19 @@ impl TokenSet {
 /// Where a session's refreshed tokens are kept (the tenant's credential store).
 pub trait TokenSink: Send + Sync {
     fn save<'a>(&'a self, tokens: &'a TokenSet) -> BoxFuture<'a, Result<(), String>>;
+
+    /// The tokens stored now: another connector of the same connection may have refreshed
+    /// (and rotated the refresh token) since this one started. `None` when not known.
+    fn current<'a>(&'a self) -> BoxFuture<'a, Result<Option<TokenSet>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// One refresh of this connection at a time in the process: connectors of concurrent
+    /// requests share the connection, and a refresh token rotated by one is dead for the
+    /// others.
+    fn refresh_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        None
+    }
 }
 
 /// A tenant's connection, for one connector: the app it was made with, its tokens, and where

@@ -5,6 +5,7 @@
 //! A state is 32 random bytes (base64url), kept as its SHA-256 only, bound to one tenant and
 //! one provider, good for one callback, and expired after its time to live.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -186,9 +187,28 @@ impl TenantTokens {
     }
 }
 
+/// The refresh locks of the connections of this process, by store, tenant and provider.
+type Locks = std::sync::Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>>;
+static REFRESH_LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+
 impl TokenSink for TenantTokens {
     fn save<'a>(&'a self, tokens: &'a TokenSet) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move { self.store(tokens).await.map_err(|e| e.to_string()) })
+    }
+
+    fn current<'a>(&'a self) -> BoxFuture<'a, Result<Option<TokenSet>, String>> {
+        Box::pin(async move { self.load().await.map_err(|e| e.to_string()) })
+    }
+
+    fn refresh_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let locks = REFRESH_LOCKS.get_or_init(Default::default);
+        let mut locks = locks.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (
+            self.creds.location(),
+            self.tenant.clone(),
+            self.provider.clone(),
+        );
+        Some(locks.entry(key).or_default().clone())
     }
 }
 

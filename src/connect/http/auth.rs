@@ -367,6 +367,36 @@ impl TokenSource {
                 scopes,
                 base_url_from,
             } => {
+                // A connection's refreshes are serialised across connectors, and one that
+                // another connector already made (and stored) is used instead of a second.
+                let lock = self.sink.as_ref().and_then(|(s, _)| s.refresh_lock());
+                let _held = match &lock {
+                    Some(l) => Some(l.lock().await),
+                    None => None,
+                };
+                if let Some((sink, _)) = &self.sink
+                    && let Ok(Some(stored)) = sink.current().await
+                {
+                    let mine = self.state().token.as_ref().map(|t| t.value.clone());
+                    if let Some(rt) = &stored.refresh_token {
+                        self.state().refresh_token = Some(rt.clone());
+                    }
+                    let now = crate::state::now_ms();
+                    if mine.as_ref() != Some(&stored.access_token) && !stored.needs_refresh(now) {
+                        let left = stored.expires_at.map(|at| {
+                            Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
+                        });
+                        let at = Instant::now();
+                        return Ok(Token {
+                            value: stored.access_token.clone(),
+                            refresh_at: left.map(|l| {
+                                at + l.saturating_sub(crate::connect::oauth::REFRESH_BEFORE)
+                            }),
+                            expires_at: left.map(|l| at + l),
+                            instance_url: stored.instance_url.clone(),
+                        });
+                    }
+                }
                 let rotated = self.state().refresh_token.clone();
                 let refresh = rotated.as_ref().unwrap_or(refresh_token);
                 let client = oauth_client(token_url, client_id, client_secret)?;

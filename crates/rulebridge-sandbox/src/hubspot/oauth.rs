@@ -24,7 +24,7 @@ const APP: App = App {
     redirect_uri: REDIRECT_URL,
     response_type: false,
     scope_required: true,
-    refuse: refuse,
+    refuse,
 };
 
 /// HubSpot shows an error page for an app or redirect it does not know; the fake answers

@@ -25,7 +25,7 @@ const APP: App = App {
     redirect_uri: REDIRECT_URL,
     response_type: true,
     scope_required: false,
-    refuse: refuse,
+    refuse,
 };
 
 /// Salesforce answers a request it will not redirect with an error page naming the error;
