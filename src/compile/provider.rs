@@ -14,9 +14,10 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::{Compiled, Scope};
 use crate::plan::provider::{
-    AuthPlan, BaseUrl, Body, ConnectPlan, DEFAULT_WINDOW_WAIT, DeclaredField, ErrorRulePlan, FieldMapping,
-    GroupBy, JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader,
-    ResponsePlan, Target, Templates, Text, has_template_syntax, lookup_path, single_expression,
+    AuthPlan, BaseUrl, Body, ConnectPlan, DEFAULT_WINDOW_WAIT, DeclaredField, ErrorRulePlan,
+    FieldMapping, GroupBy, JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query,
+    RateLimitHeader, ResponsePlan, Target, Templates, Text, has_template_syntax, lookup_path,
+    single_expression,
 };
 use crate::span::Span;
 use crate::syntax::doc::{
@@ -1099,7 +1100,10 @@ impl Context<'_> {
             ok = false;
         }
         let mut relative = false;
-        for (key, url) in [("authorize_url", &c.authorize_url), ("token_url", &c.token_url)] {
+        for (key, url) in [
+            ("authorize_url", &c.authorize_url),
+            ("token_url", &c.token_url),
+        ] {
             let v = url.value.trim();
             if is_ref(url) {
                 continue;
@@ -1126,7 +1130,19 @@ impl Context<'_> {
                         format!("`connect.{key}` `{v}` is not an http(s) URL"),
                     )
                     .with_label("expected `https://...` or a path starting with `/`")
-                    .with_help(format!("write the vendor's {} endpoint, e.g. `https://app.example.com/oauth/{}`", if key == "token_url" { "token" } else { "authorize" }, if key == "token_url" { "token" } else { "authorize" })),
+                    .with_help(format!(
+                        "write the vendor's {} endpoint, e.g. `https://app.example.com/oauth/{}`",
+                        if key == "token_url" {
+                            "token"
+                        } else {
+                            "authorize"
+                        },
+                        if key == "token_url" {
+                            "token"
+                        } else {
+                            "authorize"
+                        }
+                    )),
                 );
                 ok = false;
             }
@@ -1169,7 +1185,13 @@ impl Context<'_> {
             );
             ok = false;
         }
-        const RESERVED: &[&str] = &["client_id", "redirect_uri", "scope", "state", "response_type"];
+        const RESERVED: &[&str] = &[
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "response_type",
+        ];
         for (k, _) in &c.params {
             if RESERVED.contains(&k.value.as_str()) {
                 self.report(
@@ -1189,7 +1211,11 @@ impl Context<'_> {
                 ok = false;
             }
         }
-        let scopes = c.scopes.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+        let scopes = c
+            .scopes
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default();
         if scopes.is_empty() {
             let span = c.scopes.as_ref().map_or(c.span, |s| s.span);
             self.report(
@@ -1211,7 +1237,11 @@ impl Context<'_> {
             client_id: s(&c.client_id),
             client_secret: s(&c.client_secret),
             redirect_url: s(&c.redirect_url),
-            params: c.params.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+            params: c
+                .params
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .collect(),
             base_url_from: base_url_from?,
         })
     }

@@ -165,7 +165,10 @@ impl OAuthApp {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| {
-                ConnectError::new(ErrorKind::Fatal, format!("cannot create the HTTP client: {e}"))
+                ConnectError::new(
+                    ErrorKind::Fatal,
+                    format!("cannot create the HTTP client: {e}"),
+                )
             })?;
         // The code is a credential until it is used.
         let code = Secret::new(code.to_string());
@@ -186,7 +189,10 @@ impl OAuthApp {
             .map_err(|e| {
                 ConnectError::new(
                     ErrorKind::Transient,
-                    format!("the token endpoint could not be reached: {}", without_url(&e)),
+                    format!(
+                        "the token endpoint could not be reached: {}",
+                        without_url(&e)
+                    ),
                 )
             })?;
         let status = response.status().as_u16();
@@ -426,7 +432,10 @@ mod tests {
             a.authorize_url,
             "https://test.salesforce.com/services/oauth2/authorize"
         );
-        assert_eq!(a.token_url, "https://test.salesforce.com/services/oauth2/token");
+        assert_eq!(
+            a.token_url,
+            "https://test.salesforce.com/services/oauth2/token"
+        );
         let bad = |r: &str, _: &str| -> Result<Secret, String> {
             Ok(Secret::new(if r == "${env:LOGIN}" {
                 "login.salesforce.com".into()

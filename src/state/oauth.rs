@@ -160,9 +160,9 @@ impl TenantTokens {
         else {
             return Ok(None);
         };
-        TokenSet::from_json(v.expose())
-            .map(Some)
-            .map_err(|e| CredentialError::Invalid(format!("{}/{}: {e}", self.tenant, self.provider)))
+        TokenSet::from_json(v.expose()).map(Some).map_err(|e| {
+            CredentialError::Invalid(format!("{}/{}: {e}", self.tenant, self.provider))
+        })
     }
 
     /// Seals and stores `tokens`, replacing what was there.
@@ -266,27 +266,42 @@ mod tests {
     async fn a_state_is_single_use_and_bound_to_its_tenant_and_provider() {
         let (_dir, s) = store().await;
         let states = OAuthStates::new(s.db().clone());
-        let st = states.issue("acme", "hubspot", 60_000).await.expect("issued");
+        let st = states
+            .issue("acme", "hubspot", 60_000)
+            .await
+            .expect("issued");
         assert!(st.len() >= 43, "{st}");
-        let other = states.issue("acme", "hubspot", 60_000).await.expect("issued");
+        let other = states
+            .issue("acme", "hubspot", 60_000)
+            .await
+            .expect("issued");
         assert_ne!(st, other);
         let use_ = |s: String, t: &'static str, p: &'static str| {
             let states = states.clone();
             async move { states.consume(&s, t, p).await.expect("store") }
         };
-        assert_eq!(use_(st.clone(), "beta", "hubspot").await, Err(StateRefused::OtherTenant));
+        assert_eq!(
+            use_(st.clone(), "beta", "hubspot").await,
+            Err(StateRefused::OtherTenant)
+        );
         assert_eq!(
             use_(st.clone(), "acme", "salesforce").await,
             Err(StateRefused::OtherProvider("hubspot".into()))
         );
         let mut tampered = st.clone();
         tampered.replace_range(0..1, if st.starts_with('A') { "B" } else { "A" });
-        assert_eq!(use_(tampered, "acme", "hubspot").await, Err(StateRefused::Unknown));
+        assert_eq!(
+            use_(tampered, "acme", "hubspot").await,
+            Err(StateRefused::Unknown)
+        );
         // Refusals above did not use it up.
         assert_eq!(use_(st.clone(), "acme", "hubspot").await, Ok(()));
         assert_eq!(use_(st, "acme", "hubspot").await, Err(StateRefused::Used));
         let expired = states.issue("acme", "hubspot", -1).await.expect("issued");
-        assert_eq!(use_(expired, "acme", "hubspot").await, Err(StateRefused::Expired));
+        assert_eq!(
+            use_(expired, "acme", "hubspot").await,
+            Err(StateRefused::Expired)
+        );
         // Only the hash is stored.
         let rows: Vec<String> = sqlx::query("SELECT state_hash FROM rb_oauth_states")
             .fetch_all(s.db().pool())

@@ -406,7 +406,7 @@ pub struct ProviderDoc {
     /// `config:`: the settings a user gives to connect (a form, `rulebridge creds set`).
     pub config: Vec<ConfigFieldDoc>,
     /// `connect:`: how a user connects an account through the vendor's consent screen.
-    pub connect: Option<ConnectDoc>,
+    pub connect: Option<Box<ConnectDoc>>,
     pub span: Span,
 }
 

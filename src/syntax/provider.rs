@@ -203,7 +203,7 @@ pub(crate) fn decode(
     let config = f
         .opt(cx, "config", |cx, n, _| Some(config_fields(cx, n)))
         .unwrap_or_default();
-    let connect = f.opt(cx, "connect", connect);
+    let connect = f.opt(cx, "connect", connect).map(Box::new);
     Some(ProviderDoc {
         name,
         description,
@@ -237,7 +237,10 @@ fn connect(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<ConnectDoc> {
         cx.missing(
             f.owner,
             "type",
-            Some("add `type: oauth2` (the OAuth 2.0 authorization-code flow, the only one today)".into()),
+            Some(
+                "add `type: oauth2` (the OAuth 2.0 authorization-code flow, the only one today)"
+                    .into(),
+            ),
         );
     }
     let secret = |cx: &mut Cx<'_>, name: &str| f.require(cx, name, |cx, n, _| cx.secret_text(n));

@@ -220,7 +220,12 @@ async fn expire_in(state: &Path, tenant: &str, provider: &str, ms: i64) {
 }
 
 /// start → follow the authorize URL → the redirect's code and state.
-async fn authorize(c: &mut Client, base: &str, tenant: &str, provider: &str) -> (String, String, String) {
+async fn authorize(
+    c: &mut Client,
+    base: &str,
+    tenant: &str,
+    provider: &str,
+) -> (String, String, String) {
     let (code, start) = c
         .get(&format!("{base}/v1/oauth/{provider}/start"), tenant)
         .await;
@@ -370,6 +375,38 @@ fn a_tenant_connects_hubspot_and_its_records_use_the_stored_tokens() {
             .expect("token request");
         assert_eq!(old.status().as_u16(), 400);
 
+        // Four requests at once with a token about to expire, rotation on: one refresh for
+        // all of them (a second would spend the rotated-out refresh token), all sent.
+        expire_in(&state_file, "acme", "hubspot", 0).await;
+        let before = count(&fake_log(&mut c, &sandbox, "hubspot").await, token_ep);
+        let send = |email: String| {
+            let (http, records) = (c.http.clone(), records.clone());
+            async move {
+                let resp = http
+                    .post(&records)
+                    .header("X-Tenant-ID", "acme")
+                    .json(&lead(&email))
+                    .send()
+                    .await
+                    .expect("request");
+                resp.text().await.expect("body")
+            }
+        };
+        let bodies = futures::future::join_all(
+            (0..4).map(|i| send(format!("burst{i}@example.com"))),
+        )
+        .await;
+        for b in &bodies {
+            c.seen.push_str(b);
+            let v: Value = serde_json::from_str(b).expect("JSON");
+            assert_eq!(v["outcomes"][0]["status"], "created", "{v}");
+        }
+        let after = count(&fake_log(&mut c, &sandbox, "hubspot").await, token_ep);
+        assert_eq!(after, before + 1, "one refresh for the burst");
+        let burst = stored(&state_file, "acme", "hubspot").await.expect("stored");
+        let refresh3 = burst["refresh_token"].as_str().unwrap_or_default().to_string();
+        assert_ne!(refresh3, refresh2);
+
         // Another tenant is sent with the kit's own credentials: no token request.
         let before_beta = count(&fake_log(&mut c, &sandbox, "hubspot").await, token_ep);
         let (_, sent) = c.post(&records, "beta", &lead("beta@example.com")).await;
@@ -397,7 +434,7 @@ fn a_tenant_connects_hubspot_and_its_records_use_the_stored_tokens() {
         assert_eq!(sent["outcomes"][0]["status"], "created", "{sent}");
         assert_eq!(count(&fake_log(&mut c, &sandbox, "hubspot").await, token_ep), n);
 
-        vec![access, access2, access3, refresh, refresh2, code]
+        vec![access, access2, access3, refresh, refresh2, refresh3, code]
     });
     let err = server.stop();
     for s in &secrets {
@@ -422,7 +459,13 @@ fn the_state_guards_the_callback() {
             .post(&hubspot_cb, "beta", &json!({"code": code, "state": state}))
             .await;
         assert_eq!(s, 400, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("another tenant"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("another tenant"),
+            "{body}"
+        );
         let (s, body) = c
             .post(
                 &format!("{base}/v1/oauth/salesforce/callback"),
@@ -431,25 +474,49 @@ fn the_state_guards_the_callback() {
             )
             .await;
         assert_eq!(s, 400, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("issued for `hubspot`"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("issued for `hubspot`"),
+            "{body}"
+        );
         let mut tampered = state.clone().into_bytes();
         tampered[5] = if tampered[5] == b'a' { b'b' } else { b'a' };
         let tampered = String::from_utf8(tampered).expect("text");
         let (s, body) = c
-            .post(&hubspot_cb, "acme", &json!({"code": code, "state": tampered}))
+            .post(
+                &hubspot_cb,
+                "acme",
+                &json!({"code": code, "state": tampered}),
+            )
             .await;
         assert_eq!(s, 400, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("unknown"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown"),
+            "{body}"
+        );
         // Missing pieces.
         let (s, body) = c.post(&hubspot_cb, "acme", &json!({"state": state})).await;
         assert_eq!(s, 400, "{body}");
         assert_eq!(body["details"][0]["field"], "code");
         // The user declined at the vendor.
         let (s, body) = c
-            .get(&format!("{hubspot_cb}?error=access_denied&state={state}"), "acme")
+            .get(
+                &format!("{hubspot_cb}?error=access_denied&state={state}"),
+                "acme",
+            )
             .await;
         assert_eq!(s, 400, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("access_denied"));
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("access_denied")
+        );
         // The genuine callback, as a GET with the redirect's query, still works.
         let (s, body) = c
             .get(&format!("{hubspot_cb}?code={code}&state={state}"), "acme")
@@ -469,10 +536,20 @@ fn the_state_guards_the_callback() {
             store.db().close().await;
         }
         let (s, body) = c
-            .post(&hubspot_cb, "acme", &json!({"code": code2, "state": state2}))
+            .post(
+                &hubspot_cb,
+                "acme",
+                &json!({"code": code2, "state": state2}),
+            )
             .await;
         assert_eq!(s, 400, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("expired"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("expired"),
+            "{body}"
+        );
 
         // A code exchanged once is refused by the vendor the second time.
         let (_, state3, _) = authorize(&mut c, &base, "acme", "hubspot").await;
@@ -480,12 +557,20 @@ fn the_state_guards_the_callback() {
             .post(&hubspot_cb, "acme", &json!({"code": code, "state": state3}))
             .await;
         assert_eq!(s, 400, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("invalid_grant"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("invalid_grant"),
+            "{body}"
+        );
 
         // An unknown provider and one without `connect:`.
         let (s, _) = c.get(&format!("{base}/v1/oauth/nope/start"), "acme").await;
         assert_eq!(s, 404);
-        let (s, body) = c.get(&format!("{base}/v1/oauth/chatwoot/start"), "acme").await;
+        let (s, body) = c
+            .get(&format!("{base}/v1/oauth/chatwoot/start"), "acme")
+            .await;
         assert_eq!(s, 404, "{body}");
     });
 }
@@ -537,10 +622,19 @@ fn without_a_master_key_connect_is_unavailable() {
     let base = server.url.clone();
     let mut c = Client::new();
     runtime().block_on(async {
-        let (s, body) = c.get(&format!("{base}/v1/oauth/hubspot/start"), "acme").await;
+        let (s, body) = c
+            .get(&format!("{base}/v1/oauth/hubspot/start"), "acme")
+            .await;
         assert_eq!(s, 503, "{body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("RULEBRIDGE_MASTER_KEY"));
-        let (s, _) = c.get(&format!("{base}/v1/integrations/status"), "acme").await;
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("RULEBRIDGE_MASTER_KEY")
+        );
+        let (s, _) = c
+            .get(&format!("{base}/v1/integrations/status"), "acme")
+            .await;
         assert_eq!(s, 503);
     });
 }

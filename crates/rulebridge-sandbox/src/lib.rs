@@ -94,7 +94,11 @@ pub const KITS: &[(&str, &str, Option<&str>)] = &[
 /// The kits with a `connect:` section (OAuth connect): the paths of their authorize and token
 /// endpoints on the sandbox.
 pub const CONNECT: &[(&str, &str, &str)] = &[
-    ("hubspot", "/hubspot/oauth/authorize", "/hubspot/oauth/v1/token"),
+    (
+        "hubspot",
+        "/hubspot/oauth/authorize",
+        "/hubspot/oauth/v1/token",
+    ),
     (
         "salesforce",
         "/salesforce/services/oauth2/authorize",

@@ -41,7 +41,8 @@ pub(crate) struct App {
 pub(crate) fn authorize<D>(vendor: &Vendor<D>, app: &App, query: Option<&str>) -> Response {
     let pairs = query_pairs(query);
     let get = |k: &str| query_get(&pairs, k).unwrap_or("");
-    let refuse = |error: &str, message: &str| reply(StatusCode::BAD_REQUEST, (app.refuse)(error, message));
+    let refuse =
+        |error: &str, message: &str| reply(StatusCode::BAD_REQUEST, (app.refuse)(error, message));
     if get("client_id") != app.client_id {
         return refuse("invalid_client_id", "client identifier invalid");
     }

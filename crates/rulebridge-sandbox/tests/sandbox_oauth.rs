@@ -16,7 +16,11 @@ async fn start() -> (Sandbox, Client) {
 }
 
 /// The authorize answer: status and the redirect's query pairs.
-async fn authorize(c: &Client, url: &str, q: &[(&str, &str)]) -> (StatusCode, Vec<(String, String)>) {
+async fn authorize(
+    c: &Client,
+    url: &str,
+    q: &[(&str, &str)],
+) -> (StatusCode, Vec<(String, String)>) {
     let resp = c.get(url).query(q).send().await.unwrap();
     let status = resp.status();
     let pairs = resp
@@ -33,7 +37,13 @@ fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
     pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
-async fn exchange(c: &Client, url: &str, client: (&str, &str), code: &str, redirect: &str) -> (StatusCode, Value) {
+async fn exchange(
+    c: &Client,
+    url: &str,
+    client: (&str, &str),
+    code: &str,
+    redirect: &str,
+) -> (StatusCode, Value) {
     let resp = c
         .post(url)
         .form(&[
@@ -63,8 +73,14 @@ async fn hubspot_authorizes_once_per_code() {
         ("state", "s-1"),
     ];
     // An unknown client or an unregistered redirect URI: refused, never redirected.
-    for (k, v) in [("client_id", "other"), ("redirect_uri", "https://evil.example/cb")] {
-        let q: Vec<(&str, &str)> = ok.iter().map(|(n, x)| if *n == k { (*n, v) } else { (*n, *x) }).collect();
+    for (k, v) in [
+        ("client_id", "other"),
+        ("redirect_uri", "https://evil.example/cb"),
+    ] {
+        let q: Vec<(&str, &str)> = ok
+            .iter()
+            .map(|(n, x)| if *n == k { (*n, v) } else { (*n, *x) })
+            .collect();
         let (status, back) = authorize(&c, &auth, &q).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{k}");
         assert!(back.is_empty());
@@ -110,7 +126,10 @@ async fn hubspot_authorizes_once_per_code() {
                 .send()
                 .await
                 .unwrap();
-            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                resp.status(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
     let (status, body) = refresh_with(refresh.clone()).await;
@@ -124,7 +143,11 @@ async fn hubspot_authorizes_once_per_code() {
     let rotated = body["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rotated, refresh);
     let (status, _) = refresh_with(refresh).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the rotated-out token is dead");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the rotated-out token is dead"
+    );
     let (status, _) = refresh_with(rotated).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -153,7 +176,12 @@ async fn salesforce_wants_response_type_code_and_answers_its_instance() {
     let code = get(&back, "code").unwrap().to_string();
     let (status, body) = exchange(&c, &token, client, &code, SF_REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body["instance_url"].as_str().unwrap().ends_with("/salesforce"));
+    assert!(
+        body["instance_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/salesforce")
+    );
     assert!(body["refresh_token"].is_string());
     assert!(body.get("expires_in").is_none(), "Salesforce does not say");
     // Without the `refresh_token` scope there is no refresh token.

@@ -267,9 +267,9 @@ impl TokenSource {
         let mut source = TokenSource::new(kind, http, timeout);
         let t = &session.tokens;
         let now = Instant::now();
-        let left = t
-            .expires_at
-            .map(|at| Duration::from_millis(u64::try_from(at - crate::state::now_ms()).unwrap_or(0)));
+        let left = t.expires_at.map(|at| {
+            Duration::from_millis(u64::try_from(at - crate::state::now_ms()).unwrap_or(0))
+        });
         let margin = crate::connect::oauth::REFRESH_BEFORE;
         {
             let mut st = source.state();
@@ -383,9 +383,9 @@ impl TokenSource {
                     }
                     let now = crate::state::now_ms();
                     if mine.as_ref() != Some(&stored.access_token) && !stored.needs_refresh(now) {
-                        let left = stored.expires_at.map(|at| {
-                            Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
-                        });
+                        let left = stored
+                            .expires_at
+                            .map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
                         let at = Instant::now();
                         return Ok(Token {
                             value: stored.access_token.clone(),
@@ -422,9 +422,9 @@ impl TokenSource {
                             now.saturating_add(i64::try_from(l.as_millis()).unwrap_or(i64::MAX))
                         }),
                         instance_url: token.instance_url.clone(),
-                        scope: response.scopes().map(|s| {
-                            s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-                        }),
+                        scope: response
+                            .scopes()
+                            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
                         connected_at: *connected_at,
                         refreshed_at: now,
                     };

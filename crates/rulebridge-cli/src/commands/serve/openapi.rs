@@ -33,9 +33,21 @@ fn provider_param() -> Value {
 fn callback_params() -> Value {
     json!([
         provider_param(),
-        query("code", "The authorization code of the vendor's redirect", json!({"type": "string"})),
-        query("state", "The `state` of the start, as the vendor's redirect carries it", json!({"type": "string"})),
-        query("error", "The vendor's error when the user declined", json!({"type": "string"})),
+        query(
+            "code",
+            "The authorization code of the vendor's redirect",
+            json!({"type": "string"})
+        ),
+        query(
+            "state",
+            "The `state` of the start, as the vendor's redirect carries it",
+            json!({"type": "string"})
+        ),
+        query(
+            "error",
+            "The vendor's error when the user declined",
+            json!({"type": "string"})
+        ),
         tenant_header()
     ])
 }

@@ -156,7 +156,11 @@ async fn run_batch(
     let store: Arc<dyn Store> = app.store.clone();
     let flow_name = flow.to_string();
     // A tenant who connected the target over OAuth is sent with their own tokens.
-    let provider = app.engine.plan().find_flow(flow).map(|f| f.provider.clone());
+    let provider = app
+        .engine
+        .plan()
+        .find_flow(flow)
+        .map(|f| f.provider.clone());
     let session = match &provider {
         Some(p) => super::oauth::session(app, tenant, p).await?,
         None => None,
