@@ -92,9 +92,29 @@ pub struct EngineBuilder {
     use_field_cache: bool,
     resolver: Option<Resolver>,
     connect_urls: BTreeMap<String, (String, String)>,
+    oauth_tokens: BTreeMap<String, OAuthTokens>,
 }
 
+/// A tenant's stored OAuth tokens for one provider, and where refreshed ones go.
+type OAuthTokens = (
+    crate::connect::oauth::TokenSet,
+    Option<Arc<dyn crate::connect::oauth::TokenSink>>,
+);
+
 impl EngineBuilder {
+    /// Sends a provider's requests with a tenant's OAuth connection (made through the kit's
+    /// `connect:`) instead of the kit's `auth`: `tokens` as stored, refreshed through the
+    /// connect section's token URL, and every refresh handed to `sink` to be stored.
+    pub fn oauth_tokens(
+        mut self,
+        provider: impl Into<String>,
+        tokens: crate::connect::oauth::TokenSet,
+        sink: Option<Arc<dyn crate::connect::oauth::TokenSink>>,
+    ) -> Self {
+        self.oauth_tokens.insert(provider.into(), (tokens, sink));
+        self
+    }
+
     /// Replaces the authorize and token URLs of a provider's `connect:` section (a sandbox
     /// standing in for the vendor).
     pub fn connect_urls(
@@ -255,6 +275,7 @@ impl EngineBuilder {
             base,
             resolver: Arc::new(self.resolver.unwrap_or_default()),
             connect_urls: self.connect_urls,
+            oauth_tokens: self.oauth_tokens,
         })
     }
 }
@@ -273,6 +294,7 @@ pub struct Engine {
     /// Reads and caches Vault and store values for the flows and connectors.
     resolver: Arc<Resolver>,
     connect_urls: BTreeMap<String, (String, String)>,
+    oauth_tokens: BTreeMap<String, OAuthTokens>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -297,6 +319,7 @@ impl Engine {
             use_field_cache: true,
             resolver: None,
             connect_urls: BTreeMap::new(),
+            oauth_tokens: BTreeMap::new(),
         }
     }
 
@@ -308,10 +331,19 @@ impl Engine {
     }
 
     /// The connector for a provider: a registered custom one, or the HTTP connector built
-    /// from the provider file (see [`Engine::http_connector`]).
+    /// from the provider file (see [`Engine::http_connector`]), with the tenant's OAuth
+    /// connection when one was given ([`EngineBuilder::oauth_tokens`]).
     pub fn connector(&self, provider: &str) -> Result<Arc<dyn Connector>, Error> {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
+        }
+        if let Some((tokens, sink)) = self.oauth_tokens.get(provider) {
+            let session = crate::connect::oauth::OAuthSession {
+                app: Arc::new(self.oauth_app(provider)?),
+                tokens: tokens.clone(),
+                sink: sink.clone(),
+            };
+            return self.oauth_connector(provider, session);
         }
         if self
             .plan
