@@ -638,3 +638,145 @@ fn without_a_master_key_connect_is_unavailable() {
         assert_eq!(s, 503);
     });
 }
+
+/// `run --tenant T` sends with T's stored connection: the kit's own token is wrong here, so
+/// the records only get through with the tenant's OAuth token.
+#[test]
+fn run_for_a_connected_tenant_uses_its_tokens() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::copy(
+        root.join("rules/providers/hubspot.yaml"),
+        rules.join("hubspot.yaml"),
+    )
+    .expect("kit");
+    std::fs::write(
+        rules.join("contacts.yaml"),
+        "kind: flow\nname: contacts\nsource: { require: [email] }\ntarget: { provider: hubspot, object: contact }\nmapping:\n  email: normalize_email(email)\n  firstname: name\nduplicates: { match: [email] }\n",
+    )
+    .expect("flow");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"email\":\"run@example.com\",\"name\":\"Run\"}\n").expect("input");
+    let state = dir.path().join("state.db");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sb = rt
+        .block_on(rulebridge_sandbox::start(
+            rulebridge_sandbox::SandboxConfig::default(),
+        ))
+        .expect("sandbox");
+    // The consent and the exchange, as `serve` makes them, stored for tenant `acme`.
+    let access = rt.block_on(async {
+        let (authorize, token) = sb.kit_connect_urls("hubspot").expect("connect URLs");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let resp = http
+            .get(&authorize)
+            .query(&[
+                ("client_id", "sandbox-hubspot-client"),
+                (
+                    "redirect_uri",
+                    "http://localhost:3000/oauth/hubspot/callback",
+                ),
+                ("scope", "crm.objects.contacts.write"),
+            ])
+            .send()
+            .await
+            .expect("authorize");
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let code = param(&query(&location), "code")
+            .expect("a code")
+            .to_string();
+        let body: Value = http
+            .post(&token)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", "sandbox-hubspot-client"),
+                ("client_secret", "sandbox-hubspot-secret"),
+                (
+                    "redirect_uri",
+                    "http://localhost:3000/oauth/hubspot/callback",
+                ),
+                ("code", code.as_str()),
+            ])
+            .send()
+            .await
+            .expect("exchange")
+            .json()
+            .await
+            .expect("JSON");
+        let store = rulebridge::state::SqlStore::open(&state.display().to_string())
+            .await
+            .expect("store");
+        let key = rulebridge::secrets::sealed::MasterKey::from_base64(MASTER_KEY).expect("key");
+        let creds = rulebridge::state::CredentialStore::new(store.db().clone(), key);
+        let now = rulebridge::state::now_ms();
+        let set = json!({
+            "access_token": body["access_token"], "refresh_token": body["refresh_token"],
+            "expires_at": now + 1_800_000, "connected_at": now, "refreshed_at": now,
+        });
+        creds
+            .set(
+                "acme",
+                "hubspot",
+                "oauth",
+                &rulebridge::secrets::Secret::new(set.to_string()),
+            )
+            .await
+            .expect("stored");
+        store.db().close().await;
+        body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
+    let run = |tenant: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+            .env("NO_COLOR", "1")
+            .env("RULEBRIDGE_MASTER_KEY", MASTER_KEY)
+            .env("HUBSPOT_TOKEN", "not-the-sandbox-token")
+            .env("HUBSPOT_CLIENT_ID", "sandbox-hubspot-client")
+            .env("HUBSPOT_CLIENT_SECRET", "sandbox-hubspot-secret")
+            .env(
+                "HUBSPOT_REDIRECT_URL",
+                "http://localhost:3000/oauth/hubspot/callback",
+            )
+            .args(["run", "contacts", "--rules"])
+            .arg(&rules)
+            .arg("--state")
+            .arg(&state)
+            .arg("--input")
+            .arg(&input)
+            .args(["--base-url", &format!("hubspot={}", sb.base_url("hubspot"))])
+            .args(["--tenant", tenant])
+            .output()
+            .expect("run")
+    };
+    let out = run("acme");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\"created\""), "{text}");
+    assert!(!text.contains(&access));
+    assert_eq!(sb.state().records("hubspot", "contacts").len(), 1);
+    // Another tenant has no connection: the kit's (wrong) token is refused.
+    let out = run("beta");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("\"failed\""), "{text}");
+    rt.block_on(sb.shutdown());
+}
