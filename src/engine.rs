@@ -91,9 +91,43 @@ pub struct EngineBuilder {
     base_urls: BTreeMap<String, String>,
     use_field_cache: bool,
     resolver: Option<Resolver>,
+    connect_urls: BTreeMap<String, (String, String)>,
+    oauth_tokens: BTreeMap<String, OAuthTokens>,
 }
 
+/// A tenant's stored OAuth tokens for one provider, and where refreshed ones go.
+type OAuthTokens = (
+    crate::connect::oauth::TokenSet,
+    Option<Arc<dyn crate::connect::oauth::TokenSink>>,
+);
+
 impl EngineBuilder {
+    /// Sends a provider's requests with a tenant's OAuth connection (made through the kit's
+    /// `connect:`) instead of the kit's `auth`: `tokens` as stored, refreshed through the
+    /// connect section's token URL, and every refresh handed to `sink` to be stored.
+    pub fn oauth_tokens(
+        mut self,
+        provider: impl Into<String>,
+        tokens: crate::connect::oauth::TokenSet,
+        sink: Option<Arc<dyn crate::connect::oauth::TokenSink>>,
+    ) -> Self {
+        self.oauth_tokens.insert(provider.into(), (tokens, sink));
+        self
+    }
+
+    /// Replaces the authorize and token URLs of a provider's `connect:` section (a sandbox
+    /// standing in for the vendor).
+    pub fn connect_urls(
+        mut self,
+        provider: impl Into<String>,
+        authorize_url: impl Into<String>,
+        token_url: impl Into<String>,
+    ) -> Self {
+        self.connect_urls
+            .insert(provider.into(), (authorize_url.into(), token_url.into()));
+        self
+    }
+
     /// Sends a provider's requests to `url` instead of its `base_url` (a sandbox, a test
     /// server, a tenant's instance). A URL with only a scheme and host keeps the provider's
     /// base path.
@@ -240,6 +274,8 @@ impl EngineBuilder {
             base_urls: self.base_urls,
             base,
             resolver: Arc::new(self.resolver.unwrap_or_default()),
+            connect_urls: self.connect_urls,
+            oauth_tokens: self.oauth_tokens,
         })
     }
 }
@@ -257,6 +293,8 @@ pub struct Engine {
     base: PathBuf,
     /// Reads and caches Vault and store values for the flows and connectors.
     resolver: Arc<Resolver>,
+    connect_urls: BTreeMap<String, (String, String)>,
+    oauth_tokens: BTreeMap<String, OAuthTokens>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -280,6 +318,8 @@ impl Engine {
             base_urls: BTreeMap::new(),
             use_field_cache: true,
             resolver: None,
+            connect_urls: BTreeMap::new(),
+            oauth_tokens: BTreeMap::new(),
         }
     }
 
@@ -291,10 +331,19 @@ impl Engine {
     }
 
     /// The connector for a provider: a registered custom one, or the HTTP connector built
-    /// from the provider file (see [`Engine::http_connector`]).
+    /// from the provider file (see [`Engine::http_connector`]), with the tenant's OAuth
+    /// connection when one was given ([`EngineBuilder::oauth_tokens`]).
     pub fn connector(&self, provider: &str) -> Result<Arc<dyn Connector>, Error> {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
+        }
+        if let Some((tokens, sink)) = self.oauth_tokens.get(provider) {
+            let session = crate::connect::oauth::OAuthSession {
+                app: Arc::new(self.oauth_app(provider)?),
+                tokens: tokens.clone(),
+                sink: sink.clone(),
+            };
+            return self.oauth_connector(provider, session);
         }
         if self
             .plan
@@ -363,6 +412,23 @@ impl Engine {
     ) -> Result<(Pipeline, exec::ledger::Recorder), Error> {
         let runner = self.runner(flow)?;
         let connector = self.connector(&runner.flow.provider)?;
+        self.recorded_sender_through(flow, connector, run, send, store, state, full)
+    }
+
+    /// [`Engine::recorded_sender`] through a connector of the caller's (a tenant's OAuth
+    /// connection, see [`Engine::oauth_connector`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn recorded_sender_through(
+        &self,
+        flow: &str,
+        connector: Arc<dyn Connector>,
+        run: RunOptions,
+        send: SendOptions,
+        store: Arc<dyn crate::state::Store>,
+        state: crate::state::Run,
+        full: bool,
+    ) -> Result<(Pipeline, exec::ledger::Recorder), Error> {
+        let runner = self.runner(flow)?;
         let ids = exec::refs::IdMap {
             store: store.clone(),
             tenant: state.tenant.clone(),
@@ -392,6 +458,62 @@ impl Engine {
         provider: &str,
         base_url: Option<&str>,
     ) -> Result<crate::connect::http::HttpConnector, Error> {
+        self.http_connector_with(provider, base_url, None)
+    }
+
+    /// The HTTP connector of a provider for a tenant's OAuth connection: the session's tokens
+    /// replace the kit's `auth`, and refreshed tokens go to its sink.
+    pub fn oauth_connector(
+        &self,
+        provider: &str,
+        session: crate::connect::oauth::OAuthSession,
+    ) -> Result<Arc<dyn Connector>, Error> {
+        Ok(Arc::new(self.http_connector_with(
+            provider,
+            None,
+            Some(session),
+        )?))
+    }
+
+    /// A provider's `connect:` section with its references resolved (as `${env:..}` in a
+    /// kit is: credentials given to the builder first), and the URLs given to
+    /// [`EngineBuilder::connect_urls`] in place of the kit's.
+    pub fn oauth_app(&self, provider: &str) -> Result<crate::connect::oauth::OAuthApp, Error> {
+        let fail = |reason: String| Error::Connector {
+            provider: provider.to_string(),
+            reason,
+        };
+        let doc = self
+            .plan
+            .provider(provider)
+            .ok_or_else(|| fail("no provider file defines it".into()))?;
+        let connect = doc
+            .connect()
+            .ok_or_else(|| fail("its kit has no `connect:` section".into()))?;
+        let resolve = |text: &str, what: &str| -> Result<Secret, String> {
+            let r = SecretRef::parse(text.trim()).map_err(|e| format!("{what}: {e}"))?;
+            if let SecretRef::Env(var) = &r
+                && let Some(v) = self.credential(var)
+            {
+                return Ok(v.clone());
+            }
+            self.resolver
+                .resolve_blocking(&r, &self.base)
+                .map_err(|e| format!("{what}: `{}` is not available ({e})", text.trim()))
+        };
+        let urls = self
+            .connect_urls
+            .get(provider)
+            .map(|(a, t)| (a.as_str(), t.as_str()));
+        crate::connect::oauth::OAuthApp::resolve(provider, connect, &resolve, urls).map_err(fail)
+    }
+
+    fn http_connector_with(
+        &self,
+        provider: &str,
+        base_url: Option<&str>,
+        oauth: Option<crate::connect::oauth::OAuthSession>,
+    ) -> Result<crate::connect::http::HttpConnector, Error> {
         let doc = self
             .plan
             .provider(provider)
@@ -419,6 +541,7 @@ impl Engine {
             secrets_base_dir: self.base.clone(),
             secrets: self.credentials.clone(),
             resolver: Some(self.resolver.clone()),
+            oauth,
             ..Default::default()
         };
         crate::connect::http::HttpConnector::new(doc, options).map_err(|e| Error::Connector {

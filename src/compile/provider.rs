@@ -14,9 +14,10 @@ use serde_json::Value;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::{Compiled, Scope};
 use crate::plan::provider::{
-    AuthPlan, BaseUrl, Body, DEFAULT_WINDOW_WAIT, DeclaredField, ErrorRulePlan, FieldMapping,
-    GroupBy, JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query, RateLimitHeader,
-    ResponsePlan, Target, Templates, Text, has_template_syntax, lookup_path, single_expression,
+    AuthPlan, BaseUrl, Body, ConnectPlan, DEFAULT_WINDOW_WAIT, DeclaredField, ErrorRulePlan,
+    FieldMapping, GroupBy, JSON_FILTER, ObjectPlan, OperationPlan, ProviderPlan, Query,
+    RateLimitHeader, ResponsePlan, Target, Templates, Text, has_template_syntax, lookup_path,
+    single_expression,
 };
 use crate::span::Span;
 use crate::syntax::doc::{
@@ -147,6 +148,7 @@ impl Context<'_> {
         };
         let sql = doc.sql.as_ref().map(|s| self.sql_provider(doc, s));
         let auth = self.auth(doc);
+        let connect = doc.connect.as_ref().map(|c| self.connect(c));
         let headers = self.static_headers(&doc.headers);
         let rate_limit_headers = self.rate_limit_headers(doc);
         let errors = self.error_rules(&doc.errors);
@@ -248,6 +250,7 @@ impl Context<'_> {
                     required: c.required,
                 })
                 .collect(),
+            connect: connect.flatten(),
             location: self.sources.locate(doc.name.span),
         })
     }
@@ -1076,6 +1079,173 @@ impl Context<'_> {
         })
     }
 
+    /// A `connect:` section: its URLs (RB5060, RB5064), client secret (RB5061), extra
+    /// authorize parameters (RB5062), scopes (RB5063) and `base_url_from` (a JSONPath).
+    fn connect(&mut self, c: &doc::ConnectDoc) -> Option<ConnectPlan> {
+        let is_ref = |v: &Spanned<String>| v.value.trim().starts_with("${");
+        let mut ok = true;
+        if let Some(login) = &c.login_url
+            && !is_ref(login)
+            && !is_http_url(login.value.trim())
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::ConnectUrl,
+                    login.span,
+                    format!("`connect.login_url` `{}` is not an http(s) URL", login.value.trim()),
+                )
+                .with_label("expected `https://...`")
+                .with_help("write the vendor's login origin, e.g. `https://login.salesforce.com`, or a reference such as `${env:SALESFORCE_LOGIN_URL}`"),
+            );
+            ok = false;
+        }
+        let mut relative = false;
+        for (key, url) in [
+            ("authorize_url", &c.authorize_url),
+            ("token_url", &c.token_url),
+        ] {
+            let v = url.value.trim();
+            if is_ref(url) {
+                continue;
+            }
+            if v.starts_with('/') {
+                relative = true;
+                if c.login_url.is_none() {
+                    self.report(
+                        Diagnostic::new(
+                            Code::ConnectUrl,
+                            url.span,
+                            format!("`connect.{key}` `{v}` is relative, and `connect` has no `login_url` to resolve it against"),
+                        )
+                        .with_label("relative to what?")
+                        .with_help(format!("add `login_url: \"${{env:LOGIN_URL}}\"` (the vendor's login origin) to `connect`, or write `{key}` as a full `https://` URL")),
+                    );
+                    ok = false;
+                }
+            } else if !is_http_url(v) {
+                self.report(
+                    Diagnostic::new(
+                        Code::ConnectUrl,
+                        url.span,
+                        format!("`connect.{key}` `{v}` is not an http(s) URL"),
+                    )
+                    .with_label("expected `https://...` or a path starting with `/`")
+                    .with_help(format!(
+                        "write the vendor's {} endpoint, e.g. `https://app.example.com/oauth/{}`",
+                        if key == "token_url" {
+                            "token"
+                        } else {
+                            "authorize"
+                        },
+                        if key == "token_url" {
+                            "token"
+                        } else {
+                            "authorize"
+                        }
+                    )),
+                );
+                ok = false;
+            }
+        }
+        if let Some(login) = &c.login_url
+            && !relative
+            && !is_ref(&c.authorize_url)
+            && !is_ref(&c.token_url)
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::ConnectLoginUnused,
+                    login.span,
+                    "`connect.login_url` has no effect: `authorize_url` and `token_url` are full URLs",
+                )
+                .with_help("write them as paths (`/services/oauth2/authorize`) to resolve them against `login_url`, or remove `login_url`"),
+            );
+        }
+        if !is_ref(&c.redirect_url) && !is_http_url(c.redirect_url.value.trim()) {
+            self.report(
+                Diagnostic::new(
+                    Code::ConnectUrl,
+                    c.redirect_url.span,
+                    format!("`connect.redirect_url` `{}` is not an http(s) URL", c.redirect_url.value.trim()),
+                )
+                .with_label("where the vendor sends the user back")
+                .with_help("write the URL registered with the vendor's app, or a reference such as `${env:HUBSPOT_REDIRECT_URL}`"),
+            );
+            ok = false;
+        }
+        if !is_ref(&c.client_secret) {
+            self.report(
+                Diagnostic::new(
+                    Code::ConnectSecretLiteral,
+                    c.client_secret.span,
+                    "the client secret is written into the kit",
+                )
+                .with_label("anyone who can read the rules can act as the app")
+                .with_help("read it from the environment or a store: `client_secret: \"${env:VENDOR_CLIENT_SECRET}\"`"),
+            );
+            ok = false;
+        }
+        const RESERVED: &[&str] = &[
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "response_type",
+        ];
+        for (k, _) in &c.params {
+            if RESERVED.contains(&k.value.as_str()) {
+                self.report(
+                    Diagnostic::new(
+                        Code::ConnectReservedParam,
+                        k.span,
+                        format!("`connect.params` sets `{}`, which the connect flow sets itself", k.value),
+                    )
+                    .with_label("set by rulebridge")
+                    .with_help(match k.value.as_str() {
+                        "client_id" => "the client id comes from `connect.client_id`; remove this parameter".to_string(),
+                        "redirect_uri" => "the redirect URI comes from `connect.redirect_url`; remove this parameter".to_string(),
+                        "scope" => "list the scopes under `connect.scopes`; remove this parameter".to_string(),
+                        _ => format!("remove `{}`: rulebridge sets it for every authorization", k.value),
+                    }),
+                );
+                ok = false;
+            }
+        }
+        let scopes = c
+            .scopes
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default();
+        if scopes.is_empty() {
+            let span = c.scopes.as_ref().map_or(c.span, |s| s.span);
+            self.report(
+                Diagnostic::new(Code::ConnectNoScopes, span, "`connect` asks for no scopes")
+                    .with_label("no `scopes`")
+                    .with_help("list what the flows need, e.g. `scopes: [crm.objects.contacts.read, crm.objects.contacts.write]`: vendors refuse an authorization without scopes, or grant only the app's defaults"),
+            );
+        }
+        let base_url_from = self.query(c.base_url_from.as_ref());
+        if !ok {
+            return None;
+        }
+        let s = |v: &Spanned<String>| v.value.trim().to_string();
+        Some(ConnectPlan {
+            authorize_url: s(&c.authorize_url),
+            token_url: s(&c.token_url),
+            login_url: c.login_url.as_ref().map(s),
+            scopes,
+            client_id: s(&c.client_id),
+            client_secret: s(&c.client_secret),
+            redirect_url: s(&c.redirect_url),
+            params: c
+                .params
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .collect(),
+            base_url_from: base_url_from?,
+        })
+    }
+
     fn header_name(&mut self, name: &Spanned<String>) -> Option<HeaderName> {
         match HeaderName::from_bytes(name.value.as_bytes()) {
             Ok(h) => Some(h),
@@ -1222,6 +1392,12 @@ fn default_rate_limit_headers() -> Vec<RateLimitHeader> {
         wait: DEFAULT_WINDOW_WAIT,
     })
     .collect()
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
 }
 
 fn list(items: &[&str]) -> String {

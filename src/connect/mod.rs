@@ -8,6 +8,7 @@
 pub mod fields;
 pub mod http;
 pub mod memory;
+pub mod oauth;
 pub mod sql;
 
 use std::fmt;

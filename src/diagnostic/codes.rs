@@ -123,6 +123,12 @@ codes! {
     ConfigUnread = "RB5050", Warning, "a `config:` field the kit never reads (as `${secret:PROVIDER.NAME}` or `${env:PROVIDER_NAME}`)";
     ConfigUndeclared = "RB5051", Error, "a kit with a `config:` section reads `${secret:PROVIDER.NAME}` of a field it does not declare";
     TestWrites = "RB5052", Warning, "a `test` operation that is not a GET: a connection test must not write";
+    // OAuth connect (`connect:`).
+    ConnectUrl = "RB5060", Error, "a `connect:` URL that is not an http(s) URL, or is relative with no `login_url` to resolve it against";
+    ConnectSecretLiteral = "RB5061", Error, "a `connect:` client secret written into the kit instead of a secret reference";
+    ConnectReservedParam = "RB5062", Error, "`connect.params` sets a parameter the connect flow sets itself (client_id, redirect_uri, scope, state, response_type)";
+    ConnectNoScopes = "RB5063", Warning, "a `connect:` section that asks for no scopes";
+    ConnectLoginUnused = "RB5064", Warning, "`connect.login_url` given while every `connect:` URL is absolute: it has no effect";
     // Multi-flow runs.
     FlowCycle = "RB6001", Error, "flows depend on each other in a cycle (`depends_on` or references)";
     UnknownDependency = "RB6002", Error, "`depends_on` names a flow that does not exist";

@@ -21,7 +21,7 @@ use crate::types::Type;
 
 pub use display::PlanView;
 pub use order::OrderError;
-pub use provider::{ConfigField, ObjectPlan, OperationPlan, ProviderPlan};
+pub use provider::{ConfigField, ConnectPlan, ObjectPlan, OperationPlan, ProviderPlan};
 
 /// A compiled rule set.
 #[derive(Clone)]

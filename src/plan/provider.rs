@@ -43,7 +43,28 @@ pub struct ProviderPlan {
     pub(crate) sql: Option<SqlPlan>,
     /// What a user enters to connect the kit (`config:`).
     pub(crate) config: Vec<ConfigField>,
+    /// How a user connects an account through the vendor's consent screen (`connect:`).
+    pub(crate) connect: Option<ConnectPlan>,
     pub(crate) location: Location,
+}
+
+/// A kit's `connect:` section: the vendor's OAuth 2.0 authorization-code flow. URLs and
+/// credentials are as written (literals or secret references, resolved at run time by
+/// [`OAuthApp::resolve`](crate::connect::oauth::OAuthApp::resolve)); a URL starting with `/`
+/// is relative to `login_url`.
+#[derive(Clone, Debug)]
+pub struct ConnectPlan {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub login_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_url: String,
+    /// More query parameters of the authorize URL.
+    pub params: Vec<(String, String)>,
+    /// Where the token response names the instance data calls go to.
+    pub(crate) base_url_from: Option<Query>,
 }
 
 /// A setting a user enters to connect a kit, declared under the provider's `config:`: a
@@ -116,6 +137,11 @@ impl ProviderPlan {
 
     pub fn sql(&self) -> Option<&SqlPlan> {
         self.sql.as_ref()
+    }
+
+    /// The kit's OAuth connect flow (`connect:`), if it has one.
+    pub fn connect(&self) -> Option<&ConnectPlan> {
+        self.connect.as_ref()
     }
 }
 

@@ -190,6 +190,11 @@ impl CredentialStore {
         self.key.id()
     }
 
+    /// Where the store is (its database, without credentials).
+    pub fn location(&self) -> String {
+        self.db.location().to_string()
+    }
+
     fn err(&self, e: sqlx::Error) -> CredentialError {
         CredentialError::Db(self.db.error(&e))
     }

@@ -25,6 +25,7 @@
 //! ```
 
 mod credentials;
+mod oauth;
 mod sql;
 
 use futures::future::BoxFuture;
@@ -34,6 +35,9 @@ pub use credentials::{
     CredentialError, CredentialInfo, CredentialStore, KeySpec, MASTER_KEY_VAR,
     MASTER_PASSPHRASE_VAR, NEW_MASTER_KEY_VAR, NEW_MASTER_PASSPHRASE_VAR, Rotated,
     TenantCredentials, env_name, split_reference,
+};
+pub use oauth::{
+    LastFailure, OAUTH_CREDENTIAL, OAuthStates, StateRefused, TenantTokens, last_failure,
 };
 pub use sql::SqlStore;
 

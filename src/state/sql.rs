@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "credentials",
         include_str!("migrations/0002_credentials.sql"),
     ),
+    (3, "oauth", include_str!("migrations/0003_oauth.sql")),
 ];
 
 /// A run whose heartbeat is older than this is taken for dead (its process stopped without

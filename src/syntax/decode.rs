@@ -605,6 +605,8 @@ fn example(field: &str) -> Option<&'static str> {
         "token" | "value" | "password" | "client_secret" | "refresh_token" => "\"${env:NAME}\"",
         "client_id" | "username" => "\"${env:NAME}\"",
         "token_url" => "/oauth/token",
+        "authorize_url" => "https://app.example.com/oauth/authorize",
+        "redirect_url" => "\"${env:NAME}\"",
         "requests" => "100",
         "per" => "10s",
         "when" => "['\"IT\"']",

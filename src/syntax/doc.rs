@@ -408,6 +408,28 @@ pub struct ProviderDoc {
     pub sql: Option<SqlDoc>,
     /// `config:`: the settings a user gives to connect (a form, `rulebridge creds set`).
     pub config: Vec<ConfigFieldDoc>,
+    /// `connect:`: how a user connects an account through the vendor's consent screen.
+    pub connect: Option<Box<ConnectDoc>>,
+    pub span: Span,
+}
+
+/// A provider's `connect:` section: the vendor's OAuth 2.0 authorization-code flow
+/// (`type: oauth2`). URLs and credentials are literals or secret references; a URL starting
+/// with `/` is relative to `login_url`.
+#[derive(Clone, Debug)]
+pub struct ConnectDoc {
+    pub authorize_url: Spanned<String>,
+    pub token_url: Spanned<String>,
+    /// The origin relative URLs are resolved against (Salesforce: `SALESFORCE_LOGIN_URL`).
+    pub login_url: Option<Spanned<String>>,
+    pub scopes: Option<Spanned<Vec<String>>>,
+    pub client_id: Spanned<String>,
+    pub client_secret: Spanned<String>,
+    pub redirect_url: Spanned<String>,
+    /// More query parameters of the authorize URL (`prompt: consent`, ...).
+    pub params: Vec<(Spanned<String>, Spanned<String>)>,
+    /// Where the token response names the instance data calls go to (`$.instance_url`).
+    pub base_url_from: Option<Spanned<String>>,
     pub span: Span,
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::decode::{Cx, Fields};
 use super::doc::{
-    ApiKeyLocation, Auth, BatchDoc, ConfigFieldDoc, ErrorKind, ErrorRule, ExtensionDoc,
+    ApiKeyLocation, Auth, BatchDoc, ConfigFieldDoc, ConnectDoc, ErrorKind, ErrorRule, ExtensionDoc,
     FieldMapDoc, MigrationDoc, ObjectDoc, ObjectExtension, Operation, ProviderDoc,
     RateLimitHeaderDoc, ResetUnit, ResponseDoc, RetryPolicy, Spanned, SqlDoc,
 };
@@ -31,7 +31,25 @@ pub(crate) const KEYS: &[&str] = &[
     "objects",
     "errors",
     "config",
+    "connect",
 ];
+
+/// The keys of a `connect:` section.
+pub(crate) const CONNECT_KEYS: &[&str] = &[
+    "type",
+    "authorize_url",
+    "token_url",
+    "login_url",
+    "scopes",
+    "client_id",
+    "client_secret",
+    "redirect_url",
+    "params",
+    "base_url_from",
+];
+
+/// The `connect:` types.
+pub(crate) const CONNECT_TYPES: &[&str] = &["oauth2"];
 
 /// The keys of a `config:` field.
 pub(crate) const CONFIG_FIELD_KEYS: &[&str] = &["label", "description", "sensitive", "required"];
@@ -185,6 +203,7 @@ pub(crate) fn decode(
     let config = f
         .opt(cx, "config", |cx, n, _| Some(config_fields(cx, n)))
         .unwrap_or_default();
+    let connect = f.opt(cx, "connect", connect).map(Box::new);
     Some(ProviderDoc {
         name,
         description,
@@ -201,6 +220,57 @@ pub(crate) fn decode(
         errors,
         sql: None,
         config,
+        connect,
+        span: f.span,
+    })
+}
+
+/// `connect: { type: oauth2, authorize_url, token_url, scopes, client_id, client_secret,
+/// redirect_url, login_url?, params?, base_url_from? }`.
+fn connect(cx: &mut Cx<'_>, node: &Node, key: Span) -> Option<ConnectDoc> {
+    let f = cx.fields(node, Some(key), CONNECT_KEYS)?;
+    if f.has("type") {
+        f.opt(cx, "type", |cx, n, _| {
+            cx.choice(n, &[("oauth2", ())], "connect type")
+        });
+    } else {
+        cx.missing(
+            f.owner,
+            "type",
+            Some(
+                "add `type: oauth2` (the OAuth 2.0 authorization-code flow, the only one today)"
+                    .into(),
+            ),
+        );
+    }
+    let secret = |cx: &mut Cx<'_>, name: &str| f.require(cx, name, |cx, n, _| cx.secret_text(n));
+    let authorize_url = secret(cx, "authorize_url");
+    let token_url = secret(cx, "token_url");
+    let client_id = secret(cx, "client_id");
+    let client_secret = secret(cx, "client_secret");
+    let redirect_url = secret(cx, "redirect_url");
+    let login_url = f.opt(cx, "login_url", |cx, n, _| cx.secret_text(n));
+    let scopes = f.opt(cx, "scopes", |cx, n, _| {
+        let list = match &n.kind {
+            NodeKind::String(s) => s.split_whitespace().map(str::to_string).collect(),
+            _ => cx.string_list(n).into_iter().map(|s| s.value).collect(),
+        };
+        Some(Spanned::new(list, n.span))
+    });
+    let params = f
+        .opt(cx, "params", |cx, n, _| Some(cx.string_map(n, true)))
+        .unwrap_or_default();
+    let base_url_from = f.opt(cx, "base_url_from", |cx, n, _| cx.string(n));
+    Some(ConnectDoc {
+        authorize_url: authorize_url?,
+        token_url: token_url?,
+        login_url,
+        scopes,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        redirect_url: redirect_url?,
+        params,
+        base_url_from,
         span: f.span,
     })
 }
@@ -280,6 +350,7 @@ pub(crate) fn decode_sql(
             migrations,
         }),
         config: Vec::new(),
+        connect: None,
         span: f.span,
     })
 }

@@ -249,6 +249,19 @@ impl Builder {
                 json!({ "type": "array", "items": header })
             }
             ("provider", "errors") => self.error_rules(),
+            ("provider", "connect") => self.object(
+                "provider.connect",
+                provider::CONNECT_KEYS,
+                &["type", "authorize_url", "token_url", "client_id", "client_secret", "redirect_url"],
+                |_, k| {
+                    Some(match k {
+                        "type" => json!({ "enum": provider::CONNECT_TYPES }),
+                        "scopes" => json!({ "anyOf": [string(), { "type": "array", "items": string() }] }),
+                        "params" => string_map(),
+                        _ => string(),
+                    })
+                },
+            ),
             ("provider", "config") => {
                 let field = self.object(
                     "provider.config",

@@ -40,6 +40,11 @@ pub struct Faults {
     /// — and the original answer, as vendors that echo the request in error bodies do (see
     /// the `echo` module). Applies to every provider.
     pub echo_errors: bool,
+    /// A refresh-token grant with a refresh token from the connect flow answers a new refresh
+    /// token and revokes the one it was given, as an app with refresh-token rotation does
+    /// (an option of Salesforce connected apps; HubSpot keeps its refresh tokens). Clients
+    /// must store the new one.
+    pub rotate_refresh_tokens: bool,
 }
 
 impl Default for Faults {
@@ -53,6 +58,7 @@ impl Default for Faults {
             rate_limit_factor: 1.0,
             providers: Vec::new(),
             echo_errors: false,
+            rotate_refresh_tokens: false,
         }
     }
 }

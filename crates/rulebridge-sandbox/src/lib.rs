@@ -5,8 +5,8 @@
 //!
 //! | prefix | fakes |
 //! | --- | --- |
-//! | `/hubspot` | HubSpot CRM v3 contacts, properties, search, batch, OAuth refresh |
-//! | `/salesforce` | Salesforce REST v58.0 (Lead, Contact), SOQL subset, composite, OAuth refresh |
+//! | `/hubspot` | HubSpot CRM v3 contacts, properties, search, batch, OAuth connect and refresh |
+//! | `/salesforce` | Salesforce REST v58.0 (Lead, Contact), SOQL subset, composite, OAuth connect and refresh |
 //! | `/chatwoot` | Chatwoot application API contacts |
 //! | `/jamf` | Jamf Pro API (tokens, departments, computers inventory) and Classic computers |
 //! | `/jamf-bootstrap` | the Jamf bootstrap API of the CRM integration guide |
@@ -39,6 +39,7 @@ mod faults;
 mod hubspot;
 mod jamf;
 mod jamf_bootstrap;
+mod oauth;
 mod ratelimit;
 mod salesforce;
 mod store;
@@ -90,6 +91,21 @@ pub const KITS: &[(&str, &str, Option<&str>)] = &[
     ("task_crm", "/taskcrm/api/v1", Some("/taskcrm/oauth/token")),
 ];
 
+/// The kits with a `connect:` section (OAuth connect): the paths of their authorize and token
+/// endpoints on the sandbox.
+pub const CONNECT: &[(&str, &str, &str)] = &[
+    (
+        "hubspot",
+        "/hubspot/oauth/authorize",
+        "/hubspot/oauth/v1/token",
+    ),
+    (
+        "salesforce",
+        "/salesforce/services/oauth2/authorize",
+        "/salesforce/services/oauth2/token",
+    ),
+];
+
 /// The sandbox's credentials, by the environment variable the provider kits and flows in
 /// `rules/` read them from, so `run --sandbox` can supply them.
 pub const CREDENTIALS: &[(&str, &str)] = &[
@@ -97,9 +113,11 @@ pub const CREDENTIALS: &[(&str, &str)] = &[
     ("HUBSPOT_CLIENT_ID", hubspot::CLIENT_ID),
     ("HUBSPOT_CLIENT_SECRET", hubspot::CLIENT_SECRET),
     ("HUBSPOT_REFRESH_TOKEN", hubspot::REFRESH_TOKEN),
+    ("HUBSPOT_REDIRECT_URL", hubspot::REDIRECT_URL),
     ("SALESFORCE_CLIENT_ID", salesforce::CLIENT_ID),
     ("SALESFORCE_CLIENT_SECRET", salesforce::CLIENT_SECRET),
     ("SALESFORCE_REFRESH_TOKEN", salesforce::REFRESH_TOKEN),
+    ("SALESFORCE_REDIRECT_URL", salesforce::REDIRECT_URL),
     ("CHATWOOT_API_KEY", chatwoot::TOKEN),
     ("CHATWOOT_ACCOUNT_ID", "1"),
     ("JAMF_USERNAME", jamf::USERNAME),
@@ -337,6 +355,16 @@ impl Sandbox {
     pub fn kit_token_url(&self, kit: &str) -> Option<String> {
         let (_, _, token) = KITS.iter().find(|(k, _, _)| *k == kit)?;
         token.map(|t| format!("http://{}{t}", self.addr))
+    }
+
+    /// The authorize and token URLs of a kit's `connect:` section in sandbox mode (see
+    /// [`CONNECT`]).
+    pub fn kit_connect_urls(&self, kit: &str) -> Option<(String, String)> {
+        let (_, authorize, token) = CONNECT.iter().find(|(k, _, _)| *k == kit)?;
+        Some((
+            format!("http://{}{authorize}", self.addr),
+            format!("http://{}{token}", self.addr),
+        ))
     }
 
     /// A snapshot of every provider's records, counters and request log.

@@ -280,10 +280,34 @@ impl Shared {
 // ---------------------------------------------------------------------------------------------
 // tokens
 
-/// Tokens issued by the fakes' token endpoints.
+/// Tokens issued by the fakes' token endpoints, and the authorization codes and refresh
+/// tokens of their OAuth connect flows.
 #[derive(Default)]
 pub(crate) struct Tokens {
     map: HashMap<String, TokenInfo>,
+    codes: HashMap<String, CodeGrant>,
+    /// Refresh tokens issued by an authorization-code exchange, by value: the client.
+    refresh: HashMap<String, String>,
+}
+
+/// What an authorization code was issued for (RFC 6749 section 4.1.2): the token request
+/// must name the same client and redirect URI, once, before it expires.
+#[derive(Clone, Debug)]
+pub(crate) struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub expires: Instant,
+}
+
+/// Why a code exchange is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CodeRefusal {
+    /// Never issued, or already exchanged (a code is single-use).
+    Unknown,
+    Expired,
+    /// Issued to another client or for another redirect URI.
+    Mismatch,
 }
 
 #[derive(Clone, Debug)]
@@ -338,6 +362,45 @@ impl Tokens {
             }
             _ => false,
         }
+    }
+
+    /// Issues a single-use authorization code.
+    pub fn issue_code(&mut self, code: &str, grant: CodeGrant) {
+        self.codes.insert(code.to_string(), grant);
+    }
+
+    /// Exchanges a code: it is gone afterwards whatever the answer, so a code seen by
+    /// someone else cannot be tried again (RFC 6749 section 10.5).
+    pub fn take_code(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+    ) -> Result<CodeGrant, CodeRefusal> {
+        let grant = self.codes.remove(code).ok_or(CodeRefusal::Unknown)?;
+        if Instant::now() >= grant.expires {
+            return Err(CodeRefusal::Expired);
+        }
+        if grant.client_id != client_id || grant.redirect_uri != redirect_uri {
+            return Err(CodeRefusal::Mismatch);
+        }
+        Ok(grant)
+    }
+
+    /// Remembers a refresh token issued to `client_id`.
+    pub fn issue_refresh(&mut self, token: &str, client_id: &str) {
+        self.refresh
+            .insert(token.to_string(), client_id.to_string());
+    }
+
+    /// Whether `token` is a live refresh token of `client_id`.
+    pub fn refresh_valid(&self, token: &str, client_id: &str) -> bool {
+        self.refresh.get(token).is_some_and(|c| c == client_id)
+    }
+
+    /// Revokes a refresh token (a rotation replaced it).
+    pub fn revoke_refresh(&mut self, token: &str) {
+        self.refresh.remove(token);
     }
 
     /// Expires every live token now; returns how many there were.

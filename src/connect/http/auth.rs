@@ -215,6 +215,8 @@ pub(crate) struct TokenSource {
     timeout: Duration,
     state: Mutex<State>,
     refresh: tokio::sync::Mutex<()>,
+    /// A tenant's connection: where refreshed tokens are stored, and when it was made.
+    sink: Option<(std::sync::Arc<dyn crate::connect::oauth::TokenSink>, i64)>,
 }
 
 #[derive(Default)]
@@ -249,7 +251,38 @@ impl TokenSource {
             timeout,
             state: Mutex::new(State::default()),
             refresh: tokio::sync::Mutex::new(()),
+            sink: None,
         }
+    }
+
+    /// A source that starts from a tenant's stored tokens (an OAuth connection): the access
+    /// token is used until [`REFRESH_BEFORE`](crate::connect::oauth::REFRESH_BEFORE) before
+    /// its expiry, and every refresh is handed to the session's sink.
+    pub fn from_session(
+        kind: TokenKind,
+        http: reqwest::Client,
+        timeout: Duration,
+        session: &crate::connect::oauth::OAuthSession,
+    ) -> Self {
+        let mut source = TokenSource::new(kind, http, timeout);
+        let t = &session.tokens;
+        let now = Instant::now();
+        let left = t.expires_at.map(|at| {
+            Duration::from_millis(u64::try_from(at - crate::state::now_ms()).unwrap_or(0))
+        });
+        let margin = crate::connect::oauth::REFRESH_BEFORE;
+        {
+            let mut st = source.state();
+            st.token = Some(Token {
+                value: t.access_token.clone(),
+                refresh_at: left.map(|l| now + l.saturating_sub(margin)),
+                expires_at: left.map(|l| now + l),
+                instance_url: t.instance_url.clone(),
+            });
+            st.generation = 1;
+        }
+        source.sink = session.sink.clone().map(|s| (s, t.connected_at));
+        source
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -334,6 +367,36 @@ impl TokenSource {
                 scopes,
                 base_url_from,
             } => {
+                // A connection's refreshes are serialised across connectors, and one that
+                // another connector already made (and stored) is used instead of a second.
+                let lock = self.sink.as_ref().and_then(|(s, _)| s.refresh_lock());
+                let _held = match &lock {
+                    Some(l) => Some(l.lock().await),
+                    None => None,
+                };
+                if let Some((sink, _)) = &self.sink
+                    && let Ok(Some(stored)) = sink.current().await
+                {
+                    let mine = self.state().token.as_ref().map(|t| t.value.clone());
+                    if let Some(rt) = &stored.refresh_token {
+                        self.state().refresh_token = Some(rt.clone());
+                    }
+                    let now = crate::state::now_ms();
+                    if mine.as_ref() != Some(&stored.access_token) && !stored.needs_refresh(now) {
+                        let left = stored
+                            .expires_at
+                            .map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
+                        let at = Instant::now();
+                        return Ok(Token {
+                            value: stored.access_token.clone(),
+                            refresh_at: left.map(|l| {
+                                at + l.saturating_sub(crate::connect::oauth::REFRESH_BEFORE)
+                            }),
+                            expires_at: left.map(|l| at + l),
+                            instance_url: stored.instance_url.clone(),
+                        });
+                    }
+                }
                 let rotated = self.state().refresh_token.clone();
                 let refresh = rotated.as_ref().unwrap_or(refresh_token);
                 let client = oauth_client(token_url, client_id, client_secret)?;
@@ -348,7 +411,30 @@ impl TokenSource {
                 if let Some(rt) = response.refresh_token() {
                     self.state().refresh_token = Some(Secret::new(rt.secret().clone()));
                 }
-                Ok(oauth_token(&response, base_url_from.as_ref()))
+                let token = oauth_token(&response, base_url_from.as_ref());
+                if let Some((sink, connected_at)) = &self.sink {
+                    let now = crate::state::now_ms();
+                    let kept = self.state().refresh_token.clone();
+                    let tokens = crate::connect::oauth::TokenSet {
+                        access_token: token.value.clone(),
+                        refresh_token: kept.or_else(|| Some(refresh_token.clone())),
+                        expires_at: response.expires_in().map(|l| {
+                            now.saturating_add(i64::try_from(l.as_millis()).unwrap_or(i64::MAX))
+                        }),
+                        instance_url: token.instance_url.clone(),
+                        scope: response
+                            .scopes()
+                            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+                        connected_at: *connected_at,
+                        refreshed_at: now,
+                    };
+                    // A rotated refresh token that is not stored is lost for the next run:
+                    // said loudly, but this request goes on with the new access token.
+                    if let Err(e) = sink.save(&tokens).await {
+                        tracing::error!(error = %crate::secrets::scrub::scrub(&e), "the refreshed OAuth tokens could not be stored");
+                    }
+                }
+                Ok(token)
             }
             TokenKind::OAuthClientCredentials {
                 token_url,

@@ -136,6 +136,9 @@ pub struct HttpOptions {
     /// Reads `${vault:..}` and `${secret:..}` credentials (cached); the process-wide one
     /// ([`Resolver::global`]) when `None`.
     pub resolver: Option<Arc<Resolver>>,
+    /// A tenant's OAuth connection (the kit's `connect:`): its tokens replace the kit's
+    /// `auth`, refreshed through the connect section's token URL.
+    pub oauth: Option<crate::connect::oauth::OAuthSession>,
 }
 
 impl Default for HttpOptions {
@@ -149,6 +152,7 @@ impl Default for HttpOptions {
             user_agent: concat!("rulebridge/", env!("CARGO_PKG_VERSION")).to_string(),
             vars: Map::new(),
             resolver: None,
+            oauth: None,
         }
     }
 }
@@ -724,7 +728,10 @@ fn build_creds(
 ) -> Result<Creds, String> {
     let context = secrets_context(plan, options, secrets)?;
     let rebase = |u: &str| rebase(u, base_url, declared_base, options.base_url.is_some());
-    let auth = build_auth(&plan.auth, secrets, client, timeout, &rebase)?;
+    let auth = match &options.oauth {
+        Some(session) => session_auth(session, client, timeout),
+        None => build_auth(&plan.auth, secrets, client, timeout, &rebase)?,
+    };
 
     let mut headers = HeaderMap::new();
     for (name, v) in &plan.headers {
@@ -789,6 +796,34 @@ fn basic_pair(username: &Secret, password: &Secret) {
     crate::secrets::register(&format!("{u}:{p}"));
     let enc = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
     crate::secrets::register(&format!("{}:{}", enc(u), enc(p)));
+}
+
+/// A tenant's OAuth connection: its access token, refreshed with its refresh token at the
+/// connect section's token URL. Without a refresh token the access token is all there is.
+fn session_auth(
+    session: &crate::connect::oauth::OAuthSession,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Auth {
+    let Some(refresh_token) = session.tokens.refresh_token.clone() else {
+        return Auth::Bearer(session.tokens.access_token.clone());
+    };
+    let app = &session.app;
+    basic_pair(&app.client_id, &app.client_secret);
+    let kind = TokenKind::OAuthRefresh {
+        token_url: app.token_url.clone(),
+        client_id: app.client_id.clone(),
+        client_secret: app.client_secret.clone(),
+        refresh_token,
+        scopes: Vec::new(),
+        base_url_from: app.base_url_from.clone(),
+    };
+    Auth::Token(Box::new(TokenSource::from_session(
+        kind,
+        client.clone(),
+        timeout,
+        session,
+    )))
 }
 
 fn build_auth(

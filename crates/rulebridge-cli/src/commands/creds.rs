@@ -88,6 +88,17 @@ pub fn with_tenant(
             .providers()
             .filter(|p| only.is_none_or(|o| o == p.name()))
         {
+            // A connection made through the kit's `connect:` (`serve`'s OAuth routes).
+            if provider.connect().is_some() {
+                let tokens = rulebridge::state::TenantTokens {
+                    creds: creds.clone(),
+                    tenant: tenant.to_string(),
+                    provider: provider.name().to_string(),
+                };
+                if let Some(t) = rt.block_on(tokens.load())? {
+                    builder = builder.oauth_tokens(provider.name(), t, Some(Arc::new(tokens)));
+                }
+            }
             for field in provider.config() {
                 if let Some(v) = rt.block_on(creds.get(tenant, provider.name(), &field.name))? {
                     let env =

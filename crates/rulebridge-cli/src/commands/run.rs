@@ -180,6 +180,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 builder = builder.base_url(*kit, url);
             }
         }
+        for (kit, _, _) in rulebridge_sandbox::CONNECT {
+            if let Some((authorize, token)) = sb.kit_connect_urls(kit) {
+                builder = builder.connect_urls(*kit, authorize, token);
+            }
+        }
     }
     for (provider, url) in overrides {
         builder = builder.base_url(provider, url);

@@ -1,4 +1,5 @@
-//! HubSpot CRM v3: contacts (CRUD, search, batch), contact properties, OAuth refresh.
+//! HubSpot CRM v3: contacts (CRUD, search, batch), contact properties, OAuth connect
+//! (authorize, code exchange) and refresh.
 //!
 //! Authentication: `Authorization: Bearer sandbox-hubspot-token` (a private-app token, never
 //! expires) or an access token from `POST /oauth/v1/token`. Rate limits are per app (the
@@ -25,7 +26,7 @@ use batch::batch;
 use contacts::{create_contact, delete_contact, get_contact, list_contacts, patch_contact};
 use errors::{internal_error, not_found};
 use gate::gate;
-use oauth::token;
+use oauth::{authorize, token};
 use properties::{create_property, get_property, list_properties};
 use search::search;
 
@@ -36,8 +37,11 @@ pub const CLIENT_ID: &str = "sandbox-hubspot-client";
 pub const CLIENT_SECRET: &str = "sandbox-hubspot-secret";
 pub const REFRESH_TOKEN: &str = "sandbox-hubspot-refresh";
 
-/// The authorization code the fake's OAuth endpoint accepts.
+/// An authorization code the fake's token endpoint always accepts (the authorize endpoint
+/// issues single-use ones).
 pub const AUTH_CODE: &str = "sandbox-hubspot-code";
+/// The redirect URL registered for the sandbox's OAuth app (`HUBSPOT_REDIRECT_URL`).
+pub const REDIRECT_URL: &str = "http://localhost:3000/oauth/hubspot/callback";
 
 const PORTAL_ID: u64 = 4_000_001;
 const BATCH_LIMIT: usize = 100;
@@ -82,6 +86,7 @@ pub(crate) fn router(shared: Ctx) -> Router {
     };
     Router::new()
         .route("/oauth/v1/token", post(token))
+        .route("/oauth/authorize", get(authorize))
         .merge(crm)
         .fallback(fallback)
         .with_state(shared)

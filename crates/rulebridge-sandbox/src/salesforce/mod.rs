@@ -1,5 +1,6 @@
 //! Salesforce REST (`/services/data/vXX.X`): Lead and Contact sObjects, describe, a SOQL
-//! subset, sObject Collections, upsert by external id, and the OAuth refresh-token flow.
+//! subset, sObject Collections, upsert by external id, and OAuth (the web server flow's
+//! authorize and code exchange, and refresh).
 //!
 //! Sessions come only from `POST /services/oauth2/token`; every data response carries
 //! `Sforce-Limit-Info: api-usage=N/LIMIT`, counted over a rolling 24 h.
@@ -27,7 +28,7 @@ use super::util::json as reply;
 use collections::{collection_create, collection_update};
 use errors::{internal_error, not_found};
 use gate::{gate, limits};
-use oauth::token;
+use oauth::{authorize, token};
 use records::{create, delete, get_record, update, upsert};
 use schema::describe;
 use soql::query;
@@ -37,6 +38,8 @@ pub(crate) use state::{Ctx, Data};
 pub const CLIENT_ID: &str = "sandbox-salesforce-client";
 pub const CLIENT_SECRET: &str = "sandbox-salesforce-secret";
 pub const REFRESH_TOKEN: &str = "sandbox-salesforce-refresh";
+/// The callback URL registered for the sandbox's connected app (`SALESFORCE_REDIRECT_URL`).
+pub const REDIRECT_URL: &str = "http://localhost:3000/oauth/salesforce/callback";
 const ORG_ID: &str = "00D5g00000SBX01EAA";
 const USER_ID: &str = "0055g00000SBX01AAA";
 const COLLECTION_LIMIT: usize = 200;
@@ -69,6 +72,7 @@ pub(crate) fn router(shared: Ctx) -> Router {
     };
     Router::new()
         .route("/services/oauth2/token", post(token))
+        .route("/services/oauth2/authorize", get(authorize))
         .route("/services/data", get(versions))
         .merge(data)
         .fallback(|| async { not_found() })

@@ -1,13 +1,15 @@
 //! `rulebridge serve`: the library behind HTTP.
 //!
 //! Routes: `/healthz`, `/metrics`, `/openapi.json`, `POST /v1/flows/{flow}/records`,
-//! `GET /v1/runs/{id}`, `GET /v1/log`, `GET /v1/dlq`, and the endpoints rule files declare
-//! (`kind: endpoint`). Every response body passes the secret scrubber. A record accepted is
+//! `GET /v1/runs/{id}`, `GET /v1/log`, `GET /v1/dlq`, OAuth connect
+//! (`/v1/oauth/{provider}/start|callback`, `DELETE /v1/integrations/{provider}`,
+//! `GET /v1/integrations/status`), and the endpoints rule files declare (`kind: endpoint`). Every response body passes the secret scrubber. A record accepted is
 //! sent to the end and recorded even when its client goes away or the server is asked to stop:
 //! shutdown (SIGTERM, Ctrl-C) stops accepting, then waits for the records in flight.
 
 mod endpoint;
 mod metrics;
+mod oauth;
 mod openapi;
 mod records;
 
@@ -23,12 +25,12 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use rulebridge::Engine;
 use rulebridge::exec::RunOptions;
-use rulebridge::state::SqlStore;
+use rulebridge::state::{CredentialStore, KeySpec, OAuthStates, SqlStore};
 
 use crate::common::{build, sandbox_credentials};
 
@@ -57,6 +59,10 @@ pub struct App {
     /// Each batch of records in flight holds a read guard; shutdown takes the write lock,
     /// which waits for them.
     pub drain: Arc<tokio::sync::RwLock<()>>,
+    /// The encrypted credential store (OAuth tokens); `None` without a master key.
+    pub creds: Option<Arc<CredentialStore>>,
+    /// The `state` values of OAuth connections in progress.
+    pub states: OAuthStates,
 }
 
 /// The tenant a request acts for. Today the `X-Tenant-ID` header (none: the default tenant,
@@ -158,7 +164,14 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/flows/{flow}/records", post(records::post_records))
         .route("/v1/runs/{id}", get(records::get_run))
         .route("/v1/log", get(records::get_log))
-        .route("/v1/dlq", get(records::get_dlq));
+        .route("/v1/dlq", get(records::get_dlq))
+        .route("/v1/oauth/{provider}/start", get(oauth::start))
+        .route(
+            "/v1/oauth/{provider}/callback",
+            get(oauth::callback).post(oauth::callback),
+        )
+        .route("/v1/integrations/{provider}", delete(oauth::disconnect))
+        .route("/v1/integrations/status", get(oauth::status));
     for (n, e) in app.endpoints.iter().enumerate() {
         router = router.route(&e.plan.path, endpoint::route(&e.plan.method, n));
     }
@@ -195,6 +208,9 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
 /// Scrubs every response body of the secrets resolved so far (and their encodings).
 async fn scrub_body(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
+    if response.extensions().get::<oauth::Scrubbed>().is_some() {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
@@ -272,6 +288,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
                 builder = builder.base_url(*kit, url);
             }
         }
+        for (kit, _, _) in rulebridge_sandbox::CONNECT {
+            if let Some((authorize, token)) = sb.kit_connect_urls(kit) {
+                builder = builder.connect_urls(*kit, authorize, token);
+            }
+        }
     }
     let engine = build(builder)?;
     if let Some(sb) = &sandbox {
@@ -290,6 +311,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         (None, None) => crate::commands::state::DEFAULT_STATE.to_string(),
     };
     let store = rt.block_on(crate::commands::state::open(&spec))?;
+    // OAuth tokens are sealed in the credential store: without a master key, OAuth connect
+    // answers 503 and records are sent with the kits' own credentials.
+    let creds = match KeySpec::from_env() {
+        Ok(key) => Some(Arc::new(
+            rt.block_on(CredentialStore::unlock(store.db().clone(), &key))?,
+        )),
+        Err(rulebridge::state::CredentialError::NoKey) => None,
+        Err(e) => return Err(e.into()),
+    };
     let options = RunOptions {
         // A request is small; many run at once.
         threads: 1,
@@ -306,6 +336,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         endpoints,
         input_key: crate::commands::state::input_key(&rt, &store)?,
         drain: Arc::new(tokio::sync::RwLock::new(())),
+        creds,
+        states: OAuthStates::new(store.db().clone()),
     });
     let drain = app.drain.clone();
     let router = router(app, args.max_body.max(1));

@@ -26,6 +26,53 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
+fn provider_param() -> Value {
+    json!({ "name": "provider", "in": "path", "required": true, "description": "A provider whose kit has a `connect:` section (hubspot, salesforce)", "schema": { "type": "string" } })
+}
+
+fn callback_params() -> Value {
+    json!([
+        provider_param(),
+        query(
+            "code",
+            "The authorization code of the vendor's redirect",
+            json!({"type": "string"})
+        ),
+        query(
+            "state",
+            "The `state` of the start, as the vendor's redirect carries it",
+            json!({"type": "string"})
+        ),
+        query(
+            "error",
+            "The vendor's error when the user declined",
+            json!({"type": "string"})
+        ),
+        tenant_header()
+    ])
+}
+
+fn callback_body() -> Value {
+    json!({"type": "object", "properties": {"code": {"type": "string"}, "state": {"type": "string"}}})
+}
+
+fn callback_responses() -> Value {
+    json!({
+        "200": json_response("Connected: the tokens are stored encrypted for the tenant", json!({"type": "object", "properties": {
+            "provider": {"type": "string"}, "connected": {"const": true},
+            "connected_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}, "scope": {"type": ["string", "null"]}
+        }})),
+        "400": error_response("No code or state; a state that is unknown, used, expired, or of another tenant or provider; the user declined; or the vendor refused the code"),
+        "404": error_response("No such provider, or its kit has no `connect:` section"),
+        "502": error_response("The vendor's token endpoint failed"),
+        "503": error_response("No master key, or the kit's connect settings are not set")
+    })
+}
+
+fn callback_op(summary: &str) -> Value {
+    json!({ "summary": summary, "parameters": callback_params(), "responses": callback_responses() })
+}
+
 /// The document, with the declared endpoints.
 pub fn document(endpoints: &[super::endpoint::Endpoint]) -> Value {
     let mut doc = base();
@@ -120,6 +167,54 @@ fn base() -> Value {
                     "400": error_response("A filter is not valid")
                 }
             }},
+            "/v1/oauth/{provider}/start": { "get": {
+                "summary": "Start connecting the tenant's account of a provider over OAuth",
+                "description": "Answers the vendor's authorize URL (from the kit's `connect:` section) with a `state` that is random, single-use, bound to the tenant and provider, and valid for 10 minutes. Send the user's browser there; the vendor redirects to the app's redirect URL with `code` and `state`, which go to the callback.",
+                "parameters": [ provider_param(), tenant_header() ],
+                "responses": {
+                    "200": json_response("Where to send the user", json!({"type": "object", "required": ["authorize_url", "state"], "properties": {
+                        "provider": {"type": "string"}, "authorize_url": {"type": "string", "format": "uri"},
+                        "state": {"type": "string"}, "expires_in": {"type": "integer", "description": "Seconds the state can be used"}
+                    }})),
+                    "404": error_response("No such provider, or its kit has no `connect:` section"),
+                    "503": error_response("No master key (the tokens are kept encrypted), or the kit's client id, secret or redirect URL are not set")
+                }
+            }},
+            "/v1/oauth/{provider}/callback": {
+                "get": callback_op("Finish connecting: the vendor's redirect parameters in the query"),
+                "post": {
+                    "requestBody": { "required": false, "content": {
+                        "application/json": { "schema": callback_body() },
+                        "application/x-www-form-urlencoded": { "schema": callback_body() }
+                    } },
+                    "summary": "Finish connecting: `{code, state}` in the body (or the query)",
+                    "parameters": callback_params(),
+                    "responses": callback_responses()
+                }
+            },
+            "/v1/integrations/{provider}": { "delete": {
+                "summary": "Disconnect: forget the tenant's OAuth tokens for the provider",
+                "parameters": [ provider_param(), tenant_header() ],
+                "responses": {
+                    "200": json_response("Disconnected", json!({"type": "object", "properties": {
+                        "provider": {"type": "string"}, "connected": {"const": false},
+                        "disconnected": {"type": "boolean", "description": "Whether there was a connection"}
+                    }})),
+                    "404": error_response("No such provider, or its kit has no `connect:` section"),
+                    "503": error_response("No master key")
+                }
+            }},
+            "/v1/integrations/status": { "get": {
+                "summary": "Per provider with OAuth connect: connected, since when, the latest run of a flow writing to it, its latest failed record",
+                "parameters": [ tenant_header() ],
+                "responses": {
+                    "200": json_response("The tenant's integrations", json!({"type": "object", "properties": {
+                        "tenant": {"type": "string"},
+                        "integrations": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Integration"}}
+                    }})),
+                    "503": error_response("No master key")
+                }
+            }},
             "/v1/dlq": { "get": {
                 "summary": "Dead letters, oldest first",
                 "parameters": [ query("flow", "Only this flow", json!({"type": "string"})), tenant_header() ],
@@ -149,6 +244,20 @@ fn base() -> Value {
                 "flow": {"type": "string"}, "run": {"type": ["string", "null"]}, "dry_run": {"type": "boolean"},
                 "counters": {"$ref": "#/components/schemas/Counters"},
                 "outcomes": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}}
+            }},
+            "Integration": { "type": "object", "required": ["connected"], "properties": {
+                "connected": {"type": "boolean"},
+                "connected_at": {"type": ["integer", "null"], "description": "ms since the epoch"},
+                "expires_at": {"type": ["integer", "null"], "description": "When the access token expires (refreshed before), ms"},
+                "last_sync": {"type": ["object", "null"], "properties": {
+                    "run": {"type": "string"}, "flow": {"type": "string"}, "status": {"type": "string"},
+                    "at": {"type": "integer"}, "counters": {"$ref": "#/components/schemas/Counters"}
+                }},
+                "last_error": {"type": ["object", "null"], "properties": {
+                    "at": {"type": "integer"}, "flow": {"type": "string"}, "run_id": {"type": "string"},
+                    "kind": {"type": ["string", "null"]}, "message": {"type": ["string", "null"]},
+                    "http_status": {"type": ["integer", "null"]}
+                }}
             }},
             "Run": { "type": "object", "properties": {
                 "id": {"type": "string"}, "tenant": {"type": "string"}, "flow": {"type": "string"},
