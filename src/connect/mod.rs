@@ -9,6 +9,7 @@ pub mod fields;
 pub mod http;
 pub mod memory;
 pub mod sql;
+pub mod waits;
 
 use std::fmt;
 

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod api_keys;
 mod credentials;
 mod sql;
 
@@ -35,6 +36,7 @@ pub use credentials::{
     MASTER_PASSPHRASE_VAR, NEW_MASTER_KEY_VAR, NEW_MASTER_PASSPHRASE_VAR, Rotated,
     TenantCredentials, env_name, split_reference,
 };
+pub use api_keys::{ApiKeyInfo, ApiKeys, KEY_PREFIX, NewApiKey, Refused};
 pub use sql::SqlStore;
 
 use crate::db::DbError;

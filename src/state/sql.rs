@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "credentials",
         include_str!("migrations/0002_credentials.sql"),
     ),
+    (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
 ];
 
 /// A run whose heartbeat is older than this is taken for dead (its process stopped without
