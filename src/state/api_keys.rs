@@ -80,9 +80,7 @@ fn hash(key: &str) -> Vec<u8> {
 fn id_of(key: &str) -> Option<&str> {
     let (id, secret) = key.strip_prefix(KEY_PREFIX)?.split_once('_')?;
     let secret_len = (SECRET_BYTES * 4).div_ceil(3);
-    (id.len() == ID_LEN
-        && id.bytes().all(|b| b.is_ascii_hexdigit())
-        && secret.len() == secret_len)
+    (id.len() == ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit()) && secret.len() == secret_len)
         .then_some(id)
 }
 
@@ -260,7 +258,12 @@ mod tests {
         let revoked = keys.revoke(&a.info.id).await.expect("revoke");
         assert!(revoked.is_some_and(|r| r.revoked()));
         assert_eq!(keys.verify(text).await.ok(), Some(Err(Refused::Revoked)));
-        assert!(keys.revoke("0000000000000000").await.expect("revoke").is_none());
+        assert!(
+            keys.revoke("0000000000000000")
+                .await
+                .expect("revoke")
+                .is_none()
+        );
         assert!(keys.verify(b.key.expose()).await.is_ok_and(|r| r.is_ok()));
     }
 

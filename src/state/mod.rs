@@ -31,12 +31,12 @@ mod sql;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
+pub use api_keys::{ApiKeyInfo, ApiKeys, KEY_PREFIX, NewApiKey, Refused};
 pub use credentials::{
     CredentialError, CredentialInfo, CredentialStore, KeySpec, MASTER_KEY_VAR,
     MASTER_PASSPHRASE_VAR, NEW_MASTER_KEY_VAR, NEW_MASTER_PASSPHRASE_VAR, Rotated,
     TenantCredentials, env_name, split_reference,
 };
-pub use api_keys::{ApiKeyInfo, ApiKeys, KEY_PREFIX, NewApiKey, Refused};
 pub use sql::SqlStore;
 
 use crate::db::DbError;
