@@ -276,8 +276,8 @@ fn records_go_through_the_store_in_input_order() {
 fn invalid_requests_are_400_with_the_fields() {
     let server = Server::start(&["--max-body", "2000"]);
     let base = server.url.clone();
-    let key = server.key("");
-    let key = Some(key.as_str());
+    let bearer = server.key("");
+    let key = Some(bearer.as_str());
     let rt = runtime();
     rt.block_on(async {
         let records = format!("{base}/v1/flows/user_sync/records");
@@ -305,7 +305,7 @@ fn invalid_requests_are_400_with_the_fields() {
 
         let resp = reqwest::Client::new()
             .post(&records)
-            .bearer_auth(key.unwrap_or_default())
+            .bearer_auth(&bearer)
             .header("content-type", "application/json")
             .body("{not json")
             .send()
@@ -478,6 +478,16 @@ fn the_sandbox_stands_in_for_the_vendors() {
             post(&format!("{records}?duplicatePolicy=create_new"), key, &again).await;
         assert_eq!(statuses(&created), ["updated"], "{created}");
         assert_eq!(created["outcomes"][0]["target_id"], id);
+        // The HubSpot kit paces its requests (`rate_limit: 100 per 10s`): the look-ups and
+        // writes above waited for permits, and /metrics says how long.
+        let (_, text) = get(&format!("{base}/metrics"), None).await;
+        let text = text.as_str().unwrap_or_default().to_string();
+        let waited = text
+            .lines()
+            .find_map(|l| l.strip_prefix("rulebridge_rate_limit_wait_seconds_total{provider=\"hubspot\"} "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(waited.is_some_and(|s| s > 0.05), "{text}");
+        assert!(text.contains("rulebridge_rate_limit_waits_total{provider=\"hubspot\"} "), "{text}");
     });
 }
 
