@@ -1,7 +1,7 @@
 //! Who a `/v1` request acts for: its API key (`Authorization: Bearer KEY`) decides the
 //! tenant, and each key (with `--no-auth`, each tenant) has a rate limit of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -56,6 +56,8 @@ pub struct Auth {
     keys: Option<ApiKeys>,
     limiter: DefaultKeyedRateLimiter<String>,
     touched: Mutex<HashMap<String, Instant>>,
+    /// Keys already registered with the secret scrubber.
+    masked: Mutex<HashSet<String>>,
 }
 
 impl Auth {
@@ -68,6 +70,7 @@ impl Auth {
             keys,
             limiter: RateLimiter::keyed(quota),
             touched: Mutex::new(HashMap::new()),
+            masked: Mutex::new(HashSet::new()),
         }
     }
 
@@ -84,6 +87,15 @@ impl Auth {
         self.limiter
             .check_key(&who.to_string())
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Masks a valid key in everything the process prints from now on (a declared
+    /// endpoint's answer or a log line could quote a request's headers), once per key.
+    fn mask(&self, id: &str, key: &str) {
+        let mut masked = self.masked.lock().unwrap_or_else(|e| e.into_inner());
+        if masked.insert(id.to_string()) {
+            rulebridge::secrets::register(key);
+        }
     }
 
     /// Whether key `id`'s `last used` is due for a write (and notes that it is done now).
@@ -168,6 +180,7 @@ pub async fn resolve_tenant(app: &App, headers: &HeaderMap) -> Result<String, Ap
             "X-Tenant-ID names another tenant than the API key's",
         ));
     }
+    app.auth.mask(&key.id, presented);
     limit(app, &key.id)?;
     if app.auth.due(&key.id) {
         let (keys, id) = (keys.clone(), key.id.clone());
@@ -228,6 +241,16 @@ mod tests {
             "{wait:?}"
         );
         assert!(auth.permit("b").is_ok());
+    }
+
+    #[test]
+    fn a_valid_key_is_masked_in_output() {
+        let auth = Auth::new(None, parse_rate("1/s").unwrap_or_else(|e| panic!("{e}")));
+        let key = "rbk_00112233aabbccdd_masked-in-output-test-key-0123456789abcdef";
+        let line = format!("authorization: Bearer {key}");
+        assert!(rulebridge::secrets::scrub::scrub(&line).contains(key));
+        auth.mask("00112233aabbccdd", key);
+        assert!(!rulebridge::secrets::scrub::scrub(&line).contains(key));
     }
 
     #[test]
