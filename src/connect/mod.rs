@@ -10,6 +10,7 @@ pub mod http;
 pub mod memory;
 pub mod oauth;
 pub mod sql;
+pub mod waits;
 
 use std::fmt;
 

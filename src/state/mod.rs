@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod api_keys;
 mod credentials;
 mod oauth;
 mod sql;
@@ -31,6 +32,7 @@ mod sql;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
+pub use api_keys::{ApiKeyInfo, ApiKeys, KEY_PREFIX, NewApiKey, Refused};
 pub use credentials::{
     CredentialError, CredentialInfo, CredentialStore, KeySpec, MASTER_KEY_VAR,
     MASTER_PASSPHRASE_VAR, NEW_MASTER_KEY_VAR, NEW_MASTER_PASSPHRASE_VAR, Rotated,

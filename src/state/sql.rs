@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0002_credentials.sql"),
     ),
     (3, "oauth", include_str!("migrations/0003_oauth.sql")),
+    (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
 ];
 
 /// A run whose heartbeat is older than this is taken for dead (its process stopped without

@@ -129,6 +129,38 @@ enum ConnectCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make an API key for a tenant and print it (once: the store keeps only its hash). The
+    /// key is the last word of the last line.
+    Create {
+        /// The tenant the key acts for (`""`: the default tenant).
+        #[arg(long)]
+        tenant: String,
+        /// A label to tell keys apart in `keys list` (who or what holds it).
+        #[arg(long = "name", default_value = "")]
+        name: String,
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// List API keys: id, tenant, label, when created, last used and revoked (never a key).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Revoke a key by its id: `serve` refuses it from the next request on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ListFormat {
     Text,
@@ -315,6 +347,11 @@ enum Command {
         #[command(subcommand)]
         action: ConnectCommand,
     },
+    /// Per-tenant API keys for `serve` (`Authorization: Bearer KEY`).
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Failed records kept with their input; the next run of their flow retries them.
     Dlq {
         #[command(subcommand)]
@@ -354,8 +391,11 @@ enum Command {
     },
     /// Serve the flows over HTTP: `POST /v1/flows/{flow}/records` (one record or an array,
     /// `?dry_run=true`, `?duplicatePolicy=skip|update|create_new`), `GET /v1/runs/{id}`,
-    /// `GET /v1/log`, `GET /v1/dlq`, `/healthz`, `/metrics`, `/openapi.json`. Stops on SIGTERM
-    /// or Ctrl-C once the records in flight are sent and recorded.
+    /// `GET /v1/log`, `GET /v1/dlq`, `POST /v1/connections/{provider}/test`,
+    /// `GET /v1/providers/{provider}/fields?object=`, `/healthz`, `/metrics`, `/openapi.json`.
+    /// `/v1` requests need `Authorization: Bearer KEY` (`rulebridge keys create`); the key
+    /// decides the tenant. Stops on SIGTERM or Ctrl-C once the records in flight are sent and
+    /// recorded.
     Serve {
         /// Address and port to listen on (port 0 picks a free one; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -375,6 +415,15 @@ enum Command {
         /// Seconds allowed per record, retries included.
         #[arg(long, default_value_t = 120)]
         record_timeout: u64,
+        /// Accept `/v1` requests without an API key, the tenant from `X-Tenant-ID` (none: the
+        /// default tenant). For local development only: anyone who reaches the port acts as
+        /// any tenant.
+        #[arg(long)]
+        no_auth: bool,
+        /// Requests per API key (with --no-auth: per tenant) allowed, as `N/s` or `N/min`;
+        /// a burst of N. More: 429 with `Retry-After`.
+        #[arg(long, default_value = "100/s", value_name = "N/s")]
+        key_rate: String,
     },
     /// Print the JSON Schema of the rule-file format (for the YAML language server).
     Schema,
@@ -659,14 +708,48 @@ fn main() -> ExitCode {
             state,
             max_body,
             record_timeout,
-        } => commands::serve::serve(commands::serve::ServeArgs {
-            listen,
-            rules,
-            sandbox,
-            state,
-            max_body,
-            record_timeout,
-        }),
+            no_auth,
+            key_rate,
+        } => (|| {
+            commands::serve::serve(commands::serve::ServeArgs {
+                listen,
+                rules,
+                sandbox,
+                state,
+                max_body,
+                record_timeout,
+                no_auth,
+                key_rate: commands::serve::parse_rate(&key_rate)?,
+            })
+        })(),
+        Command::Keys { action } => {
+            use commands::keys::{KeysAction, keys};
+            match action {
+                KeysCommand::Create {
+                    tenant,
+                    name,
+                    state,
+                } => keys(
+                    &state.spec,
+                    KeysAction::Create {
+                        tenant,
+                        label: name,
+                    },
+                ),
+                KeysCommand::List {
+                    tenant,
+                    state,
+                    format,
+                } => keys(
+                    &state.spec,
+                    KeysAction::List {
+                        tenant,
+                        json: matches!(format, ListFormat::Json),
+                    },
+                ),
+                KeysCommand::Revoke { id, state } => keys(&state.spec, KeysAction::Revoke { id }),
+            }
+        }
         Command::Sandbox {
             port,
             error_rate,

@@ -1,5 +1,6 @@
 //! `rulebridge serve` over real HTTP: the binary on 127.0.0.1, a reqwest client, a real state
-//! file, and the shipped `user_sync` flow writing an SQLite `users` table.
+//! file, real API keys (`rulebridge keys create`), and the shipped `user_sync` flow writing an
+//! SQLite `users` table.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ struct Server {
     url: String,
     _dir: tempfile::TempDir,
     stderr: Option<std::process::ChildStderr>,
+    /// `--state` as given to the server.
+    state: String,
 }
 
 impl Server {
@@ -33,9 +36,14 @@ impl Server {
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--rules"])
             .arg(root.join("rules"));
-        if !extra.contains(&"--state") {
-            command.arg("--state").arg(dir.path().join("state.db"));
-        }
+        let state = match extra.iter().position(|a| *a == "--state") {
+            Some(i) => extra.get(i + 1).map(|s| s.to_string()).unwrap_or_default(),
+            None => {
+                let file = dir.path().join("state.db").display().to_string();
+                command.arg("--state").arg(&file);
+                file
+            }
+        };
         let mut child = command
             .args(extra)
             .stdout(Stdio::piped())
@@ -64,7 +72,14 @@ impl Server {
             url,
             _dir: dir,
             stderr,
+            state,
         }
+    }
+
+    /// A new API key for `tenant`, made with `rulebridge keys create` in the server's store
+    /// while it runs.
+    fn key(&self, tenant: &str) -> String {
+        create_key(&self.state, tenant)
     }
 
     fn dir(&self) -> PathBuf {
@@ -94,6 +109,34 @@ impl Drop for Server {
     }
 }
 
+/// `rulebridge keys ARGS --state STATE`: (exit status, stdout, stderr).
+fn keys_command(state: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+        .env("NO_COLOR", "1")
+        .env_remove("RULEBRIDGE_STATE")
+        .arg("keys")
+        .args(args)
+        .args(["--state", state])
+        .output()
+        .expect("rulebridge keys runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The last word of the last line of `keys create`.
+fn create_key(state: &str, tenant: &str) -> String {
+    let (ok, out, err) = keys_command(state, &["create", "--tenant", tenant, "--name", "test"]);
+    assert!(ok, "{err}");
+    out.lines()
+        .last()
+        .and_then(|l| l.split_whitespace().last())
+        .expect("a key")
+        .to_string()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -101,10 +144,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-async fn post(url: &str, tenant: Option<&str>, body: &Value) -> (u16, Value) {
+/// POST with `Authorization: Bearer KEY` when `key`.
+async fn post(url: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
     let mut req = reqwest::Client::new().post(url).json(body);
-    if let Some(t) = tenant {
-        req = req.header("X-Tenant-ID", t);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
     }
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
@@ -115,10 +159,11 @@ async fn post(url: &str, tenant: Option<&str>, body: &Value) -> (u16, Value) {
     )
 }
 
-async fn get(url: &str, tenant: Option<&str>) -> (u16, Value) {
+/// GET with `Authorization: Bearer KEY` when `key`.
+async fn get(url: &str, key: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().get(url);
-    if let Some(t) = tenant {
-        req = req.header("X-Tenant-ID", t);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
     }
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
@@ -148,13 +193,16 @@ fn users() -> Value {
 fn records_go_through_the_store_in_input_order() {
     let mut server = Server::start(&[]);
     let base = server.url.clone();
+    let (key, acme) = (server.key(""), server.key("acme"));
+    let key = Some(key.as_str());
+    let acme = Some(acme.as_str());
     let rt = runtime();
     rt.block_on(async {
         let (code, health) = get(&format!("{base}/healthz"), None).await;
         assert_eq!((code, health), (200, json!({"status": "ok"})));
 
         let records = format!("{base}/v1/flows/user_sync/records");
-        let (code, first) = post(&records, None, &users()).await;
+        let (code, first) = post(&records, key, &users()).await;
         assert_eq!(code, 200, "{first}");
         assert_eq!(statuses(&first), ["created", "failed", "created"]);
         let indexes: Vec<u64> = first["outcomes"]
@@ -167,7 +215,7 @@ fn records_go_through_the_store_in_input_order() {
 
         // The same batch again: the ledger knows both rows (`last_synced_at` is `now()`, so
         // a payload differs from the last one unless within the same millisecond).
-        let (_, again) = post(&records, None, &users()).await;
+        let (_, again) = post(&records, key, &users()).await;
         let st = statuses(&again);
         assert_eq!(st.len(), 3);
         assert!(matches!(st[0], "updated" | "unchanged"), "{again}");
@@ -178,15 +226,15 @@ fn records_go_through_the_store_in_input_order() {
 
         // One record on its own (not an array), changed, under each duplicate policy.
         let ada = json!({"email": "ada@company.com", "name": "Ada Lovelace", "tenantId": "t1"});
-        let (_, skipped) = post(&format!("{records}?duplicatePolicy=skip"), None, &ada).await;
+        let (_, skipped) = post(&format!("{records}?duplicatePolicy=skip"), key, &ada).await;
         assert_eq!(statuses(&skipped), ["skipped"]);
-        let (_, updated) = post(&records, None, &ada).await;
+        let (_, updated) = post(&records, key, &ada).await;
         assert_eq!(statuses(&updated), ["updated"]);
         assert_eq!(updated["outcomes"][0]["target_id"], "1");
 
         // A dry run answers with the exact payload and writes nothing.
         let lin = json!({"email": " Lin@Company.com", "name": " Lin ", "tenantId": "t2"});
-        let (_, dry) = post(&format!("{records}?dry_run=true"), None, &lin).await;
+        let (_, dry) = post(&format!("{records}?dry_run=true"), key, &lin).await;
         assert_eq!(dry["run"], Value::Null);
         assert_eq!(statuses(&dry), ["dry_run"]);
         assert_eq!(dry["outcomes"][0]["payload"]["email"], "lin@company.com");
@@ -194,26 +242,26 @@ fn records_go_through_the_store_in_input_order() {
         assert_eq!(dry["outcomes"][0]["payload"]["synced_from"], "wrapper");
 
         // The run, the changelog and the dead letters.
-        let (code, run) = get(&format!("{base}/v1/runs/{run_id}"), None).await;
+        let (code, run) = get(&format!("{base}/v1/runs/{run_id}"), key).await;
         assert_eq!(code, 200, "{run}");
         assert_eq!(run["counters"]["created"], 2);
         assert_eq!(run["counters"]["failed"], 1);
         assert_eq!(run["status"], "done");
-        let (_, log) = get(&format!("{base}/v1/log?run={run_id}"), None).await;
+        let (_, log) = get(&format!("{base}/v1/log?run={run_id}"), key).await;
         assert_eq!(log["changes"].as_array().map(Vec::len), Some(3));
-        let (_, failed) = get(&format!("{base}/v1/log?status=failed&flow=user_sync"), None).await;
+        let (_, failed) = get(&format!("{base}/v1/log?status=failed&flow=user_sync"), key).await;
         assert_eq!(failed["changes"].as_array().map(Vec::len), Some(2));
-        let (_, dlq) = get(&format!("{base}/v1/dlq?flow=user_sync"), None).await;
+        let (_, dlq) = get(&format!("{base}/v1/dlq?flow=user_sync"), key).await;
         let letters = dlq["dead_letters"].as_array().cloned().unwrap_or_default();
         assert_eq!(letters.len(), 1, "{dlq}");
         assert_eq!(letters[0]["kind"], "mapping");
 
         // Another tenant sees none of it, and has a ledger of its own.
-        let (code, _) = get(&format!("{base}/v1/runs/{run_id}"), Some("acme")).await;
+        let (code, _) = get(&format!("{base}/v1/runs/{run_id}"), acme).await;
         assert_eq!(code, 404);
-        let (_, log) = get(&format!("{base}/v1/log"), Some("acme")).await;
+        let (_, log) = get(&format!("{base}/v1/log"), acme).await;
         assert_eq!(log["changes"], json!([]));
-        let (_, dlq) = get(&format!("{base}/v1/dlq"), Some("acme")).await;
+        let (_, dlq) = get(&format!("{base}/v1/dlq"), acme).await;
         assert_eq!(dlq["dead_letters"], json!([]));
     });
     // What the server wrote is in the table.
@@ -228,17 +276,19 @@ fn records_go_through_the_store_in_input_order() {
 fn invalid_requests_are_400_with_the_fields() {
     let server = Server::start(&["--max-body", "2000"]);
     let base = server.url.clone();
+    let bearer = server.key("");
+    let key = Some(bearer.as_str());
     let rt = runtime();
     rt.block_on(async {
         let records = format!("{base}/v1/flows/user_sync/records");
-        let (code, body) = post(&records, None, &json!([{"email": "a@b.co"}, 3])).await;
+        let (code, body) = post(&records, key, &json!([{"email": "a@b.co"}, 3])).await;
         assert_eq!(code, 400, "{body}");
         assert_eq!(body["details"][0]["field"], "[1]");
 
         let one = json!({"email": "a@b.co", "name": "A", "tenantId": "t"});
         let (code, body) = post(
             &format!("{records}?duplicatePolicy=merge&dry_run=maybe"),
-            None,
+            key,
             &one,
         )
         .await;
@@ -250,11 +300,12 @@ fn invalid_requests_are_400_with_the_fields() {
         fields.sort_unstable();
         assert_eq!(fields, ["dry_run", "duplicatePolicy"]);
 
-        let (code, body) = post(&format!("{base}/v1/flows/no_such_flow/records"), None, &one).await;
+        let (code, body) = post(&format!("{base}/v1/flows/no_such_flow/records"), key, &one).await;
         assert_eq!(code, 404, "{body}");
 
         let resp = reqwest::Client::new()
             .post(&records)
+            .bearer_auth(&bearer)
             .header("content-type", "application/json")
             .body("{not json")
             .send()
@@ -266,10 +317,10 @@ fn invalid_requests_are_400_with_the_fields() {
         let big: Vec<Value> = (0..100)
             .map(|i| json!({"email": format!("u{i}@example.com"), "name": "U", "tenantId": "t"}))
             .collect();
-        let (code, _) = post(&records, None, &Value::Array(big)).await;
+        let (code, _) = post(&records, key, &Value::Array(big)).await;
         assert_eq!(code, 413);
 
-        let (code, body) = get(&format!("{base}/v1/log?status=lost&limit=0"), None).await;
+        let (code, body) = get(&format!("{base}/v1/log?status=lost&limit=0"), key).await;
         assert_eq!(code, 400);
         assert_eq!(body["details"].as_array().map(Vec::len), Some(2));
     });
@@ -286,12 +337,14 @@ fn metrics_and_the_openapi_document_describe_every_route() {
         )],
     );
     let base = server.url.clone();
+    let key = server.key("");
+    let key = Some(key.as_str());
     let rt = runtime();
     rt.block_on(async {
         let one = json!({"email": "m@company.com", "name": "M", "tenantId": "t"});
         let bad = json!({"email": "nope", "name": "M", "tenantId": "t"});
         let records = format!("{base}/v1/flows/user_sync/records");
-        let (_, sent) = post(&records, None, &json!([one, bad])).await;
+        let (_, sent) = post(&records, key, &json!([one, bad])).await;
         let run = sent["run"].as_str().unwrap_or_default().to_string();
         // Every route answers (none is the fallback's "no such route").
         let routes: Vec<(&str, String)> = vec![
@@ -307,6 +360,8 @@ fn metrics_and_the_openapi_document_describe_every_route() {
             ("post", "/v1/oauth/{provider}/callback".into()),
             ("delete", "/v1/integrations/{provider}".into()),
             ("get", "/v1/integrations/status".into()),
+            ("post", "/v1/connections/{provider}/test".into()),
+            ("get", "/v1/providers/{provider}/fields".into()),
             // Declared in rules/endpoints/.
             ("post", "/api/internal/sync/users".into()),
         ];
@@ -318,17 +373,43 @@ fn metrics_and_the_openapi_document_describe_every_route() {
                 doc["paths"][path.as_str()][*method].is_object(),
                 "{method} {path} is not in /openapi.json"
             );
-            let concrete = path.replace("{flow}", "user_sync").replace("{id}", &run);
-            // The OAuth routes answer in tests/serve_oauth.rs.
-            if *method == "get" && !path.contains("{provider}") {
-                let (code, body) = get(&format!("{base}{concrete}"), None).await;
+            // `users_db` is the SQL provider of the `users` table the flow wrote.
+            let concrete = path
+                .replace("{flow}", "user_sync")
+                .replace("{id}", &run)
+                .replace("{provider}", "users_db")
+                .replace("/fields", "/fields?object=users");
+            // The OAuth routes of a provider answer in tests/serve_oauth.rs.
+            let oauth = path.contains("/oauth/") || path == "/v1/integrations/{provider}";
+            if *method == "get" && !oauth {
+                let (code, body) = get(&format!("{base}{concrete}"), key).await;
                 assert_eq!(code, 200, "{path}: {body}");
+            }
+            // Every /v1 operation says it takes the bearer key, and answers 401 without it.
+            if path.starts_with("/v1/") {
+                let op = &doc["paths"][path.as_str()][*method];
+                assert_eq!(op["security"], json!([{"apiKey": []}]), "{path}");
+                assert!(op["responses"]["401"].is_object(), "{path}");
+                assert!(op["responses"]["429"].is_object(), "{path}");
+                let client = reqwest::Client::new();
+                let url = format!("{base}{concrete}");
+                let req = match *method {
+                    "get" => client.get(&url),
+                    "delete" => client.delete(&url),
+                    _ => client.post(&url).json(&json!({})),
+                };
+                let resp = req.send().await.expect("request");
+                assert_eq!(resp.status().as_u16(), 401, "{path}");
             }
         }
         let paths = doc["paths"].as_object().map(|p| p.len());
         let served: std::collections::BTreeSet<&str> =
             routes.iter().map(|(_, p)| p.as_str()).collect();
         assert_eq!(paths, Some(served.len()), "a documented path that is not served");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["apiKey"]["scheme"],
+            "bearer"
+        );
         let (code, _) = get(&format!("{base}/v1/nothing"), None).await;
         assert_eq!(code, 404);
 
@@ -341,6 +422,8 @@ fn metrics_and_the_openapi_document_describe_every_route() {
             "rulebridge_record_errors_total{flow=\"user_sync\",kind=\"mapping\"} 1",
             "rulebridge_http_requests_total{method=\"POST\",route=\"/v1/flows/{flow}/records\",status=\"200\"} 1",
             "rulebridge_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 1",
+            "# TYPE rulebridge_rate_limited_requests_total counter",
+            "# TYPE rulebridge_rate_limit_wait_seconds_total counter",
         ] {
             assert!(text.contains(want), "no `{want}` in\n{text}");
         }
@@ -354,13 +437,14 @@ fn shutdown_drains_the_records_in_flight() {
     let mut server = Server::start(&[]);
     let base = server.url.clone();
     let state = server.dir().join("state.db");
+    let key = server.key("");
     let batch: Vec<Value> = (0..400)
         .map(|i| json!({"email": format!("u{i}@example.com"), "name": format!("U {i}"), "tenantId": "t"}))
         .collect();
     let client = std::thread::spawn(move || {
         runtime().block_on(post(
             &format!("{base}/v1/flows/user_sync/records"),
-            None,
+            Some(&key),
             &Value::Array(batch),
         ))
     });
@@ -391,27 +475,39 @@ fn shutdown_drains_the_records_in_flight() {
 fn the_sandbox_stands_in_for_the_vendors() {
     let server = Server::start(&["--sandbox"]);
     let base = server.url.clone();
+    let key = server.key("");
+    let key = Some(key.as_str());
     let rt = runtime();
     rt.block_on(async {
         let records = format!("{base}/v1/flows/lead_to_hubspot/records");
         let lead = json!({"email": "ada@example.com", "name": "Ada Lovelace", "score": 91, "country": "us"});
-        let (code, first) = post(&records, None, &lead).await;
+        let (code, first) = post(&records, key, &lead).await;
         assert_eq!(code, 200, "{first}");
         assert_eq!(statuses(&first), ["created"], "{first}");
         let id = first["outcomes"][0]["target_id"].clone();
         let changed = json!({"email": "ada@example.com", "name": "Ada King Lovelace", "score": 91, "country": "us"});
-        let (_, updated) = post(&records, None, &changed).await;
+        let (_, updated) = post(&records, key, &changed).await;
         assert_eq!(statuses(&updated), ["updated"], "{updated}");
         assert_eq!(updated["outcomes"][0]["target_id"], id);
         // HubSpot keeps e-mails unique: `create_new` ends as an update of the one contact.
         let again = json!({"email": "ada@example.com", "name": "Ada K. Lovelace", "score": 91, "country": "us"});
-        let (_, skipped) = post(&format!("{records}?duplicatePolicy=skip"), None, &again).await;
+        let (_, skipped) = post(&format!("{records}?duplicatePolicy=skip"), key, &again).await;
         assert_eq!(statuses(&skipped), ["skipped"], "{skipped}");
         assert_eq!(skipped["outcomes"][0]["target_id"], id);
         let (_, created) =
-            post(&format!("{records}?duplicatePolicy=create_new"), None, &again).await;
+            post(&format!("{records}?duplicatePolicy=create_new"), key, &again).await;
         assert_eq!(statuses(&created), ["updated"], "{created}");
         assert_eq!(created["outcomes"][0]["target_id"], id);
+        // The HubSpot kit paces its requests (`rate_limit: 100 per 10s`): the look-ups and
+        // writes above waited for permits, and /metrics says how long.
+        let (_, text) = get(&format!("{base}/metrics"), None).await;
+        let text = text.as_str().unwrap_or_default().to_string();
+        let waited = text
+            .lines()
+            .find_map(|l| l.strip_prefix("rulebridge_rate_limit_wait_seconds_total{provider=\"hubspot\"} "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(waited.is_some_and(|s| s > 0.05), "{text}");
+        assert!(text.contains("rulebridge_rate_limit_waits_total{provider=\"hubspot\"} "), "{text}");
     });
 }
 
@@ -428,16 +524,18 @@ fn the_store_can_be_postgres() {
         .expect("a fresh database");
     let mut server = Server::start(&["--state", &url]);
     let base = server.url.clone();
+    let key = server.key("pg-tenant");
+    let key = Some(key.as_str());
     rt.block_on(async {
         let records = format!("{base}/v1/flows/user_sync/records");
-        let (code, first) = post(&records, Some("pg-tenant"), &users()).await;
+        let (code, first) = post(&records, key, &users()).await;
         assert_eq!(code, 200, "{first}");
         assert_eq!(statuses(&first), ["created", "failed", "created"]);
         let run = first["run"].as_str().unwrap_or_default().to_string();
-        let (code, got) = get(&format!("{base}/v1/runs/{run}"), Some("pg-tenant")).await;
+        let (code, got) = get(&format!("{base}/v1/runs/{run}"), key).await;
         assert_eq!(code, 200, "{got}");
         assert_eq!(got["tenant"], "pg-tenant");
-        let (_, dlq) = get(&format!("{base}/v1/dlq"), Some("pg-tenant")).await;
+        let (_, dlq) = get(&format!("{base}/v1/dlq"), key).await;
         assert_eq!(dlq["dead_letters"].as_array().map(Vec::len), Some(1));
     });
     let (status, err) = server.terminate();
@@ -504,6 +602,7 @@ fn result_words(body: &Value) -> Vec<(String, String)> {
 fn the_wrapper_user_sync_endpoint_answers_as_the_guide_says() {
     let server = Server::start_with(&[], &[("INTERNAL_API_KEY", KEY)]);
     let base = server.url.clone();
+    let tenant_key = server.key("test-tenant");
     runtime().block_on(async {
         let (code, first) = sync(&base, Some(KEY), Some("test-tenant"), &wrapper_request()).await;
         assert_eq!(code, 200, "{first}");
@@ -586,15 +685,13 @@ fn the_wrapper_user_sync_endpoint_answers_as_the_guide_says() {
 
         // The records are in the store under the request's tenant: the two creates and the
         // failed user; the changelog keeps no row for users that were unchanged.
-        let (_, log) = get(
-            &format!("{base}/v1/log?flow=user_sync"),
-            Some("test-tenant"),
-        )
-        .await;
-        let actions: Vec<&str> = log["changes"]
+        let (_, log) = get(&format!("{base}/v1/log?flow=user_sync"), Some(&tenant_key)).await;
+        // In time order: a failed mapping can come before the writes of the same request.
+        let mut actions: Vec<&str> = log["changes"]
             .as_array()
             .map(|a| a.iter().filter_map(|c| c["action"].as_str()).collect())
             .unwrap_or_default();
+        actions.sort_unstable();
         assert_eq!(actions, ["created", "created", "failed"], "{log}");
     });
 }
@@ -610,4 +707,383 @@ fn an_endpoint_without_its_key_is_closed() {
         let (code, _) = sync(&base, None, Some("t"), &wrapper_request()).await;
         assert_eq!(code, 503);
     });
+}
+
+/// A request with these headers: (status, headers, body).
+async fn request(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new().request(method.clone(), url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if method == reqwest::Method::POST {
+        req = req.json(&json!({}));
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn key_id(key: &str) -> String {
+    key.trim_start_matches("rbk_")
+        .split('_')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `keys list --format json`: one object per key.
+fn listed(state: &str) -> Vec<Value> {
+    let (ok, out, err) = keys_command(state, &["list", "--format", "json"]);
+    assert!(ok, "{err}");
+    out.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The key decides the tenant: none, a wrong one, another scheme or a revoked one is 401
+/// with `WWW-Authenticate: Bearer`; an `X-Tenant-ID` naming another tenant is 403. `keys list`
+/// shows the keys without them; `/healthz`, `/metrics`, `/openapi.json` need none.
+#[test]
+fn api_keys_decide_the_tenant() {
+    let server = Server::start(&[]);
+    let base = server.url.clone();
+    let acme = server.key("acme");
+    assert!(acme.starts_with("rbk_"), "{acme}");
+    let globex = server.key("globex");
+    assert_ne!(acme, globex);
+    let log = format!("{base}/v1/log");
+    runtime().block_on(async {
+        for open in ["/healthz", "/metrics", "/openapi.json"] {
+            let (code, _, _) = request(reqwest::Method::GET, &format!("{base}{open}"), &[]).await;
+            assert_eq!(code, 200, "{open}");
+        }
+        let (code, headers, body) = request(reqwest::Method::GET, &log, &[]).await;
+        assert_eq!(code, 401, "{body}");
+        assert_eq!(headers["www-authenticate"], "Bearer realm=\"rulebridge\"");
+        let forged = format!("{}x", &acme[..acme.len() - 1]);
+        let basic = format!("Basic {acme}");
+        for bad in [
+            "Bearer nope".to_string(),
+            format!("Bearer {forged}"),
+            basic,
+            "Bearer".to_string(),
+        ] {
+            let (code, headers, body) =
+                request(reqwest::Method::GET, &log, &[("authorization", &bad)]).await;
+            assert_eq!(code, 401, "{bad}: {body}");
+            assert_eq!(
+                headers["www-authenticate"], "Bearer realm=\"rulebridge\", error=\"invalid_token\"",
+                "{bad}"
+            );
+        }
+        let bearer = format!("Bearer {acme}");
+        let (code, _, body) =
+            request(reqwest::Method::GET, &log, &[("authorization", &bearer)]).await;
+        assert_eq!(code, 200, "{body}");
+        // The key's own tenant named again is fine; another one is refused.
+        let (code, _, _) = request(
+            reqwest::Method::GET,
+            &log,
+            &[("authorization", &bearer), ("x-tenant-id", "acme")],
+        )
+        .await;
+        assert_eq!(code, 200);
+        let (code, _, body) = request(
+            reqwest::Method::GET,
+            &log,
+            &[("authorization", &bearer), ("x-tenant-id", "globex")],
+        )
+        .await;
+        assert_eq!(code, 403, "{body}");
+        // A request made before the key was used notes when it was.
+        let mut keys = Vec::new();
+        for _ in 0..50 {
+            keys = listed(&server.state);
+            let used = keys
+                .iter()
+                .find(|k| k["id"] == key_id(&acme))
+                .is_some_and(|k| k["last_used_at"].is_i64());
+            if used {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(keys.len(), 2);
+        let acme_row = keys
+            .iter()
+            .find(|k| k["id"] == key_id(&acme))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(acme_row["tenant"], "acme");
+        assert_eq!(acme_row["label"], "test");
+        assert!(acme_row["last_used_at"].is_i64(), "{acme_row}");
+        assert_eq!(acme_row["revoked_at"], Value::Null);
+        let (ok, text, _) = keys_command(&server.state, &["list"]);
+        assert!(ok);
+        for k in [&acme, &globex] {
+            let secret = k.rsplit('_').next().unwrap_or_default();
+            assert!(!text.contains(secret), "{text}");
+            assert!(!keys.iter().any(|row| row.to_string().contains(secret)));
+            assert!(text.contains(&key_id(k)), "{text}");
+        }
+
+        // Revoked: refused from the next request on; the other key goes on.
+        let (ok, _, err) = keys_command(&server.state, &["revoke", &key_id(&acme)]);
+        assert!(ok, "{err}");
+        let (code, _, body) =
+            request(reqwest::Method::GET, &log, &[("authorization", &bearer)]).await;
+        assert_eq!(code, 401, "{body}");
+        assert_eq!(body["error"], "the API key is revoked");
+        let (code, _, _) = request(
+            reqwest::Method::GET,
+            &log,
+            &[("authorization", &format!("Bearer {globex}"))],
+        )
+        .await;
+        assert_eq!(code, 200);
+        let (ok, _, err) = keys_command(&server.state, &["revoke", "0123456789abcdef"]);
+        assert!(!ok);
+        assert!(err.contains("no API key"), "{err}");
+        assert!(
+            listed(&server.state)
+                .iter()
+                .any(|k| k["id"] == key_id(&acme) && k["revoked_at"].is_i64())
+        );
+    });
+}
+
+/// Tenant A's key never reads B's runs, changelog or dead letters, and never uses B's
+/// stored credentials (connection test and field discovery, in the sandbox).
+#[test]
+fn a_key_reaches_only_its_own_tenant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("shared-state.db").display().to_string();
+    let master = {
+        let out = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+            .args(["creds", "keygen"])
+            .output()
+            .expect("keygen");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("RULEBRIDGE_MASTER_KEY=")
+            .to_string()
+    };
+    // Tenant b connects HubSpot with a token the sandbox refuses.
+    let b_token = "b-own-hubspot-token-5e1f0c";
+    let mut set = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+        .args([
+            "creds", "set", "hubspot", "token", "--tenant", "b", "--state", &state,
+        ])
+        .env("RULEBRIDGE_MASTER_KEY", &master)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("creds set");
+    {
+        use std::io::Write as _;
+        let mut stdin = set.stdin.take().expect("stdin");
+        writeln!(stdin, "{b_token}").expect("write");
+    }
+    let done = set.wait_with_output().expect("creds set ends");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let server = Server::start_with(
+        &["--sandbox", "--state", &state],
+        &[("RULEBRIDGE_MASTER_KEY", &master)],
+    );
+    let base = server.url.clone();
+    let (a, b) = (server.key("a"), server.key("b"));
+    let (a, b) = (Some(a.as_str()), Some(b.as_str()));
+    runtime().block_on(async {
+        // A's run, changelog and dead letter.
+        let (code, sent) = post(&format!("{base}/v1/flows/user_sync/records"), a, &users()).await;
+        assert_eq!(code, 200, "{sent}");
+        let run = sent["run"].as_str().unwrap_or_default().to_string();
+        let (code, _) = get(&format!("{base}/v1/runs/{run}"), a).await;
+        assert_eq!(code, 200);
+        let (_, dlq) = get(&format!("{base}/v1/dlq"), a).await;
+        assert_eq!(dlq["dead_letters"].as_array().map(Vec::len), Some(1));
+
+        // B sees none of it, by id or by filter, and cannot claim A's tenant.
+        let (code, _) = get(&format!("{base}/v1/runs/{run}"), b).await;
+        assert_eq!(code, 404);
+        for q in [
+            "",
+            "?flow=user_sync",
+            &format!("?run={run}"),
+            "?status=failed",
+        ] {
+            let (code, log) = get(&format!("{base}/v1/log{q}"), b).await;
+            assert_eq!((code, &log["changes"]), (200, &json!([])), "{q}");
+        }
+        let (_, dlq) = get(&format!("{base}/v1/dlq?flow=user_sync"), b).await;
+        assert_eq!(dlq["dead_letters"], json!([]));
+        let (code, _, _) = request(
+            reqwest::Method::GET,
+            &format!("{base}/v1/log"),
+            &[
+                (
+                    "authorization",
+                    &format!("Bearer {}", b.unwrap_or_default()),
+                ),
+                ("x-tenant-id", "a"),
+            ],
+        )
+        .await;
+        assert_eq!(code, 403);
+
+        // A has nothing stored: the sandbox's credentials. B's own token is refused by the
+        // sandbox, and A never gets to use it.
+        let test = format!("{base}/v1/connections/hubspot/test");
+        let (code, ta) = post(&test, a, &json!({})).await;
+        assert_eq!(code, 200, "{ta}");
+        assert_eq!(
+            (&ta["ok"], &ta["tenant"]),
+            (&json!(true), &json!("a")),
+            "{ta}"
+        );
+        let (code, tb) = post(&test, b, &json!({})).await;
+        assert_eq!(code, 200, "{tb}");
+        assert_eq!(tb["ok"], false, "{tb}");
+        assert_eq!(tb["error"]["kind"], "auth", "{tb}");
+        assert!(
+            tb["request"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("GET ")),
+            "{tb}"
+        );
+
+        let fields = format!("{base}/v1/providers/hubspot/fields?object=contact");
+        let (code, fa) = get(&fields, a).await;
+        assert_eq!(code, 200, "{fa}");
+        let names: Vec<&str> = fa["fields"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|f| f["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(names.contains(&"email"), "{fa}");
+        let (code, fb) = get(&fields, b).await;
+        assert_eq!(code, 502, "{fb}");
+        for answer in [&ta, &tb, &fa, &fb] {
+            assert!(!answer.to_string().contains(b_token), "{answer}");
+        }
+
+        // Unknown provider or object; no object.
+        let (code, _) = post(&format!("{base}/v1/connections/nope/test"), a, &json!({})).await;
+        assert_eq!(code, 404);
+        let (code, _) = get(
+            &format!("{base}/v1/providers/hubspot/fields?object=nope"),
+            a,
+        )
+        .await;
+        assert_eq!(code, 404);
+        let (code, body) = get(&format!("{base}/v1/providers/hubspot/fields"), a).await;
+        assert_eq!(code, 400, "{body}");
+        assert_eq!(body["details"][0]["field"], "object");
+    });
+}
+
+/// Each key has its own rate: past it, 429 with `Retry-After`, counted in /metrics.
+#[test]
+fn each_key_has_a_rate_limit() {
+    let server = Server::start(&["--key-rate", "3/min"]);
+    let base = server.url.clone();
+    let (a, b) = (server.key("a"), server.key("b"));
+    runtime().block_on(async {
+        let log = format!("{base}/v1/log");
+        let bearer = format!("Bearer {a}");
+        for _ in 0..3 {
+            let (code, _, body) =
+                request(reqwest::Method::GET, &log, &[("authorization", &bearer)]).await;
+            assert_eq!(code, 200, "{body}");
+        }
+        let (code, headers, body) =
+            request(reqwest::Method::GET, &log, &[("authorization", &bearer)]).await;
+        assert_eq!(code, 429, "{body}");
+        let after: u64 = headers["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        assert!((1..=20).contains(&after), "{after}");
+        // Another key is not held back.
+        let (code, _) = get(&log, Some(&b)).await;
+        assert_eq!(code, 200);
+        let (_, text) = get(&format!("{base}/metrics"), None).await;
+        let want = format!(
+            "rulebridge_rate_limited_requests_total{{key=\"{}\"}} 1",
+            key_id(&a)
+        );
+        assert!(
+            text.as_str().is_some_and(|t| t.contains(&want)),
+            "no `{want}` in {text}"
+        );
+    });
+}
+
+/// `--no-auth`: today's `X-Tenant-ID`, no key needed, and a warning.
+#[test]
+fn no_auth_takes_the_tenant_from_the_header() {
+    let mut server = Server::start(&["--no-auth"]);
+    let base = server.url.clone();
+    runtime().block_on(async {
+        let records = format!("{base}/v1/flows/user_sync/records");
+        let (code, _, body) = request(reqwest::Method::GET, &format!("{base}/v1/log"), &[]).await;
+        assert_eq!(code, 200, "{body}");
+        let resp = reqwest::Client::new()
+            .post(&records)
+            .header("x-tenant-id", "acme")
+            .json(&users())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 200);
+        let (_, _, log) = request(
+            reqwest::Method::GET,
+            &format!("{base}/v1/log"),
+            &[("x-tenant-id", "acme")],
+        )
+        .await;
+        assert_eq!(log["changes"].as_array().map(Vec::len), Some(3), "{log}");
+        let (_, _, other) = request(reqwest::Method::GET, &format!("{base}/v1/log"), &[]).await;
+        assert_eq!(other["changes"], json!([]));
+        let (code, _, doc) =
+            request(reqwest::Method::GET, &format!("{base}/openapi.json"), &[]).await;
+        assert_eq!(code, 200);
+        assert!(doc["paths"]["/v1/log"]["get"].get("security").is_none());
+    });
+    let (status, err) = server.terminate();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("warning: --no-auth"), "{err}");
+}
+
+/// `--sandbox` keeps a scratch store where no key can be: it asks for `--state` or
+/// `--no-auth` instead of serving a `/v1` nobody can use.
+#[test]
+fn a_sandbox_without_a_store_asks_how_to_authenticate() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+        .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+        .env_remove("RULEBRIDGE_STATE")
+        .output()
+        .expect("serve runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--no-auth") && err.contains("--state"),
+        "{err}"
+    );
 }

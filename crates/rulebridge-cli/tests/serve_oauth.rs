@@ -87,22 +87,74 @@ impl Drop for Server {
     }
 }
 
-/// Every body the server answered, to look for tokens in at the end.
-#[derive(Default)]
+/// A tenant's new API key, made with `rulebridge keys create` on the server's state file.
+fn create_key(state: &Path, tenant: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rulebridge"))
+        .env("NO_COLOR", "1")
+        .env_remove("RULEBRIDGE_STATE")
+        .args([
+            "keys", "create", "--tenant", tenant, "--name", "test", "--state",
+        ])
+        .arg(state)
+        .output()
+        .expect("rulebridge keys runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().last())
+        .expect("a key")
+        .to_string()
+}
+
+/// Every body the server answered, to look for tokens in at the end. Requests to the server
+/// carry the tenant's API key (made on first use) and name the tenant in `X-Tenant-ID`.
 struct Client {
     http: reqwest::Client,
     seen: String,
+    server: String,
+    state: PathBuf,
+    keys: std::collections::HashMap<String, String>,
 }
 
 impl Client {
-    fn new() -> Client {
+    fn new(server: &Server) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             seen: String::new(),
+            server: server.url.clone(),
+            state: server.state_file(),
+            keys: Default::default(),
         }
+    }
+
+    /// The tenant's API key.
+    fn key(&mut self, tenant: &str) -> String {
+        let state = self.state.clone();
+        self.keys
+            .entry(tenant.to_string())
+            .or_insert_with(|| create_key(&state, tenant))
+            .clone()
+    }
+
+    fn as_tenant(
+        &mut self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        tenant: &str,
+    ) -> reqwest::RequestBuilder {
+        if !url.starts_with(&self.server) {
+            return req;
+        }
+        let key = self.key(tenant);
+        req.bearer_auth(key).header("X-Tenant-ID", tenant)
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> (u16, Value) {
@@ -118,17 +170,17 @@ impl Client {
     }
 
     async fn get(&mut self, url: &str, tenant: &str) -> (u16, Value) {
-        let req = self.http.get(url).header("X-Tenant-ID", tenant);
+        let req = self.as_tenant(self.http.get(url), url, tenant);
         self.send(req).await
     }
 
     async fn post(&mut self, url: &str, tenant: &str, body: &Value) -> (u16, Value) {
-        let req = self.http.post(url).header("X-Tenant-ID", tenant).json(body);
+        let req = self.as_tenant(self.http.post(url), url, tenant).json(body);
         self.send(req).await
     }
 
     async fn delete(&mut self, url: &str, tenant: &str) -> (u16, Value) {
-        let req = self.http.delete(url).header("X-Tenant-ID", tenant);
+        let req = self.as_tenant(self.http.delete(url), url, tenant);
         self.send(req).await
     }
 }
@@ -255,7 +307,7 @@ fn a_tenant_connects_hubspot_and_its_records_use_the_stored_tokens() {
     let mut server = Server::start(&[("RULEBRIDGE_MASTER_KEY", MASTER_KEY)]);
     let base = server.url.clone();
     let state_file = server.state_file();
-    let mut c = Client::new();
+    let mut c = Client::new(&server);
     let rt = runtime();
     let secrets = rt.block_on(async {
         let (url, state, code) = authorize(&mut c, &base, "acme", "hubspot").await;
@@ -379,12 +431,13 @@ fn a_tenant_connects_hubspot_and_its_records_use_the_stored_tokens() {
         // all of them (a second would spend the rotated-out refresh token), all sent.
         expire_in(&state_file, "acme", "hubspot", 0).await;
         let before = count(&fake_log(&mut c, &sandbox, "hubspot").await, token_ep);
+        let acme = c.key("acme");
         let send = |email: String| {
-            let (http, records) = (c.http.clone(), records.clone());
+            let (http, records, acme) = (c.http.clone(), records.clone(), acme.clone());
             async move {
                 let resp = http
                     .post(&records)
-                    .header("X-Tenant-ID", "acme")
+                    .bearer_auth(acme)
                     .json(&lead(&email))
                     .send()
                     .await
@@ -448,7 +501,7 @@ fn the_state_guards_the_callback() {
     let server = Server::start(&[("RULEBRIDGE_MASTER_KEY", MASTER_KEY)]);
     let base = server.url.clone();
     let state_file = server.state_file();
-    let mut c = Client::new();
+    let mut c = Client::new(&server);
     runtime().block_on(async {
         let hubspot_cb = format!("{base}/v1/oauth/hubspot/callback");
         let (_, state, code) = authorize(&mut c, &base, "acme", "hubspot").await;
@@ -580,7 +633,7 @@ fn salesforce_connects_through_its_login_host_and_sends_leads() {
     let server = Server::start(&[("RULEBRIDGE_MASTER_KEY", MASTER_KEY)]);
     let base = server.url.clone();
     let state_file = server.state_file();
-    let mut c = Client::new();
+    let mut c = Client::new(&server);
     runtime().block_on(async {
         let (url, state, code) = authorize(&mut c, &base, "acme", "salesforce").await;
         let q = query(&url);
@@ -620,7 +673,7 @@ fn salesforce_connects_through_its_login_host_and_sends_leads() {
 fn without_a_master_key_connect_is_unavailable() {
     let server = Server::start(&[]);
     let base = server.url.clone();
-    let mut c = Client::new();
+    let mut c = Client::new(&server);
     runtime().block_on(async {
         let (s, body) = c
             .get(&format!("{base}/v1/oauth/hubspot/start"), "acme")

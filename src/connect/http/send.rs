@@ -113,15 +113,20 @@ impl HttpConnector {
             {
                 return Err(Failed::from(last.unwrap_or_else(deadline_passed)));
             }
+            let pacing = Instant::now();
             match deadline {
                 // Waiting for a permit ends at the deadline too.
                 Some(d) => {
                     let paced = tokio::time::timeout_at(d, self.pacer.acquire(limiter)).await;
+                    crate::connect::waits::record(&self.plan.name, pacing.elapsed());
                     if paced.is_err() || Instant::now() >= d {
                         return Err(Failed::from(last.unwrap_or_else(deadline_passed)));
                     }
                 }
-                None => self.pacer.acquire(limiter).await,
+                None => {
+                    self.pacer.acquire(limiter).await;
+                    crate::connect::waits::record(&self.plan.name, pacing.elapsed());
+                }
             }
             attempt += 1;
             let (err, wait) = match self.attempt(req).await {
@@ -208,6 +213,9 @@ impl HttpConnector {
                 return Err(err.into());
             }
             tokio::time::sleep(wait).await;
+            if err.kind == ErrorKind::RateLimited {
+                crate::connect::waits::record(&self.plan.name, wait);
+            }
             last = Some(err);
         }
     }

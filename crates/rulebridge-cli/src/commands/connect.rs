@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use rulebridge::Engine;
+use rulebridge::connect::ConnectError;
 
 use crate::common::{EXIT_PROBLEMS, build, sandbox_credentials};
 
@@ -19,6 +20,58 @@ pub struct TestArgs {
     pub sandbox: bool,
     pub base_url: Option<String>,
     pub json: bool,
+}
+
+/// What calling a provider's `test` operation came to.
+pub struct Tested {
+    /// `METHOD /path` of the operation.
+    pub request: String,
+    pub ms: u128,
+    /// Success, or the classified error.
+    pub result: Result<(), ConnectError>,
+}
+
+/// Why a provider's connection cannot be tested.
+#[derive(Debug, thiserror::Error)]
+pub enum Untestable {
+    #[error("no provider `{0}`")]
+    NoProvider(String),
+    #[error(
+        "provider `{0}` has no `test` operation: add one to an object's operations, e.g. `test: {{ method: GET, path: /me }}`"
+    )]
+    NoTest(String),
+    #[error(transparent)]
+    Engine(#[from] rulebridge::Error),
+}
+
+/// Calls the kit's `test` operation of `provider` with the credentials `engine` was built
+/// with, at `base_url` if given. `connect test` and `serve` both test connections this way.
+pub async fn test_connection(
+    engine: &Engine,
+    provider: &str,
+    base_url: Option<&str>,
+) -> Result<Tested, Untestable> {
+    let Some(plan) = engine.plan().provider(provider) else {
+        return Err(Untestable::NoProvider(provider.to_string()));
+    };
+    let Some((object, op)) = plan
+        .objects()
+        .find_map(|o| o.operation("test").map(|op| (o.name().to_string(), op)))
+    else {
+        return Err(Untestable::NoTest(provider.to_string()));
+    };
+    let request = format!("{} {}", op.method(), op.path());
+    let connector = engine.http_connector(provider, base_url)?;
+    let started = Instant::now();
+    let result = connector
+        .call(&object, "test", serde_json::Map::new())
+        .await
+        .map(|_| ());
+    Ok(Tested {
+        request,
+        ms: started.elapsed().as_millis(),
+        result,
+    })
 }
 
 pub fn test(args: TestArgs) -> anyhow::Result<u8> {
@@ -46,32 +99,23 @@ pub fn test(args: TestArgs) -> anyhow::Result<u8> {
     let builder = sandbox_credentials(builder, args.sandbox);
     let engine = build(builder)?;
     let provider = args.provider.as_str();
-    let Some(plan) = engine.plan().provider(provider) else {
-        anyhow::bail!(
-            "the rules in {} have no provider `{provider}`",
-            args.rules.display()
-        );
-    };
-    let Some((object, op)) = plan
-        .objects()
-        .find_map(|o| o.operation("test").map(|op| (o.name().to_string(), op)))
-    else {
-        anyhow::bail!(
-            "provider `{provider}` has no `test` operation: add one to an object's operations, e.g. `test: {{ method: GET, path: /me }}`"
-        );
-    };
-    let what = format!("{} {}", op.method(), op.path());
     let base_url = args
         .base_url
         .clone()
         .or_else(|| sb.as_ref().and_then(|sb| sb.kit_base_url(provider)));
-    let connector = engine.http_connector(provider, base_url.as_deref())?;
-    let started = Instant::now();
-    let result = rt.block_on(connector.call(&object, "test", serde_json::Map::new()));
-    let ms = started.elapsed().as_millis();
+    let tested = rt.block_on(test_connection(&engine, provider, base_url.as_deref()));
     if let Some(sb) = sb {
         rt.block_on(sb.shutdown());
     }
+    let tested = match tested {
+        Ok(t) => t,
+        Err(Untestable::NoProvider(_)) => anyhow::bail!(
+            "the rules in {} have no provider `{provider}`",
+            args.rules.display()
+        ),
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let (what, ms, result) = (tested.request, tested.ms, tested.result);
     let mut out = crate::common::stdout();
     let tenant = if args.tenant.is_empty() {
         String::new()

@@ -60,19 +60,13 @@ pub async fn unlock(spec: &str) -> anyhow::Result<Arc<CredentialStore>> {
 /// `only`: read the settings of this provider alone (the others are not needed).
 pub fn with_tenant(
     rt: &tokio::runtime::Runtime,
-    mut builder: EngineBuilder,
+    builder: EngineBuilder,
     rules: &Path,
     state: &str,
     tenant: &str,
     only: Option<&str>,
 ) -> anyhow::Result<EngineBuilder> {
-    let has_key = [
-        rulebridge::state::MASTER_KEY_VAR,
-        rulebridge::state::MASTER_PASSPHRASE_VAR,
-    ]
-    .iter()
-    .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
-    if !has_key {
+    if !has_master_key() {
         if !tenant.is_empty() {
             anyhow::bail!(
                 "--tenant {tenant} reads the tenant's credentials from the encrypted store: set {} (or {})",
@@ -80,9 +74,34 @@ pub fn with_tenant(
                 rulebridge::state::MASTER_PASSPHRASE_VAR
             );
         }
-        return Ok(builder.credential_source(Arc::new(TenantCredentials::env_only())));
+        return rt.block_on(tenant_builder(builder, rules, None, tenant, only));
     }
     let creds = rt.block_on(unlock(state))?;
+    rt.block_on(tenant_builder(builder, rules, Some(creds), tenant, only))
+}
+
+/// Whether the environment holds a master key (or a passphrase) for the credential store.
+pub fn has_master_key() -> bool {
+    [
+        rulebridge::state::MASTER_KEY_VAR,
+        rulebridge::state::MASTER_PASSPHRASE_VAR,
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()))
+}
+
+/// [`with_tenant`] over a credential store already unlocked (`None`: the environment only,
+/// for a tenant that has nothing stored). Reads the rule files (a blocking call).
+pub async fn tenant_builder(
+    mut builder: EngineBuilder,
+    rules: &Path,
+    creds: Option<Arc<CredentialStore>>,
+    tenant: &str,
+    only: Option<&str>,
+) -> anyhow::Result<EngineBuilder> {
+    let Some(creds) = creds else {
+        return Ok(builder.credential_source(Arc::new(TenantCredentials::env_only())));
+    };
     if let Ok((_, _, Some(plan))) = crate::common::check(&[rules.to_path_buf()]) {
         for provider in plan
             .providers()
@@ -95,12 +114,12 @@ pub fn with_tenant(
                     tenant: tenant.to_string(),
                     provider: provider.name().to_string(),
                 };
-                if let Some(t) = rt.block_on(tokens.load())? {
+                if let Some(t) = tokens.load().await? {
                     builder = builder.oauth_tokens(provider.name(), t, Some(Arc::new(tokens)));
                 }
             }
             for field in provider.config() {
-                if let Some(v) = rt.block_on(creds.get(tenant, provider.name(), &field.name))? {
+                if let Some(v) = creds.get(tenant, provider.name(), &field.name).await? {
                     let env =
                         rulebridge::state::env_name(&format!("{}.{}", provider.name(), field.name));
                     builder = builder.credential(env, v.expose());

@@ -19,6 +19,43 @@ pub struct FieldsArgs {
     pub format: PlanFormat,
 }
 
+/// The fields of a provider's object, as its system reports them.
+pub struct Discovered {
+    pub fields: Vec<FieldInfo>,
+    /// For a SQL provider, the database the columns were read from.
+    pub table: Option<String>,
+}
+
+/// Reads the fields of `provider`'s `object` with the credentials `engine` was built with: a
+/// SQL provider's table columns from its database (after its migrations), an HTTP
+/// provider's through its field discovery operation at `base_url` if given. `fields` and
+/// `serve` both discover fields this way.
+pub async fn discover(
+    engine: &rulebridge::Engine,
+    provider: &str,
+    object: &str,
+    base_url: Option<&str>,
+) -> anyhow::Result<Discovered> {
+    if engine
+        .plan()
+        .provider(provider)
+        .is_some_and(|p| p.sql().is_some())
+    {
+        let connector = engine.sql_connector(provider)?;
+        let table = connector.describe(object).await;
+        connector.close().await;
+        return Ok(Discovered {
+            fields: table?.fields(),
+            table: Some(connector.location().to_string()),
+        });
+    }
+    let connector = engine.http_connector(provider, base_url)?;
+    Ok(Discovered {
+        fields: rulebridge::connect::fields::discover(&connector, object).await?,
+        table: None,
+    })
+}
+
 pub fn fields(args: FieldsArgs) -> anyhow::Result<u8> {
     let (provider, object) = (args.provider.as_str(), args.object.as_str());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -33,33 +70,16 @@ pub fn fields(args: FieldsArgs) -> anyhow::Result<u8> {
     };
     let cache = FieldCache::for_rules(&args.rules);
     let engine = engine_without_cache(args.rules, args.sandbox)?;
-    // A SQL provider's fields are its table's columns, read from the database (after its
-    // migrations).
-    if engine
-        .plan()
-        .provider(provider)
-        .is_some_and(|p| p.sql().is_some())
-    {
-        let connector = engine.sql_connector(provider)?;
-        let table = rt.block_on(connector.describe(object))?;
-        rt.block_on(connector.close());
-        let found = table.fields();
-        let path = cache.store(provider, object, &found)?;
-        list(&found, args.format)?;
-        eprintln!(
-            "{} columns of {provider}.{object} ({}) cached in {}",
-            found.len(),
-            connector.location(),
-            path.display()
-        );
-        return Ok(0);
-    }
     let base_url = args
         .base_url
         .or_else(|| sb.as_ref().and_then(|sb| sb.kit_base_url(provider)));
-    let connector = engine.http_connector(provider, base_url.as_deref())?;
+    let is_sql = engine
+        .plan()
+        .provider(provider)
+        .is_some_and(|p| p.sql().is_some());
     let mut code = 0;
-    let found = if args.create_missing {
+    let found = if args.create_missing && !is_sql {
+        let connector = engine.http_connector(provider, base_url.as_deref())?;
         let creation = rt.block_on(rulebridge::connect::fields::create_missing(
             &connector, object,
         ))?;
@@ -69,7 +89,18 @@ pub fn fields(args: FieldsArgs) -> anyhow::Result<u8> {
         }
         creation.fields
     } else {
-        rt.block_on(rulebridge::connect::fields::discover(&connector, object))?
+        let found = rt.block_on(discover(&engine, provider, object, base_url.as_deref()))?;
+        if let Some(location) = found.table {
+            let path = cache.store(provider, object, &found.fields)?;
+            list(&found.fields, args.format)?;
+            eprintln!(
+                "{} columns of {provider}.{object} ({location}) cached in {}",
+                found.fields.len(),
+                path.display()
+            );
+            return Ok(0);
+        }
+        found.fields
     };
     let path = cache.store(provider, object, &found)?;
     list(&found, args.format)?;

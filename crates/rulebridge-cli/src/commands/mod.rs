@@ -4,6 +4,7 @@ pub mod connect;
 pub mod creds;
 pub mod fields;
 pub mod functions;
+pub mod keys;
 pub mod lint;
 pub mod plan;
 pub mod run;

@@ -17,7 +17,7 @@ use rulebridge::plan::endpoint::{EndpointPlan, eval, eval_map};
 use rulebridge::secrets::{Secret, SecretRef};
 
 use super::records::send_records;
-use super::{ApiError, App, FieldError, resolve_tenant};
+use super::{ApiError, App, FieldError, tenant_header};
 
 /// An endpoint with its secret, resolved when the server starts.
 pub struct Endpoint {
@@ -119,11 +119,10 @@ pub async fn handle(app: Arc<App>, n: usize, headers: HeaderMap, body: Bytes) ->
     };
     let plan = &endpoint.plan;
     if let Some(why) = &endpoint.disabled {
-        return ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("endpoint {} is not available: {why}", plan.name),
-            details: Vec::new(),
-        }
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("endpoint {} is not available: {why}", plan.name),
+        )
         .into_response();
     }
     let mut context = json!({ "headers": headers_value(&headers) });
@@ -174,8 +173,8 @@ pub async fn handle(app: Arc<App>, n: usize, headers: HeaderMap, body: Bytes) ->
     let tenant = match &plan.tenant {
         Some(e) => match eval(e, &context, &SystemClock) {
             Ok(Value::String(t)) if !t.trim().is_empty() => t,
-            Ok(Value::Null) => match resolve_tenant(&headers) {
-                Ok(t) => t,
+            Ok(Value::Null) => match tenant_header(&headers) {
+                Ok(t) => t.unwrap_or_default(),
                 Err(e) => return e.into_response(),
             },
             Ok(_) => {
@@ -184,8 +183,8 @@ pub async fn handle(app: Arc<App>, n: usize, headers: HeaderMap, body: Bytes) ->
             }
             Err(e) => return eval_failed(e),
         },
-        None => match resolve_tenant(&headers) {
-            Ok(t) => t,
+        None => match tenant_header(&headers) {
+            Ok(t) => t.unwrap_or_default(),
             Err(e) => return e.into_response(),
         },
     };

@@ -36,6 +36,8 @@ struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     /// (method, route) → latency.
     latency: BTreeMap<(String, String), Histogram>,
+    /// API key id (with `--no-auth`, `tenant:T`) → requests refused by its rate limit.
+    rate_limited: BTreeMap<String, u64>,
 }
 
 /// What `/metrics` reports, shared by the handlers.
@@ -71,6 +73,11 @@ impl Metrics {
                 }
             }
         });
+    }
+
+    /// Counts a request refused by the rate limit of `who` (an API key id).
+    pub fn rate_limited(&self, who: &str) {
+        self.with(|m| *m.rate_limited.entry(who.to_string()).or_default() += 1);
     }
 
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
@@ -163,7 +170,44 @@ impl Metrics {
                     h.count, h.sum, h.count
                 );
             }
+            let _ = writeln!(
+                out,
+                "# HELP rulebridge_rate_limited_requests_total Requests refused (429) by the per-key rate limit, by API key id.\n# TYPE rulebridge_rate_limited_requests_total counter"
+            );
+            for (key, n) in &m.rate_limited {
+                let _ = writeln!(
+                    out,
+                    "rulebridge_rate_limited_requests_total{{key=\"{}\"}} {n}",
+                    label(key)
+                );
+            }
         });
+        // Kept by the connectors themselves, for the whole process.
+        let waits = rulebridge::connect::waits::rate_limit_waits();
+        let _ = writeln!(
+            out,
+            "# HELP rulebridge_rate_limit_waits_total Provider requests held back by the provider's rate limit (pacing, a pause it asked for, a 429), by provider.\n# TYPE rulebridge_rate_limit_waits_total counter"
+        );
+        for w in &waits {
+            let _ = writeln!(
+                out,
+                "rulebridge_rate_limit_waits_total{{provider=\"{}\"}} {}",
+                label(&w.provider),
+                w.waits
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rulebridge_rate_limit_wait_seconds_total Time provider requests waited on the provider's rate limit, by provider.\n# TYPE rulebridge_rate_limit_wait_seconds_total counter"
+        );
+        for w in &waits {
+            let _ = writeln!(
+                out,
+                "rulebridge_rate_limit_wait_seconds_total{{provider=\"{}\"}} {}",
+                label(&w.provider),
+                w.seconds
+            );
+        }
         out
     }
 }

@@ -1,17 +1,23 @@
 //! `rulebridge serve`: the library behind HTTP.
 //!
 //! Routes: `/healthz`, `/metrics`, `/openapi.json`, `POST /v1/flows/{flow}/records`,
-//! `GET /v1/runs/{id}`, `GET /v1/log`, `GET /v1/dlq`, OAuth connect
-//! (`/v1/oauth/{provider}/start|callback`, `DELETE /v1/integrations/{provider}`,
-//! `GET /v1/integrations/status`), and the endpoints rule files declare (`kind: endpoint`). Every response body passes the secret scrubber. A record accepted is
+//! `GET /v1/runs/{id}`, `GET /v1/log`, `GET /v1/dlq`, `POST /v1/connections/{provider}/test`,
+//! `GET /v1/providers/{provider}/fields`, OAuth connect (`/v1/oauth/{provider}/start|callback`,
+//! `DELETE /v1/integrations/{provider}`, `GET /v1/integrations/status`), and the endpoints rule
+//! files declare (`kind: endpoint`, with their own header-secret auth). `/v1` requests carry a
+//! tenant's API key ([`auth`]). Every response body passes the secret scrubber. A record accepted is
 //! sent to the end and recorded even when its client goes away or the server is asked to stop:
 //! shutdown (SIGTERM, Ctrl-C) stops accepting, then waits for the records in flight.
 
+mod auth;
 mod endpoint;
 mod metrics;
 mod oauth;
 mod openapi;
+mod providers;
 mod records;
+
+pub use auth::{Rate, parse_rate, resolve_tenant, tenant_header};
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -30,7 +36,7 @@ use serde_json::{Value, json};
 
 use rulebridge::Engine;
 use rulebridge::exec::RunOptions;
-use rulebridge::state::{CredentialStore, KeySpec, OAuthStates, SqlStore};
+use rulebridge::state::{ApiKeys, CredentialStore, OAuthStates, SqlStore};
 
 use crate::common::{build, sandbox_credentials};
 
@@ -43,6 +49,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
     pub record_timeout: u64,
+    /// `/v1` without API keys, the tenant from `X-Tenant-ID`.
+    pub no_auth: bool,
+    /// Requests allowed per key (per tenant with `no_auth`).
+    pub key_rate: Rate,
 }
 
 /// What every handler shares.
@@ -59,25 +69,17 @@ pub struct App {
     /// Each batch of records in flight holds a read guard; shutdown takes the write lock,
     /// which waits for them.
     pub drain: Arc<tokio::sync::RwLock<()>>,
-    /// The encrypted credential store (OAuth tokens); `None` without a master key.
+    /// API keys and the per-key rate limit.
+    pub auth: auth::Auth,
+    /// What a per-tenant engine (connection tests, field discovery) is built from.
+    pub rules: PathBuf,
+    pub sandbox: bool,
+    /// Each kit's base URL in the sandbox (with `--sandbox`).
+    pub sandbox_urls: Vec<(String, String)>,
+    /// The tenants' credentials and OAuth tokens (when the environment holds the master key).
     pub creds: Option<Arc<CredentialStore>>,
     /// The `state` values of OAuth connections in progress.
     pub states: OAuthStates,
-}
-
-/// The tenant a request acts for. Today the `X-Tenant-ID` header (none: the default tenant,
-/// `""`); a per-tenant API key lookup replaces this one function.
-pub fn resolve_tenant(headers: &HeaderMap) -> Result<String, ApiError> {
-    match headers.get("x-tenant-id") {
-        None => Ok(String::new()),
-        Some(v) => match v.to_str() {
-            Ok(t) if !t.trim().is_empty() && t.len() <= 200 => Ok(t.trim().to_string()),
-            _ => Err(ApiError::invalid(vec![FieldError::new(
-                "X-Tenant-ID",
-                "must be non-empty printable text of at most 200 bytes",
-            )])),
-        },
-    }
 }
 
 /// One field of a request that is not as it must be.
@@ -102,31 +104,38 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub details: Vec<FieldError>,
+    /// Headers of the answer (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            details: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
     pub fn invalid(details: Vec<FieldError>) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: "the request is not valid".into(),
             details,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "the request is not valid")
         }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-            details: Vec::new(),
-        }
+        ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: message.to_string(),
-            details: Vec::new(),
-        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message.to_string())
     }
 }
 
@@ -136,7 +145,11 @@ impl IntoResponse for ApiError {
         if !self.details.is_empty() {
             body["details"] = json!(self.details);
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }
 
@@ -171,7 +184,12 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
             get(oauth::callback).post(oauth::callback),
         )
         .route("/v1/integrations/{provider}", delete(oauth::disconnect))
-        .route("/v1/integrations/status", get(oauth::status));
+        .route("/v1/integrations/status", get(oauth::status))
+        .route(
+            "/v1/connections/{provider}/test",
+            post(providers::test_connection),
+        )
+        .route("/v1/providers/{provider}/fields", get(providers::fields));
     for (n, e) in app.endpoints.iter().enumerate() {
         router = router.route(&e.plan.path, endpoint::route(&e.plan.method, n));
     }
@@ -264,6 +282,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         .listen
         .parse()
         .map_err(|e| anyhow::anyhow!("--listen {}: not an address and port: {e}", args.listen))?;
+    if args.sandbox && args.state.is_none() && !args.no_auth {
+        anyhow::bail!(
+            "serve --sandbox keeps its state in a scratch file of its own, where no API key can be: \
+             pass --state FILE (and `rulebridge keys create --tenant T --state FILE`), or --no-auth"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -282,9 +306,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             .field_cache(!args.sandbox),
         args.sandbox,
     );
+    let mut sandbox_urls = Vec::new();
     if let Some(sb) = &sandbox {
         for (kit, _, _) in rulebridge_sandbox::KITS {
             if let Some(url) = sb.kit_base_url(kit) {
+                sandbox_urls.push((kit.to_string(), url.clone()));
                 builder = builder.base_url(*kit, url);
             }
         }
@@ -311,14 +337,34 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         (None, None) => crate::commands::state::DEFAULT_STATE.to_string(),
     };
     let store = rt.block_on(crate::commands::state::open(&spec))?;
-    // OAuth tokens are sealed in the credential store: without a master key, OAuth connect
-    // answers 503 and records are sent with the kits' own credentials.
-    let creds = match KeySpec::from_env() {
-        Ok(key) => Some(Arc::new(
-            rt.block_on(CredentialStore::unlock(store.db().clone(), &key))?,
-        )),
-        Err(rulebridge::state::CredentialError::NoKey) => None,
-        Err(e) => return Err(e.into()),
+    let keys = if args.no_auth {
+        eprintln!(
+            "warning: --no-auth: /v1 accepts requests without an API key and takes the tenant \
+             from X-Tenant-ID; anyone who reaches {addr} acts as any tenant"
+        );
+        None
+    } else {
+        let keys = ApiKeys::new(store.db().clone());
+        let active = rt
+            .block_on(keys.list(None))?
+            .iter()
+            .filter(|k| !k.revoked())
+            .count();
+        if active == 0 {
+            eprintln!(
+                "no API key yet: every /v1 request is refused until one is made with \
+                 `rulebridge keys create --tenant T --state {spec}`"
+            );
+        }
+        Some(keys)
+    };
+    // Connection tests, field discovery and OAuth tokens use the tenant's stored credentials
+    // when the master key is set; without it, OAuth connect answers 503 and everything else
+    // uses the environment's credentials.
+    let creds = if crate::commands::creds::has_master_key() {
+        Some(rt.block_on(crate::commands::creds::unlock(&spec))?)
+    } else {
+        None
     };
     let options = RunOptions {
         // A request is small; many run at once.
@@ -336,6 +382,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         endpoints,
         input_key: crate::commands::state::input_key(&rt, &store)?,
         drain: Arc::new(tokio::sync::RwLock::new(())),
+        auth: auth::Auth::new(keys, args.key_rate),
+        rules: args.rules.clone(),
+        sandbox: args.sandbox,
+        sandbox_urls,
         creds,
         states: OAuthStates::new(store.db().clone()),
     });

@@ -36,19 +36,11 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Scrubbed;
 
 fn unavailable(message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message,
-        details: Vec::new(),
-    }
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: message.into(),
-        details: Vec::new(),
-    }
+    ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
 /// The provider, if its kit has a `connect:` section.
@@ -98,7 +90,7 @@ pub async fn start(
     Path(provider): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     connectable(&app, &provider)?;
     tokens(&app, &tenant, &provider)?;
     let oauth = oauth_app(&app, &provider).await?;
@@ -172,7 +164,7 @@ pub async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     connectable(&app, &provider)?;
     let store = tokens(&app, &tenant, &provider)?;
     let params = callback_params(query, &headers, &body)?;
@@ -206,14 +198,13 @@ pub async fn callback(
     let tokens = oauth
         .exchange_code(code, EXCHANGE_TIMEOUT)
         .await
-        .map_err(|e| ApiError {
-            status: if e.kind == rulebridge::connect::ErrorKind::Transient {
+        .map_err(|e| {
+            let status = if e.kind == rulebridge::connect::ErrorKind::Transient {
                 StatusCode::BAD_GATEWAY
             } else {
                 StatusCode::BAD_REQUEST
-            },
-            message: format!("`{provider}`: {}", e.message),
-            details: Vec::new(),
+            };
+            ApiError::new(status, format!("`{provider}`: {}", e.message))
         })?;
     store
         .store(&tokens)
@@ -235,7 +226,7 @@ pub async fn disconnect(
     Path(provider): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     connectable(&app, &provider)?;
     let removed = tokens(&app, &tenant, &provider)?
         .remove()
@@ -255,7 +246,7 @@ pub async fn status(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     let mut out = Map::new();
     let providers: Vec<String> = app
         .engine

@@ -17,7 +17,7 @@ fn json_response(description: &str, schema: Value) -> Value {
 fn tenant_header() -> Value {
     json!({
         "name": "X-Tenant-ID", "in": "header", "required": false,
-        "description": "The tenant the request acts for (default: the default tenant).",
+        "description": "With an API key: optional, and must name the key's tenant (else 403). With `serve --no-auth`: the tenant the request acts for (default: the default tenant).",
         "schema": { "type": "string" }
     })
 }
@@ -73,9 +73,36 @@ fn callback_op(summary: &str) -> Value {
     json!({ "summary": summary, "parameters": callback_params(), "responses": callback_responses() })
 }
 
-/// The document, with the declared endpoints.
-pub fn document(endpoints: &[super::endpoint::Endpoint]) -> Value {
+/// The document, with the declared endpoints; `/v1` operations name the bearer API key
+/// when `keys` (not `serve --no-auth`).
+pub fn document(endpoints: &[super::endpoint::Endpoint], keys: bool) -> Value {
     let mut doc = base();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|i| i.values_mut())
+            {
+                if keys {
+                    op["security"] = json!([{ "apiKey": [] }]);
+                    op["responses"]["401"] = error_response(
+                        "No API key, or one unknown or revoked (with `WWW-Authenticate: Bearer`)",
+                    );
+                    op["responses"]["403"] =
+                        error_response("`X-Tenant-ID` names another tenant than the API key's");
+                }
+                op["responses"]["429"] = json!({
+                    "description": "The API key's rate limit is used up (`serve --key-rate`)",
+                    "headers": { "Retry-After": { "description": "Seconds until a request is accepted again", "schema": { "type": "integer" } } },
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                });
+            }
+        }
+    }
     for e in endpoints {
         let p = &e.plan;
         let mut parameters = Vec::new();
@@ -215,6 +242,32 @@ fn base() -> Value {
                     "503": error_response("No master key")
                 }
             }},
+            "/v1/connections/{provider}/test": { "post": {
+                "summary": "Test the tenant's connection to a provider (the kit's `test` operation), as `rulebridge connect test` does",
+                "description": "Uses the tenant's stored credentials, then the environment's. Answers 200 whether the connection works or not: `ok`, and the classified error when not.",
+                "parameters": [ { "name": "provider", "in": "path", "required": true, "schema": { "type": "string" } }, tenant_header() ],
+                "responses": {
+                    "200": json_response("What the test came to", json!({"$ref": "#/components/schemas/ConnectionTest"})),
+                    "404": error_response("No such provider, or it has no `test` operation")
+                }
+            }},
+            "/v1/providers/{provider}/fields": { "get": {
+                "summary": "Discover a provider object's fields with the tenant's credentials, as `rulebridge fields` does (without writing the field cache)",
+                "parameters": [
+                    { "name": "provider", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "object", "in": "query", "required": true, "description": "The provider object (a SQL provider: its table)", "schema": { "type": "string" } },
+                    tenant_header()
+                ],
+                "responses": {
+                    "200": json_response("The fields", json!({"type": "object", "required": ["provider", "object", "fields"], "properties": {
+                        "provider": {"type": "string"}, "object": {"type": "string"},
+                        "fields": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}
+                    }})),
+                    "400": error_response("No `object`, or an unknown parameter"),
+                    "404": error_response("No such provider or object"),
+                    "502": error_response("The provider could not be asked (the classified error)")
+                }
+            }},
             "/v1/dlq": { "get": {
                 "summary": "Dead letters, oldest first",
                 "parameters": [ query("flow", "Only this flow", json!({"type": "string"})), tenant_header() ],
@@ -224,7 +277,16 @@ fn base() -> Value {
                 }
             }}
         },
-        "components": { "schemas": {
+        "components": {
+        "securitySchemes": {
+            "apiKey": { "type": "http", "scheme": "bearer", "description": "A tenant's API key from `rulebridge keys create --tenant T` (`rbk_...`); the key decides the tenant." }
+        },
+        "schemas": {
+            "ConnectionTest": { "type": "object", "required": ["provider", "tenant", "ok", "request", "ms"], "properties": {
+                "provider": {"type": "string"}, "tenant": {"type": "string"}, "ok": {"type": "boolean"},
+                "request": {"type": "string"}, "ms": {"type": "integer"},
+                "error": {"type": "object", "properties": {"kind": {"type": "string"}, "status": {"type": "integer"}, "message": {"type": "string"}}}
+            }},
             "Error": { "type": "object", "required": ["error"], "properties": {
                 "error": { "type": "string" },
                 "details": { "type": "array", "items": { "type": "object", "required": ["field", "message"], "properties": {
@@ -272,5 +334,5 @@ fn base() -> Value {
 pub async fn handler(
     axum::extract::State(app): axum::extract::State<std::sync::Arc<super::App>>,
 ) -> Json<Value> {
-    Json(document(&app.endpoints))
+    Json(document(&app.endpoints, app.auth.required()))
 }

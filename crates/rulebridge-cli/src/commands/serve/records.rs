@@ -212,7 +212,7 @@ pub async fn post_records(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     let Some(plan) = app.engine.plan().find_flow(&flow) else {
         return Err(ApiError::not_found(format!("no flow `{flow}`")));
     };
@@ -262,7 +262,7 @@ pub async fn get_run(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     match app.store.run(&id).await? {
         // Another tenant's run is as absent as one that never was.
         Some(run) if run.tenant == tenant => Ok(Json(json!(run))),
@@ -277,7 +277,7 @@ pub async fn get_log(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let mut filter = ChangeFilter {
-        tenant: resolve_tenant(&headers)?,
+        tenant: resolve_tenant(&app, &headers).await?,
         limit: Some(100),
         ..ChangeFilter::default()
     };
@@ -323,7 +323,7 @@ pub async fn get_dlq(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = resolve_tenant(&headers)?;
+    let tenant = resolve_tenant(&app, &headers).await?;
     let mut flow = None;
     for (k, v) in query {
         match k.as_str() {
