@@ -78,14 +78,11 @@ pub fn evaluate_in<'a>(
         }
     }
 
+    // Cloning the prepared object copies its index instead of hashing each output name.
     let row_output = |i: usize| -> Value {
-        let mut m = Map::with_capacity(p.outputs.len());
-        if let Some(row) = p.rows.get(i) {
-            for ((name, _), v) in p.outputs.iter().zip(&row.outputs) {
-                m.insert(name.clone(), v.clone());
-            }
-        }
-        Value::Object(m)
+        p.rows
+            .get(i)
+            .map_or_else(|| Value::Object(Map::new()), |row| row.result.clone())
     };
     Ok(match p.hit {
         HitPolicy::Collect => Value::Array(matched.into_iter().map(row_output).collect()),
