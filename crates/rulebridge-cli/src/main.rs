@@ -28,6 +28,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::run::RunArgs;
+
+/// mimalloc instead of the system allocator: a record's evaluation makes a few dozen small
+/// allocations, and mimalloc's thread-local free lists take about a third of glibc's
+/// instructions for each, without glibc's arena locking when several threads evaluate.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{EXIT_CANNOT_RUN, LintFormat, PlanFormat};
 
 #[derive(Parser)]
