@@ -573,7 +573,7 @@ pub fn normalize_key(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => {
             let t = s.trim();
-            (!t.is_empty()).then(|| t.to_lowercase())
+            (!t.is_empty()).then(|| crate::functions::lower(t))
         }
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),

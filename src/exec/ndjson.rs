@@ -87,6 +87,31 @@ pub fn write_value<W: Write + ?Sized>(w: &mut W, v: &Value) -> io::Result<()> {
     }
 }
 
+/// Whether `bytes` holds a control character, `"` or `\\`: eight bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero exactly when some byte of `w` is zero.
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let w = u64::from_le_bytes(word);
+        // A byte below 0x20 is one whose top three bits are zero.
+        let control = zero(w & 0xe0e0_e0e0_e0e0_e0e0);
+        let quote = zero(w ^ (ONES * u64::from(b'"')));
+        let backslash = zero(w ^ (ONES * u64::from(b'\\')));
+        if (control | quote | backslash) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 fn write_usize<W: Write + ?Sized>(w: &mut W, mut n: usize) -> io::Result<()> {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -103,11 +128,7 @@ fn write_usize<W: Write + ?Sized>(w: &mut W, mut n: usize) -> io::Result<()> {
 
 /// A JSON string literal; one without bytes to escape is written whole.
 fn write_str<W: Write + ?Sized>(w: &mut W, s: &str) -> io::Result<()> {
-    // No early exit: the compiler checks many bytes per step.
-    let escapes = s
-        .bytes()
-        .fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
-    if escapes {
+    if needs_escape(s.as_bytes()) {
         return serde_json::to_writer(&mut *w, s).map_err(io::Error::from);
     }
     w.write_all(b"\"")?;
@@ -129,6 +150,20 @@ mod tests {
 
     fn serde(o: &Outcome) -> String {
         serde_json::to_string(o).unwrap_or_default()
+    }
+
+    #[test]
+    fn escapes_are_found_at_every_position() {
+        let naive = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        for len in 0..20 {
+            for at in 0..len {
+                for special in [0u8, 0x1f, b'"', b'\\', 0x20, b'!', 0x7f, 0x80, 0xc3, 0xff] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    assert_eq!(needs_escape(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -522,6 +522,10 @@ fn lost(index: usize, key: Option<String>) -> Outcome {
 /// Input bytes of the outcomes handed to the writer at once, at most (a larger record goes
 /// alone).
 const OUT_BATCH_BYTES: usize = 8 << 20;
+/// Outcomes handed to the writer at once, at most. Outcomes handed over no longer count
+/// against the driver's window, so this bounds what waits for the writer (a batch queued, a
+/// batch being written) to a small part of the window, whatever the records' size.
+const OUT_BATCH_RECORDS: usize = 1024;
 
 type HashMapU64<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 /// Maps keyed by record index: the driver touches several per record, and SipHash of an
@@ -940,7 +944,8 @@ impl<'p> Driver<'p> {
     }
 
     /// Hands the outcomes that are next in input order to the writer, in batches of at most
-    /// [`OUT_BATCH_BYTES`] input bytes; waits while the writer is behind.
+    /// [`OUT_BATCH_BYTES`] input bytes and [`OUT_BATCH_RECORDS`] outcomes; waits while the
+    /// writer is behind.
     async fn flush_out(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         let mut bytes = 0usize;
@@ -952,7 +957,7 @@ impl<'p> Driver<'p> {
                     bytes += b;
                 }
                 ready.push(o);
-                if bytes >= OUT_BATCH_BYTES {
+                if bytes >= OUT_BATCH_BYTES || ready.len() >= OUT_BATCH_RECORDS {
                     self.send_out(std::mem::take(&mut ready)).await?;
                     bytes = 0;
                 }

@@ -35,9 +35,14 @@ pub fn evaluate_in<'a>(
         inputs.push(v);
     }
 
-    let candidates: Vec<usize> = match (&p.index, inputs.first()) {
-        (Some(index), Some(first)) => index.candidates(first),
-        _ => (0..p.rows.len()).collect(),
+    // Only indexed tables (8+ rows) list their candidates; the others try every row.
+    let indexed: Vec<usize>;
+    let candidates: &mut dyn Iterator<Item = usize> = match (&p.index, inputs.first()) {
+        (Some(index), Some(first)) => {
+            indexed = index.candidates(first);
+            &mut indexed.iter().copied()
+        }
+        _ => &mut (0..p.rows.len()),
     };
 
     let mut matched: Vec<usize> = Vec::new();

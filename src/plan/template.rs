@@ -131,7 +131,7 @@ mod tests {
                 minijinja::escape_formatter(out, state, value)
             }
         });
-        env.render_str(source, ctx).unwrap_or_else(|e| format!("error: {e}"))
+        env.render_str(source, minijinja::Value::from(minijinja::value::Serde(ctx))).unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
