@@ -87,29 +87,31 @@ pub fn write_value<W: Write + ?Sized>(w: &mut W, v: &Value) -> io::Result<()> {
     }
 }
 
-/// Whether `bytes` holds a control character, `"` or `\\`: eight bytes at a time.
+/// Whether `bytes` holds a control character, `"` or `\\`: eight bytes at a time (the last
+/// word padded with a byte that needs no escape).
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Non-zero exactly when some byte of `w` is zero.
     let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let special = |w: u64| {
+        // A byte below 0x20 is one whose top three bits are zero.
+        zero(w & 0xe0e0_e0e0_e0e0_e0e0)
+            | zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+    };
     let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
     for c in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(c);
-        let w = u64::from_le_bytes(word);
-        // A byte below 0x20 is one whose top three bits are zero.
-        let control = zero(w & 0xe0e0_e0e0_e0e0_e0e0);
-        let quote = zero(w ^ (ONES * u64::from(b'"')));
-        let backslash = zero(w ^ (ONES * u64::from(b'\\')));
-        if (control | quote | backslash) != 0 {
-            return true;
-        }
+        found |= special(u64::from_le_bytes(word));
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let rest = chunks.remainder();
+    let mut word = [b'a'; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    found |= special(u64::from_le_bytes(word));
+    found != 0
 }
 
 fn write_usize<W: Write + ?Sized>(w: &mut W, mut n: usize) -> io::Result<()> {
