@@ -97,6 +97,7 @@ impl Context<'_> {
                     tests,
                     cells: texts,
                     outputs: row.outputs.iter().map(|o| o.value.clone()).collect(),
+                    result: Value::Null,
                     location: self.sources.locate(row.span),
                 });
             }
@@ -110,6 +111,10 @@ impl Context<'_> {
 
         let inputs: Vec<_> = inputs.into_iter().flatten().collect();
         let index = (rows.len() >= INDEX_MIN_ROWS).then(|| build_index(&rows));
+        for row in &mut rows {
+            let fields = outputs.iter().zip(&row.outputs);
+            row.result = Value::Object(fields.map(|((n, _), v)| (n.clone(), v.clone())).collect());
+        }
         Some(PolicyPlan {
             name: doc.name.value.clone(),
             description: doc.description.clone(),

@@ -80,6 +80,7 @@ impl Context<'_> {
             .unwrap_or_default();
         vars.sort();
         Some(TemplatePlan {
+            simple: crate::plan::template::SimpleTemplate::parse(&text.value),
             source: text.value.clone(),
             env: Arc::new(env),
             name,

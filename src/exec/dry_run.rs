@@ -38,7 +38,10 @@ impl DryRunSink {
 
 impl Sink for DryRunSink {
     fn group_size(&self) -> usize {
-        super::reader::CHUNK_LINES
+        // Half a reader chunk: the driver's window (concurrency × group × 4, at least 8,192
+        // records) then stays at its floor. A dry run's sink answers at once, so a larger
+        // window only holds more outcomes in memory while the writer catches up.
+        super::reader::CHUNK_LINES / 2
     }
 
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {

@@ -8,6 +8,7 @@
 pub mod decide;
 pub mod dry_run;
 pub mod ledger;
+pub mod ndjson;
 mod outcome;
 pub mod pipeline;
 mod policy;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::expr::Env;
-use crate::expr::value::NULL;
+use crate::expr::value::{NULL, get_field};
 use crate::functions::{Clock, SystemClock};
 use crate::plan::{
     ExprAt, FieldPlan, FlowPlan, FlowStep, InputField, LET_SLOT_BASE, LetPlan, MappingPlan,
@@ -113,7 +114,7 @@ pub fn evaluate(
         ));
     };
     for name in &flow.require {
-        if fields.get(name).is_none_or(Value::is_null) {
+        if get_field(fields, name).is_none_or(Value::is_null) {
             return Err(RecordError::new(
                 FailureKind::InvalidRecord,
                 format!("required field `{name}` is missing or null"),
@@ -122,7 +123,7 @@ pub fn evaluate(
         }
     }
     for f in &flow.input_fields {
-        check_input(f, fields.get(&f.name), flow)?;
+        check_input(f, get_field(fields, &f.name), flow)?;
     }
 
     let mut slots: [&Value; INLINE_SLOTS] = [&NULL; INLINE_SLOTS];
@@ -274,7 +275,7 @@ fn finish(flow: &FlowPlan, env: &Env<'_>) -> Result<Evaluation, RecordError> {
     )?;
 
     for name in &flow.required {
-        if payload.get(name).is_none_or(Value::is_null) {
+        if get_field(&payload, name).is_none_or(Value::is_null) {
             return Err(RecordError::new(
                 FailureKind::Validation,
                 format!("target field `{name}` is required but the mapping produced null"),
@@ -329,6 +330,14 @@ fn map_into(
             ValuePlan::Expr(at) => eval_field(at, env, prefix, &field.target)?.into_owned(),
             ValuePlan::Const(v) => v.clone(),
             ValuePlan::Template(t) => {
+                if let Some(text) = t
+                    .simple
+                    .as_ref()
+                    .and_then(|s| s.render(|name| template_var(name, env, lets)))
+                {
+                    insert(out, field, Value::String(text), omit_nulls, prefix)?;
+                    continue;
+                }
                 let ctx = template_context(t, env, lets);
                 let rendered = t
                     .env
@@ -349,12 +358,24 @@ fn map_into(
                 Value::Object(nested)
             }
         };
-        if let Some(check) = &field.check {
-            check_target(check, &value, prefix, field)?;
-        }
-        if omit_nulls && value.is_null() {
-            continue;
-        }
+        insert(out, field, value, omit_nulls, prefix)?;
+    }
+    Ok(())
+}
+
+/// Checks a mapped value against the target field and adds it (a null is left out under
+/// `omit_nulls`).
+fn insert(
+    out: &mut Map<String, Value>,
+    field: &FieldPlan,
+    value: Value,
+    omit_nulls: bool,
+    prefix: &str,
+) -> Result<(), RecordError> {
+    if let Some(check) = &field.check {
+        check_target(check, &value, prefix, field)?;
+    }
+    if !(omit_nulls && value.is_null()) {
         out.insert(field.target.clone(), value);
     }
     Ok(())
@@ -477,6 +498,21 @@ fn describe_type(value: &Value) -> String {
     }
 }
 
+/// A template variable's value: `policy`, a named value, or else the record's field.
+fn template_var<'v>(name: &str, env: &Env<'v>, lets: &[LetPlan]) -> Option<&'v Value> {
+    let bound = if name == "policy" {
+        env.bindings.get(POLICY_SLOT)
+    } else {
+        lets.iter()
+            .position(|l| l.name == *name)
+            .and_then(|k| env.bindings.get(LET_SLOT_BASE + k))
+    };
+    bound.copied().or_else(|| match env.record {
+        Value::Object(m) => get_field(m, name),
+        _ => None,
+    })
+}
+
 /// The template's context: only the record fields it reads (and `policy` and named values),
 /// so a record is not converted whole for every template.
 fn template_context(
@@ -489,17 +525,7 @@ fn template_context(
         .vars
         .iter()
         .filter_map(|name| {
-            let bound = if name == "policy" {
-                env.bindings.get(POLICY_SLOT)
-            } else {
-                lets.iter()
-                    .position(|l| l.name == *name)
-                    .and_then(|k| env.bindings.get(LET_SLOT_BASE + k))
-            };
-            bound
-                .copied()
-                .or_else(|| env.record.get(name))
-                .map(|v| (name.as_str(), minijinja::Value::from(Serde(v))))
+            template_var(name, env, lets).map(|v| (name.as_str(), minijinja::Value::from(Serde(v))))
         })
         .collect();
     minijinja::Value::from(fields)
@@ -529,7 +555,7 @@ fn eval_at<'a>(at: &'a ExprAt, env: &Env<'a>, what: &str) -> Result<Cow<'a, Valu
 /// stands for one referenced record). `None` when a field is null or empty.
 fn identity_value(flow: &FlowPlan, payload: &Map<String, Value>, key: &str) -> Option<String> {
     let one = |field: &str| {
-        let v = payload.get(field)?;
+        let v = get_field(payload, field)?;
         match v {
             Value::Object(_) if flow.ref_field(field).is_some() => Some(v.to_string()),
             _ => normalize_key(v),
@@ -547,7 +573,7 @@ pub fn normalize_key(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => {
             let t = s.trim();
-            (!t.is_empty()).then(|| t.to_lowercase())
+            (!t.is_empty()).then(|| crate::functions::lower(t))
         }
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),

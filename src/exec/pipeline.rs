@@ -143,7 +143,7 @@ pub struct NdjsonOutput<W>(pub W);
 
 impl<W: io::Write + Send> Output for NdjsonOutput<W> {
     fn outcome(&mut self, outcome: &Outcome) -> io::Result<()> {
-        serde_json::to_writer(&mut self.0, outcome)?;
+        super::ndjson::write_outcome(&mut self.0, outcome)?;
         self.0.write_all(b"\n")
     }
     fn finish(&mut self) -> io::Result<()> {
@@ -522,8 +522,15 @@ fn lost(index: usize, key: Option<String>) -> Outcome {
 /// Input bytes of the outcomes handed to the writer at once, at most (a larger record goes
 /// alone).
 const OUT_BATCH_BYTES: usize = 8 << 20;
+/// Outcomes handed to the writer at once, at most. Outcomes handed over no longer count
+/// against the driver's window, so this bounds what waits for the writer (a batch queued, a
+/// batch being written) to a small part of the window, whatever the records' size.
+const OUT_BATCH_RECORDS: usize = 1024;
 
 type HashMapU64<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+/// Maps keyed by record index: the driver touches several per record, and SipHash of an
+/// index is most of what such a lookup costs.
+type ByIndex<V> = HashMap<usize, V, BuildHasherDefault<IndexHash>>;
 
 /// What the target holds for an identity after a record of this input wrote it.
 struct Known {
@@ -543,19 +550,19 @@ struct Driver<'p> {
     admitted: usize,
     /// Input bytes of records admitted and not yet reported.
     bytes_in_flight: usize,
-    bytes_of: HashMap<usize, usize>,
+    bytes_of: ByIndex<usize>,
     /// Input lines kept until reported (`RunOptions::keep_source`).
-    sources: HashMap<usize, Box<[u8]>>,
+    sources: ByIndex<Box<[u8]>>,
     /// The latest record of each identity hash (in_order, fail).
     tails: HashMapU64<u32>,
     /// Records admitted and not yet done, with the records waiting for them.
-    successors: HashMap<usize, Vec<usize>>,
+    successors: ByIndex<Vec<usize>>,
     /// Records waiting for earlier ones of the same identity, with how many they wait for.
-    waiting: HashMap<usize, (Job, Vec<u64>, usize)>,
-    hashes_of: HashMap<usize, Vec<u64>>,
+    waiting: ByIndex<(Job, Vec<u64>, usize)>,
+    hashes_of: ByIndex<Vec<u64>>,
     /// last_wins: the latest record per identity hash, sent when the input ends.
     held: HashMapU64<usize>,
-    held_jobs: HashMap<usize, (Job, Vec<u64>)>,
+    held_jobs: ByIndex<(Job, Vec<u64>)>,
     known: HashMapU64<Known>,
     ready: VecDeque<Job>,
     deferred: Vec<(Job, Outcome)>,
@@ -579,14 +586,14 @@ impl<'p> Driver<'p> {
             next_out: pipeline.options.first_line,
             admitted: pipeline.options.first_line,
             bytes_in_flight: 0,
-            bytes_of: HashMap::new(),
-            sources: HashMap::new(),
+            bytes_of: ByIndex::default(),
+            sources: ByIndex::default(),
             tails: HashMap::default(),
-            successors: HashMap::new(),
-            waiting: HashMap::new(),
-            hashes_of: HashMap::new(),
+            successors: ByIndex::default(),
+            waiting: ByIndex::default(),
+            hashes_of: ByIndex::default(),
             held: HashMap::default(),
-            held_jobs: HashMap::new(),
+            held_jobs: ByIndex::default(),
             known: HashMap::default(),
             ready: VecDeque::new(),
             deferred: Vec::new(),
@@ -836,12 +843,18 @@ impl<'p> Driver<'p> {
             self.in_flight.push(Box::pin(async move {
                 // A sink that loses a job still leaves every record an outcome.
                 let mut done = sink.write(jobs).await;
-                for (index, key) in expected {
-                    if !done.iter().any(|c| c.index() == index) {
-                        done.push(Completion::Done {
-                            outcome: lost(index, key),
-                            written: None,
-                        });
+                // Usually one completion per job in job order: checked in one pass; otherwise
+                // each job is looked for (a group is a few hundred jobs at most).
+                let in_order = done.len() == expected.len()
+                    && done.iter().zip(&expected).all(|(c, (i, _))| c.index() == *i);
+                if !in_order {
+                    for (index, key) in expected {
+                        if !done.iter().any(|c| c.index() == index) {
+                            done.push(Completion::Done {
+                                outcome: lost(index, key),
+                                written: None,
+                            });
+                        }
                     }
                 }
                 done
@@ -875,6 +888,17 @@ impl<'p> Driver<'p> {
     fn finish(&mut self, outcome: Outcome, written: Option<(Vec<String>, Found)>) {
         let index = outcome.index;
         let hashes = self.hashes_of.remove(&index).unwrap_or_default();
+        if self.repeats == Repeats::InOrder {
+            // A later record of the identity waits only for records not yet done, so the
+            // identity's entry goes once its latest record is: what is kept stays bounded by
+            // the records in flight, not by the input's distinct identities.
+            let slot = u32::try_from(index).unwrap_or(u32::MAX);
+            for h in &hashes {
+                if self.tails.get(h) == Some(&slot) {
+                    self.tails.remove(h);
+                }
+            }
+        }
         if let Some((identity, found)) = written {
             for h in &hashes {
                 self.known.insert(
@@ -920,7 +944,8 @@ impl<'p> Driver<'p> {
     }
 
     /// Hands the outcomes that are next in input order to the writer, in batches of at most
-    /// [`OUT_BATCH_BYTES`] input bytes; waits while the writer is behind.
+    /// [`OUT_BATCH_BYTES`] input bytes and [`OUT_BATCH_RECORDS`] outcomes; waits while the
+    /// writer is behind.
     async fn flush_out(&mut self) -> io::Result<()> {
         let mut ready = Vec::new();
         let mut bytes = 0usize;
@@ -932,7 +957,7 @@ impl<'p> Driver<'p> {
                     bytes += b;
                 }
                 ready.push(o);
-                if bytes >= OUT_BATCH_BYTES {
+                if bytes >= OUT_BATCH_BYTES || ready.len() >= OUT_BATCH_RECORDS {
                     self.send_out(std::mem::take(&mut ready)).await?;
                     bytes = 0;
                 }
@@ -968,6 +993,25 @@ impl IdentityHasher {
         h.write_usize(n);
         h.write(key.as_bytes());
         h.finish()
+    }
+}
+
+/// A hasher for record indexes: a multiplication spreads consecutive indexes over the
+/// table's buckets and control bits.
+#[derive(Default)]
+struct IndexHash(u64);
+
+impl Hasher for IndexHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 

@@ -35,9 +35,14 @@ pub fn evaluate_in<'a>(
         inputs.push(v);
     }
 
-    let candidates: Vec<usize> = match (&p.index, inputs.first()) {
-        (Some(index), Some(first)) => index.candidates(first),
-        _ => (0..p.rows.len()).collect(),
+    // Only indexed tables (8+ rows) list their candidates; the others try every row.
+    let indexed: Vec<usize>;
+    let candidates: &mut dyn Iterator<Item = usize> = match (&p.index, inputs.first()) {
+        (Some(index), Some(first)) => {
+            indexed = index.candidates(first);
+            &mut indexed.iter().copied()
+        }
+        _ => &mut (0..p.rows.len()),
     };
 
     let mut matched: Vec<usize> = Vec::new();
@@ -78,14 +83,11 @@ pub fn evaluate_in<'a>(
         }
     }
 
+    // Cloning the prepared object copies its index instead of hashing each output name.
     let row_output = |i: usize| -> Value {
-        let mut m = Map::with_capacity(p.outputs.len());
-        if let Some(row) = p.rows.get(i) {
-            for ((name, _), v) in p.outputs.iter().zip(&row.outputs) {
-                m.insert(name.clone(), v.clone());
-            }
-        }
-        Value::Object(m)
+        p.rows
+            .get(i)
+            .map_or_else(|| Value::Object(Map::new()), |row| row.result.clone())
     };
     Ok(match p.hit {
         HitPolicy::Collect => Value::Array(matched.into_iter().map(row_output).collect()),

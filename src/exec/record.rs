@@ -251,7 +251,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
+        // Records have a handful of fields: room for them up front saves regrowing the map
+        // (and its index) two or three times per record.
+        let mut map = Map::with_capacity(8);
         let keys = KeySeed {
             base: self.base,
             len: self.len,

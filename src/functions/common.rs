@@ -45,6 +45,15 @@ impl NumKey {
     }
 }
 
+/// `to_lowercase`, without its per-character Unicode path for ASCII text (the same result).
+pub(crate) fn lower(s: &str) -> String {
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_lowercase()
+    }
+}
+
 /// A text key with `key(a) == key(b)` exactly when `equal(a, b)`, for hashing values.
 pub fn key(v: &Value) -> String {
     let mut out = String::new();

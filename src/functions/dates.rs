@@ -58,11 +58,13 @@ const NAIVE_FORMATS: &[&str] = &[
 /// offset (UTC), and RFC 2822 (`Mon, 15 Jan 2024 10:30:00 +0000`).
 pub fn parse(text: &str) -> Result<Moment, FnError> {
     let text = text.trim();
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(Moment::Date(d));
-    }
+    // RFC 3339 first: the common form, parsed without interpreting a format string. No text
+    // is both a date-time and a bare date, so the order does not change any result.
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(Moment::Instant(t.with_timezone(&Utc)));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(Moment::Date(d));
     }
     if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return Ok(Moment::Instant(t.with_timezone(&Utc)));

@@ -60,8 +60,10 @@ impl Function for Join {
         for v in values {
             let text = match v {
                 Value::Null => continue,
-                Value::Array(_) | Value::Object(_) => v.to_string(),
-                _ => scalar_text(v).unwrap_or_default(),
+                // Strings are copied straight into the result.
+                Value::String(s) => Cow::Borrowed(s.as_str()),
+                Value::Array(_) | Value::Object(_) => Cow::Owned(v.to_string()),
+                _ => Cow::Owned(scalar_text(v).unwrap_or_default()),
             };
             if !first {
                 out.push_str(sep);

@@ -38,6 +38,6 @@ impl Function for Lower {
         ]
     }
     fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
-        Ok(Value::String(arg::str(args, 0)?.to_lowercase()))
+        Ok(Value::String(crate::functions::lower(arg::str(args, 0)?)))
     }
 }

@@ -42,7 +42,7 @@ mod phone;
 
 // The evaluator shares these rules: `?|` is empty-aware like `default`, and `${}` renders
 // scalars like `to_string`.
-pub(crate) use common::scalar_text;
+pub(crate) use common::{lower, scalar_text};
 pub(crate) use is_empty::is_empty;
 
 #[cfg(test)]

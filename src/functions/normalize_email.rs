@@ -71,7 +71,7 @@ impl Function for NormalizeEmail {
     }
     fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
         let raw = arg::str(args, 0)?;
-        let email = raw.trim().to_lowercase();
+        let email = crate::functions::lower(raw.trim());
         if looks_like_email(&email) {
             Ok(Value::String(email))
         } else {

@@ -62,6 +62,12 @@ impl Function for Split {
         let sep = arg::str(args, 1)?;
         let parts: Vec<Value> = if sep.is_empty() {
             s.chars().map(|c| Value::String(c.to_string())).collect()
+        } else if let [b] = sep.as_bytes()
+            && b.is_ascii()
+        {
+            // A one-byte separator is searched for as a byte, not as a substring.
+            let c = char::from(*b);
+            s.split(c).map(|p| Value::String(p.to_string())).collect()
         } else {
             s.split(sep).map(|p| Value::String(p.to_string())).collect()
         };

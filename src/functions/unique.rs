@@ -3,9 +3,12 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::functions::common::{array_type, key};
+use crate::functions::common::{array_type, equal, key};
 use crate::functions::{CallContext, Category, Example, FnError, Function, Param, Signature, arg};
 use crate::types::Type;
+
+/// Arrays up to this long are deduplicated by pairwise comparison instead of hashing.
+const SMALL: usize = 16;
 
 /// `unique(array)`: drops repeated elements, keeping the first of each.
 pub struct Unique;
@@ -50,6 +53,16 @@ impl Function for Unique {
     }
     fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
         let values = arg::array(args, 0)?;
+        if values.len() <= SMALL {
+            // Comparing with the kept elements beats building a text key per element.
+            let mut kept: Vec<Value> = Vec::with_capacity(values.len());
+            for v in values {
+                if !kept.iter().any(|k| equal(k, v)) {
+                    kept.push(v.clone());
+                }
+            }
+            return Ok(Value::Array(kept));
+        }
         let mut seen = HashSet::with_capacity(values.len());
         Ok(Value::Array(
             values
@@ -84,5 +97,20 @@ mod tests {
             "array<string>"
         );
         assert_eq!(return_type(&Unique, &[Type::Any]), "array");
+    }
+
+    #[test]
+    fn short_and_long_arrays_agree() {
+        let items = json!([null, {"a": 1}, null, {"a": 1.0}, "1", 1, 1.0, [2], [2.0], "x", true]);
+        let short = call(&Unique, vec![items.clone()]);
+        // The same elements repeated past the small-array limit take the hashing path.
+        let mut long = items.as_array().cloned().unwrap_or_default();
+        long.extend(long.clone());
+        assert!(long.len() > SMALL);
+        assert_eq!(call(&Unique, vec![Value::Array(long)]), short);
+        assert_eq!(
+            short,
+            Ok(json!([null, {"a": 1}, "1", 1, [2], "x", true]))
+        );
     }
 }

@@ -44,7 +44,13 @@ impl Function for Upper {
         ]
     }
     fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
-        Ok(Value::String(arg::str(args, 0)?.to_uppercase()))
+        let s = arg::str(args, 0)?;
+        // ASCII text has the same upper case without the per-character Unicode path.
+        Ok(Value::String(if s.is_ascii() {
+            s.to_ascii_uppercase()
+        } else {
+            s.to_uppercase()
+        }))
     }
 }
 

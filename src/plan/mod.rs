@@ -6,6 +6,7 @@
 
 mod display;
 pub mod endpoint;
+pub mod template;
 pub(crate) mod order;
 pub(crate) mod provider;
 
@@ -309,6 +310,8 @@ pub struct TemplatePlan {
     pub name: String,
     /// The top-level variables the template reads (its context holds only these).
     pub vars: Vec<String>,
+    /// The same template in a form rendered without minijinja, when it is that simple.
+    pub simple: Option<template::SimpleTemplate>,
 }
 
 impl std::fmt::Debug for TemplatePlan {
@@ -356,6 +359,8 @@ pub struct RowPlan {
     /// The cells as written, for plan output.
     pub cells: Vec<String>,
     pub outputs: Vec<Value>,
+    /// The outputs as the object a match yields, built once.
+    pub result: Value,
     pub location: Location,
 }
 

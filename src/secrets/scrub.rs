@@ -317,24 +317,38 @@ impl<W: Write> ScrubWriter<W> {
             return Ok(());
         }
         let chunk: Vec<u8> = self.pending.drain(..upto).collect();
-        let text = String::from_utf8_lossy(&chunk);
-        let clean = scrub(&text);
-        match &mut self.inner {
-            Some(w) => w.write_all(clean.as_bytes()),
-            None => Ok(()),
-        }
+        write_clean(self.inner.as_mut(), &chunk)
     }
+}
+
+/// Masks `chunk` (whole lines) and writes it. Valid UTF-8, the common case, is checked without
+/// the lossy conversion's per-character decoding.
+fn write_clean<W: Write>(inner: Option<&mut W>, chunk: &[u8]) -> io::Result<()> {
+    let Some(w) = inner else { return Ok(()) };
+    let text = match std::str::from_utf8(chunk) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(chunk),
+    };
+    w.write_all(scrub(&text).as_bytes())
 }
 
 impl<W: Write> Write for ScrubWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Only the new bytes can hold a new line end: searching all that is held would make
         // a line written in many small pieces quadratic.
-        let held = self.pending.len();
-        self.pending.extend_from_slice(buf);
-        if let Some(last_newline) = buf.iter().rposition(|b| *b == b'\n') {
-            self.write_pending(held + last_newline + 1)?;
+        let Some(last_newline) = buf.iter().rposition(|b| *b == b'\n') else {
+            self.pending.extend_from_slice(buf);
+            return Ok(buf.len());
+        };
+        let (lines, rest) = buf.split_at(last_newline + 1);
+        if self.pending.is_empty() {
+            // Whole lines with nothing held before them (large buffered writes): no copy.
+            write_clean(self.inner.as_mut(), lines)?;
+        } else {
+            self.pending.extend_from_slice(lines);
+            self.write_pending(self.pending.len())?;
         }
+        self.pending.extend_from_slice(rest);
         Ok(buf.len())
     }
 
@@ -433,6 +447,24 @@ mod tests {
         write!(w, "{b} two\nthree {value}").ok();
         let out = w.into_inner().unwrap_or_default();
         assert_eq!(String::from_utf8_lossy(&out), "one *** two\nthree ***");
+    }
+
+    #[test]
+    fn writer_masks_whole_lines_written_at_once_and_holds_the_rest() {
+        let value = "bulk-canary-7a3b";
+        register(value);
+        let mut w = ScrubWriter::new(Vec::new());
+        w.write_all(format!("a {value}\nb {value}\nc {}", &value[..5]).as_bytes())
+            .ok();
+        w.write_all(format!("{}\n", &value[5..]).as_bytes()).ok();
+        // Invalid UTF-8 is replaced, as before, and the rest of the line still masked.
+        w.write_all(b"d \xff ").ok();
+        w.write_all(format!("{value}\n").as_bytes()).ok();
+        let out = w.into_inner().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "a ***\nb ***\nc ***\nd \u{fffd} ***\n"
+        );
     }
 
     #[test]
