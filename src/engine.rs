@@ -276,6 +276,7 @@ impl EngineBuilder {
             resolver: Arc::new(self.resolver.unwrap_or_default()),
             connect_urls: self.connect_urls,
             oauth_tokens: self.oauth_tokens,
+            built: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -295,6 +296,10 @@ pub struct Engine {
     resolver: Arc<Resolver>,
     connect_urls: BTreeMap<String, (String, String)>,
     oauth_tokens: BTreeMap<String, OAuthTokens>,
+    /// The connectors built from provider files, once per engine: every run of a provider
+    /// shares one connection pool, one token and one pacer (its rate limit is the credential
+    /// set's, not a run's).
+    built: std::sync::Mutex<BTreeMap<String, Arc<dyn Connector>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -332,7 +337,9 @@ impl Engine {
 
     /// The connector for a provider: a registered custom one, or the HTTP connector built
     /// from the provider file (see [`Engine::http_connector`]), with the tenant's OAuth
-    /// connection when one was given ([`EngineBuilder::oauth_tokens`]).
+    /// connection when one was given ([`EngineBuilder::oauth_tokens`]). One built from the
+    /// provider file is built on first use and shared by every later call, so runs of the
+    /// same engine share its token, connections and rate limit.
     pub fn connector(&self, provider: &str) -> Result<Arc<dyn Connector>, Error> {
         if let Some(c) = self.connectors.get(provider) {
             return Ok(c.clone());
@@ -345,14 +352,21 @@ impl Engine {
             };
             return self.oauth_connector(provider, session);
         }
-        if self
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = built.get(provider) {
+            return Ok(c.clone());
+        }
+        let connector: Arc<dyn Connector> = if self
             .plan
             .provider(provider)
             .is_some_and(|p| p.sql().is_some())
         {
-            return Ok(Arc::new(self.sql_connector(provider)?));
-        }
-        Ok(Arc::new(self.http_connector(provider, None)?))
+            Arc::new(self.sql_connector(provider)?)
+        } else {
+            Arc::new(self.http_connector(provider, None)?)
+        };
+        built.insert(provider.to_string(), connector.clone());
+        Ok(connector)
     }
 
     /// The connector of a `type: sql` provider: its database (relative files are relative to

@@ -11,6 +11,7 @@ use kits_support::{
     Racing, assert_faults_happened, count, engine, kit_variant, one_by_one, others, post_json,
     recorder, records, send, send_via, shown, twenty_percent_faults,
 };
+use rulebridge::Engine;
 use rulebridge::connect::http::{HttpConnector, HttpOptions};
 use rulebridge::connect::{Call, Connector, ErrorKind, UpdateItem};
 use rulebridge::secrets::Secret;
@@ -677,4 +678,42 @@ async fn responses_lost_after_processing_duplicate_nothing_and_lose_nothing() {
             st.endpoints
         );
     }
+}
+
+/// An engine builds a provider's connector once: later runs (a service's requests) reuse its
+/// session and connections instead of asking the token endpoint again, and share its pacer.
+#[tokio::test]
+async fn runs_of_one_engine_share_the_providers_session() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let mut b = Engine::builder()
+        .rules_dir("rules")
+        .base_url(KIT, sb.kit_base_url(KIT).expect("kit"));
+    for (k, v) in sandbox::CREDENTIALS {
+        b = b.credential(*k, *v);
+    }
+    let engine = b.build().expect("rules compile");
+    let first = engine.connector(KIT).expect("connector");
+    assert!(Arc::ptr_eq(
+        &first,
+        &engine.connector(KIT).expect("connector")
+    ));
+    for run in 0..3 {
+        let pipeline = kits_support::pipeline(
+            &engine,
+            engine.connector(KIT).expect("c"),
+            FLOW,
+            &one_by_one(2),
+        );
+        let out = kits_support::outcomes(&pipeline, &leads(run * 2..run * 2 + 2, "Ada")).await;
+        assert_eq!(count(&out, "created"), 2, "{out:?}");
+    }
+    let tokens: u64 = sb.state().providers["salesforce"]
+        .endpoints
+        .iter()
+        .filter(|(k, _)| k.contains("token"))
+        .map(|(_, s)| s.requests)
+        .sum();
+    assert_eq!(tokens, 1, "one session for three runs");
 }

@@ -25,7 +25,8 @@ use inventory::{detail, inventory, inventory_one, patch_detail};
 
 pub(crate) use state::{Ctx, Data};
 
-pub const USERNAME: &str = "sandbox";
+// Not a word that other text holds: the value is masked wherever it appears.
+pub const USERNAME: &str = "sandbox-jamf-admin";
 pub const PASSWORD: &str = "sandbox-password";
 pub const CLIENT_ID: &str = "sandbox-jamf-client";
 pub const CLIENT_SECRET: &str = "sandbox-jamf-secret";

@@ -80,6 +80,26 @@ pub struct App {
     pub creds: Option<Arc<CredentialStore>>,
     /// The `state` values of OAuth connections in progress.
     pub states: OAuthStates,
+    /// Per (tenant, provider): when the stored tokens were issued, and their connector.
+    pub oauth_connectors: OAuthConnectors,
+}
+
+/// Per (tenant, provider), see [`oauth::connector`].
+type ConnectorMap = std::collections::HashMap<
+    (String, String),
+    (
+        (i64, i64, Option<i64>),
+        Arc<dyn rulebridge::connect::Connector>,
+    ),
+>;
+pub type OAuthConnectors = std::sync::Mutex<ConnectorMap>;
+
+impl App {
+    fn oauth_connectors(&self) -> std::sync::MutexGuard<'_, ConnectorMap> {
+        self.oauth_connectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// One field of a request that is not as it must be.
@@ -388,6 +408,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         sandbox_urls,
         creds,
         states: OAuthStates::new(store.db().clone()),
+        oauth_connectors: Default::default(),
     });
     let drain = app.drain.clone();
     let router = router(app, args.max_body.max(1));

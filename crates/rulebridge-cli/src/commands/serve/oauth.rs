@@ -334,3 +334,34 @@ pub async fn session(
         sink: Some(Arc::new(store)),
     }))
 }
+
+/// The connector of a tenant's OAuth connection to `provider`, if the tenant has one: built
+/// once per stored token set and kept, so the tenant's requests share its token, connections
+/// and rate limit. The stored tokens are read on every call: a disconnect, a new connection or
+/// tokens refreshed (by this instance or another one sharing the store) take effect at once.
+pub async fn connector(
+    app: &Arc<App>,
+    tenant: &str,
+    provider: &str,
+) -> Result<Option<Arc<dyn rulebridge::connect::Connector>>, ApiError> {
+    let key = (tenant.to_string(), provider.to_string());
+    let Some(session) = session(app, tenant, provider).await? else {
+        app.oauth_connectors().remove(&key);
+        return Ok(None);
+    };
+    let t = &session.tokens;
+    let issued = (t.connected_at, t.refreshed_at, t.expires_at);
+    if let Some((at, c)) = app.oauth_connectors().get(&key)
+        && *at == issued
+    {
+        return Ok(Some(c.clone()));
+    }
+    let (engine, p) = (app.engine.clone(), provider.to_string());
+    // Building reads the kit's field cache files: off the runtime's threads.
+    let built = tokio::task::spawn_blocking(move || engine.oauth_connector(&p, session))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    app.oauth_connectors().insert(key, (issued, built.clone()));
+    Ok(Some(built))
+}

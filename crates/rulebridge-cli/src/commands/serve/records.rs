@@ -156,21 +156,20 @@ async fn run_batch(
     let store: Arc<dyn Store> = app.store.clone();
     let flow_name = flow.to_string();
     // A tenant who connected the target over OAuth is sent with their own tokens.
-    let provider = app
+    let connector = match app
         .engine
         .plan()
         .find_flow(flow)
-        .map(|f| f.provider.clone());
-    let session = match &provider {
-        Some(p) => super::oauth::session(app, tenant, p).await?,
+        .map(|f| f.provider.clone())
+    {
+        Some(p) => super::oauth::connector(app, tenant, &p).await?,
         None => None,
     };
-    let (pipeline, recorder) = tokio::task::spawn_blocking(move || match (session, provider) {
-        (Some(session), Some(p)) => {
-            let connector = engine.oauth_connector(&p, session)?;
+    let (pipeline, recorder) = tokio::task::spawn_blocking(move || match connector {
+        Some(connector) => {
             engine.recorded_sender_through(&flow_name, connector, options, send, store, run, false)
         }
-        _ => engine.recorded_sender(&flow_name, options, send, store, run, false),
+        None => engine.recorded_sender(&flow_name, options, send, store, run, false),
     })
     .await
     .map_err(ApiError::internal)??;
