@@ -141,6 +141,7 @@ impl Recorder {
                 ..Report::default()
             },
             last_flush: Instant::now(),
+            storing: None,
         }
     }
 }
@@ -576,6 +577,9 @@ pub struct StoreOutput<O> {
     handle: tokio::runtime::Handle,
     report: Report,
     last_flush: Instant,
+    /// The report being stored while the next one fills: at most one in flight, so reports
+    /// reach the store in order and memory stays bounded.
+    storing: Option<tokio::task::JoinHandle<crate::state::StoreResult<()>>>,
 }
 
 impl<O: Output> StoreOutput<O> {
@@ -593,7 +597,22 @@ impl<O: Output> StoreOutput<O> {
         self.inner
     }
 
+    /// Waits for the report in flight, if any.
+    fn settle_stored(&mut self) -> io::Result<()> {
+        let Some(task) = self.storing.take() else {
+            return Ok(());
+        };
+        match self.handle.block_on(task) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io::Error::other(format!("state store: {e}"))),
+            Err(e) => Err(io::Error::other(format!("state store: a task failed: {e}"))),
+        }
+    }
+
+    /// Hands the report so far to the store, after the previous one is stored; the writer
+    /// goes on with the next outcomes meanwhile.
     fn flush(&mut self) -> io::Result<()> {
+        self.settle_stored()?;
         let next = Report {
             run_id: self.report.run_id.clone(),
             scope: self.report.scope.clone(),
@@ -604,9 +623,11 @@ impl<O: Output> StoreOutput<O> {
         let report = std::mem::replace(&mut self.report, next);
         self.last_flush = Instant::now();
         let store = self.rec.store.clone();
-        self.handle
-            .block_on(async move { store.report(&report).await })
-            .map_err(|e| io::Error::other(format!("state store: {e}")))
+        self.storing = Some(
+            self.handle
+                .spawn(async move { store.report(&report).await }),
+        );
+        Ok(())
     }
 }
 
@@ -680,6 +701,7 @@ impl<O: Output> Output for StoreOutput<O> {
 
     fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
+        self.settle_stored()?;
         self.inner.finish()
     }
 }

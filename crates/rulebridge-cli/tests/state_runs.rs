@@ -293,7 +293,13 @@ fn failed_records_wait_in_the_dead_letters_until_a_later_run_succeeds() {
         "{log:?}"
     );
     assert!(log.iter().all(|c| c["http_status"] == 400));
-    let id = letters[0]["id"].as_str().unwrap().to_string();
+    // Dead letters are listed oldest first, ties by id: find lead0's.
+    let id = letters
+        .iter()
+        .find(|l| l["record_key"] == "lead0@example.com")
+        .and_then(|l| l["id"].as_str())
+        .unwrap()
+        .to_string();
     let show = command(
         &sb,
         &["dlq", "show", "--state", state, "lead_to_hubspot", &id],
@@ -410,7 +416,13 @@ fn dead_letters_of_sensitive_records_are_sealed_and_retried_with_the_key() {
     let letters = outcomes(&list.stdout);
     assert_eq!(letters.len(), 3);
     assert_eq!(letters[0]["input_form"], "sealed");
-    let id = letters[0]["id"].as_str().unwrap().to_string();
+    // Dead letters are listed oldest first, ties by id: find lead0's.
+    let id = letters
+        .iter()
+        .find(|l| l["record_key"] == "lead0@example.com")
+        .and_then(|l| l["id"].as_str())
+        .unwrap()
+        .to_string();
     let show = |with_key| {
         let out = keyed(
             &["dlq", "show", "--state", state, "lead_to_hubspot", &id],
