@@ -10,4 +10,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CHAOS_RECORDS=${RECORDS:-100000} CHAOS_KILLS=${KILLS:-10} \
     cargo test --release -q -p rulebridge-cli --test state_runs killed -- --nocapture 2>&1 |
-    grep -E '^(kill|chaos|test result)'
+    grep -E "^(kill|chaos|run |test result|thread .* panicked|  left|  right)"

@@ -557,7 +557,17 @@ fn kill_and_restart(
             None => checkpoint(rt, state) >= target,
         };
         while !due(started) {
-            if child.try_wait().unwrap().is_some() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                eprintln!(
+                    "run ended by itself before kill {} (checkpoint {}): {status}: {}",
+                    kills + 1,
+                    checkpoint(rt, state),
+                    err.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+                );
                 finished = true;
                 break;
             }
