@@ -367,7 +367,8 @@ impl Numbering {
 
         // validator::is_valid_with: the region among the code's, then its number types.
         let valid = match self.source_for(&national)? {
-            Some(slot) => self.compiled(slot)?.known_type(&national),
+            Some((_, Some(known))) => known,
+            Some((slot, None)) => self.compiled(slot)?.known_type(&national),
             None => false,
         };
         Some(Fast::Done(valid.then(|| format!("+{code}{national}"))))
@@ -412,19 +413,20 @@ impl Numbering {
     }
 
     /// The crate's `validator::source_for`: which of the code's regions the number belongs
-    /// to. Outer `None`: delegate.
-    fn source_for(&self, national: &str) -> Option<Option<usize>> {
+    /// to, with `Some(true)` when that was decided by the region's number types (the
+    /// validity check would only repeat it). Outer `None`: delegate.
+    fn source_for(&self, national: &str) -> Option<Option<(usize, Option<bool>)>> {
         if self.group.len() == 1 {
             let id = REGIONS[self.group[0].0].id;
             // A single region other than "001" must be a known country id.
             let known = id == "001" || id.parse::<phonenumber::country::Id>().is_ok();
-            return Some(known.then_some(0));
+            return Some(known.then_some((0, None)));
         }
         for slot in 0..self.group.len() {
             let c = self.compiled(slot)?;
-            let hit = match &c.leading_digits {
-                Some(re) => re.is_match(national),
-                None => c.known_type(national),
+            let (hit, typed) = match &c.leading_digits {
+                Some(re) => (re.is_match(national), None),
+                None => (c.known_type(national), Some(true)),
             };
             if hit {
                 // The crate unwraps the region's id as a country id.
@@ -432,7 +434,7 @@ impl Numbering {
                     .id
                     .parse::<phonenumber::country::Id>()
                     .ok()?;
-                return Some(Some(slot));
+                return Some(Some((slot, typed)));
             }
         }
         Some(None)
