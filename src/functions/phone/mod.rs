@@ -43,6 +43,9 @@ pub(crate) struct Numbering {
     /// The regions of the country code, in the crate's order (main country first), each
     /// with its patterns compiled on first use.
     group: Vec<(usize, OnceLock<Option<Compiled>>)>,
+    /// Whether each of those regions' ids is a country id the crate knows (it unwraps it
+    /// when it finds a number's region).
+    known_ids: Vec<bool>,
 }
 
 /// A descriptor: the lengths it allows and its pattern, anchored at the start.
@@ -219,8 +222,17 @@ impl Numbering {
             .enumerate()
             .filter(|(_, m)| m.code == code)
             .map(|(i, _)| (i, OnceLock::new()))
+            .collect::<Vec<_>>();
+        let known_ids = group
+            .iter()
+            .map(|(i, _)| REGIONS[*i].id.parse::<phonenumber::country::Id>().is_ok())
             .collect();
-        Some(Numbering { home, code, group })
+        Some(Numbering {
+            home,
+            code,
+            group,
+            known_ids,
+        })
     }
 
     fn compiled(&self, slot: usize) -> Option<&Compiled> {
@@ -419,7 +431,7 @@ impl Numbering {
         if self.group.len() == 1 {
             let id = REGIONS[self.group[0].0].id;
             // A single region other than "001" must be a known country id.
-            let known = id == "001" || id.parse::<phonenumber::country::Id>().is_ok();
+            let known = id == "001" || self.known_ids[0];
             return Some(known.then_some((0, None)));
         }
         for slot in 0..self.group.len() {
@@ -430,10 +442,9 @@ impl Numbering {
             };
             if hit {
                 // The crate unwraps the region's id as a country id.
-                REGIONS[self.group[slot].0]
-                    .id
-                    .parse::<phonenumber::country::Id>()
-                    .ok()?;
+                if !self.known_ids[slot] {
+                    return None;
+                }
                 return Some(Some((slot, typed)));
             }
         }
