@@ -187,7 +187,12 @@ mod tests {
             provenance: None,
         };
         assert_eq!(fast(&all), serde(&all));
-        for status in [Status::DryRun, Status::Created, Status::Skipped, Status::Unchanged] {
+        for status in [
+            Status::DryRun,
+            Status::Created,
+            Status::Skipped,
+            Status::Unchanged,
+        ] {
             all.status = status;
             assert_eq!(fast(&all), serde(&all));
         }

@@ -856,7 +856,10 @@ impl<'p> Driver<'p> {
                 // Usually one completion per job in job order: checked in one pass; otherwise
                 // each job is looked for (a group is a few hundred jobs at most).
                 let in_order = done.len() == expected.len()
-                    && done.iter().zip(&expected).all(|(c, (i, _))| c.index() == *i);
+                    && done
+                        .iter()
+                        .zip(&expected)
+                        .all(|(c, (i, _))| c.index() == *i);
                 if !in_order {
                     for (index, key) in expected {
                         if !done.iter().any(|c| c.index() == index) {

@@ -30,7 +30,11 @@ fn looks_like_email(s: &str) -> bool {
     !local.is_empty()
         && local.len() <= 64
         && !domain.contains('@')
-        && !s.contains(forbidden)
+        && !(if s.is_ascii() {
+            s.bytes().any(|b| forbidden(char::from(b)))
+        } else {
+            s.contains(forbidden)
+        })
         && domain.contains('.')
         && domain.split('.').all(|label| {
             !label.is_empty() && !label.starts_with('-') && !label.ends_with('-')

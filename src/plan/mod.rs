@@ -6,9 +6,9 @@
 
 mod display;
 pub mod endpoint;
-pub mod template;
 pub(crate) mod order;
 pub(crate) mod provider;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -36,7 +36,10 @@ impl SimpleTemplate {
                 Some(at) => (&rest[..at], Some(&rest[at + 2..])),
                 None => (rest, None),
             };
-            if ["{%", "%}", "{#", "#}", "}}"].iter().any(|m| text.contains(m)) {
+            if ["{%", "%}", "{#", "#}", "}}"]
+                .iter()
+                .any(|m| text.contains(m))
+            {
                 return None;
             }
             if !text.is_empty() {
@@ -110,8 +113,23 @@ fn is_plain_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !matches!(
             name,
-            "true" | "false" | "none" | "True" | "False" | "None" | "and" | "or" | "not" | "in"
-                | "is" | "if" | "else" | "loop" | "self" | "super" | "namespace"
+            "true"
+                | "false"
+                | "none"
+                | "True"
+                | "False"
+                | "None"
+                | "and"
+                | "or"
+                | "not"
+                | "in"
+                | "is"
+                | "if"
+                | "else"
+                | "loop"
+                | "self"
+                | "super"
+                | "namespace"
         )
 }
 
@@ -131,7 +149,8 @@ mod tests {
                 minijinja::escape_formatter(out, state, value)
             }
         });
-        env.render_str(source, minijinja::Value::from(minijinja::value::Serde(ctx))).unwrap_or_else(|e| format!("error: {e}"))
+        env.render_str(source, minijinja::Value::from(minijinja::value::Serde(ctx)))
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
@@ -155,9 +174,7 @@ mod tests {
             let simple = SimpleTemplate::parse(t);
             assert!(simple.is_some(), "{t} should be simple");
             for ctx in &contexts {
-                let fast = simple
-                    .as_ref()
-                    .and_then(|s| s.render(|n| ctx.get(n)));
+                let fast = simple.as_ref().and_then(|s| s.render(|n| ctx.get(n)));
                 assert_eq!(fast, Some(minijinja(t, ctx)), "{t} on {ctx}");
             }
         }
@@ -166,7 +183,12 @@ mod tests {
     #[test]
     fn other_values_are_left_to_minijinja() {
         let t = SimpleTemplate::parse("n={{ n }}");
-        for v in [json!({"n": 1.0}), json!({"n": true}), json!({"n": [1]}), json!({"n": {}})] {
+        for v in [
+            json!({"n": 1.0}),
+            json!({"n": true}),
+            json!({"n": [1]}),
+            json!({"n": {}}),
+        ] {
             assert_eq!(t.as_ref().and_then(|s| s.render(|n| v.get(n))), None);
         }
     }

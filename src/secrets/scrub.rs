@@ -348,7 +348,10 @@ impl<W: Write> Write for ScrubWriter<W> {
         if !self.pending.is_empty() {
             // The held text ends with the first new line; the whole lines after it go out
             // without being copied (a buffered writer's chunks rarely end at a line end).
-            let first = lines.iter().position(|b| *b == b'\n').unwrap_or(lines.len() - 1);
+            let first = lines
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap_or(lines.len() - 1);
             self.pending.extend_from_slice(&lines[..=first]);
             self.write_pending(self.pending.len())?;
             lines = &lines[first + 1..];
