@@ -159,8 +159,26 @@ fn separator(c: char) -> bool {
     matches!(c, '-' | '.' | '(' | ')')
 }
 
+/// A country code in decimal, as `to_string` writes it, without the formatting machinery.
+fn decimal(n: u16) -> String {
+    let mut buf = [0u8; 5];
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[at..].iter().map(|&b| char::from(b)).collect()
+}
+
 fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
+    let mut out = String::with_capacity(s.len());
+    out.extend(s.chars().filter(char::is_ascii_digit));
+    out
 }
 
 /// The crate's RFC 3966 parser on simple input: `(national, prefix)`.
@@ -333,12 +351,12 @@ impl Numbering {
                         return INVALID;
                     };
                     national.drain(..len);
-                    prefix = Some(c.to_string());
+                    prefix = Some(decimal(c));
                     c
                 }
             }
             Source::Default => {
-                let code = self.code.to_string();
+                let code = decimal(self.code);
                 if national.starts_with(&code)
                     && (!home.general.is_match(&national)
                         || length(home_meta, &national) != Length::Possible)
@@ -383,7 +401,14 @@ impl Numbering {
             Some((slot, None)) => self.compiled(slot)?.known_type(&national),
             None => false,
         };
-        Some(Fast::Done(valid.then(|| format!("+{code}{national}"))))
+        Some(Fast::Done(valid.then(|| {
+            let code = decimal(code);
+            let mut e164 = String::with_capacity(1 + code.len() + national.len());
+            e164.push('+');
+            e164.push_str(&code);
+            e164.push_str(&national);
+            e164
+        })))
     }
 
     /// The crate's `helper::national_number` (its national string only). `None`: delegate.
