@@ -80,6 +80,8 @@ struct Bench {
     runner: FlowRunner,
     /// An engine holding the HubSpot kit without its `rate_limit`.
     kit: rulebridge::Engine,
+    /// The rule files' engine, whose HubSpot provider declares the flow's custom properties.
+    rules: rulebridge::Engine,
     /// The leads as NDJSON, one string per segment (each sent to a fresh sandbox).
     segments: Vec<String>,
     /// The batch-upsert bodies rulebridge sends for each segment, in order.
@@ -133,6 +135,7 @@ fn main() {
         client: support::runtime("rb-client"),
         runner,
         kit: support::kit_engine(&unlimited),
+        rules: support::engine(),
         segments,
         bodies,
     };
@@ -240,9 +243,22 @@ impl Bench {
             hubspot_rate_limit: u32::MAX / 2,
             ..SandboxConfig::default()
         };
-        self.server
+        let sb = self
+            .server
             .block_on(sandbox::start(config))
-            .expect("sandbox")
+            .expect("sandbox");
+        // A fresh portal has HubSpot's default properties only: the lead flow's custom ones
+        // are created first, as `rulebridge fields hubspot contact --create-missing` does.
+        let connector = self
+            .rules
+            .http_connector("hubspot", sb.kit_base_url("hubspot").as_deref())
+            .expect("connector");
+        self.client
+            .block_on(rulebridge::connect::fields::create_missing(
+                &connector, "contact",
+            ))
+            .expect("custom properties created");
+        sb
     }
 
     /// Sends the input through rulebridge to a server that keeps the request bodies, and
@@ -422,7 +438,21 @@ impl Bench {
             self.bodies[segment].len(),
             "{hs:?}"
         );
-        assert_eq!(hs.requests, batch.requests, "only batch upserts were sent");
+        // Besides the upserts, only the custom properties' setup (before the clock started).
+        let setup = hs
+            .endpoints
+            .iter()
+            .filter(|(name, _)| name.as_str() != UPSERT_ENDPOINT)
+            .map(|(name, e)| {
+                assert!(name.contains("properties"), "unexpected request: {name}");
+                e.requests
+            })
+            .sum::<u64>();
+        assert_eq!(
+            hs.requests,
+            batch.requests + setup,
+            "only batch upserts were sent"
+        );
         self.server.block_on(sb.shutdown());
         Run {
             records,

@@ -801,7 +801,7 @@ impl Context<'_> {
                 check,
             });
         }
-        MappingPlan { fields }
+        MappingPlan::new(fields)
     }
 
     fn check_target_type(

@@ -38,10 +38,13 @@ impl DryRunSink {
 
 impl Sink for DryRunSink {
     fn group_size(&self) -> usize {
-        // Half a reader chunk: the driver's window (concurrency × group × 4, at least 8,192
-        // records) then stays at its floor. A dry run's sink answers at once, so a larger
-        // window only holds more outcomes in memory while the writer catches up.
         super::reader::CHUNK_LINES / 2
+    }
+
+    fn window(&self) -> Option<usize> {
+        // Four reader chunks: the sink answers at once, so a larger window only holds more
+        // outcomes in memory while the writer catches up.
+        Some(super::reader::CHUNK_LINES * 4)
     }
 
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {

@@ -561,6 +561,10 @@ impl Sink for LedgerSink {
         self.inner.group_size()
     }
 
+    fn window(&self) -> Option<usize> {
+        self.inner.window()
+    }
+
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {
         Box::pin(self.write_tracked(jobs))
     }

@@ -264,15 +264,7 @@ fn passes(filter: &ExprAt, env: &Env<'_>) -> Result<bool, RecordError> {
 
 /// The mapping, required fields, identity and key, once every step has run.
 fn finish(flow: &FlowPlan, env: &Env<'_>) -> Result<Evaluation, RecordError> {
-    let mut payload = Map::with_capacity(flow.mapping.fields.len());
-    map_into(
-        &flow.mapping,
-        env,
-        &flow.lets,
-        flow.omit_nulls,
-        "",
-        &mut payload,
-    )?;
+    let payload = map_object(&flow.mapping, env, &flow.lets, flow.omit_nulls, "")?;
 
     for name in &flow.required {
         if get_field(&payload, name).is_none_or(Value::is_null) {
@@ -316,28 +308,62 @@ fn finish(flow: &FlowPlan, env: &Env<'_>) -> Result<Evaluation, RecordError> {
     })
 }
 
-/// Evaluates a mapping into `out`; nested mappings recurse with a dotted prefix for errors.
-fn map_into(
+/// Evaluates a mapping into an object; nested mappings recurse with a dotted prefix for
+/// errors.
+///
+/// When the target names are distinct (always, for a mapping written in YAML), the object
+/// starts as a copy of [`MappingPlan::keys`] and each value goes to its field's position:
+/// the copy carries every name's hash, so no name is hashed per record. Nulls left out
+/// under `omit_nulls` are removed at the end, in one pass. The object is the same as
+/// inserting the fields one by one.
+fn map_object(
     mapping: &MappingPlan,
     env: &Env<'_>,
     lets: &[LetPlan],
     omit_nulls: bool,
     prefix: &str,
-    out: &mut Map<String, Value>,
-) -> Result<(), RecordError> {
-    for field in &mapping.fields {
-        let value = match &field.value {
-            ValuePlan::Expr(at) => eval_field(at, env, prefix, &field.target)?.into_owned(),
-            ValuePlan::Const(v) => v.clone(),
-            ValuePlan::Template(t) => {
-                if let Some(text) = t
-                    .simple
-                    .as_ref()
-                    .and_then(|s| s.render(|name| template_var(name, env, lets)))
-                {
-                    insert(out, field, Value::String(text), omit_nulls, prefix)?;
-                    continue;
-                }
+) -> Result<Map<String, Value>, RecordError> {
+    let Some(keys) = &mapping.keys else {
+        let mut out = Map::with_capacity(mapping.fields.len());
+        for field in &mapping.fields {
+            let value = map_field(field, env, lets, omit_nulls, prefix)?;
+            if !(omit_nulls && value.is_null()) {
+                out.insert(field.target.clone(), value);
+            }
+        }
+        return Ok(out);
+    };
+    let mut out = keys.clone();
+    let mut nulls = false;
+    for (field, slot) in mapping.fields.iter().zip(out.values_mut()) {
+        *slot = map_field(field, env, lets, omit_nulls, prefix)?;
+        nulls |= slot.is_null();
+    }
+    if omit_nulls && nulls {
+        out.retain(|_, v| !v.is_null());
+    }
+    Ok(out)
+}
+
+/// One field's value, checked against the target field.
+fn map_field(
+    field: &FieldPlan,
+    env: &Env<'_>,
+    lets: &[LetPlan],
+    omit_nulls: bool,
+    prefix: &str,
+) -> Result<Value, RecordError> {
+    let value = match &field.value {
+        ValuePlan::Expr(at) => eval_field(at, env, prefix, &field.target)?.into_owned(),
+        ValuePlan::Const(v) => v.clone(),
+        ValuePlan::Template(t) => {
+            if let Some(text) = t
+                .simple
+                .as_ref()
+                .and_then(|s| s.render(|name| template_var(name, env, lets)))
+            {
+                Value::String(text)
+            } else {
                 let ctx = template_context(t, env, lets);
                 let rendered = t
                     .env
@@ -350,35 +376,17 @@ fn map_into(
                     })?;
                 Value::String(rendered)
             }
-            ValuePlan::Ref(r) => refs::evaluate(r, env, &format!("{prefix}{}", field.target))?,
-            ValuePlan::Nested(inner) => {
-                let mut nested = Map::with_capacity(inner.fields.len());
-                let p = format!("{prefix}{}.", field.target);
-                map_into(inner, env, lets, omit_nulls, &p, &mut nested)?;
-                Value::Object(nested)
-            }
-        };
-        insert(out, field, value, omit_nulls, prefix)?;
-    }
-    Ok(())
-}
-
-/// Checks a mapped value against the target field and adds it (a null is left out under
-/// `omit_nulls`).
-fn insert(
-    out: &mut Map<String, Value>,
-    field: &FieldPlan,
-    value: Value,
-    omit_nulls: bool,
-    prefix: &str,
-) -> Result<(), RecordError> {
+        }
+        ValuePlan::Ref(r) => refs::evaluate(r, env, &format!("{prefix}{}", field.target))?,
+        ValuePlan::Nested(inner) => {
+            let p = format!("{prefix}{}.", field.target);
+            Value::Object(map_object(inner, env, lets, omit_nulls, &p)?)
+        }
+    };
     if let Some(check) = &field.check {
         check_target(check, &value, prefix, field)?;
     }
-    if !(omit_nulls && value.is_null()) {
-        out.insert(field.target.clone(), value);
-    }
-    Ok(())
+    Ok(value)
 }
 
 /// An input field that does not match the flow's declared `record` fails the record before

@@ -100,18 +100,41 @@ fn needs_escape(bytes: &[u8]) -> bool {
             | zero(w ^ (ONES * u64::from(b'"')))
             | zero(w ^ (ONES * u64::from(b'\\')))
     };
-    let mut chunks = bytes.chunks_exact(8);
-    let mut found = 0;
-    for c in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(c);
-        found |= special(u64::from_le_bytes(word));
-    }
-    let rest = chunks.remainder();
-    let mut word = [b'a'; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    found |= special(u64::from_le_bytes(word));
-    found != 0
+    let n = bytes.len();
+    let u16_at = |i: usize| u64::from(u16::from_le_bytes([bytes[i], bytes[i + 1]]));
+    let u32_at = |i: usize| {
+        u64::from(u32::from_le_bytes([
+            bytes[i],
+            bytes[i + 1],
+            bytes[i + 2],
+            bytes[i + 3],
+        ]))
+    };
+    // Words are read whole or overlapping (a byte tested twice is still the same byte), so
+    // no remainder is copied; shorter strings are padded with a byte that needs no escape.
+    const PAD: u64 = ONES * b'a' as u64;
+    let word = match n {
+        0 => return false,
+        1 => u64::from(bytes[0]) | (PAD << 8),
+        2..=3 => u16_at(0) | (u16_at(n - 2) << 16) | (PAD << 32),
+        4..=8 => u32_at(0) | (u32_at(n - 4) << 32),
+        _ => {
+            let mut chunks = bytes.chunks_exact(8);
+            let mut found = 0;
+            for c in &mut chunks {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(c);
+                found |= special(u64::from_le_bytes(word));
+            }
+            if !chunks.remainder().is_empty() {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&bytes[n - 8..]);
+                found |= special(u64::from_le_bytes(word));
+            }
+            return found != 0;
+        }
+    };
+    special(word) != 0
 }
 
 fn write_usize<W: Write + ?Sized>(w: &mut W, mut n: usize) -> io::Result<()> {
@@ -157,7 +180,7 @@ mod tests {
     #[test]
     fn escapes_are_found_at_every_position() {
         let naive = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
-        for len in 0..20 {
+        for len in 0..40 {
             for at in 0..len {
                 for special in [0u8, 0x1f, b'"', b'\\', 0x20, b'!', 0x7f, 0x80, 0xc3, 0xff] {
                     let mut bytes = vec![b'a'; len];

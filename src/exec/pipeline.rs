@@ -117,6 +117,13 @@ pub trait Sink: Send + Sync {
     /// Most jobs one [`Sink::write`] call takes.
     fn group_size(&self) -> usize;
 
+    /// Records read and not yet reported, at most, for a sink that answers every group at
+    /// once (a dry run): a larger window would only hold more outcomes in memory while the
+    /// writer catches up. `None`: concurrency × group size × 4, at least 8,192.
+    fn window(&self) -> Option<usize> {
+        None
+    }
+
     /// Handles a group of jobs of distinct identities; one completion per job, any order.
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>>;
 }
@@ -604,6 +611,9 @@ impl<'p> Driver<'p> {
 
     /// Records read but not yet reported, at most (besides the byte budget).
     fn window(&self) -> usize {
+        if let Some(w) = self.pipeline.sink.window() {
+            return w.max(1);
+        }
         let group = self.pipeline.sink.group_size().max(1);
         (self.pipeline.options.concurrency.max(1) * group * 4).max(8192)
     }

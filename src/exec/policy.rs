@@ -45,6 +45,8 @@ pub fn evaluate_in<'a>(
         _ => &mut (0..p.rows.len()),
     };
 
+    // `first` stops at its first match: no list is kept.
+    let mut first: Option<usize> = None;
     let mut matched: Vec<usize> = Vec::new();
     for i in candidates {
         let Some(row) = p.rows.get(i) else { continue };
@@ -65,9 +67,12 @@ pub fn evaluate_in<'a>(
         if !all {
             continue;
         }
+        if p.hit == HitPolicy::First {
+            first = Some(i);
+            break;
+        }
         matched.push(i);
         match p.hit {
-            HitPolicy::First => break,
             HitPolicy::Unique if matched.len() > 1 => {
                 return Err(RecordError::new(
                     FailureKind::Policy,
@@ -91,7 +96,8 @@ pub fn evaluate_in<'a>(
     };
     Ok(match p.hit {
         HitPolicy::Collect => Value::Array(matched.into_iter().map(row_output).collect()),
-        HitPolicy::First | HitPolicy::Unique => matched
+        HitPolicy::First => first.map(row_output).unwrap_or(Value::Null),
+        HitPolicy::Unique => matched
             .first()
             .map(|&i| row_output(i))
             .unwrap_or(Value::Null),

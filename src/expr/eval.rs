@@ -370,7 +370,7 @@ fn invoke<'a>(
         clock: env.clock,
         prepared: call.prepared.as_ref(),
     };
-    call.func.call(args, &cx).map(Cow::Owned).map_err(|e| {
+    call.func.call_cow(args, &cx).map_err(|e| {
         let message = if call.quiet {
             withhold_values(&e.0, args)
         } else {

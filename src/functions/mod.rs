@@ -226,6 +226,16 @@ pub trait Function: Send + Sync + 'static {
     /// Runs the function. Arguments have been checked against the signature (nulls for
     /// non-optional parameters never arrive here).
     fn call(&self, args: &[Cow<'_, Value>], cx: &CallContext<'_>) -> Result<Value, FnError>;
+
+    /// [`Function::call`], free to answer with one of its borrowed arguments unchanged
+    /// instead of a copy of it (`trim` of a string with no surrounding white space).
+    fn call_cow<'a>(
+        &self,
+        args: &[Cow<'a, Value>],
+        cx: &CallContext<'_>,
+    ) -> Result<Cow<'a, Value>, FnError> {
+        self.call(args, cx).map(Cow::Owned)
+    }
 }
 
 /// The functions available to a rule set: the builtins plus any registered by the embedder.

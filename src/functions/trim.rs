@@ -47,6 +47,18 @@ impl Function for Trim {
     fn call(&self, args: &[Cow<'_, Value>], _cx: &CallContext<'_>) -> Result<Value, FnError> {
         Ok(Value::String(arg::str(args, 0)?.trim().to_string()))
     }
+    fn call_cow<'a>(
+        &self,
+        args: &[Cow<'a, Value>],
+        cx: &CallContext<'_>,
+    ) -> Result<Cow<'a, Value>, FnError> {
+        if let Some(Cow::Borrowed(v @ Value::String(s))) = args.first()
+            && s.trim().len() == s.len()
+        {
+            return Ok(Cow::Borrowed(*v));
+        }
+        self.call(args, cx).map(Cow::Owned)
+    }
 }
 
 #[cfg(test)]

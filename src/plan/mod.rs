@@ -215,6 +215,21 @@ pub struct InputField {
 #[derive(Debug, Default)]
 pub struct MappingPlan {
     pub fields: Vec<FieldPlan>,
+    /// Every target name in order with a null value, when the names are distinct: a
+    /// record's payload starts as a copy of it, which copies the names' hashes instead of
+    /// hashing each name again (see [`MappingPlan::new`]).
+    pub keys: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl MappingPlan {
+    pub fn new(fields: Vec<FieldPlan>) -> MappingPlan {
+        let keys: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|f| (f.target.clone(), serde_json::Value::Null))
+            .collect();
+        let keys = (keys.len() == fields.len()).then_some(keys);
+        MappingPlan { fields, keys }
+    }
 }
 
 #[derive(Debug)]

@@ -316,7 +316,11 @@ impl<W: Write> ScrubWriter<W> {
         if upto == 0 {
             return Ok(());
         }
-        let chunk: Vec<u8> = self.pending.drain(..upto).collect();
+        let chunk: Vec<u8> = if upto == self.pending.len() {
+            std::mem::take(&mut self.pending)
+        } else {
+            self.pending.drain(..upto).collect()
+        };
         write_clean(self.inner.as_mut(), &chunk)
     }
 }
@@ -340,13 +344,20 @@ impl<W: Write> Write for ScrubWriter<W> {
             self.pending.extend_from_slice(buf);
             return Ok(buf.len());
         };
-        let (lines, rest) = buf.split_at(last_newline + 1);
-        if self.pending.is_empty() {
-            // Whole lines with nothing held before them (large buffered writes): no copy.
-            write_clean(self.inner.as_mut(), lines)?;
-        } else {
-            self.pending.extend_from_slice(lines);
+        let (mut lines, rest) = buf.split_at(last_newline + 1);
+        if !self.pending.is_empty() {
+            // The held text ends with the first new line; the whole lines after it go out
+            // without being copied (a buffered writer's chunks rarely end at a line end).
+            let first = lines
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap_or(lines.len() - 1);
+            self.pending.extend_from_slice(&lines[..=first]);
             self.write_pending(self.pending.len())?;
+            lines = &lines[first + 1..];
+        }
+        if !lines.is_empty() {
+            write_clean(self.inner.as_mut(), lines)?;
         }
         self.pending.extend_from_slice(rest);
         Ok(buf.len())

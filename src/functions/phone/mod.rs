@@ -43,6 +43,9 @@ pub(crate) struct Numbering {
     /// The regions of the country code, in the crate's order (main country first), each
     /// with its patterns compiled on first use.
     group: Vec<(usize, OnceLock<Option<Compiled>>)>,
+    /// Whether each of those regions' ids is a country id the crate knows (it unwraps it
+    /// when it finds a number's region).
+    known_ids: Vec<bool>,
 }
 
 /// A descriptor: the lengths it allows and its pattern, anchored at the start.
@@ -156,8 +159,26 @@ fn separator(c: char) -> bool {
     matches!(c, '-' | '.' | '(' | ')')
 }
 
+/// A country code in decimal, as `to_string` writes it, without the formatting machinery.
+fn decimal(n: u16) -> String {
+    let mut buf = [0u8; 5];
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[at..].iter().map(|&b| char::from(b)).collect()
+}
+
 fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
+    let mut out = String::with_capacity(s.len());
+    out.extend(s.chars().filter(char::is_ascii_digit));
+    out
 }
 
 /// The crate's RFC 3966 parser on simple input: `(national, prefix)`.
@@ -219,8 +240,17 @@ impl Numbering {
             .enumerate()
             .filter(|(_, m)| m.code == code)
             .map(|(i, _)| (i, OnceLock::new()))
+            .collect::<Vec<_>>();
+        let known_ids = group
+            .iter()
+            .map(|(i, _)| REGIONS[*i].id.parse::<phonenumber::country::Id>().is_ok())
             .collect();
-        Some(Numbering { home, code, group })
+        Some(Numbering {
+            home,
+            code,
+            group,
+            known_ids,
+        })
     }
 
     fn compiled(&self, slot: usize) -> Option<&Compiled> {
@@ -321,12 +351,12 @@ impl Numbering {
                         return INVALID;
                     };
                     national.drain(..len);
-                    prefix = Some(c.to_string());
+                    prefix = Some(decimal(c));
                     c
                 }
             }
             Source::Default => {
-                let code = self.code.to_string();
+                let code = decimal(self.code);
                 if national.starts_with(&code)
                     && (!home.general.is_match(&national)
                         || length(home_meta, &national) != Length::Possible)
@@ -367,10 +397,18 @@ impl Numbering {
 
         // validator::is_valid_with: the region among the code's, then its number types.
         let valid = match self.source_for(&national)? {
-            Some(slot) => self.compiled(slot)?.known_type(&national),
+            Some((_, Some(known))) => known,
+            Some((slot, None)) => self.compiled(slot)?.known_type(&national),
             None => false,
         };
-        Some(Fast::Done(valid.then(|| format!("+{code}{national}"))))
+        Some(Fast::Done(valid.then(|| {
+            let code = decimal(code);
+            let mut e164 = String::with_capacity(1 + code.len() + national.len());
+            e164.push('+');
+            e164.push_str(&code);
+            e164.push_str(&national);
+            e164
+        })))
     }
 
     /// The crate's `helper::national_number` (its national string only). `None`: delegate.
@@ -412,27 +450,27 @@ impl Numbering {
     }
 
     /// The crate's `validator::source_for`: which of the code's regions the number belongs
-    /// to. Outer `None`: delegate.
-    fn source_for(&self, national: &str) -> Option<Option<usize>> {
+    /// to, with `Some(true)` when that was decided by the region's number types (the
+    /// validity check would only repeat it). Outer `None`: delegate.
+    fn source_for(&self, national: &str) -> Option<Option<(usize, Option<bool>)>> {
         if self.group.len() == 1 {
             let id = REGIONS[self.group[0].0].id;
             // A single region other than "001" must be a known country id.
-            let known = id == "001" || id.parse::<phonenumber::country::Id>().is_ok();
-            return Some(known.then_some(0));
+            let known = id == "001" || self.known_ids[0];
+            return Some(known.then_some((0, None)));
         }
         for slot in 0..self.group.len() {
             let c = self.compiled(slot)?;
-            let hit = match &c.leading_digits {
-                Some(re) => re.is_match(national),
-                None => c.known_type(national),
+            let (hit, typed) = match &c.leading_digits {
+                Some(re) => (re.is_match(national), None),
+                None => (c.known_type(national), Some(true)),
             };
             if hit {
                 // The crate unwraps the region's id as a country id.
-                REGIONS[self.group[slot].0]
-                    .id
-                    .parse::<phonenumber::country::Id>()
-                    .ok()?;
-                return Some(Some(slot));
+                if !self.known_ids[slot] {
+                    return None;
+                }
+                return Some(Some((slot, typed)));
             }
         }
         Some(None)

@@ -347,3 +347,13 @@ fn metadata_is_the_crates() {
          regenerate it with UPDATE_PHONE_METADATA=1 cargo test --lib functions::phone::tests::metadata"
     );
 }
+
+#[test]
+fn country_codes_in_decimal() {
+    for n in (0..=u16::MAX)
+        .step_by(7)
+        .chain([0, 1, 9, 10, 99, 100, 999, 1000, u16::MAX])
+    {
+        assert_eq!(super::decimal(n), n.to_string());
+    }
+}
