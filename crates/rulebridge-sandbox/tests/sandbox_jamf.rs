@@ -15,7 +15,7 @@ async fn start() -> (Sandbox, Client) {
 async fn jamf_token(c: &Client, sb: &Sandbox) -> String {
     let resp = c
         .post(format!("{}/api/v1/auth/token", sb.base_url("jamf")))
-        .basic_auth("sandbox", Some("sandbox-password"))
+        .basic_auth(cred("JAMF_USERNAME"), Some(cred("JAMF_PASSWORD")))
         .send()
         .await
         .unwrap();
@@ -33,7 +33,7 @@ async fn jamf_tokens_departments_and_computers() {
     let base = sb.base_url("jamf");
     let resp = c
         .post(format!("{base}/api/v1/auth/token"))
-        .basic_auth("sandbox", Some("wrong"))
+        .basic_auth(cred("JAMF_USERNAME"), Some("wrong"))
         .send()
         .await
         .unwrap();
@@ -248,4 +248,13 @@ async fn jamf_token_lifecycle() {
             .status(),
         StatusCode::OK
     );
+}
+
+/// A credential the sandbox accepts (what `--sandbox` hands the kits).
+fn cred(name: &str) -> &'static str {
+    sandbox::CREDENTIALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .expect("a sandbox credential")
 }

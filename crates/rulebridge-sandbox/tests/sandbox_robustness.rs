@@ -68,7 +68,7 @@ async fn malformed_requests_get_client_errors() {
     let sf_token = sf["access_token"].as_str().unwrap().to_string();
     let jamf: Value = c
         .post(format!("{}/api/v1/auth/token", sb.base_url("jamf")))
-        .basic_auth("sandbox", Some("sandbox-password"))
+        .basic_auth(cred("JAMF_USERNAME"), Some(cred("JAMF_PASSWORD")))
         .send()
         .await
         .unwrap()
@@ -350,4 +350,13 @@ async fn malformed_requests_get_client_errors() {
         .count();
     assert_eq!(panics, 0);
     assert_eq!(seen, targets.len() * BODIES.len());
+}
+
+/// A credential the sandbox accepts (what `--sandbox` hands the kits).
+fn cred(name: &str) -> &'static str {
+    sandbox::CREDENTIALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .expect("a sandbox credential")
 }
