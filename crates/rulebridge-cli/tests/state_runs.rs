@@ -765,10 +765,12 @@ fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
         .unwrap();
     // No uniqueness at Salesforce: two processes that both looked and both created would
     // leave duplicates; only the shared ledger's claims prevent them.
+    // Slow answers keep the first process busy for seconds, so the second one (which may
+    // start a second later on a busy machine) still meets records nobody has claimed.
     let config = SandboxConfig {
         faults: Faults {
-            latency_ms: 3,
-            jitter_ms: 10,
+            latency_ms: 200,
+            jitter_ms: 50,
             ..Faults::default()
         },
         salesforce_duplicates: SalesforceDuplicates::None,
