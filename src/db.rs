@@ -6,6 +6,8 @@
 //! Large statements go through [`Db::sql`]: SQLite looks a numbered parameter up by a linear
 //! scan of the statement's names, once when it is prepared and once per value bound, so a
 //! statement of thousands of `$n` costs time quadratic in their number; anonymous `?` costs none.
+//! Batches are bound as one JSON value and read as a table ([`Db::json_rows`]): one
+//! statement text per batch operation, prepared once per connection, whatever the batch's size.
 //! Errors name the database (the file, or the URL without its password) and say what to do.
 
 use std::path::{Path, PathBuf};
@@ -295,26 +297,50 @@ impl Db {
         Cow::Owned(out)
     }
 
-    /// `$1, $2, …` for `rows` rows of `columns` values each, as `($1,$2),($3,$4)`.
-    pub fn placeholders(rows: usize, columns: usize) -> String {
-        let mut s = String::with_capacity(rows * columns * 5);
-        let mut n = 1;
-        for r in 0..rows {
-            if r > 0 {
-                s.push(',');
-            }
-            s.push('(');
-            for c in 0..columns {
-                if c > 0 {
-                    s.push(',');
-                }
-                s.push('$');
-                s.push_str(&n.to_string());
-                n += 1;
-            }
-            s.push(')');
+    /// A table `j` of the rows of a JSON array of arrays bound at placeholder `$n` (as
+    /// `FROM {json_rows}`): a row's `k`th value is `j.value ->> k`, as text (`CAST(… AS
+    /// BIGINT)` for a number), SQL `NULL` for JSON `null`. A batch written this way is one
+    /// statement of fixed text, prepared once, binding one value however many rows it has.
+    ///
+    /// ```
+    /// # use rulebridge::db::{Backend, Db};
+    /// assert_eq!(Db::json_rows_for(Backend::Sqlite, 3), "jsonb_each($3) AS j");
+    /// assert_eq!(
+    ///     Db::json_rows_for(Backend::Postgres, 3),
+    ///     "jsonb_array_elements(CAST($3 AS jsonb)) AS j"
+    /// );
+    /// ```
+    pub fn json_rows(&self, n: usize) -> String {
+        Self::json_rows_for(self.backend, n)
+    }
+
+    /// [`Db::json_rows`] for a backend.
+    pub fn json_rows_for(backend: Backend, n: usize) -> String {
+        match backend {
+            Backend::Sqlite => format!("jsonb_each(${n}) AS j"),
+            Backend::Postgres => format!("jsonb_array_elements(CAST(${n} AS jsonb)) AS j"),
         }
-        s
+    }
+
+    /// A table `j` of the strings of a JSON array bound at placeholder `$n`, each as the
+    /// text `j.value` (see [`Db::json_rows`]).
+    ///
+    /// ```
+    /// # use rulebridge::db::{Backend, Db};
+    /// assert_eq!(Db::json_values_for(Backend::Sqlite, 1), "json_each($1) AS j");
+    /// ```
+    pub fn json_values(&self, n: usize) -> String {
+        Self::json_values_for(self.backend, n)
+    }
+
+    /// [`Db::json_values`] for a backend.
+    pub fn json_values_for(backend: Backend, n: usize) -> String {
+        match backend {
+            Backend::Sqlite => format!("json_each(${n}) AS j"),
+            Backend::Postgres => {
+                format!("jsonb_array_elements_text(CAST(${n} AS jsonb)) AS j(value)")
+            }
+        }
     }
 
     pub async fn close(&self) {
@@ -468,14 +494,8 @@ mod tests {
         assert_eq!(to("a = $1 AND b = $3"), "a = $1 AND b = $3");
         assert_eq!(to("a = '$1' AND b = $1"), "a = '$1' AND b = ?");
         assert_eq!(to("a = $"), "a = $");
-        let many = Db::placeholders(300, 18);
-        assert_eq!(to(&many).matches('?').count(), 5400);
-    }
-
-    #[test]
-    fn placeholders_number_every_value() {
-        assert_eq!(Db::placeholders(2, 2), "($1,$2),($3,$4)");
-        assert_eq!(Db::placeholders(1, 1), "($1)");
+        let many: Vec<String> = (1..=5400).map(|n| format!("${n}")).collect();
+        assert_eq!(to(&many.join(",")).matches('?').count(), 5400);
     }
 
     #[test]

@@ -524,7 +524,7 @@ async fn bad_state_files_are_refused_with_what_to_do() {
             e,
             StoreError::Db(DbError::NewerSchema {
                 found: 99,
-                known: 4,
+                known: 5,
                 ..
             })
         ),

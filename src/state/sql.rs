@@ -19,12 +19,32 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
 ];
 
+/// Migrations whose SQL differs by backend, after [`MIGRATIONS`]: (version, description,
+/// SQLite, PostgreSQL).
+const BACKEND_MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    5,
+    "ledger_layout",
+    include_str!("migrations/0005_ledger_layout.sqlite.sql"),
+    include_str!("migrations/0005_ledger_layout.postgres.sql"),
+)];
+
+/// The migrations for `backend`, in order.
+fn migrations(backend: Backend) -> Vec<(i64, &'static str, &'static str)> {
+    let own = BACKEND_MIGRATIONS
+        .iter()
+        .map(|&(v, d, sqlite, pg)| match backend {
+            Backend::Sqlite => (v, d, sqlite),
+            Backend::Postgres => (v, d, pg),
+        });
+    MIGRATIONS.iter().copied().chain(own).collect()
+}
+
 /// A run whose heartbeat is older than this is taken for dead (its process stopped without
 /// ending it, on a host whose processes this one cannot see).
 const STALE_MS: i64 = 30_000;
 
-/// Rows per statement in batched writes (SQLite allows 32,766 bound values).
-const ROWS_PER_STATEMENT: usize = 400;
+/// Rows per statement in batched reads and writes, which bounds a statement's size.
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The state store on an SQLite file or a PostgreSQL database.
 #[derive(Clone, Debug)]
@@ -54,7 +74,8 @@ impl SqlStore {
     }
 
     async fn open_db(db: Db) -> StoreResult<SqlStore> {
-        db.migrate("rb_schema_migrations", MIGRATIONS).await?;
+        db.migrate("rb_schema_migrations", &migrations(db.backend()))
+            .await?;
         Ok(SqlStore {
             db,
             owner: format!(
@@ -225,18 +246,48 @@ fn new_run_id() -> String {
     format!("r{:x}{:06x}", now_ms(), rand::random::<u32>() & 0xff_ffff)
 }
 
-/// `IN ($k, $k+1, …)` for `n` values starting at placeholder `first`.
-fn in_list(first: usize, n: usize) -> String {
-    let mut s = String::from("(");
-    for k in 0..n {
+/// Rows as one JSON array of arrays, bound as a single value and read by
+/// [`Db::json_rows`]: a batch is one statement of fixed text whatever its size, so it is
+/// prepared once per connection and binds one value instead of one per column and row.
+fn json_rows<R: Serialize>(rows: impl Iterator<Item = R>) -> StoreResult<String> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    for (k, row) in rows.enumerate() {
         if k > 0 {
-            s.push(',');
+            out.push(b',');
         }
-        s.push('$');
-        s.push_str(&(first + k).to_string());
+        serde_json::to_writer(&mut out, &row)
+            .map_err(|e| StoreError::Invalid(format!("a batch could not be encoded: {e}")))?;
     }
-    s.push(')');
-    s
+    out.push(b']');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out)
+        .map_err(|e| StoreError::Invalid(format!("a batch could not be encoded: {e}")))
+}
+
+/// A changelog row's own columns, in the order the report's statement reads them.
+struct ChangeRow<'a>(&'a Change);
+
+impl Serialize for ChangeRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        (
+            c.index,
+            &c.record_key,
+            &c.identity,
+            &c.action,
+            &c.target_id,
+            c.http_status,
+            &c.correlation_id,
+            c.duration_ms,
+            &c.error_kind,
+            &c.error,
+            &c.payload,
+            &c.source_hash,
+            c.at,
+        )
+            .serialize(s)
+    }
 }
 
 impl Store for SqlStore {
@@ -352,17 +403,18 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
         Box::pin(async move {
             let mut by_identity = std::collections::HashMap::with_capacity(identities.len());
+            // CROSS JOIN: SQLite keeps the written order, so each JSON value probes the
+            // key (left to itself it scans the table and reads the JSON per row).
+            let sql = self.db.sql(format!(
+                "SELECT l.identity, l.state, l.done_hash, l.target_id, l.outcome, l.run_id \
+                 FROM {} CROSS JOIN rb_ledger l WHERE l.tenant = $2 AND l.flow = $3 AND l.identity = j.value",
+                self.db.json_values(1)
+            ));
             for part in identities.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "SELECT identity, state, done_hash, target_id, outcome, run_id FROM rb_ledger WHERE tenant = $1 AND flow = $2 AND identity IN {}",
-                    in_list(3, part.len())
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(json_rows(part.iter())?)
                     .bind(&scope.tenant)
                     .bind(&scope.flow);
-                for id in part {
-                    q = q.bind(id);
-                }
                 for r in q.fetch_all(self.db.pool()).await.map_err(|e| self.err(e))? {
                     let e = Entry {
                         identity: text(&r, "identity"),
@@ -388,48 +440,29 @@ impl Store for SqlStore {
         Box::pin(async move {
             let now = now_ms();
             let mut won = std::collections::HashMap::with_capacity(claims.len());
+            // The update applies only where no other live process holds the entry;
+            // `prev_state` keeps what the entry was, `own` when this process held it.
+            let sql = self.db.sql(format!(
+                "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, updated_at) \
+                 SELECT $1, $2, j.value ->> 0, j.value ->> 1, 'pending', NULL, $3, $4, $5 FROM {} WHERE true \
+                 ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
+                   prev_state = CASE WHEN rb_ledger.owner = excluded.owner THEN 'own' ELSE rb_ledger.state END, \
+                   state = 'pending', owner = excluded.owner, record_key = excluded.record_key, updated_at = excluded.updated_at \
+                 WHERE rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
+                   OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > $7 - {STALE_MS}) \
+                 RETURNING identity, prev_state, target_id",
+                self.db.json_rows(6)
+            ));
             for part in claims.chunks(ROWS_PER_STATEMENT) {
-                // The update applies only where no other live process holds the entry;
-                // `prev_state` keeps what the entry was, `own` when this process held it.
-                // Every value is bound per row, in order (see `Db::sql`).
-                let mut values = String::new();
-                for k in 0..part.len() {
-                    if k > 0 {
-                        values.push(',');
-                    }
-                    let b = 1 + 7 * k;
-                    values.push_str(&format!(
-                        "(${b}, ${}, ${}, ${}, 'pending', NULL, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    ));
-                }
-                let last = 1 + 7 * part.len();
-                let sql = format!(
-                    "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, updated_at) VALUES {values} \
-                     ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
-                       prev_state = CASE WHEN rb_ledger.owner = excluded.owner THEN 'own' ELSE rb_ledger.state END, \
-                       state = 'pending', owner = excluded.owner, record_key = excluded.record_key, updated_at = excluded.updated_at \
-                     WHERE rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
-                       OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > ${last} - {STALE_MS}) \
-                     RETURNING identity, prev_state, target_id"
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
-                for (identity, key) in part {
-                    q = q
-                        .bind(&scope.tenant)
-                        .bind(&scope.flow)
-                        .bind(identity)
-                        .bind(key)
-                        .bind(&self.owner)
-                        .bind(run_id)
-                        .bind(now);
-                }
-                q = q.bind(now);
+                let rows = json_rows(part.iter().map(|(id, key)| (id, key)))?;
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&scope.tenant)
+                    .bind(&scope.flow)
+                    .bind(&self.owner)
+                    .bind(run_id)
+                    .bind(now)
+                    .bind(rows)
+                    .bind(now);
                 for r in q.fetch_all(self.db.pool()).await.map_err(|e| self.err(e))? {
                     let was_pending = opt_text(&r, "prev_state").as_deref() == Some("pending");
                     won.insert(
@@ -460,55 +493,48 @@ impl Store for SqlStore {
                 return Ok(());
             }
             let now = now_ms();
+            let ledger_sql = self.db.sql(format!(
+                "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, owner, done_hash, target_id, outcome, run_id, updated_at) \
+                 SELECT $1, $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, NULL, j.value ->> 3, j.value ->> 4, j.value ->> 5, $3, $4 FROM {} WHERE true \
+                 ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
+                   state = excluded.state, owner = NULL, prev_state = NULL, record_key = excluded.record_key, \
+                   done_hash = COALESCE(excluded.done_hash, rb_ledger.done_hash), \
+                   target_id = COALESCE(excluded.target_id, rb_ledger.target_id), \
+                   outcome = excluded.outcome, run_id = excluded.run_id, updated_at = excluded.updated_at",
+                self.db.json_rows(5)
+            ));
+            let ids_sql = self.db.sql(format!(
+                "INSERT INTO rb_idmap (tenant, provider, object, field, value, target_id, updated_at) \
+                 SELECT $1, $2, $3, j.value ->> 0, j.value ->> 1, j.value ->> 2, $4 FROM {} WHERE true \
+                 ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at",
+                self.db.json_rows(5)
+            ));
             let mut tx = self.db.pool().begin().await.map_err(|e| self.err(e))?;
             for part in settled.chunks(ROWS_PER_STATEMENT) {
-                let mut values = String::new();
-                for k in 0..part.len() {
-                    if k > 0 {
-                        values.push(',');
-                    }
-                    let b = 1 + 10 * k;
-                    values.push_str(&format!(
-                        "(${b}, ${}, ${}, ${}, ${}, NULL, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 9
-                    ));
-                }
-                let sql = format!(
-                    "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, owner, done_hash, target_id, outcome, run_id, updated_at) VALUES {values} \
-                     ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
-                       state = excluded.state, owner = NULL, prev_state = NULL, record_key = excluded.record_key, \
-                       done_hash = COALESCE(excluded.done_hash, rb_ledger.done_hash), \
-                       target_id = COALESCE(excluded.target_id, rb_ledger.target_id), \
-                       outcome = excluded.outcome, run_id = excluded.run_id, updated_at = excluded.updated_at"
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
-                for s in part {
+                let rows = json_rows(part.iter().map(|s| {
                     let state = if s.outcome == "failed" {
                         EntryState::Failed
                     } else {
                         EntryState::Done
                     };
-                    q = q
-                        .bind(&scope.tenant)
-                        .bind(&scope.flow)
-                        .bind(&s.identity)
-                        .bind(&s.record_key)
-                        .bind(state.as_str())
-                        .bind(&s.hash)
-                        .bind(&s.target_id)
-                        .bind(s.outcome)
-                        .bind(run_id)
-                        .bind(now);
-                }
-                q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
+                    (
+                        &s.identity,
+                        &s.record_key,
+                        state.as_str(),
+                        &s.hash,
+                        &s.target_id,
+                        s.outcome,
+                    )
+                }))?;
+                sqlx::query(sqlx::AssertSqlSafe(ledger_sql.as_str()))
+                    .bind(&scope.tenant)
+                    .bind(&scope.flow)
+                    .bind(run_id)
+                    .bind(now)
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
             }
             let ids: Vec<(&str, &str, &str)> = settled
                 .iter()
@@ -518,38 +544,15 @@ impl Store for SqlStore {
                 })
                 .collect();
             for part in ids.chunks(ROWS_PER_STATEMENT) {
-                let mut values = String::new();
-                for k in 0..part.len() {
-                    if k > 0 {
-                        values.push(',');
-                    }
-                    let b = 1 + 7 * k;
-                    values.push_str(&format!(
-                        "(${b}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    ));
-                }
-                let sql = format!(
-                    "INSERT INTO rb_idmap (tenant, provider, object, field, value, target_id, updated_at) VALUES {values} \
-                     ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at"
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
-                for (field, value, id) in part {
-                    q = q
-                        .bind(&target.tenant)
-                        .bind(&target.provider)
-                        .bind(&target.object)
-                        .bind(*field)
-                        .bind(*value)
-                        .bind(*id)
-                        .bind(now);
-                }
-                q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
+                sqlx::query(sqlx::AssertSqlSafe(ids_sql.as_str()))
+                    .bind(&target.tenant)
+                    .bind(&target.provider)
+                    .bind(&target.object)
+                    .bind(now)
+                    .bind(json_rows(part.iter())?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
             }
             tx.commit().await.map_err(|e| self.err(e))?;
             Ok(())
@@ -564,19 +567,18 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>> {
         Box::pin(async move {
             let mut found = std::collections::HashMap::with_capacity(values.len());
+            let sql = self.db.sql(format!(
+                "SELECT m.value, m.target_id FROM {} CROSS JOIN rb_idmap m WHERE m.tenant = $2 AND m.provider = $3 \
+                 AND m.object = $4 AND m.field = $5 AND m.value = j.value",
+                self.db.json_values(1)
+            ));
             for part in values.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "SELECT value, target_id FROM rb_idmap WHERE tenant = $1 AND provider = $2 AND object = $3 AND field = $4 AND value IN {}",
-                    in_list(5, part.len())
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(json_rows(part.iter())?)
                     .bind(&target.tenant)
                     .bind(&target.provider)
                     .bind(&target.object)
                     .bind(field);
-                for v in part {
-                    q = q.bind(v);
-                }
                 for r in q.fetch_all(self.db.pool()).await.map_err(|e| self.err(e))? {
                     found.insert(text(&r, "value"), text(&r, "target_id"));
                 }
@@ -591,19 +593,20 @@ impl Store for SqlStore {
         target_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
+            let sql = self.db.sql(format!(
+                "DELETE FROM rb_idmap WHERE tenant = $1 AND provider = $2 AND object = $3 \
+                 AND target_id IN (SELECT j.value FROM {})",
+                self.db.json_values(4)
+            ));
             for part in target_ids.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "DELETE FROM rb_idmap WHERE tenant = $1 AND provider = $2 AND object = $3 AND target_id IN {}",
-                    in_list(4, part.len())
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(&target.tenant)
                     .bind(&target.provider)
-                    .bind(&target.object);
-                for v in part {
-                    q = q.bind(v);
-                }
-                q.execute(self.db.pool()).await.map_err(|e| self.err(e))?;
+                    .bind(&target.object)
+                    .bind(json_rows(part.iter())?)
+                    .execute(self.db.pool())
+                    .await
+                    .map_err(|e| self.err(e))?;
             }
             Ok(())
         })
@@ -611,42 +614,46 @@ impl Store for SqlStore {
 
     fn report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
+            // The columns a run's rows share are bound once per statement.
+            let changes_sql = self.db.sql(format!(
+                "INSERT INTO rb_changelog (run_id, tenant, flow, provider, object, record_index, record_key, identity, action, target_id, http_status, correlation_id, duration_ms, error_kind, error, payload, source_hash, at) \
+                 SELECT $1, $2, $3, $4, $5, CAST(j.value ->> 0 AS BIGINT), j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, CAST(j.value ->> 5 AS BIGINT), \
+                   j.value ->> 6, CAST(j.value ->> 7 AS BIGINT), j.value ->> 8, j.value ->> 9, j.value ->> 10, j.value ->> 11, CAST(j.value ->> 12 AS BIGINT) FROM {} WHERE true \
+                 ON CONFLICT (run_id, record_index) DO UPDATE SET record_key = excluded.record_key, identity = excluded.identity, action = excluded.action, \
+                   target_id = excluded.target_id, http_status = excluded.http_status, correlation_id = excluded.correlation_id, duration_ms = excluded.duration_ms, \
+                   error_kind = excluded.error_kind, error = excluded.error, payload = excluded.payload, source_hash = excluded.source_hash, at = excluded.at",
+                self.db.json_rows(6)
+            ));
             let mut tx = self.db.pool().begin().await.map_err(|e| self.err(e))?;
-            const CHANGE_COLUMNS: usize = 18;
-            for part in report.changes.chunks(ROWS_PER_STATEMENT / 2) {
-                let sql = format!(
-                    "INSERT INTO rb_changelog (run_id, record_index, tenant, flow, record_key, identity, action, provider, object, target_id, http_status, correlation_id, duration_ms, error_kind, error, payload, source_hash, at) VALUES {} \
-                     ON CONFLICT (run_id, record_index) DO UPDATE SET record_key = excluded.record_key, identity = excluded.identity, action = excluded.action, \
-                       target_id = excluded.target_id, http_status = excluded.http_status, correlation_id = excluded.correlation_id, duration_ms = excluded.duration_ms, \
-                       error_kind = excluded.error_kind, error = excluded.error, payload = excluded.payload, source_hash = excluded.source_hash, at = excluded.at",
-                    Db::placeholders(part.len(), CHANGE_COLUMNS)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)));
-                for c in part {
-                    q = q
-                        .bind(&c.run_id)
-                        .bind(i(c.index))
-                        .bind(&c.tenant)
-                        .bind(&c.flow)
-                        .bind(&c.record_key)
-                        .bind(&c.identity)
-                        .bind(&c.action)
-                        .bind(&c.provider)
-                        .bind(&c.object)
-                        .bind(&c.target_id)
-                        .bind(c.http_status.map(i64::from))
-                        .bind(&c.correlation_id)
-                        .bind(c.duration_ms.map(i))
-                        .bind(&c.error_kind)
-                        .bind(&c.error)
-                        .bind(&c.payload)
-                        .bind(&c.source_hash)
-                        .bind(c.at);
+            for same in report.changes.chunk_by(|a, b| {
+                (&a.run_id, &a.tenant, &a.flow, &a.provider, &a.object)
+                    == (&b.run_id, &b.tenant, &b.flow, &b.provider, &b.object)
+            }) {
+                let first = &same[0];
+                for part in same.chunks(ROWS_PER_STATEMENT) {
+                    sqlx::query(sqlx::AssertSqlSafe(changes_sql.as_str()))
+                        .bind(&first.run_id)
+                        .bind(&first.tenant)
+                        .bind(&first.flow)
+                        .bind(&first.provider)
+                        .bind(&first.object)
+                        .bind(json_rows(part.iter().map(ChangeRow))?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
                 }
-                q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
             }
             // Successes clear their dead letters, by input line or by identity: one
-            // statement per chunk, not one per record.
+            // statement per chunk, not one per record, and none when the flow has none.
+            let any_dead = sqlx::query(
+                "SELECT 1 AS one FROM rb_dead_letters WHERE tenant = $1 AND flow = $2 LIMIT 1",
+            )
+            .bind(&report.scope.tenant)
+            .bind(&report.scope.flow)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .is_some();
             let hashes: Vec<&str> = report.cleared.iter().map(|(h, _)| h.as_str()).collect();
             let identities: Vec<&str> = report
                 .cleared
@@ -654,18 +661,21 @@ impl Store for SqlStore {
                 .filter_map(|(_, id)| id.as_deref())
                 .collect();
             for (column, values) in [("source_hash", hashes), ("identity", identities)] {
+                if !any_dead {
+                    break;
+                }
+                let sql = self.db.sql(format!(
+                    "DELETE FROM rb_dead_letters WHERE tenant = $1 AND flow = $2 AND {column} IN (SELECT j.value FROM {})",
+                    self.db.json_values(3)
+                ));
                 for part in values.chunks(ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "DELETE FROM rb_dead_letters WHERE tenant = $1 AND flow = $2 AND {column} IN {}",
-                        in_list(3, part.len())
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(self.db.sql(sql)))
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&report.scope.tenant)
-                        .bind(&report.scope.flow);
-                    for v in part {
-                        q = q.bind(*v);
-                    }
-                    q.execute(&mut *tx).await.map_err(|e| self.err(e))?;
+                        .bind(&report.scope.flow)
+                        .bind(json_rows(part.iter())?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
                 }
             }
             for f in &report.failures {
