@@ -58,7 +58,11 @@ impl Sink for DryRunSink {
         Box::pin(std::future::ready(done))
     }
 
-    fn answer_now(&self, job: Job) -> Result<Outcome, Job> {
-        Ok(Self::outcome(&self.flow, job))
+    fn answers_now(&self) -> bool {
+        true
+    }
+
+    fn answer(&self, job: Job) -> Outcome {
+        Self::outcome(&self.flow, job)
     }
 }

@@ -128,12 +128,17 @@ pub trait Sink: Send + Sync {
     /// Handles a group of jobs of distinct identities; one completion per job, any order.
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>>;
 
-    /// The job's outcome at once, for a sink that writes nothing and answers every job from
-    /// the job alone (a dry run): the pipeline then asks on the evaluation thread that mapped
-    /// the record, under `duplicates.repeats: in_order`, where sequencing would change
-    /// nothing. `Err(job)` (the default): the job goes through [`Sink::write`].
-    fn answer_now(&self, job: Job) -> Result<Outcome, Job> {
-        Err(job)
+    /// Whether the sink writes nothing and answers every job from the job alone, at once (a
+    /// dry run). Under `duplicates.repeats: in_order`, where sequencing would then change
+    /// nothing, the pipeline calls [`Sink::answer`] on the evaluation thread that mapped the
+    /// record instead of [`Sink::write`].
+    fn answers_now(&self) -> bool {
+        false
+    }
+
+    /// The job's outcome, for a sink that [answers now](Sink::answers_now).
+    fn answer(&self, job: Job) -> Outcome {
+        lost(job.index, job.key)
     }
 }
 
@@ -284,6 +289,9 @@ enum Batch {
 }
 
 /// What the driver hands the writer, in input order.
+// Most pieces are single outcomes where outcomes are not formatted early: boxing them would
+// allocate once per record.
+#[allow(clippy::large_enum_variant)]
 enum Piece {
     One(Outcome),
     Text(Text),
@@ -330,7 +338,7 @@ struct Stage {
     sink: Arc<dyn Sink>,
     hasher: IdentityHasher,
     keep_source: bool,
-    /// Whether mapped records may be answered by [`Sink::answer_now`].
+    /// Whether mapped records are answered by [`Sink::answer`] here.
     answer_now: bool,
     /// Where outcomes are formatted on this thread, the spare buffers for their lines.
     render: Option<Buffers>,
@@ -342,25 +350,13 @@ impl Stage {
             .into_iter()
             .map(|line| {
                 match evaluate_line(&self.flow, &self.cx, &self.hasher, line, self.keep_source) {
-                    Evaluated::Mapped {
-                        job,
-                        source,
-                        hashes,
-                        bytes,
-                    } if self.answer_now => match self.sink.answer_now(job) {
-                        Ok(mut o) => {
-                            if let Some(source) = source {
-                                o.provenance.get_or_insert_default().source = Some(source);
-                            }
-                            Evaluated::Final(o)
+                    Evaluated::Mapped { job, source, .. } if self.answer_now => {
+                        let mut o = self.sink.answer(job);
+                        if let Some(source) = source {
+                            o.provenance.get_or_insert_default().source = Some(source);
                         }
-                        Err(job) => Evaluated::Mapped {
-                            job,
-                            hashes,
-                            bytes,
-                            source,
-                        },
-                    },
+                        Evaluated::Final(o)
+                    }
                     e => e,
                 }
             })
@@ -449,12 +445,13 @@ impl Pipeline {
             sink: self.sink.clone(),
             hasher,
             keep_source: self.options.keep_source,
-            answer_now: self
-                .flow
-                .duplicates
-                .as_ref()
-                .map_or(Repeats::InOrder, |d| d.repeats)
-                == Repeats::InOrder,
+            answer_now: self.sink.answers_now()
+                && self
+                    .flow
+                    .duplicates
+                    .as_ref()
+                    .map_or(Repeats::InOrder, |d| d.repeats)
+                    == Repeats::InOrder,
             render: output.takes_lines().then(Buffers::default),
         });
         let buffers = stage.render.clone();
@@ -1194,6 +1191,8 @@ impl<'p> Driver<'p> {
 }
 
 /// An outcome waiting in the driver for the ones before it.
+// As with `Piece`: single outcomes are the common case, not worth an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Reported {
     One(Outcome),
     /// The lines of a chunk, from its first outcome's slot on.
