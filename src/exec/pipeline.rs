@@ -1,8 +1,13 @@
 //! The record pipeline, one for dry runs, sends and embedders:
 //!
 //! ```text
-//! read (byte-bounded lines) → evaluate (all cores) → per-identity sequencing → sink → outcomes in input order
+//! read (byte-bounded chunks) → evaluate (all cores) → per-identity sequencing → sink → outcomes in input order
 //! ```
+//!
+//! Each evaluation thread reads a chunk of lines in turn and evaluates it; where the sink
+//! answers at once (a dry run) and the output takes NDJSON lines, it also makes and formats
+//! the chunk's outcomes, so the driver and the writer handle one buffer per chunk, not one
+//! outcome per record.
 //!
 //! Every input line ends in exactly one [`Outcome`] whose `index` is its 0-based line number.
 //! Records of different identities go to the sink in parallel and in groups; records sharing
