@@ -57,4 +57,12 @@ impl Sink for DryRunSink {
             .collect();
         Box::pin(std::future::ready(done))
     }
+
+    fn answers_now(&self) -> bool {
+        true
+    }
+
+    fn answer(&self, job: Job) -> Outcome {
+        Self::outcome(&self.flow, job)
+    }
 }

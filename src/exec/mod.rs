@@ -15,6 +15,7 @@ mod policy;
 pub mod reader;
 mod record;
 pub mod refs;
+mod rendered;
 pub mod send;
 
 use std::borrow::Cow;

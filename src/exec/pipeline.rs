@@ -1,8 +1,13 @@
 //! The record pipeline, one for dry runs, sends and embedders:
 //!
 //! ```text
-//! read (byte-bounded lines) → evaluate (all cores) → per-identity sequencing → sink → outcomes in input order
+//! read (byte-bounded chunks) → evaluate (all cores) → per-identity sequencing → sink → outcomes in input order
 //! ```
+//!
+//! Each evaluation thread reads a chunk of lines in turn and evaluates it; where the sink
+//! answers at once (a dry run) and the output takes NDJSON lines, it also makes and formats
+//! the chunk's outcomes, so the driver and the writer handle one buffer per chunk, not one
+//! outcome per record.
 //!
 //! Every input line ends in exactly one [`Outcome`] whose `index` is its 0-based line number.
 //! Records of different identities go to the sink in parallel and in groups; records sharing
@@ -14,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::{self, BufRead};
-use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -29,6 +34,7 @@ use crate::plan::FlowPlan;
 use crate::syntax::doc::Repeats;
 
 use super::reader::{DEFAULT_MAX_RECORD, Line, LineReader};
+use super::rendered::{Buffers, Text, render};
 use super::{Evaluation, ExecContext, FailureKind, Outcome, RecordError, Status};
 
 /// How a run reads, evaluates and sends.
@@ -126,6 +132,19 @@ pub trait Sink: Send + Sync {
 
     /// Handles a group of jobs of distinct identities; one completion per job, any order.
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>>;
+
+    /// Whether the sink writes nothing and answers every job from the job alone, at once (a
+    /// dry run). Under `duplicates.repeats: in_order`, where sequencing would then change
+    /// nothing, the pipeline calls [`Sink::answer`] on the evaluation thread that mapped the
+    /// record instead of [`Sink::write`].
+    fn answers_now(&self) -> bool {
+        false
+    }
+
+    /// The job's outcome, for a sink that [answers now](Sink::answers_now).
+    fn answer(&self, job: Job) -> Outcome {
+        lost(job.index, job.key)
+    }
 }
 
 /// Receives outcomes in input order, on a thread of its own.
@@ -133,6 +152,19 @@ pub trait Output: Send {
     fn outcome(&mut self, outcome: &Outcome) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Whether the output writes each outcome as one NDJSON line and nothing else (as
+    /// [`NdjsonOutput`] does): the pipeline may then format outcomes on the evaluation
+    /// threads and hand over their lines with [`Output::lines`].
+    fn takes_lines(&self) -> bool {
+        false
+    }
+
+    /// Scrubbed NDJSON lines of consecutive outcomes, in input order; called only when
+    /// [`Output::takes_lines`] says so.
+    fn lines(&mut self, _text: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("this output takes outcomes one at a time"))
     }
 }
 
@@ -142,6 +174,12 @@ impl<O: Output + ?Sized> Output for Box<O> {
     }
     fn finish(&mut self) -> io::Result<()> {
         (**self).finish()
+    }
+    fn takes_lines(&self) -> bool {
+        (**self).takes_lines()
+    }
+    fn lines(&mut self, text: &[u8]) -> io::Result<()> {
+        (**self).lines(text)
     }
 }
 
@@ -155,6 +193,12 @@ impl<W: io::Write + Send> Output for NdjsonOutput<W> {
     }
     fn finish(&mut self) -> io::Result<()> {
         self.0.flush()
+    }
+    fn takes_lines(&self) -> bool {
+        true
+    }
+    fn lines(&mut self, text: &[u8]) -> io::Result<()> {
+        self.0.write_all(text)
     }
 }
 
@@ -180,6 +224,17 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds another summary's counts.
+    pub fn merge(&mut self, other: &Summary) {
+        self.total += other.total;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.skipped += other.skipped;
+        self.unchanged += other.unchanged;
+        self.failed += other.failed;
+        self.dry_run += other.dry_run;
+    }
+
     pub fn add(&mut self, status: Status) {
         self.total += 1;
         match status {
@@ -231,6 +286,103 @@ enum Evaluated {
     },
 }
 
+/// An evaluated chunk of lines, on its way to the driver.
+enum Batch {
+    Records(Vec<Evaluated>),
+    /// Every outcome of the chunk was known on the evaluation thread: their lines.
+    Text(Text),
+}
+
+/// What the driver hands the writer, in input order.
+// Most pieces are single outcomes where outcomes are not formatted early: boxing them would
+// allocate once per record.
+#[allow(clippy::large_enum_variant)]
+enum Piece {
+    One(Outcome),
+    Text(Text),
+}
+
+/// The input, read a chunk at a time by whichever evaluation thread is free.
+struct Input<I> {
+    lines: LineReader<I>,
+    /// Lines still to pass over unread before the first chunk.
+    skip: usize,
+    seq: usize,
+    /// A read error: it ends the input, and the run returns it.
+    failed: Option<io::Error>,
+}
+
+impl<I: BufRead> Input<I> {
+    /// The next chunk and its sequence number; `None` at the end of the input.
+    fn next_chunk(&mut self) -> Option<(usize, Vec<Line>)> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let read = match std::mem::take(&mut self.skip) {
+            0 => self.lines.next_chunk(),
+            n => self.lines.skip(n).and_then(|()| self.lines.next_chunk()),
+        };
+        match read {
+            Ok(chunk) if chunk.is_empty() => None,
+            Ok(chunk) => {
+                self.seq += 1;
+                Some((self.seq - 1, chunk))
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                None
+            }
+        }
+    }
+}
+
+/// What every evaluation thread shares.
+struct Stage {
+    flow: Arc<FlowPlan>,
+    cx: ExecContext,
+    sink: Arc<dyn Sink>,
+    hasher: IdentityHasher,
+    keep_source: bool,
+    /// Whether mapped records are answered by [`Sink::answer`] here.
+    answer_now: bool,
+    /// Where outcomes are formatted on this thread, the spare buffers for their lines.
+    render: Option<Buffers>,
+}
+
+impl Stage {
+    fn evaluate(&self, chunk: Vec<Line>) -> Batch {
+        let mut evaluated: Vec<Evaluated> = chunk
+            .into_iter()
+            .map(|line| {
+                match evaluate_line(&self.flow, &self.cx, &self.hasher, line, self.keep_source) {
+                    Evaluated::Mapped { job, source, .. } if self.answer_now => {
+                        let mut o = self.sink.answer(job);
+                        if let Some(source) = source {
+                            o.provenance.get_or_insert_default().source = Some(source);
+                        }
+                        Evaluated::Final(o)
+                    }
+                    e => e,
+                }
+            })
+            .collect();
+        let Some(buffers) = &self.render else {
+            return Batch::Records(evaluated);
+        };
+        if !evaluated.iter().all(|e| matches!(e, Evaluated::Final(_))) {
+            return Batch::Records(evaluated);
+        }
+        let outcomes = evaluated.iter_mut().filter_map(|e| match e {
+            Evaluated::Final(o) => Some(o),
+            Evaluated::Mapped { .. } => None,
+        });
+        match render(outcomes, buffers) {
+            Some(text) => Batch::Text(text),
+            None => Batch::Records(evaluated),
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(
         flow: Arc<FlowPlan>,
@@ -280,73 +432,68 @@ impl Pipeline {
         let hasher = IdentityHasher::default();
         // Small queues between the stages: what is in flight is bounded by the driver's byte
         // budget plus a chunk or two per stage.
-        let (raw_tx, raw_rx) = std_mpsc::sync_channel::<(usize, Vec<Line>)>(1);
-        let (eval_tx, mut eval_rx) = mpsc::channel::<(usize, Vec<Evaluated>)>(threads);
-        let (out_tx, out_rx) = mpsc::channel::<Vec<Outcome>>(1);
+        let (eval_tx, mut eval_rx) = mpsc::channel::<(usize, Batch)>(threads);
+        let (out_tx, out_rx) = mpsc::channel::<Vec<Piece>>(1);
 
-        // Reading: bounded chunks, handed to the evaluation threads.
-        let max_record = self.options.max_record_bytes;
-        let first_line = self.options.first_line;
-        let keep_source = self.options.keep_source;
-        let reader = std::thread::spawn(move || -> io::Result<()> {
-            let mut lines = LineReader::new(input, max_record);
-            lines.skip(first_line)?;
-            let mut seq = 0usize;
-            loop {
-                let chunk = lines.next_chunk()?;
-                if chunk.is_empty() {
-                    return Ok(());
-                }
-                if raw_tx.send((seq, chunk)).is_err() {
-                    return Ok(());
-                }
-                seq += 1;
-            }
+        // Each evaluation thread reads a chunk of lines (in turn), evaluates it and, where
+        // the sink answers at once and the output takes lines, formats its outcomes: one hand-off
+        // per chunk, and the work of a record stays on the thread that read it.
+        let input = Arc::new(Mutex::new(Input {
+            lines: LineReader::new(input, self.options.max_record_bytes),
+            skip: self.options.first_line,
+            seq: 0,
+            failed: None,
+        }));
+        let stage = Arc::new(Stage {
+            flow: self.flow.clone(),
+            cx: self.cx.clone(),
+            sink: self.sink.clone(),
+            hasher,
+            keep_source: self.options.keep_source,
+            answer_now: self.sink.answers_now()
+                && self
+                    .flow
+                    .duplicates
+                    .as_ref()
+                    .map_or(Repeats::InOrder, |d| d.repeats)
+                    == Repeats::InOrder,
+            render: output.takes_lines().then(Buffers::default),
         });
-
-        // Evaluation on all cores.
-        let raw_rx = Arc::new(Mutex::new(raw_rx));
+        let buffers = stage.render.clone();
         let mut workers = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let raw_rx = raw_rx.clone();
+            let input = input.clone();
             let eval_tx = eval_tx.clone();
-            let flow = self.flow.clone();
-            let cx = self.cx.clone();
-            let hasher = hasher.clone();
+            let stage = stage.clone();
             workers.push(std::thread::spawn(move || {
                 loop {
-                    let next = match raw_rx.lock() {
-                        Ok(rx) => rx.recv(),
+                    let next = match input.lock() {
+                        Ok(mut input) => input.next_chunk(),
                         Err(_) => return,
                     };
-                    let Ok((seq, chunk)) = next else { return };
-                    let evaluated = chunk
-                        .into_iter()
-                        .map(|line| evaluate_line(&flow, &cx, &hasher, line, keep_source))
-                        .collect();
-                    if eval_tx.blocking_send((seq, evaluated)).is_err() {
+                    let Some((seq, chunk)) = next else { return };
+                    if eval_tx.blocking_send((seq, stage.evaluate(chunk))).is_err() {
                         return;
                     }
                 }
             }));
         }
         drop(eval_tx);
-        // Only the workers hold the input queue now: once they stop, the reader's next send
-        // fails instead of blocking forever.
-        drop(raw_rx);
 
-        // Reporting, in order, on a thread of its own (serializing outcomes is real work).
-        let writer = std::thread::spawn(move || write_outcomes(out_rx, output, progress));
+        // Reporting, in order, on a thread of its own (writing outcomes is real work).
+        let writer = std::thread::spawn(move || write_outcomes(out_rx, output, progress, buffers));
 
         let driven = Driver::new(self, out_tx).drive(&mut eval_rx).await;
-        // Stop the readers and evaluators whatever happened, then collect their results.
+        // Stop the evaluators whatever happened (their next send fails), then collect the
+        // results.
         drop(eval_rx);
         for w in workers {
             let _ = w.join();
         }
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the input reader failed")));
+        let read = match input.lock() {
+            Ok(mut input) => input.failed.take().map_or(Ok(()), Err),
+            Err(_) => Err(io::Error::other("the input reader failed")),
+        };
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the outcome writer failed")));
@@ -394,16 +541,28 @@ pub fn dry_run_outcome(flow: &FlowPlan, cx: &ExecContext, index: usize, record: 
 }
 
 fn write_outcomes<O: Output>(
-    mut rx: mpsc::Receiver<Vec<Outcome>>,
+    mut rx: mpsc::Receiver<Vec<Piece>>,
     mut output: O,
     mut progress: impl FnMut(usize),
+    buffers: Option<Buffers>,
 ) -> io::Result<(Summary, O)> {
     let mut summary = Summary::default();
     while let Some(batch) = rx.blocking_recv() {
-        for mut o in batch {
-            summary.add(o.status);
-            o.scrub();
-            output.outcome(&o)?;
+        for piece in batch {
+            match piece {
+                Piece::One(mut o) => {
+                    summary.add(o.status);
+                    o.scrub();
+                    output.outcome(&o)?;
+                }
+                Piece::Text(text) => {
+                    summary.merge(&text.summary);
+                    output.lines(&text.bytes)?;
+                    if let Some(b) = &buffers {
+                        b.give(text.bytes);
+                    }
+                }
+            }
         }
         progress(summary.total);
     }
@@ -549,9 +708,11 @@ struct Known {
 struct Driver<'p> {
     pipeline: &'p Pipeline,
     repeats: Repeats,
-    out: mpsc::Sender<Vec<Outcome>>,
+    out: mpsc::Sender<Vec<Piece>>,
     /// Outcomes waiting for the ones before them; slot 0 is `next_out`.
-    pending_out: VecDeque<Option<Outcome>>,
+    pending_out: VecDeque<Option<Reported>>,
+    /// Outcomes next in input order, for the writer.
+    outbox: Vec<Piece>,
     next_out: usize,
     /// Records admitted (read and evaluated) so far.
     admitted: usize,
@@ -578,7 +739,7 @@ struct Driver<'p> {
 }
 
 impl<'p> Driver<'p> {
-    fn new(pipeline: &'p Pipeline, out: mpsc::Sender<Vec<Outcome>>) -> Self {
+    fn new(pipeline: &'p Pipeline, out: mpsc::Sender<Vec<Piece>>) -> Self {
         let repeats = pipeline
             .flow
             .duplicates
@@ -589,6 +750,7 @@ impl<'p> Driver<'p> {
             repeats,
             out,
             pending_out: VecDeque::new(),
+            outbox: Vec::new(),
             // A resumed run's first lines were reported by the run it continues.
             next_out: pipeline.options.first_line,
             admitted: pipeline.options.first_line,
@@ -627,11 +789,8 @@ impl<'p> Driver<'p> {
             && self.bytes_in_flight < self.pipeline.options.max_in_flight_bytes
     }
 
-    async fn drive(
-        mut self,
-        input: &mut mpsc::Receiver<(usize, Vec<Evaluated>)>,
-    ) -> io::Result<()> {
-        let mut chunks: HashMap<usize, Vec<Evaluated>> = HashMap::new();
+    async fn drive(mut self, input: &mut mpsc::Receiver<(usize, Batch)>) -> io::Result<()> {
+        let mut chunks: HashMap<usize, Batch> = HashMap::new();
         let mut next_chunk = 0usize;
         let mut input_done = false;
         loop {
@@ -641,8 +800,13 @@ impl<'p> Driver<'p> {
                     break;
                 };
                 next_chunk += 1;
-                for e in chunk {
-                    self.admit(e);
+                match chunk {
+                    Batch::Records(records) => {
+                        for e in records {
+                            self.admit(e);
+                        }
+                    }
+                    Batch::Text(text) => self.report_text(text),
                 }
             }
             // A partial group waits for more records only while more can come in at once.
@@ -947,33 +1111,74 @@ impl<'p> Driver<'p> {
         if let Some(source) = self.sources.remove(&index) {
             outcome.provenance.get_or_insert_default().source = Some(source);
         }
+        self.place(index, Reported::One(outcome));
+    }
+
+    /// Queues the lines of a chunk whose outcomes were all known when it was evaluated;
+    /// straight for the writer when every earlier outcome was handed over (a dry run's
+    /// usual case: nothing per record here).
+    fn report_text(&mut self, text: Text) {
+        self.admitted += text.count;
+        if self.pending_out.is_empty() && text.first == self.next_out {
+            self.next_out += text.count;
+            self.outbox.push(Piece::Text(text));
+            return;
+        }
+        let (first, count) = (text.first, text.count);
+        self.place(first, Reported::Text(text));
+        for index in first + 1..first + count {
+            self.place(index, Reported::Covered);
+        }
+    }
+
+    fn place(&mut self, index: usize, reported: Reported) {
         let Some(slot) = index.checked_sub(self.next_out) else {
             return;
         };
         if self.pending_out.len() <= slot {
             self.pending_out.resize_with(slot + 1, || None);
         }
-        self.pending_out[slot] = Some(outcome);
+        self.pending_out[slot] = Some(reported);
     }
 
     /// Hands the outcomes that are next in input order to the writer, in batches of at most
     /// [`OUT_BATCH_BYTES`] input bytes and [`OUT_BATCH_RECORDS`] outcomes; waits while the
     /// writer is behind.
     async fn flush_out(&mut self) -> io::Result<()> {
-        let mut ready = Vec::new();
+        let mut ready = std::mem::take(&mut self.outbox);
+        let mut records: usize = ready
+            .iter()
+            .map(|p| match p {
+                Piece::One(_) => 1,
+                Piece::Text(t) => t.count,
+            })
+            .sum();
         let mut bytes = 0usize;
         while let Some(Some(_)) = self.pending_out.front() {
-            if let Some(Some(o)) = self.pending_out.pop_front() {
-                self.next_out += 1;
-                if let Some(b) = self.bytes_of.remove(&o.index) {
-                    self.bytes_in_flight -= b;
-                    bytes += b;
+            let Some(Some(reported)) = self.pending_out.pop_front() else {
+                break;
+            };
+            self.next_out += 1;
+            match reported {
+                Reported::One(o) => {
+                    if let Some(b) = self.bytes_of.remove(&o.index) {
+                        self.bytes_in_flight -= b;
+                        bytes += b;
+                    }
+                    records += 1;
+                    ready.push(Piece::One(o));
                 }
-                ready.push(o);
-                if bytes >= OUT_BATCH_BYTES || ready.len() >= OUT_BATCH_RECORDS {
-                    self.send_out(std::mem::take(&mut ready)).await?;
-                    bytes = 0;
+                Reported::Text(t) => {
+                    records += t.count;
+                    bytes += t.bytes.len();
+                    ready.push(Piece::Text(t));
                 }
+                Reported::Covered => continue,
+            }
+            if bytes >= OUT_BATCH_BYTES || records >= OUT_BATCH_RECORDS {
+                self.send_out(std::mem::take(&mut ready)).await?;
+                bytes = 0;
+                records = 0;
             }
         }
         if ready.is_empty() {
@@ -982,12 +1187,23 @@ impl<'p> Driver<'p> {
         self.send_out(ready).await
     }
 
-    async fn send_out(&self, batch: Vec<Outcome>) -> io::Result<()> {
+    async fn send_out(&self, batch: Vec<Piece>) -> io::Result<()> {
         self.out
             .send(batch)
             .await
             .map_err(|_| io::Error::other("the outcome writer stopped"))
     }
+}
+
+/// An outcome waiting in the driver for the ones before it.
+// As with `Piece`: single outcomes are the common case, not worth an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Reported {
+    One(Outcome),
+    /// The lines of a chunk, from its first outcome's slot on.
+    Text(Text),
+    /// A slot whose line is in the [`Reported::Text`] before it.
+    Covered,
 }
 
 /// 64-bit keyed hashes of identity keys, so a million identities take a few MB. A collision
