@@ -726,16 +726,26 @@ impl Query {
             .map_err(|e| crate::expr::jsonpath_error(text, e))
     }
 
+    /// Every match, borrowed, in document order.
+    pub fn refs<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        jsonpath_rust::query::js_path_process(&self.query, value)
+            .map(|found| found.into_iter().map(|r| r.val()).collect())
+            .unwrap_or_default()
+    }
+
     /// Every match, in document order.
     pub fn all(&self, value: &Value) -> Vec<Value> {
-        jsonpath_rust::query::js_path_process(&self.query, value)
-            .map(|found| found.into_iter().map(|r| r.val().clone()).collect())
-            .unwrap_or_default()
+        self.refs(value).into_iter().cloned().collect()
+    }
+
+    /// The first non-null match, borrowed.
+    pub fn first_ref<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        self.refs(value).into_iter().find(|v| !v.is_null())
     }
 
     /// The first non-null match.
     pub fn first(&self, value: &Value) -> Option<Value> {
-        self.all(value).into_iter().find(|v| !v.is_null())
+        self.first_ref(value).cloned()
     }
 }
 
