@@ -707,6 +707,8 @@ pub(crate) fn lookup_path(expr: &str) -> Option<Vec<String>> {
 pub(crate) struct Query {
     text: String,
     query: JpQuery,
+    /// The steps of a query of member names and wildcards, run without the general evaluator.
+    simple: Option<Vec<super::member_path::Step>>,
 }
 
 impl std::fmt::Debug for Query {
@@ -722,12 +724,18 @@ impl Query {
             .map(|query| Query {
                 text: text.to_string(),
                 query,
+                simple: super::member_path::parse(text),
             })
             .map_err(|e| crate::expr::jsonpath_error(text, e))
     }
 
     /// Every match, borrowed, in document order.
     pub fn refs<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        if let Some(steps) = &self.simple {
+            let mut out = Vec::new();
+            super::member_path::select(steps, value, &mut out);
+            return out;
+        }
         jsonpath_rust::query::js_path_process(&self.query, value)
             .map(|found| found.into_iter().map(|r| r.val()).collect())
             .unwrap_or_default()
