@@ -433,11 +433,16 @@ impl Bench {
             eprintln!("sandbox requests: {}", t.join(" "));
         }
         let batch = &hs.endpoints[UPSERT_ENDPOINT];
-        assert_eq!(
-            batch.requests as usize,
-            self.bodies[segment].len(),
-            "{hs:?}"
-        );
+        // rulebridge sends a partial batch when the evaluation falls behind the requests (a
+        // busy machine): more requests than the load generator's, never fewer.
+        let expected = self.bodies[segment].len();
+        assert!(batch.requests as usize >= expected, "{hs:?}");
+        if batch.requests as usize > expected {
+            eprintln!(
+                "segment {segment}: {} batch requests for {expected} full batches",
+                batch.requests
+            );
+        }
         // Besides the upserts, only the custom properties' setup (before the clock started).
         let setup = hs
             .endpoints

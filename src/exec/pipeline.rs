@@ -1076,8 +1076,10 @@ impl<'p> Driver<'p> {
                 }
             }
         }
-        if let Some((identity, found)) = written {
-            for h in &hashes {
+        if let Some((identity, found)) = written
+            && let Some((last, rest)) = hashes.split_last()
+        {
+            for h in rest {
                 self.known.insert(
                     *h,
                     Known {
@@ -1086,6 +1088,8 @@ impl<'p> Driver<'p> {
                     },
                 );
             }
+            // One match key (the usual case): the written fields move in, uncopied.
+            self.known.insert(*last, Known { identity, found });
         }
         self.report(outcome);
         for s in self.successors.remove(&index).unwrap_or_default() {

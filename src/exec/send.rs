@@ -597,29 +597,31 @@ impl ConnectorSink {
         target_id: Option<String>,
         reason: Option<String>,
     ) -> Completion {
-        let payload = self
-            .options
-            .include_payload
-            .then(|| super::redact(&self.flow, job.payload.clone()));
         // A skipped record leaves the target as it was: later records look it up themselves.
-        let written = target_id
-            .clone()
-            .filter(|_| status != Status::Skipped)
-            .map(|id| {
-                let fields = match &job.prior {
-                    // What an earlier record of this input wrote, overlaid with this one.
-                    Some(p) => overlay(&p.fields, &job.payload),
-                    None => job.payload.clone(),
-                };
-                (
-                    job.identity.clone(),
-                    Found {
-                        id,
-                        updated_at: None,
-                        fields,
-                    },
-                )
-            });
+        let writes = target_id.is_some() && status != Status::Skipped;
+        let (payload, fields) = match (self.options.include_payload, writes) {
+            (true, true) => (Some(job.payload.clone()), Some(job.payload)),
+            (true, false) => (Some(job.payload), None),
+            // The payload moves into what the target now holds: nothing else needs it.
+            (false, true) => (None, Some(job.payload)),
+            (false, false) => (None, None),
+        };
+        let payload = payload.map(|p| super::redact(&self.flow, p));
+        let written = target_id.clone().zip(fields).map(|(id, fields)| {
+            let fields = match &job.prior {
+                // What an earlier record of this input wrote, overlaid with this one.
+                Some(p) => overlay(&p.fields, fields),
+                None => fields,
+            };
+            (
+                job.identity,
+                Found {
+                    id,
+                    updated_at: None,
+                    fields,
+                },
+            )
+        });
         Completion::Done {
             outcome: Outcome {
                 index: job.index,
@@ -700,16 +702,14 @@ fn no_result() -> Result<Written, ConnectError> {
 }
 
 /// `base` with the fields of `top` written over it.
-fn overlay(base: &Value, top: &Value) -> Value {
+fn overlay(base: &Value, top: Value) -> Value {
     match (base, top) {
         (Value::Object(b), Value::Object(t)) => {
             let mut out = b.clone();
-            for (k, v) in t {
-                out.insert(k.clone(), v.clone());
-            }
+            out.extend(t);
             Value::Object(out)
         }
-        _ => top.clone(),
+        (_, top) => top,
     }
 }
 
@@ -722,7 +722,7 @@ mod tests {
     #[test]
     fn overlay_writes_over_the_base() {
         assert_eq!(
-            overlay(&json!({"a": 1, "b": 2}), &json!({"b": 3, "c": 4})),
+            overlay(&json!({"a": 1, "b": 2}), json!({"b": 3, "c": 4})),
             json!({"a": 1, "b": 3, "c": 4})
         );
     }

@@ -6,6 +6,7 @@
 
 mod display;
 pub mod endpoint;
+pub(crate) mod member_path;
 pub(crate) mod order;
 pub(crate) mod provider;
 pub mod template;

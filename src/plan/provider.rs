@@ -707,6 +707,8 @@ pub(crate) fn lookup_path(expr: &str) -> Option<Vec<String>> {
 pub(crate) struct Query {
     text: String,
     query: JpQuery,
+    /// The steps of a query of member names and wildcards, run without the general evaluator.
+    simple: Option<Vec<super::member_path::Step>>,
 }
 
 impl std::fmt::Debug for Query {
@@ -722,20 +724,36 @@ impl Query {
             .map(|query| Query {
                 text: text.to_string(),
                 query,
+                simple: super::member_path::parse(text),
             })
             .map_err(|e| crate::expr::jsonpath_error(text, e))
     }
 
+    /// Every match, borrowed, in document order.
+    pub fn refs<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        if let Some(steps) = &self.simple {
+            let mut out = Vec::new();
+            super::member_path::select(steps, value, &mut out);
+            return out;
+        }
+        jsonpath_rust::query::js_path_process(&self.query, value)
+            .map(|found| found.into_iter().map(|r| r.val()).collect())
+            .unwrap_or_default()
+    }
+
     /// Every match, in document order.
     pub fn all(&self, value: &Value) -> Vec<Value> {
-        jsonpath_rust::query::js_path_process(&self.query, value)
-            .map(|found| found.into_iter().map(|r| r.val().clone()).collect())
-            .unwrap_or_default()
+        self.refs(value).into_iter().cloned().collect()
+    }
+
+    /// The first non-null match, borrowed.
+    pub fn first_ref<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        self.refs(value).into_iter().find(|v| !v.is_null())
     }
 
     /// The first non-null match.
     pub fn first(&self, value: &Value) -> Option<Value> {
-        self.all(value).into_iter().find(|v| !v.is_null())
+        self.first_ref(value).cloned()
     }
 }
 

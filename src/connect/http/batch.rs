@@ -29,6 +29,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::classify::classify_item;
+use super::context::{Context, Part};
 use super::group;
 use super::operation::id_text;
 use super::send::Failed;
@@ -126,7 +127,24 @@ impl HttpConnector {
         deadline: Option<Instant>,
     ) -> Outcome {
         let all_fail = |e: ConnectError| all_fail(group, e);
-        let cx = match self.batch_context(op, field, items, group) {
+        let creds = self.creds();
+        let base = &creds.context;
+        let rendered = self.render_items(
+            op,
+            group,
+            |i| items[i].payload,
+            |i| {
+                Context::new(base)
+                    .with("payload", Part::Json(items[i].payload))
+                    .with("key", Part::Str(items[i].key))
+                    .with("field", Part::Str(field))
+            },
+        );
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(e) => return all_fail(e),
+        };
+        let cx = match batch_context(op, field, items, group, base, &rendered) {
             Ok(cx) => cx,
             Err(e) => return all_fail(e),
         };
@@ -154,7 +172,7 @@ impl HttpConnector {
         };
         let mut results = Vec::new();
         let mut named = vec![false; group.len()];
-        for e in &item_errors(op, &resp.body) {
+        for e in item_errors(op, &resp.body) {
             for pos in error_targets(e, field, keys) {
                 if !named[pos] {
                     named[pos] = true;
@@ -177,51 +195,23 @@ impl HttpConnector {
         Outcome::Done { results, resend }
     }
 
-    /// The context of one chunk: every item rendered through the `item` template.
-    fn batch_context(
-        &self,
-        op: &OperationPlan,
-        field: &str,
-        items: &[UpsertItem<'_>],
+    /// A chunk's items through the operation's `item` template over `context(i)` (each its
+    /// `payload(i)` when there is no template), as one list.
+    pub(super) fn render_items<'a>(
+        &'a self,
+        op: &'a OperationPlan,
         group: &[usize],
-    ) -> Result<super::Context, ConnectError> {
-        let mut rendered = Vec::with_capacity(group.len());
+        payload: impl Fn(usize) -> &'a Value,
+        context: impl Fn(usize) -> Context<'a>,
+    ) -> Result<Part<'a>, ConnectError> {
+        let mut out = Vec::with_capacity(group.len());
         for &i in group {
-            let item = &items[i];
-            let value = match &op.item {
-                Some(t) => {
-                    let mut m = Map::new();
-                    m.insert("payload".into(), item.payload.clone());
-                    m.insert("key".into(), Value::from(item.key));
-                    m.insert("field".into(), Value::from(field));
-                    self.plan.templates.render_body(t, &self.context(m))?
-                }
-                None => item.payload.clone(),
-            };
-            rendered.push(value);
+            out.push(match &op.item {
+                Some(t) => self.plan.templates.render_body(t, &context(i))?,
+                None => Part::Json(payload(i)),
+            });
         }
-        let rendered = Value::Array(rendered);
-        let mut m = Map::new();
-        m.insert("items".into(), rendered.clone());
-        m.insert("inputs".into(), rendered.clone());
-        m.insert("records".into(), rendered);
-        m.insert(
-            "payloads".into(),
-            Value::Array(group.iter().map(|&i| items[i].payload.clone()).collect()),
-        );
-        m.insert(
-            "keys".into(),
-            Value::Array(group.iter().map(|&i| Value::from(items[i].key)).collect()),
-        );
-        m.insert("field".into(), Value::from(field));
-        if let Some(&first) = group.first() {
-            m.insert("first".into(), items[first].payload.clone());
-            // Every item of a chunk has the same group value: its first item's.
-            if let Some(g) = &op.group_by {
-                m.insert("group".into(), group::group_value(g, items[first].payload)?);
-            }
-        }
-        Ok(self.context(m))
+        Ok(Part::List(out))
     }
 
     pub(super) fn map_results(
@@ -237,35 +227,32 @@ impl HttpConnector {
         // Per-item errors first: they say which item they belong to.
         let mut unplaced_errors = Vec::new();
         for e in item_errors(op, body) {
-            let targets = error_targets(&e, field, keys);
+            let targets = error_targets(e, field, keys);
             for &pos in &targets {
                 if assigned[pos].is_none() {
-                    assigned[pos] = Some(Err(classify_item(&obj.errors, &self.plan.errors, &e)));
+                    assigned[pos] = Some(Err(classify_item(&obj.errors, &self.plan.errors, e)));
                 }
             }
             if targets.is_empty() {
                 unplaced_errors.push(e);
             }
         }
-        let results = match &op.results {
-            Some(q) => q.all(body),
+        // Borrowed from the response: results are read, not copied.
+        let results: Vec<&Value> = match &op.results {
+            Some(q) => q.refs(body),
             None => match body {
-                Value::Array(a) => a.clone(),
+                Value::Array(a) => a.iter().collect(),
                 _ => body
                     .get("results")
                     .and_then(Value::as_array)
-                    .cloned()
+                    .map(|a| a.iter().collect())
                     .unwrap_or_default(),
             },
         };
         let to_result = |r: &Value| -> ItemResult {
             if r.get("success") == Some(&Value::Bool(false)) || failed_status(r) {
-                let first_error = r
-                    .get("errors")
-                    .and_then(|e| e.get(0))
-                    .cloned()
-                    .unwrap_or_else(|| r.clone());
-                return Err(classify_item(&obj.errors, &self.plan.errors, &first_error));
+                let first_error = r.get("errors").and_then(|e| e.get(0)).unwrap_or(r);
+                return Err(classify_item(&obj.errors, &self.plan.errors, first_error));
             }
             Ok(Written {
                 id: response_id(op, r),
@@ -332,6 +319,46 @@ impl HttpConnector {
     }
 }
 
+/// The context of one chunk over its rendered items (`items`, `inputs`, `records`).
+fn batch_context<'a>(
+    op: &OperationPlan,
+    field: &'a str,
+    items: &[UpsertItem<'a>],
+    group: &[usize],
+    base: &'a Map<String, Value>,
+    rendered: &'a Part<'a>,
+) -> Result<Context<'a>, ConnectError> {
+    let mut cx = Context::new(base)
+        .with("items", Part::Ref(rendered))
+        .with("inputs", Part::Ref(rendered))
+        .with("records", Part::Ref(rendered))
+        .with(
+            "payloads",
+            Part::List(
+                group
+                    .iter()
+                    .map(|&i| Part::Json(items[i].payload))
+                    .collect(),
+            ),
+        )
+        .with(
+            "keys",
+            Part::List(group.iter().map(|&i| Part::Str(items[i].key)).collect()),
+        )
+        .with("field", Part::Str(field));
+    if let Some(&first) = group.first() {
+        cx = cx.with("first", Part::Json(items[first].payload));
+        // Every item of a chunk has the same group value: its first item's.
+        if let Some(g) = &op.group_by {
+            cx = cx.with(
+                "group",
+                Part::Owned(group::group_value(g, items[first].payload)?),
+            );
+        }
+    }
+    Ok(cx)
+}
+
 /// Every item of a chunk fails with `e`.
 pub(super) fn all_fail(group: &[usize], e: ConnectError) -> Outcome {
     Outcome::Done {
@@ -340,20 +367,20 @@ pub(super) fn all_fail(group: &[usize], e: ConnectError) -> Outcome {
     }
 }
 
-pub(super) fn item_errors(op: &OperationPlan, body: &Value) -> Vec<Value> {
+pub(super) fn item_errors<'v>(op: &OperationPlan, body: &'v Value) -> Vec<&'v Value> {
     match &op.item_errors {
-        Some(q) => q.all(body),
+        Some(q) => q.refs(body),
         None => body
             .get("errors")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter(|e| e.is_object()).cloned().collect())
+            .map(|a| a.iter().filter(|e| e.is_object()).collect())
             .unwrap_or_default(),
     }
 }
 
 fn created(op: &OperationPlan, r: &Value) -> Option<bool> {
     match &op.created {
-        Some(q) => q.first(r).and_then(|v| created_flag(&v)),
+        Some(q) => q.first_ref(r).and_then(created_flag),
         None => ["new", "created"]
             .iter()
             .find_map(|k| r.get(*k).and_then(Value::as_bool)),

@@ -18,9 +18,10 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::batch::DEFAULT_MAX_BATCH;
+use super::context::{Context, Part};
 use super::send::Prepared;
 use super::{HttpConnector, found, item_fields};
 use crate::connect::{ConnectError, Found};
@@ -45,13 +46,14 @@ impl HttpConnector {
         let mut queue: VecDeque<Vec<usize>> = all.chunks(max).map(<[usize]>::to_vec).collect();
         let mut out = Vec::new();
         while let Some(group) = queue.pop_front() {
-            let mut m = Map::new();
-            m.insert(
-                "values".into(),
-                Value::Array(group.iter().map(|&i| Value::from(values[i])).collect()),
-            );
-            m.insert("field".into(), Value::from(field));
-            let req = self.prepare(op, &self.context(m))?;
+            let creds = self.creds();
+            let cx = Context::new(&creds.context)
+                .with(
+                    "values",
+                    Part::List(group.iter().map(|&i| Part::Str(values[i])).collect()),
+                )
+                .with("field", Part::Str(field));
+            let req = self.prepare(op, &cx)?;
             let split = |queue: &mut VecDeque<Vec<usize>>, why: &str| {
                 let (a, b) = group.split_at(group.len() / 2);
                 tracing::debug!(provider = %self.plan.name, op = %op.what, size = group.len(), why, "splitting a batch lookup");

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::HttpConnector;
 use super::batch::{self, DEFAULT_MAX_BATCH, ItemResult, Outcome};
+use super::context::{Context, Part};
 use crate::connect::{ConnectError, ErrorKind, UpdateItem};
 use crate::plan::provider::{ObjectPlan, OperationPlan};
 
@@ -137,10 +138,25 @@ impl HttpConnector {
         deadline: Option<Instant>,
     ) -> Outcome {
         let all_fail = |e: ConnectError| batch::all_fail(group, e);
-        let cx = match self.write_context(op, items, group) {
-            Ok(cx) => cx,
+        let creds = self.creds();
+        let base = &creds.context;
+        let rendered = self.render_items(
+            op,
+            group,
+            |i| items[i].payload,
+            |i| {
+                let cx = Context::new(base).with("payload", Part::Json(items[i].payload));
+                match items[i].id {
+                    Some(id) => cx.with("id", Part::Str(id)),
+                    None => cx,
+                }
+            },
+        );
+        let rendered = match rendered {
+            Ok(r) => r,
             Err(e) => return all_fail(e),
         };
+        let cx = write_context(items, group, base, &rendered);
         // Updates are matched by the id they carry; creates by position.
         let ids: Vec<&str> = group
             .iter()
@@ -156,56 +172,44 @@ impl HttpConnector {
             Err(failed) => self.refused(obj, op, field, group, &ids, failed),
         }
     }
+}
 
-    /// The context of one chunk: every record rendered through the `item` template (over
-    /// `payload`, and `id` for updates).
-    fn write_context(
-        &self,
-        op: &OperationPlan,
-        items: &[WriteItem<'_>],
-        group: &[usize],
-    ) -> Result<super::Context, ConnectError> {
-        let mut rendered = Vec::with_capacity(group.len());
-        for &i in group {
-            let item = &items[i];
-            let value = match &op.item {
-                Some(t) => {
-                    let mut m = Map::new();
-                    m.insert("payload".into(), item.payload.clone());
-                    if let Some(id) = item.id {
-                        m.insert("id".into(), Value::from(id));
-                    }
-                    self.plan.templates.render_body(t, &self.context(m))?
-                }
-                None => item.payload.clone(),
-            };
-            rendered.push(value);
-        }
-        let rendered = Value::Array(rendered);
-        let mut m = Map::new();
-        m.insert("items".into(), rendered.clone());
-        m.insert("inputs".into(), rendered.clone());
-        m.insert("records".into(), rendered);
-        m.insert(
-            "payloads".into(),
-            Value::Array(group.iter().map(|&i| items[i].payload.clone()).collect()),
+/// The context of one chunk over its records rendered through the `item` template (over
+/// `payload`, and `id` for updates).
+fn write_context<'a>(
+    items: &[WriteItem<'a>],
+    group: &[usize],
+    base: &'a Map<String, Value>,
+    rendered: &'a Part<'a>,
+) -> Context<'a> {
+    let mut cx = Context::new(base)
+        .with("items", Part::Ref(rendered))
+        .with("inputs", Part::Ref(rendered))
+        .with("records", Part::Ref(rendered))
+        .with(
+            "payloads",
+            Part::List(
+                group
+                    .iter()
+                    .map(|&i| Part::Json(items[i].payload))
+                    .collect(),
+            ),
         );
-        if items.iter().any(|i| i.id.is_some()) {
-            m.insert(
-                "ids".into(),
-                Value::Array(
-                    group
-                        .iter()
-                        .map(|&i| Value::from(items[i].id.unwrap_or_default()))
-                        .collect(),
-                ),
-            );
-        }
-        if let Some(&first) = group.first() {
-            m.insert("first".into(), items[first].payload.clone());
-        }
-        Ok(self.context(m))
+    if items.iter().any(|i| i.id.is_some()) {
+        cx = cx.with(
+            "ids",
+            Part::List(
+                group
+                    .iter()
+                    .map(|&i| Part::Str(items[i].id.unwrap_or_default()))
+                    .collect(),
+            ),
+        );
     }
+    if let Some(&first) = group.first() {
+        cx = cx.with("first", Part::Json(items[first].payload));
+    }
+    cx
 }
 
 const MISSING: &str = "the batch response has no result for this item";

@@ -82,12 +82,14 @@ pub mod batch;
 mod batch_search;
 mod batch_write;
 mod classify;
+mod context;
 mod group;
 mod operation;
 mod pacing;
 mod retry;
 mod send;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,7 +100,8 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
 use self::auth::{Auth, SecretSource, TokenKind, TokenSource};
-use self::operation::{Context, id_text};
+use self::context::{Context, Part};
+use self::operation::id_text;
 use self::pacing::{Limiter, Pacer};
 use self::retry::RetrySettings;
 use self::send::{Failed, Prepared, Response};
@@ -415,7 +418,12 @@ impl HttpConnector {
         vars: Map<String, Value>,
     ) -> Result<Value, ConnectError> {
         let (obj, op) = self.operation(object, operation)?;
-        let cx = self.context(vars);
+        let creds = self.creds();
+        let cx = vars
+            .into_iter()
+            .fold(Context::new(&creds.context), |cx, (k, v)| {
+                cx.with(k, Part::Owned(v))
+            });
         let resp = self.run(obj, op, &cx, None).await?;
         Ok(resp.body)
     }
@@ -443,14 +451,7 @@ impl HttpConnector {
         Ok((obj, op))
     }
 
-    /// The template context: the caller's variables and the secrets, then `entries`.
-    fn context(&self, entries: Map<String, Value>) -> Context {
-        let mut map = self.creds().context.clone();
-        map.extend(entries);
-        Context::new(map)
-    }
-
-    fn prepare(&self, op: &OperationPlan, cx: &Context) -> Result<Prepared, ConnectError> {
+    fn prepare(&self, op: &OperationPlan, cx: &Context<'_>) -> Result<Prepared, ConnectError> {
         let t = &self.plan.templates;
         let path = t.render_text(&op.path, cx)?;
         let mut query = Vec::with_capacity(op.query.len());
@@ -469,7 +470,16 @@ impl HttpConnector {
             value.set_sensitive(v.reads_secrets());
             headers.insert(k.clone(), value);
         }
-        let body = op.body.as_ref().map(|b| t.render_body(b, cx)).transpose()?;
+        // Serialized once, straight from the borrowed payloads; every attempt sends these bytes.
+        let body = match &op.body {
+            Some(b) => Some(serde_json::to_vec(&t.render_body(b, cx)?).map_err(|e| {
+                ConnectError::new(
+                    ErrorKind::Fatal,
+                    format!("{}: the body could not be written as JSON: {e}", op.what),
+                )
+            })?),
+            None => None,
+        };
         Ok(Prepared {
             what: op.what.clone(),
             method: op.method.clone(),
@@ -485,7 +495,7 @@ impl HttpConnector {
         &self,
         obj: &ObjectPlan,
         op: &OperationPlan,
-        cx: &Context,
+        cx: &Context<'_>,
         deadline: Option<Instant>,
     ) -> Result<Response, ConnectError> {
         self.run_keeping_response(obj, op, cx, deadline)
@@ -498,7 +508,7 @@ impl HttpConnector {
         &self,
         obj: &ObjectPlan,
         op: &OperationPlan,
-        cx: &Context,
+        cx: &Context<'_>,
         deadline: Option<Instant>,
     ) -> Result<Response, Failed> {
         let generation = self.creds_generation().await;
@@ -511,7 +521,8 @@ impl HttpConnector {
             Err(f)
                 if f.error.kind == ErrorKind::Auth && self.reread_credentials(generation).await =>
             {
-                let cx = cx.rebased(&self.creds().context);
+                let creds = self.creds();
+                let cx = cx.rebased(&creds.context);
                 let req = self.prepare(op, &cx)?;
                 self.send(&req, limiter, &obj.errors, deadline).await
             }
@@ -568,15 +579,15 @@ impl HttpConnector {
             return Ok(Vec::new());
         };
         let (obj, op) = self.operation(object, "search")?;
-        let mut m = Map::new();
-        m.insert("key".into(), Value::from(*value));
-        m.insert("field".into(), Value::from(*field));
         let by: Map<String, Value> = criteria
             .iter()
             .map(|(f, v)| ((*f).to_string(), Value::from(*v)))
             .collect();
-        m.insert("match".into(), Value::Object(by));
-        let cx = self.context(m);
+        let creds = self.creds();
+        let cx = Context::new(&creds.context)
+            .with("key", Part::Str(value))
+            .with("field", Part::Str(field))
+            .with("match", Part::Owned(Value::Object(by)));
         let resp = self.run(obj, op, &cx, deadline).await?;
         let items = match &op.results {
             Some(q) => q.all(&resp.body),
@@ -603,9 +614,8 @@ impl HttpConnector {
         deadline: Option<Instant>,
     ) -> Result<Written, ConnectError> {
         let (obj, op) = self.operation(object, "create")?;
-        let mut m = Map::new();
-        m.insert("payload".into(), payload.clone());
-        let cx = self.context(m);
+        let creds = self.creds();
+        let cx = Context::new(&creds.context).with("payload", Part::Json(payload));
         let resp = self.run(obj, op, &cx, deadline).await?;
         Ok(Written {
             id: response_id(op, &resp.body),
@@ -621,10 +631,10 @@ impl HttpConnector {
         deadline: Option<Instant>,
     ) -> Result<Written, ConnectError> {
         let (obj, op) = self.operation(object, "update")?;
-        let mut m = Map::new();
-        m.insert("payload".into(), payload.clone());
-        m.insert("id".into(), Value::from(id));
-        let cx = self.context(m);
+        let creds = self.creds();
+        let cx = Context::new(&creds.context)
+            .with("payload", Part::Json(payload))
+            .with("id", Part::Str(id));
         let resp = self.run(obj, op, &cx, deadline).await?;
         Ok(Written {
             id: response_id(op, &resp.body).or_else(|| Some(id.to_string())),
@@ -783,7 +793,7 @@ fn resolve_base(
             .map(|s| s.expose().trim().to_string()),
         BaseUrl::Template(t) => plan
             .templates
-            .render_text(t, &Context::new(vars.clone()))
+            .render_text(t, &Context::new(vars))
             .map(|u| u.trim().to_string())
             .map_err(|e| e.message),
     }
@@ -930,29 +940,34 @@ fn build_auth(
 /// The id in a create/update response: the operation's `id` query, else `id`.
 fn response_id(op: &OperationPlan, body: &Value) -> Option<String> {
     match &op.id {
-        Some(q) => q.first(body).as_ref().and_then(id_text),
+        Some(q) => q.first_ref(body).and_then(id_text),
         None => body.get("id").and_then(id_text),
     }
 }
 
-/// The flat field map of a result item, by the object's `response.fields` path.
-pub(crate) fn item_fields(response: &ResponsePlan, item: &Value) -> Value {
-    let mut fields = match &response.fields {
-        Some(q) => q.first(item).unwrap_or(Value::Null),
-        None => item.clone(),
+/// The flat field map of a result item, by the object's `response.fields` path (borrowed
+/// unless `response.omit` takes fields out).
+pub(crate) fn item_fields<'v>(response: &ResponsePlan, item: &'v Value) -> Cow<'v, Value> {
+    let fields = match &response.fields {
+        Some(q) => q.first_ref(item).unwrap_or(&Value::Null),
+        None => item,
     };
-    if let Value::Object(m) = &mut fields {
-        for k in &response.omit {
-            m.remove(k);
+    match fields {
+        Value::Object(m) if response.omit.iter().any(|k| m.contains_key(k)) => {
+            let mut m = m.clone();
+            for k in &response.omit {
+                m.remove(k);
+            }
+            Cow::Owned(Value::Object(m))
         }
+        _ => Cow::Borrowed(fields),
     }
-    fields
 }
 
 /// A search result item as a [`Found`], read by the object's `response` paths.
 fn found(response: &ResponsePlan, op: &OperationPlan, item: Value) -> Result<Found, ConnectError> {
     let id = match &response.id {
-        Some(q) => q.first(&item).as_ref().and_then(id_text),
+        Some(q) => q.first_ref(&item).and_then(id_text),
         None => response_id(op, &item),
     }
     .ok_or_else(|| {
@@ -966,7 +981,7 @@ fn found(response: &ResponsePlan, op: &OperationPlan, item: Value) -> Result<Fou
     Ok(Found {
         id,
         updated_at,
-        fields: item_fields(response, &item),
+        fields: item_fields(response, &item).into_owned(),
     })
 }
 

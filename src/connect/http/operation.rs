@@ -7,8 +7,9 @@
 //! segment each.
 
 use minijinja::Environment;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::context::{Context, Part};
 use crate::connect::{ConnectError, ErrorKind};
 use crate::plan::provider::{Body, Templates, Text};
 
@@ -20,45 +21,54 @@ impl Text {
 }
 
 impl Templates {
-    pub(crate) fn render_text(&self, t: &Text, cx: &Context) -> Result<String, ConnectError> {
+    pub(crate) fn render_text(&self, t: &Text, cx: &Context<'_>) -> Result<String, ConnectError> {
         match t {
             Text::Literal(s) => Ok(s.clone()),
             Text::Template { name, target, .. } => render(self.env(*target), name, cx),
         }
     }
 
-    pub(crate) fn render_body(&self, b: &Body, cx: &Context) -> Result<Value, ConnectError> {
+    /// Renders a body: values the context borrows stay borrowed, so a batch of payloads is
+    /// serialized from where it lies.
+    pub(crate) fn render_body<'a>(
+        &'a self,
+        b: &'a Body,
+        cx: &Context<'a>,
+    ) -> Result<Part<'a>, ConnectError> {
         Ok(match b {
-            Body::Literal(v) => v.clone(),
+            Body::Literal(v) => Part::Json(v),
             Body::Lookup(path) => cx.lookup(path),
             Body::Expr(name) => {
                 let text = render(&self.plain, name, cx)?;
-                serde_json::from_str(&text).map_err(|e| {
+                Part::Owned(serde_json::from_str(&text).map_err(|e| {
                     ConnectError::new(
                         ErrorKind::Fatal,
                         format!("template did not produce JSON: {e}"),
                     )
-                })?
+                })?)
             }
-            Body::Text(name) => Value::String(render(&self.plain, name, cx)?),
-            Body::Array(items) => Value::Array(
+            Body::Text(name) => Part::Owned(Value::String(render(&self.plain, name, cx)?)),
+            Body::Array(items) => Part::List(
                 items
                     .iter()
                     .map(|i| self.render_body(i, cx))
                     .collect::<Result<_, _>>()?,
             ),
-            Body::Object(fields) => {
-                let mut out = Map::new();
-                for (k, v) in fields {
-                    out.insert(k.clone(), self.render_body(v, cx)?);
-                }
-                Value::Object(out)
-            }
+            Body::Object(fields) => Part::Fields(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.as_str(), self.render_body(v, cx)?)))
+                    .collect::<Result<_, ConnectError>>()?,
+            ),
         })
     }
 }
 
-fn render(env: &Environment<'static>, name: &str, cx: &Context) -> Result<String, ConnectError> {
+fn render(
+    env: &Environment<'static>,
+    name: &str,
+    cx: &Context<'_>,
+) -> Result<String, ConnectError> {
     let template = env
         .get_template(name)
         .map_err(|e| ConnectError::new(ErrorKind::Fatal, jinja_message(&e)))?;
@@ -77,50 +87,6 @@ fn jinja_message(e: &minijinja::Error) -> String {
     }
 }
 
-/// The values one request's templates read.
-pub(crate) struct Context {
-    json: Value,
-    jinja: std::sync::OnceLock<minijinja::Value>,
-}
-
-impl Context {
-    pub fn new(map: Map<String, Value>) -> Self {
-        Context {
-            json: Value::Object(map),
-            jinja: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The same context with `base`'s entries (variables, secrets read again) replacing its own.
-    pub fn rebased(&self, base: &Map<String, Value>) -> Context {
-        let mut map = match &self.json {
-            Value::Object(m) => m.clone(),
-            _ => Map::new(),
-        };
-        for (k, v) in base {
-            map.insert(k.clone(), v.clone());
-        }
-        Context::new(map)
-    }
-
-    fn jinja(&self) -> minijinja::Value {
-        self.jinja
-            .get_or_init(|| minijinja::Value::from(minijinja::value::Serde(&self.json)))
-            .clone()
-    }
-
-    fn lookup(&self, path: &[String]) -> Value {
-        let mut cur = &self.json;
-        for p in path {
-            match cur.get(p) {
-                Some(v) => cur = v,
-                None => return Value::Null,
-            }
-        }
-        cur.clone()
-    }
-}
-
 /// An id as text: strings as they are, numbers written out; anything else is no id.
 pub(crate) fn id_text(v: &Value) -> Option<String> {
     match v {
@@ -136,11 +102,17 @@ mod tests {
     use crate::plan::provider::{Target, lookup_path, single_expression};
     use serde_json::json;
 
-    fn cx(v: Value) -> Context {
-        match v {
-            Value::Object(m) => Context::new(m),
-            _ => Context::new(Map::new()),
+    static NO_VARIABLES: std::sync::LazyLock<serde_json::Map<String, Value>> =
+        std::sync::LazyLock::new(serde_json::Map::new);
+
+    fn cx(v: Value) -> Context<'static> {
+        let mut cx = Context::new(&NO_VARIABLES);
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                cx = cx.with(k, Part::Owned(v));
+            }
         }
+        cx
     }
 
     #[test]
@@ -163,7 +135,10 @@ mod tests {
             ("k".into(), Body::Literal(json!(3))),
         ]);
         let c = cx(json!({"payload": {"a": "x", "n": 1}, "id": 7}));
-        let out = t.render_body(&body, &c).map_err(|e| e.to_string());
+        let out = t
+            .render_body(&body, &c)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::to_value(b).map_err(|e| e.to_string()));
         assert_eq!(
             out,
             Ok(json!({"properties": {"a": "x", "n": 1}, "n": 2, "s": "id 7", "k": 3}))

@@ -25,7 +25,8 @@ pub(crate) struct Prepared {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
-    pub body: Option<Value>,
+    /// The JSON body, serialized once.
+    pub body: Option<Vec<u8>>,
     /// Whether it may be sent again after it reached the server and its answer was lost
     /// (false for a create the kit does not declare idempotent).
     pub repeatable: bool,
@@ -270,11 +271,18 @@ impl HttpConnector {
             Credentials::Basic(user, password) => rb.basic_auth(user, Some(password)),
             Credentials::Token { value, .. } => rb.header(http::header::AUTHORIZATION, value),
         };
+        let (client, request) = rb.build_split();
+        let mut request = request.map_err(|e| classify_transport(&e, self.timeout))?;
         if let Some(body) = &req.body {
-            rb = rb.json(body);
+            // As `RequestBuilder::json` does, from the bytes serialized once.
+            request
+                .headers_mut()
+                .entry(http::header::CONTENT_TYPE)
+                .or_insert_with(|| http::HeaderValue::from_static("application/json"));
+            *request.body_mut() = Some(body.clone().into());
         }
-        let response = rb
-            .send()
+        let response = client
+            .execute(request)
             .await
             .map_err(|e| classify_transport(&e, self.timeout))?;
         let status = response.status().as_u16();
