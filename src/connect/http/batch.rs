@@ -329,18 +329,7 @@ fn batch_context<'a>(
     rendered: &'a Part<'a>,
 ) -> Result<Context<'a>, ConnectError> {
     let mut cx = Context::new(base)
-        .with("items", Part::Ref(rendered))
-        .with("inputs", Part::Ref(rendered))
-        .with("records", Part::Ref(rendered))
-        .with(
-            "payloads",
-            Part::List(
-                group
-                    .iter()
-                    .map(|&i| Part::Json(items[i].payload))
-                    .collect(),
-            ),
-        )
+        .with_batch(rendered, group.iter().map(|&i| items[i].payload))
         .with(
             "keys",
             Part::List(group.iter().map(|&i| Part::Str(items[i].key)).collect()),

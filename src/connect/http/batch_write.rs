@@ -182,19 +182,7 @@ fn write_context<'a>(
     base: &'a Map<String, Value>,
     rendered: &'a Part<'a>,
 ) -> Context<'a> {
-    let mut cx = Context::new(base)
-        .with("items", Part::Ref(rendered))
-        .with("inputs", Part::Ref(rendered))
-        .with("records", Part::Ref(rendered))
-        .with(
-            "payloads",
-            Part::List(
-                group
-                    .iter()
-                    .map(|&i| Part::Json(items[i].payload))
-                    .collect(),
-            ),
-        );
+    let mut cx = Context::new(base).with_batch(rendered, group.iter().map(|&i| items[i].payload));
     if items.iter().any(|i| i.id.is_some()) {
         cx = cx.with(
             "ids",

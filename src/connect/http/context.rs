@@ -117,6 +117,19 @@ impl<'a> Context<'a> {
         self
     }
 
+    /// A batch request's entries: its rendered items under the three names kits use
+    /// (`items`, `inputs`, `records`) and the records' own payloads as `payloads`.
+    pub fn with_batch(
+        self,
+        rendered: &'a Part<'a>,
+        payloads: impl Iterator<Item = &'a Value>,
+    ) -> Self {
+        self.with("items", Part::Ref(rendered))
+            .with("inputs", Part::Ref(rendered))
+            .with("records", Part::Ref(rendered))
+            .with("payloads", Part::List(payloads.map(Part::Json).collect()))
+    }
+
     /// The same entries over `base` (variables, secrets read again).
     pub fn rebased<'b>(&self, base: &'b Map<String, Value>) -> Context<'b>
     where
