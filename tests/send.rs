@@ -331,6 +331,57 @@ async fn repeated_identities_apply_in_input_order() {
 }
 
 #[tokio::test]
+async fn a_repeat_long_after_its_first_write_is_looked_up_and_updated() {
+    // More distinct identities than the run keeps what it wrote for (4 here): the first
+    // record's entry has aged out by the time its repeat comes, so the repeat is looked up
+    // at the target (and found), not created again. With room to keep it, no second lookup.
+    let mut input = String::from("{\"email\":\"first@x.io\",\"name\":\"First\"}\n");
+    // Past the first chunk of input lines (512), so the repeat is read after the first
+    // chunk's records are done.
+    for i in 0..600 {
+        input.push_str(&format!("{{\"email\":\"r{i}@x.io\"}}\n"));
+    }
+    input.push_str("{\"email\":\"FIRST@x.io\",\"name\":\"Again\"}\n");
+    for (kept, lookups) in [(4, 2), (1_000, 1)] {
+        let crm = Arc::new(MemoryConnector::new());
+        let options = RunOptions {
+            concurrency: 1,
+            known_identities: kept,
+            // One chunk admitted at a time: the repeat comes in long after the first record
+            // is done (admitted together, it would wait for it instead).
+            max_in_flight_bytes: 100,
+            ..RunOptions::default()
+        };
+        let pipeline = pipeline(crm.clone(), &UPDATE, options);
+        let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
+            .run(
+                std::io::Cursor::new(input.clone().into_bytes()),
+                Vec::new(),
+                |_| {},
+            )
+            .await
+            .expect("run");
+        let out: Vec<Value> = out
+            .iter()
+            .map(|o| serde_json::to_value(o).expect("json"))
+            .collect();
+        assert_eq!(out.len(), 602);
+        assert!(out.iter().all(|o| o["status"] != "failed"), "{out:?}");
+        assert_eq!(out[601]["status"], "updated");
+        assert_eq!(out[601]["target_id"], out[0]["target_id"]);
+        let first = named(&crm, "first@x.io");
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0]["name"], "Again");
+        let calls = crm.calls();
+        let searched = calls
+            .iter()
+            .filter(|c| c.starts_with("search") && c.contains("first@x.io"))
+            .count();
+        assert_eq!(searched, lookups, "kept {kept}");
+    }
+}
+
+#[tokio::test]
 async fn last_wins_sends_only_the_last_of_each_identity() {
     let input = "{\"email\":\"a@x.io\",\"name\":\"First\"}\n{\"email\":\"b@x.io\"}\n{\"email\":\"a@x.io\",\"name\":\"Last\"}\n";
     let crm = Arc::new(MemoryConnector::new());

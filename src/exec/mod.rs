@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod dry_run;
+mod known;
 pub mod ledger;
 pub mod ndjson;
 mod outcome;

@@ -33,6 +33,7 @@ use crate::connect::Found;
 use crate::plan::FlowPlan;
 use crate::syntax::doc::Repeats;
 
+use super::known::{Known, KnownIdentities};
 use super::reader::{DEFAULT_MAX_RECORD, Line, LineReader};
 use super::rendered::{Buffers, Text, render};
 use super::{Evaluation, ExecContext, FailureKind, Outcome, RecordError, Status};
@@ -57,6 +58,10 @@ pub struct RunOptions {
     /// Lines of the input to pass over unread (a resumed run's checkpoint); indexes still
     /// count from the input's first line.
     pub first_line: usize,
+    /// Identities whose latest write the run keeps (the newest ones), so a later record of
+    /// the same identity decides against it without a lookup; one older than that is looked
+    /// up at the target like any record. Bounds what a long send holds in memory.
+    pub known_identities: usize,
 }
 
 impl Default for RunOptions {
@@ -71,6 +76,7 @@ impl Default for RunOptions {
             record_deadline: Some(Duration::from_secs(120)),
             keep_source: false,
             first_line: 0,
+            known_identities: super::known::DEFAULT_CAPACITY,
         }
     }
 }
@@ -698,12 +704,6 @@ type HashMapU64<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 /// index is most of what such a lookup costs.
 type ByIndex<V> = HashMap<usize, V, BuildHasherDefault<IndexHash>>;
 
-/// What the target holds for an identity after a record of this input wrote it.
-struct Known {
-    identity: Vec<String>,
-    found: Found,
-}
-
 /// Per-identity sequencing, dispatch and in-order reporting.
 struct Driver<'p> {
     pipeline: &'p Pipeline,
@@ -731,7 +731,7 @@ struct Driver<'p> {
     /// last_wins: the latest record per identity hash, sent when the input ends.
     held: HashMapU64<usize>,
     held_jobs: ByIndex<(Job, Vec<u64>)>,
-    known: HashMapU64<Known>,
+    known: KnownIdentities,
     ready: VecDeque<Job>,
     deferred: Vec<(Job, Outcome)>,
     in_flight: FuturesUnordered<BoxFuture<'p, Vec<Completion>>>,
@@ -763,7 +763,7 @@ impl<'p> Driver<'p> {
             hashes_of: ByIndex::default(),
             held: HashMap::default(),
             held_jobs: ByIndex::default(),
-            known: HashMap::default(),
+            known: KnownIdentities::new(pipeline.options.known_identities),
             ready: VecDeque::new(),
             deferred: Vec::new(),
             in_flight: FuturesUnordered::new(),
@@ -980,7 +980,7 @@ impl<'p> Driver<'p> {
     /// What an earlier record of this input wrote for the identity, if any.
     fn with_prior(&self, mut job: Job, hashes: &[u64]) -> Job {
         job.prior = hashes.iter().enumerate().find_map(|(n, h)| {
-            let k = self.known.get(h)?;
+            let k = self.known.get(*h)?;
             // Hashes can collide: only an exact match of the same key counts.
             (k.identity.get(n) == job.identity.get(n)).then(|| k.found.clone())
         });
@@ -1250,7 +1250,7 @@ impl Hasher for IndexHash {
 
 /// A hasher for keys that are hashes already.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(super) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
