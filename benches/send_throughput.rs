@@ -14,7 +14,8 @@
 //!
 //! Both clients live in this process like the CLI's `send --sandbox`: the sandbox on one
 //! multi-thread runtime, the client on another, the client's top-level future run by
-//! `block_on` on the main thread. CPU time per thread comes from `/proc/self/task`.
+//! `block_on` on the main thread, and on the CLI's allocator. CPU time per thread comes from
+//! `/proc/self/task`.
 //!
 //! ```text
 //! cargo bench --bench send_throughput -- --records 50000 --segment 1000 --concurrency 1,4,8 --rounds 2
@@ -24,6 +25,9 @@
 //! `SEND_BENCH_LOG=1` prints each sandbox's batch requests as `arrival_ms+duration_ms`.
 
 mod send_support;
+
+#[global_allocator]
+static ALLOC: rulebridge_alloc::Mimalloc = rulebridge_alloc::Mimalloc;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -29,64 +29,10 @@ use clap::{Parser, Subcommand};
 
 use commands::run::RunArgs;
 
-/// mimalloc instead of the system allocator: a record's evaluation makes a few dozen small
-/// allocations, and glibc's malloc and free were a quarter of a dry run's instructions (see
-/// BENCHMARKS.md). Its version 2: version 3 made a run on two threads cost 14% more CPU than
-/// on one, version 2 costs 4% more. Called through its plain entry points where the alignment asked for is one
-/// every mimalloc block has (the `mimalloc` crate calls the aligned ones for every
-/// allocation, a slower path).
+/// mimalloc (see `rulebridge_alloc`).
 #[global_allocator]
-static ALLOC: Mimalloc = Mimalloc;
+static ALLOC: rulebridge_alloc::Mimalloc = rulebridge_alloc::Mimalloc;
 
-struct Mimalloc;
-
-/// Every mimalloc block is aligned to a machine word at least.
-const WORD: usize = std::mem::size_of::<usize>();
-
-// SAFETY: each method forwards to the mimalloc function with the same contract; the plain
-// ones are used only for alignments every block satisfies.
-unsafe impl std::alloc::GlobalAlloc for Mimalloc {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
-        // SAFETY: see the impl.
-        unsafe {
-            if layout.align() <= WORD {
-                mi_malloc(layout.size()).cast()
-            } else {
-                mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
-        // SAFETY: see the impl.
-        unsafe {
-            if layout.align() <= WORD {
-                mi_zalloc(layout.size()).cast()
-            } else {
-                mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
-        // SAFETY: `ptr` came from this allocator.
-        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        use libmimalloc_sys::{mi_realloc, mi_realloc_aligned};
-        // SAFETY: `ptr` came from this allocator with `layout`.
-        unsafe {
-            if layout.align() <= WORD {
-                mi_realloc(ptr.cast(), new_size).cast()
-            } else {
-                mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
-            }
-        }
-    }
-}
 use common::{EXIT_CANNOT_RUN, LintFormat, PlanFormat};
 
 #[derive(Parser)]
