@@ -64,6 +64,15 @@ async fn run_with(crm: Arc<MemoryConnector>, how: &Run<'_>, input: &str) -> Vec<
         concurrency: 4,
         ..RunOptions::default()
     };
+    run_options(crm, how, input, options).await
+}
+
+async fn run_options(
+    crm: Arc<MemoryConnector>,
+    how: &Run<'_>,
+    input: &str,
+    options: RunOptions,
+) -> Vec<Value> {
     let pipeline = pipeline(crm, how, options);
     let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
         .run(
@@ -352,19 +361,7 @@ async fn a_repeat_long_after_its_first_write_is_looked_up_and_updated() {
             max_in_flight_bytes: 100,
             ..RunOptions::default()
         };
-        let pipeline = pipeline(crm.clone(), &UPDATE, options);
-        let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
-            .run(
-                std::io::Cursor::new(input.clone().into_bytes()),
-                Vec::new(),
-                |_| {},
-            )
-            .await
-            .expect("run");
-        let out: Vec<Value> = out
-            .iter()
-            .map(|o| serde_json::to_value(o).expect("json"))
-            .collect();
+        let out = run_options(crm.clone(), &UPDATE, &input, options).await;
         assert_eq!(out.len(), 602);
         assert!(out.iter().all(|o| o["status"] != "failed"), "{out:?}");
         assert_eq!(out[601]["status"], "updated");
