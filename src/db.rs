@@ -222,7 +222,28 @@ impl Db {
                 .collect(),
         );
         migrator.dangerous_set_table_name(table);
-        migrator.run(&self.pool).await.map_err(|e| match e {
+        // PostgreSQL's migrations hold an advisory lock; SQLite's take none, so two processes
+        // opening a new file at once can both apply a migration, and the one that commits
+        // second fails (its version is recorded already, or its table exists). Each
+        // migration is one transaction, so the loser changed nothing: it runs the migrator
+        // again, which now skips what the other applied. A migration that fails on its own
+        // fails the same way again and is reported.
+        let mut attempt = 0u64;
+        let result = loop {
+            let result = migrator.run(&self.pool).await;
+            let raced = matches!(
+                &result,
+                Err(sqlx::migrate::MigrateError::Execute(_)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(..))
+            );
+            if raced && self.backend == Backend::Sqlite && attempt < 3 {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                continue;
+            }
+            break result;
+        };
+        result.map_err(|e| match e {
             sqlx::migrate::MigrateError::VersionMissing(found) => DbError::NewerSchema {
                 location: self.location.to_string(),
                 found,
@@ -361,7 +382,23 @@ async fn prepare(
         let ms = busy_timeout.as_millis();
         conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
             .await?;
-        conn.execute("PRAGMA journal_mode = WAL").await?;
+        // Changing the journal mode does not wait on the busy timeout: another process
+        // setting up the same new file holds it for a moment, so wait here as long.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.execute("PRAGMA journal_mode = WAL").await {
+                Err(e)
+                    if matches!(classify("", &e), DbError::Locked { .. })
+                        && started.elapsed() < busy_timeout =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
         conn.execute("PRAGMA synchronous = NORMAL").await?;
     }
     Ok(())

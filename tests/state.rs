@@ -66,6 +66,28 @@ async fn opens_twice_and_migrates_once() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opening_a_new_store_at_once_all_get_it_migrated() {
+    // Two `rulebridge run`s started together on a new state file (or a run and `rulebridge
+    // log`) both find it unmigrated: neither may fail.
+    for round in 0..10 {
+        for at in rulebridge::testing::store_backends(&format!("race{round}"))
+            .await
+            .unwrap()
+        {
+            let (name, spec) = (at.backend, at.spec.clone());
+            let opens = (0..4).map(|_| {
+                let spec = spec.clone();
+                tokio::spawn(async move { SqlStore::open(&spec).await })
+            });
+            for open in futures::future::join_all(opens).await {
+                let store = open.unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+                store.begin_run(&start(None)).await.unwrap();
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn ledger_claims_settles_and_reads_back() {
     for at in rulebridge::testing::store_backends("store").await.unwrap() {
