@@ -767,7 +767,8 @@ fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
     // leave duplicates; only the shared ledger's claims prevent them.
     // Slow answers keep the first process busy for seconds after its first claims, so the
     // second one, started then, still meets records nobody has claimed (a process claims a
-    // group at a time, as it sends them).
+    // group at a time, as it sends them, and two groups are in flight at once: 2,000 leads
+    // take the first process about five seconds, even on a fast machine).
     let config = SandboxConfig {
         faults: Faults {
             latency_ms: 1_000,
@@ -795,6 +796,8 @@ fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
                 rules,
                 "--state",
                 &url,
+                "--concurrency",
+                "2",
             ],
         )
         .arg("--input")
