@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use rulebridge::Engine;
+use rulebridge::connect::Found;
 use rulebridge::connect::memory::MemoryConnector;
-use rulebridge::exec::RunOptions;
-use rulebridge::exec::pipeline::NdjsonOutput;
+use rulebridge::exec::ledger::Recorder;
+use rulebridge::exec::pipeline::{Completion, Job, NdjsonOutput};
 use rulebridge::exec::send::SendOptions;
+use rulebridge::exec::{Outcome, RunOptions, Sink, Status};
 use rulebridge::state::{ChangeFilter, RunStart, Scope, Settle, SqlStore, Store, Target};
 use serde_json::Value;
 
@@ -377,4 +380,120 @@ async fn without_a_master_key_sensitive_values_are_not_kept_at_all() {
     assert_eq!(kept["email"], "b@x.com");
     assert_eq!(kept["ssn"], Value::Null);
     assert!(d.open_input(None).unwrap_err().contains("not kept"));
+}
+
+/// A sink that notes the stored target id each job came with, and "creates" every record.
+struct Capture {
+    reads_prior: bool,
+    priors: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+impl Capture {
+    fn new(reads_prior: bool) -> Arc<Capture> {
+        Arc::new(Capture {
+            reads_prior,
+            priors: std::sync::Mutex::default(),
+        })
+    }
+
+    fn priors(&self) -> Vec<Option<String>> {
+        self.priors.lock().unwrap().clone()
+    }
+}
+
+impl Sink for Capture {
+    fn group_size(&self) -> usize {
+        10
+    }
+
+    fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {
+        Box::pin(async move {
+            jobs.into_iter()
+                .map(|job| {
+                    let prior = job.prior.as_ref().map(|p| p.id.clone());
+                    self.priors.lock().unwrap().push(prior);
+                    let id = format!("t-{}", job.identity.join("/"));
+                    Completion::Done {
+                        outcome: Outcome {
+                            index: job.index,
+                            key: job.key,
+                            status: Status::Created,
+                            target_id: Some(id.clone()),
+                            payload: None,
+                            policy: None,
+                            reason: None,
+                            error: None,
+                            provenance: None,
+                        },
+                        written: Some((
+                            job.identity,
+                            Found {
+                                id,
+                                updated_at: None,
+                                fields: Value::Null,
+                            },
+                        )),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn reads_prior(&self) -> bool {
+        self.reads_prior
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_map_is_read_only_for_sinks_that_decide_against_it() {
+    // Three flows writing the same object: what one wrote is in the id map the others see.
+    let mut rules = RULES.replace("AUDIT", "false");
+    for name in ["again", "upserting"] {
+        rules.push_str(&format!(
+            "---\nkind: flow\nname: {name}\nsource: {{ require: [email] }}\ntarget: {{ provider: crm, object: contact }}\nmapping:\n  email: lower(trim(email))\nduplicates: {{ match: [email], on_match: update }}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqlStore::open(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::builder()
+        .rules_str("rules.yaml", rules)
+        .connector("crm", Arc::new(MemoryConnector::new()))
+        .build()
+        .unwrap();
+    let run = |flow: &'static str, sink: Arc<Capture>| {
+        let (engine, store) = (&engine, store.clone());
+        async move {
+            let start = RunStart {
+                flow: flow.into(),
+                rules_hash: "h".into(),
+                ..RunStart::default()
+            };
+            let state = store.begin_run(&start).await.unwrap();
+            let plan = engine.plan().flow(flow).unwrap().clone();
+            let recorder = Recorder::new(store, state, plan, false);
+            let pipeline = engine
+                .runner(flow)
+                .unwrap()
+                .pipeline(Arc::new(recorder.sink(sink)), RunOptions::default());
+            let output =
+                recorder.output(NdjsonOutput(Vec::new()), tokio::runtime::Handle::current());
+            let input = std::io::Cursor::new(b"{\"email\":\"a@x.com\"}\n".to_vec());
+            pipeline.run(input, output, |_| {}).await.unwrap();
+        }
+    };
+    let first = Capture::new(true);
+    run("sync", first.clone()).await;
+    assert_eq!(first.priors(), [None]);
+    // Another flow's first record: its target id comes from the id map, no search needed.
+    let again = Capture::new(true);
+    run("again", again.clone()).await;
+    assert_eq!(again.priors(), [Some("t-a@x.com".to_string())]);
+    // A sink that upserts by the identity never decides against it: not looked up.
+    let upserting = Capture::new(false);
+    run("upserting", upserting.clone()).await;
+    assert_eq!(upserting.priors(), [None]);
 }

@@ -453,7 +453,7 @@ impl LedgerSink {
     /// Gives jobs the ledger knew nothing about the target id another flow recorded for the
     /// same object and match key.
     async fn with_id_map(&self, send: &mut [Tracked]) {
-        if !self.prior_from_store() {
+        if !self.prior_from_store() || !self.inner.reads_prior() {
             return;
         }
         let Some(field) = self
@@ -567,6 +567,10 @@ impl Sink for LedgerSink {
 
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {
         Box::pin(self.write_tracked(jobs))
+    }
+
+    fn reads_prior(&self) -> bool {
+        self.inner.reads_prior()
     }
 }
 

@@ -151,6 +151,13 @@ pub trait Sink: Send + Sync {
     fn answer(&self, job: Job) -> Outcome {
         lost(job.index, job.key)
     }
+
+    /// Whether the sink decides a job against [`Job::prior`]. One that upserts by the
+    /// identity does not: the pipeline then keeps no table of what each identity was
+    /// written with, and a state store looks up no stored target ids for it.
+    fn reads_prior(&self) -> bool {
+        true
+    }
 }
 
 /// Receives outcomes in input order, on a thread of its own.
@@ -732,6 +739,8 @@ struct Driver<'p> {
     held: HashMapU64<usize>,
     held_jobs: ByIndex<(Job, Vec<u64>)>,
     known: KnownIdentities,
+    /// Whether the sink reads [`Job::prior`] (else `known` stays empty).
+    reads_prior: bool,
     ready: VecDeque<Job>,
     deferred: Vec<(Job, Outcome)>,
     in_flight: FuturesUnordered<BoxFuture<'p, Vec<Completion>>>,
@@ -764,6 +773,7 @@ impl<'p> Driver<'p> {
             held: HashMap::default(),
             held_jobs: ByIndex::default(),
             known: KnownIdentities::new(pipeline.options.known_identities),
+            reads_prior: pipeline.sink.reads_prior(),
             ready: VecDeque::new(),
             deferred: Vec::new(),
             in_flight: FuturesUnordered::new(),
@@ -979,6 +989,9 @@ impl<'p> Driver<'p> {
 
     /// What an earlier record of this input wrote for the identity, if any.
     fn with_prior(&self, mut job: Job, hashes: &[u64]) -> Job {
+        if !self.reads_prior {
+            return job;
+        }
         job.prior = hashes.iter().enumerate().find_map(|(n, h)| {
             let k = self.known.get(*h)?;
             // Hashes can collide: only an exact match of the same key counts.
@@ -1077,6 +1090,7 @@ impl<'p> Driver<'p> {
             }
         }
         if let Some((identity, found)) = written
+            && self.reads_prior
             && let Some((last, rest)) = hashes.split_last()
         {
             for h in rest {

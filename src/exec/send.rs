@@ -687,6 +687,11 @@ impl Sink for ConnectorSink {
     fn write(&self, jobs: Vec<Job>) -> BoxFuture<'_, Vec<Completion>> {
         Box::pin(self.write_group(jobs))
     }
+
+    /// An upsert by the identity key writes without deciding against a prior write.
+    fn reads_prior(&self) -> bool {
+        self.upserts().is_none()
+    }
 }
 
 /// One call context for a group: its earliest deadline.
