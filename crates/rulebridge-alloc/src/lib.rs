@@ -2,11 +2,12 @@
 //! benchmark measures what the CLI runs).
 //!
 //! mimalloc instead of the system allocator: a record's evaluation makes a few dozen small
-//! allocations, and glibc's malloc and free were a quarter of a dry run's instructions and
-//! over a third of a send's client CPU (see BENCHMARKS.md). Its version 2: version 3 made a
-//! run on two threads cost 14% more CPU than on one, version 2 costs 4% more. It is called
-//! through its plain entry points where the alignment asked for is one every mimalloc block
-//! has (the `mimalloc` crate calls the aligned ones for every allocation, a slower path).
+//! allocations, and glibc's malloc and free were a quarter of a dry run's instructions (see
+//! BENCHMARKS.md). Its version 3: version 2 makes a two-thread dry run cost 4% more CPU than
+//! one thread instead of 14%, but a dry run of 10 MB records peaks at 296–307 MB with it
+//! instead of 186–200 MB. It is called through its plain entry points where the alignment
+//! asked for is one every mimalloc block has (the `mimalloc` crate calls the aligned ones
+//! for every allocation, a slower path).
 //!
 //! ```
 //! #[global_allocator]
