@@ -448,10 +448,17 @@ impl Sink for Capture {
 async fn the_id_map_is_read_only_for_sinks_that_decide_against_it() {
     // Three flows writing the same object: what one wrote is in the id map the others see.
     let mut rules = RULES.replace("AUDIT", "false");
+    const FLOW: &str = r#"---
+kind: flow
+name: NAME
+source: { require: [email] }
+target: { provider: crm, object: contact }
+mapping:
+  email: lower(trim(email))
+duplicates: { match: [email], on_match: update }
+"#;
     for name in ["again", "upserting"] {
-        rules.push_str(&format!(
-            "---\nkind: flow\nname: {name}\nsource: {{ require: [email] }}\ntarget: {{ provider: crm, object: contact }}\nmapping:\n  email: lower(trim(email))\nduplicates: {{ match: [email], on_match: update }}\n"
-        ));
+        rules.push_str(&FLOW.replace("NAME", name));
     }
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(

@@ -15,7 +15,8 @@ use crate::connect::Found;
 
 use super::pipeline::PassThrough;
 
-/// Identities kept by default: a few KB each (the written fields as JSON values), about 30 MB at most.
+/// Identities kept by default: a few KB each (the written fields as JSON values), about
+/// 30 MB at most.
 pub(super) const DEFAULT_CAPACITY: usize = 8_192;
 
 /// What the target holds for an identity after a record of this input wrote it.
