@@ -11,7 +11,7 @@ use rulebridge::exec::ledger::Recorder;
 use rulebridge::exec::pipeline::{Completion, Job, NdjsonOutput};
 use rulebridge::exec::send::SendOptions;
 use rulebridge::exec::{Outcome, RunOptions, Sink, Status};
-use rulebridge::state::{ChangeFilter, RunStart, Scope, Settle, SqlStore, Store, Target};
+use rulebridge::state::{ChangeFilter, Claiming, RunStart, Scope, Settle, SqlStore, Store, Target};
 use serde_json::Value;
 
 const RULES: &str = r#"
@@ -166,7 +166,7 @@ async fn a_stored_id_the_target_no_longer_has_is_forgotten_and_looked_up() {
         .await
         .unwrap();
     s.store
-        .claim(&scope, &run.id, &[("a@x.com".into(), None)])
+        .claim(&scope, &run.id, &[Claiming::any("a@x.com")])
         .await
         .unwrap();
     let stale = Settle {
@@ -214,7 +214,7 @@ async fn a_write_left_pending_by_a_dead_process_is_found_not_repeated() {
         .await
         .unwrap();
     other
-        .claim(&scope, &dead.id, &[("a@x.com".into(), None)])
+        .claim(&scope, &dead.id, &[Claiming::any("a@x.com")])
         .await
         .unwrap();
     let landed = s.crm.insert(

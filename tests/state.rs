@@ -99,7 +99,13 @@ async fn ledger_claims_settles_and_reads_back() {
             store.entries(&scope(), &ids).await.unwrap(),
             vec![None, None]
         );
-        let claims: Vec<_> = ids.iter().map(|i| (i.clone(), Some(i.clone()))).collect();
+        let claims: Vec<_> = ids
+            .iter()
+            .map(|i| Claiming {
+                record_key: Some(i.clone()),
+                ..Claiming::any(i.clone())
+            })
+            .collect();
         let got = store.claim(&scope(), &run.id, &claims).await.unwrap();
         assert!(
             got.iter().all(|c| matches!(
@@ -180,6 +186,86 @@ async fn ledger_claims_settles_and_reads_back() {
 }
 
 #[tokio::test]
+async fn a_claim_with_the_payload_last_written_leaves_the_entry_alone() {
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
+        let store = SqlStore::open(&spec).await.unwrap();
+        let run = store.begin_run(&start(None)).await.unwrap();
+        let with = |id: &str, hash: &str| Claiming {
+            hash: Some(hash.into()),
+            ..Claiming::any(id)
+        };
+        // New: claimed, with no read of the ledger needed.
+        let got = store
+            .claim(&scope(), &run.id, &[with("a@x", "h1"), with("b@x", "h1")])
+            .await
+            .unwrap();
+        assert!(
+            got.iter().all(|c| matches!(c, Claim::Claimed { .. })),
+            "{name}: {got:?}"
+        );
+        store
+            .settle(
+                &scope(),
+                &target(),
+                &run.id,
+                &[
+                    done("a@x", "h1", "1", "created"),
+                    Settle {
+                        hash: None,
+                        target_id: None,
+                        outcome: "failed",
+                        ..done("b@x", "", "", "failed")
+                    },
+                ],
+            )
+            .await
+            .unwrap();
+        let run2 = store.begin_run(&start(None)).await.unwrap();
+        let got = store
+            .claim(
+                &scope(),
+                &run2.id,
+                &[with("a@x", "h1"), with("b@x", "h1"), with("c@x", "h1")],
+            )
+            .await
+            .unwrap();
+        // The same payload as the last success: unchanged, with what that write was. A
+        // failed one is claimed again, whatever its payload.
+        match &got[0] {
+            Claim::Unchanged(e) => assert_eq!(
+                (e.target_id.as_deref(), e.outcome.as_deref()),
+                (Some("1"), Some("created")),
+                "{name}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(matches!(got[1], Claim::Claimed { .. }), "{name}: {got:?}");
+        assert!(matches!(got[2], Claim::Claimed { .. }), "{name}: {got:?}");
+        // Unchanged means untouched: still done, not pending.
+        let e = store.entries(&scope(), &["a@x".to_string()]).await.unwrap();
+        assert_eq!(e[0].as_ref().unwrap().state, EntryState::Done, "{name}");
+        // A changed payload, or a claim without a hash (`--full`), claims it.
+        for claim in [with("a@x", "h2"), Claiming::any("a@x")] {
+            let got = store.claim(&scope(), &run2.id, &[claim]).await.unwrap();
+            assert!(
+                matches!(got[0], Claim::Claimed { target_id: Some(ref t), .. } if t == "1"),
+                "{name}: {got:?}"
+            );
+            store
+                .settle(
+                    &scope(),
+                    &target(),
+                    &run2.id,
+                    &[done("a@x", "h1", "1", "updated")],
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_live_run_holds_its_claims_and_a_dead_one_leaves_them_pending() {
     for at in rulebridge::testing::store_backends("store").await.unwrap() {
         let (name, spec) = (at.backend, at.spec.clone());
@@ -187,7 +273,7 @@ async fn a_live_run_holds_its_claims_and_a_dead_one_leaves_them_pending() {
         let second = SqlStore::open(&spec).await.unwrap();
         let run_a = first.begin_run(&start(None)).await.unwrap();
         let run_b = second.begin_run(&start(None)).await.unwrap();
-        let claim = vec![("x@x".to_string(), None)];
+        let claim = vec![Claiming::any("x@x")];
         assert!(matches!(
             first.claim(&scope(), &run_a.id, &claim).await.unwrap()[0],
             Claim::Claimed {
@@ -232,8 +318,7 @@ async fn concurrent_claims_give_each_identity_to_one_process() {
         let b = Arc::new(SqlStore::open(&spec).await.unwrap());
         let run_a = a.begin_run(&start(None)).await.unwrap();
         let run_b = b.begin_run(&start(None)).await.unwrap();
-        let claims: Vec<(String, Option<String>)> =
-            (0..300).map(|n| (format!("id-{n}"), None)).collect();
+        let claims: Vec<Claiming> = (0..300).map(|n| Claiming::any(format!("id-{n}"))).collect();
         let mut tasks = Vec::new();
         for (store, run) in [(a.clone(), run_a.id.clone()), (b.clone(), run_b.id.clone())] {
             let claims = claims.clone();
@@ -241,7 +326,7 @@ async fn concurrent_claims_give_each_identity_to_one_process() {
                 let mut won = Vec::new();
                 // Small interleaved groups, as two pipelines would claim them.
                 for part in claims.chunks(25) {
-                    for (c, (id, _)) in store
+                    for (c, Claiming { identity: id, .. }) in store
                         .claim(&scope(), &run, part)
                         .await
                         .unwrap()
@@ -455,7 +540,7 @@ async fn prune_removes_old_changelog_and_done_entries_only() {
             .claim(
                 &scope(),
                 &run.id,
-                &[("a@x".into(), None), ("p@x".into(), None)],
+                &[Claiming::any("a@x"), Claiming::any("p@x")],
             )
             .await
             .unwrap();
@@ -546,7 +631,7 @@ async fn bad_state_files_are_refused_with_what_to_do() {
             e,
             StoreError::Db(DbError::NewerSchema {
                 found: 99,
-                known: 5,
+                known: 6,
                 ..
             })
         ),

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -23,8 +24,9 @@ use crate::connect::Found;
 use crate::plan::FlowPlan;
 use crate::secrets::sealed::MasterKey;
 use crate::state::{
-    Change, Claim, Counters, EntryState, Failure, InputForm, Report, Run, Scope, Settle, Store,
-    StoreError, StoreResult, Target, dead_letter_aad, hash_bytes, identity_of, now_ms,
+    Change, Claim, Claiming, Counters, Entry, EntryState, Failure, InputForm, Report, Run, Scope,
+    Settle, Store, StoreError, StoreResult, Target, dead_letter_aad, hash_bytes, identity_of,
+    now_ms,
 };
 use crate::syntax::doc::OnMatch;
 
@@ -123,6 +125,7 @@ impl Recorder {
         LedgerSink {
             rec: self.clone(),
             inner,
+            expect_unchanged: AtomicBool::new(false),
         }
     }
 
@@ -159,7 +162,12 @@ fn identity(job: &Job) -> Option<String> {
 pub struct LedgerSink {
     rec: Recorder,
     inner: Arc<dyn Sink>,
+    /// The last group was mostly unchanged records: read entries before claiming.
+    expect_unchanged: AtomicBool,
 }
+
+/// A job waiting for its claim: its identity (none: not tracked) and payload hash.
+type Pending = (Job, Option<String>, String);
 
 /// A job on its way through the ledger.
 struct Tracked {
@@ -214,51 +222,33 @@ impl LedgerSink {
             todo.into_iter().partition(|(_, id, _)| id.is_none());
         let mut send: Vec<Tracked> = Vec::with_capacity(todo.len());
         let waited_since = Instant::now();
+        let (mut claimed, mut kept) = (0usize, 0usize);
         while !todo.is_empty() {
-            let ids: Vec<String> = todo
-                .iter()
-                .map(|(_, id, _)| id.clone().unwrap_or_default())
-                .collect();
-            let entries = match detached(store, scope, move |st, sc| {
-                Box::pin(async move { st.entries(&sc, &ids).await })
-            })
-            .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    let msg = format!("state store: {e}");
-                    done.extend(todo.into_iter().map(|(j, _, _)| self.fail(j, msg.clone())));
+            // Where the last groups were mostly unchanged (a re-run), the entries are read
+            // first and only what changed is claimed; otherwise the claim alone tells.
+            if !self.rec.full && self.expect_unchanged.load(Ordering::Relaxed) {
+                match self.unchanged_first(todo).await {
+                    Ok((rest, same)) => {
+                        kept += same.len();
+                        done.extend(same);
+                        todo = rest;
+                    }
+                    Err((rest, msg)) => {
+                        done.extend(rest.into_iter().map(|(j, _, _)| self.fail(j, msg.clone())));
+                        break;
+                    }
+                }
+                if todo.is_empty() {
                     break;
                 }
-            };
-            // Unchanged since the last write: no request. A record this same run wrote (it
-            // is resuming) keeps the outcome it had.
-            let mut claim = Vec::new();
-            for ((job, id, hash), entry) in todo.drain(..).zip(entries) {
-                let id = id.unwrap_or_default();
-                match entry {
-                    Some(e)
-                        if !self.rec.full
-                            && e.state == EntryState::Done
-                            && e.done_hash.as_deref() == Some(hash.as_str()) =>
-                    {
-                        let status = match (e.run_id.as_deref(), e.outcome.as_deref()) {
-                            (Some(r), Some("created")) if r == self.rec.run.id => Status::Created,
-                            (Some(r), Some("updated")) if r == self.rec.run.id => Status::Updated,
-                            (Some(r), Some("skipped")) if r == self.rec.run.id => Status::Skipped,
-                            _ => Status::Unchanged,
-                        };
-                        done.push(unchanged(job, id, status, e.target_id));
-                    }
-                    _ => claim.push((job, id, hash)),
-                }
             }
-            if claim.is_empty() {
-                break;
-            }
-            let claims: Vec<(String, Option<String>)> = claim
+            let claims: Vec<Claiming> = todo
                 .iter()
-                .map(|(j, id, _)| (id.clone(), j.key.clone()))
+                .map(|(j, id, hash)| Claiming {
+                    identity: id.clone().unwrap_or_default(),
+                    record_key: j.key.clone(),
+                    hash: (!self.rec.full).then(|| hash.clone()),
+                })
                 .collect();
             let run_id = self.rec.run.id.clone();
             let results = match detached(store, scope, move |st, sc| {
@@ -269,16 +259,19 @@ impl LedgerSink {
                 Ok(r) => r,
                 Err(e) => {
                     let msg = format!("state store: {e}");
-                    done.extend(claim.into_iter().map(|(j, _, _)| self.fail(j, msg.clone())));
+                    done.extend(todo.into_iter().map(|(j, _, _)| self.fail(j, msg.clone())));
                     break;
                 }
             };
-            for ((mut job, id, hash), result) in claim.into_iter().zip(results) {
+            for ((mut job, id, hash), result) in std::mem::take(&mut todo).into_iter().zip(results)
+            {
+                let id = id.unwrap_or_default();
                 match result {
                     Claim::Claimed {
                         was_pending,
                         target_id,
                     } => {
+                        claimed += 1;
                         let mut stored_prior = false;
                         match target_id {
                             Some(tid) if job.prior.is_none() && self.prior_from_store() => {
@@ -297,6 +290,11 @@ impl LedgerSink {
                             hash,
                             stored_prior,
                         });
+                    }
+                    Claim::Unchanged(e) => {
+                        kept += 1;
+                        let status = self.unchanged_status(&e);
+                        done.push(unchanged(job, id, status, e.target_id));
                     }
                     Claim::Busy => {
                         let out_of_time = job.deadline.is_some_and(|d| Instant::now() >= d)
@@ -320,6 +318,10 @@ impl LedgerSink {
                 // Another run holds these: look again once it has had time to settle them.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+        if claimed + kept > 0 {
+            self.expect_unchanged
+                .store(kept > claimed, Ordering::Relaxed);
         }
         self.with_id_map(&mut send).await;
 
@@ -448,6 +450,48 @@ impl LedgerSink {
         }
         done.extend(completions);
         done
+    }
+
+    /// The status of a record left unchanged: what this same run did with it if it is
+    /// resuming, `unchanged` otherwise.
+    fn unchanged_status(&self, e: &Entry) -> Status {
+        match (e.run_id.as_deref(), e.outcome.as_deref()) {
+            (Some(r), Some("created")) if r == self.rec.run.id => Status::Created,
+            (Some(r), Some("updated")) if r == self.rec.run.id => Status::Updated,
+            (Some(r), Some("skipped")) if r == self.rec.run.id => Status::Skipped,
+            _ => Status::Unchanged,
+        }
+    }
+
+    /// Reads the entries of `todo` and completes those unchanged since their last write;
+    /// returns the rest, or all of them with the store's error.
+    async fn unchanged_first(
+        &self,
+        todo: Vec<Pending>,
+    ) -> Result<(Vec<Pending>, Vec<Completion>), (Vec<Pending>, String)> {
+        let ids: Vec<String> = todo
+            .iter()
+            .map(|(_, id, _)| id.clone().unwrap_or_default())
+            .collect();
+        let entries = match detached(&self.rec.store, &self.rec.scope, move |st, sc| {
+            Box::pin(async move { st.entries(&sc, &ids).await })
+        })
+        .await
+        {
+            Ok(e) => e,
+            Err(e) => return Err((todo, format!("state store: {e}"))),
+        };
+        let (mut rest, mut same) = (Vec::with_capacity(todo.len()), Vec::new());
+        for ((job, id, hash), entry) in todo.into_iter().zip(entries) {
+            match entry {
+                Some(e) if e.state == EntryState::Done && e.done_hash.as_deref() == Some(&hash) => {
+                    let status = self.unchanged_status(&e);
+                    same.push(unchanged(job, id.unwrap_or_default(), status, e.target_id));
+                }
+                _ => rest.push((job, id, hash)),
+            }
+        }
+        Ok((rest, same))
     }
 
     /// Gives jobs the ledger knew nothing about the target id another flow recorded for the

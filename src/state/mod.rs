@@ -206,8 +206,32 @@ pub enum Claim {
         was_pending: bool,
         target_id: Option<String>,
     },
+    /// Its last successful write had the payload claimed with: nothing to send. The entry
+    /// says what that write was.
+    Unchanged(Entry),
     /// Another live run holds it; try again once that run has settled it.
     Busy,
+}
+
+/// One identity to claim for a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claiming {
+    pub identity: String,
+    pub record_key: Option<String>,
+    /// The hash of the payload about to be written: an entry whose last successful write
+    /// had it is left alone ([`Claim::Unchanged`]). `None` claims it whatever was written.
+    pub hash: Option<String>,
+}
+
+impl Claiming {
+    /// A claim of `identity` whatever its last write was.
+    pub fn any(identity: impl Into<String>) -> Claiming {
+        Claiming {
+            identity: identity.into(),
+            record_key: None,
+            hash: None,
+        }
+    }
 }
 
 /// The end of one write, for the ledger and the id map.
@@ -438,12 +462,13 @@ pub trait Store: Send + Sync {
         identities: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<Option<Entry>>>>;
 
-    /// Marks each identity `pending` for `run_id`, unless another live run holds it.
+    /// Marks each identity `pending` for `run_id`, unless another live run holds it or its
+    /// payload is unchanged since its last successful write; one answer per claim, in order.
     fn claim<'a>(
         &'a self,
         scope: &'a Scope,
         run_id: &'a str,
-        claims: &'a [(String, Option<String>)],
+        claims: &'a [Claiming],
     ) -> BoxFuture<'a, StoreResult<Vec<Claim>>>;
 
     /// Records the end of writes in the ledger and the id map, in one transaction.

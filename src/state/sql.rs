@@ -19,6 +19,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "api_keys", include_str!("migrations/0004_api_keys.sql")),
 ];
 
+/// Migrations after [`BACKEND_MIGRATIONS`], the same for both backends.
+const LATER_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    6,
+    "claim_hash",
+    include_str!("migrations/0006_claim_hash.sql"),
+)];
+
 /// Migrations whose SQL differs by backend, after [`MIGRATIONS`]: (version, description,
 /// SQLite, PostgreSQL).
 const BACKEND_MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
@@ -36,7 +43,12 @@ fn migrations(backend: Backend) -> Vec<(i64, &'static str, &'static str)> {
             Backend::Sqlite => (v, d, sqlite),
             Backend::Postgres => (v, d, pg),
         });
-    MIGRATIONS.iter().copied().chain(own).collect()
+    MIGRATIONS
+        .iter()
+        .copied()
+        .chain(own)
+        .chain(LATER_MIGRATIONS.iter().copied())
+        .collect()
 }
 
 /// A run whose heartbeat is older than this is taken for dead (its process stopped without
@@ -435,26 +447,30 @@ impl Store for SqlStore {
         &'a self,
         scope: &'a Scope,
         run_id: &'a str,
-        claims: &'a [(String, Option<String>)],
+        claims: &'a [Claiming],
     ) -> BoxFuture<'a, StoreResult<Vec<Claim>>> {
         Box::pin(async move {
             let now = now_ms();
             let mut won = std::collections::HashMap::with_capacity(claims.len());
-            // The update applies only where no other live process holds the entry;
-            // `prev_state` keeps what the entry was, `own` when this process held it.
+            // The update applies only where no other live process holds the entry and the
+            // payload is not the one last written; `prev_state` keeps what the entry was,
+            // `own` when this process held it.
             let sql = self.db.sql(format!(
-                "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, updated_at) \
-                 SELECT $1, $2, j.value ->> 0, j.value ->> 1, 'pending', NULL, $3, $4, $5 FROM {} WHERE true \
+                "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, pending_hash, updated_at) \
+                 SELECT $1, $2, j.value ->> 0, j.value ->> 1, 'pending', NULL, $3, $4, j.value ->> 2, $5 FROM {} WHERE true \
                  ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
                    prev_state = CASE WHEN rb_ledger.owner = excluded.owner THEN 'own' ELSE rb_ledger.state END, \
-                   state = 'pending', owner = excluded.owner, record_key = excluded.record_key, updated_at = excluded.updated_at \
-                 WHERE rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
-                   OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > $7 - {STALE_MS}) \
+                   state = 'pending', owner = excluded.owner, record_key = excluded.record_key, \
+                   pending_hash = excluded.pending_hash, updated_at = excluded.updated_at \
+                 WHERE (rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
+                   OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > $7 - {STALE_MS})) \
+                   AND (excluded.pending_hash IS NULL OR rb_ledger.state <> 'done' \
+                   OR COALESCE(rb_ledger.done_hash, '') <> excluded.pending_hash) \
                  RETURNING identity, prev_state, target_id",
                 self.db.json_rows(6)
             ));
             for part in claims.chunks(ROWS_PER_STATEMENT) {
-                let rows = json_rows(part.iter().map(|(id, key)| (id, key)))?;
+                let rows = json_rows(part.iter().map(|c| (&c.identity, &c.record_key, &c.hash)))?;
                 let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(&scope.tenant)
                     .bind(&scope.flow)
@@ -474,9 +490,36 @@ impl Store for SqlStore {
                     );
                 }
             }
+            // The rest are unchanged or held: their entries tell which. A new record's
+            // claim needs no read at all.
+            let rest: Vec<String> = claims
+                .iter()
+                .filter(|c| !won.contains_key(&c.identity))
+                .map(|c| c.identity.clone())
+                .collect();
+            let mut entries = std::collections::HashMap::with_capacity(rest.len());
+            if !rest.is_empty() {
+                for e in self.entries(scope, &rest).await?.into_iter().flatten() {
+                    entries.insert(e.identity.clone(), e);
+                }
+            }
             Ok(claims
                 .iter()
-                .map(|(id, _)| won.remove(id).unwrap_or(Claim::Busy))
+                .map(|c| {
+                    if let Some(claim) = won.remove(&c.identity) {
+                        return claim;
+                    }
+                    match entries.remove(&c.identity) {
+                        Some(e)
+                            if c.hash.is_some()
+                                && e.state == EntryState::Done
+                                && e.done_hash == c.hash =>
+                        {
+                            Claim::Unchanged(e)
+                        }
+                        _ => Claim::Busy,
+                    }
+                })
                 .collect())
         })
     }
@@ -497,7 +540,7 @@ impl Store for SqlStore {
                 "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, owner, done_hash, target_id, outcome, run_id, updated_at) \
                  SELECT $1, $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, NULL, j.value ->> 3, j.value ->> 4, j.value ->> 5, $3, $4 FROM {} WHERE true \
                  ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
-                   state = excluded.state, owner = NULL, prev_state = NULL, record_key = excluded.record_key, \
+                   state = excluded.state, owner = NULL, prev_state = NULL, pending_hash = NULL, record_key = excluded.record_key, \
                    done_hash = COALESCE(excluded.done_hash, rb_ledger.done_hash), \
                    target_id = COALESCE(excluded.target_id, rb_ledger.target_id), \
                    outcome = excluded.outcome, run_id = excluded.run_id, updated_at = excluded.updated_at",

@@ -766,9 +766,9 @@ fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
     // No uniqueness at Salesforce: two processes that both looked and both created would
     // leave duplicates; only the shared ledger's claims prevent them.
     // Slow answers keep the first process busy for seconds after its first claims, so the
-    // second one, started then, still meets records nobody has claimed (a process claims a
-    // group at a time, as it sends them, and two groups are in flight at once: 2,000 leads
-    // take the first process about five seconds, even on a fast machine).
+    // second one, started then, meets records the first holds or has not reached (a
+    // process claims a group at a time, as it sends them, and two groups are in flight at
+    // once: 2,000 leads take the first process about five seconds, even on a fast machine).
     let config = SandboxConfig {
         faults: Faults {
             latency_ms: 1_000,
@@ -828,12 +828,25 @@ fn two_processes_sharing_a_postgres_store_never_write_a_record_twice() {
     let created = count(&a, "created") + count(&b, "created");
     assert_eq!(created, n, "each record created by one process: {err}");
     assert_eq!(count(&a, "failed") + count(&b, "failed"), 0, "{err}");
-    // Both really ran at once: each created some, or one met records the other was still
-    // writing (held by a live process: skipped, not written). Which of the two happens
-    // depends on how far apart they start.
-    let overlapped = (count(&a, "created") > 0 && count(&b, "created") > 0)
-        || count(&a, "skipped") + count(&b, "skipped") > 0;
-    assert!(overlapped, "{err}");
+    // Both really ran at once (their runs overlap in the store). Each either wrote records
+    // the other had not reached, or met records the other was still writing, waited for
+    // them and found them unchanged: which depends on how far apart they start.
+    let overlapping = rt.block_on(async {
+        let store = rulebridge::state::SqlStore::open(&url).await.unwrap();
+        let n = sqlx_count(
+            &store,
+            "SELECT count(*) AS n FROM rb_runs a JOIN rb_runs b ON a.run_id < b.run_id \
+             WHERE a.started_at < b.ended_at AND b.started_at < a.ended_at",
+        )
+        .await;
+        store.db().close().await;
+        n
+    });
+    assert_eq!(overlapping, 1, "the two runs did not overlap: {err}");
+    for side in [&a, &b] {
+        let ended = count(side, "created") + count(side, "unchanged") + count(side, "skipped");
+        assert_eq!(ended, n, "{err}");
+    }
     let held = &sb.state().providers["salesforce"].records["Lead"];
     let mut emails: Vec<&str> = held.iter().filter_map(|l| l["Email"].as_str()).collect();
     emails.sort_unstable();
