@@ -175,6 +175,17 @@ impl Db {
         self.backend
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`, waiting for another writer as any statement does): a transaction
+    /// that read first and wrote later would fail as locked, without waiting, whenever
+    /// another connection committed in between.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn location(&self) -> &Location {
         &self.location
     }

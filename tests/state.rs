@@ -679,3 +679,59 @@ async fn a_locked_state_file_is_an_error_not_a_hang() {
     sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.unwrap();
     store.heartbeat(&run.id).await.unwrap();
 }
+
+#[tokio::test]
+async fn reports_without_changes_and_settles_at_once_do_not_meet_a_lock() {
+    // A report of only counters reads before it writes; a write committed by another
+    // connection in between must not fail it (SQLite answers such an upgrade `busy` at
+    // once, without waiting).
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
+        let store = Arc::new(SqlStore::open(&spec).await.unwrap());
+        let run = store.begin_run(&start(None)).await.unwrap();
+        let settles = {
+            let (store, run_id) = (store.clone(), run.id.clone());
+            tokio::spawn(async move {
+                for n in 0..300 {
+                    let id = format!("s{n}@x");
+                    store
+                        .claim(&scope(), &run_id, &[Claiming::any(id.clone())])
+                        .await?;
+                    store
+                        .settle(
+                            &scope(),
+                            &target(),
+                            &run_id,
+                            &[done(&id, "h", "1", "created")],
+                        )
+                        .await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        };
+        let reports = {
+            let (store, run_id) = (store.clone(), run.id.clone());
+            tokio::spawn(async move {
+                for n in 0..300 {
+                    let mut report = Report {
+                        run_id: run_id.clone(),
+                        scope: scope(),
+                        checkpoint: n,
+                        ..Default::default()
+                    };
+                    report.counters.add("unchanged");
+                    store.report(&report).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        };
+        settles
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        reports
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

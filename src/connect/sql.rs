@@ -975,7 +975,7 @@ impl SqlConnector {
     ) -> Vec<Result<Written, ConnectError>> {
         let n = statements.len();
         let all = |e: ConnectError| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
-        let mut tx = match db.pool().begin().await {
+        let mut tx = match db.begin_write().await {
             Ok(tx) => tx,
             Err(e) => return all(classify(&e, false)),
         };

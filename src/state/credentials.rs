@@ -320,7 +320,7 @@ impl CredentialStore {
         &self,
         new: MasterKey,
     ) -> Result<(CredentialStore, Rotated), CredentialError> {
-        let mut tx = self.db.pool().begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
         let rows = sqlx::query(
             "SELECT tenant, provider, name, ciphertext, nonce, key_id FROM rb_credentials ORDER BY tenant, provider, name",
         )

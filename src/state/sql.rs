@@ -552,7 +552,7 @@ impl Store for SqlStore {
                  ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at",
                 self.db.json_rows(5)
             ));
-            let mut tx = self.db.pool().begin().await.map_err(|e| self.err(e))?;
+            let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
             for part in settled.chunks(ROWS_PER_STATEMENT) {
                 let rows = json_rows(part.iter().map(|s| {
                     let state = if s.outcome == "failed" {
@@ -667,7 +667,7 @@ impl Store for SqlStore {
                    error_kind = excluded.error_kind, error = excluded.error, payload = excluded.payload, source_hash = excluded.source_hash, at = excluded.at",
                 self.db.json_rows(6)
             ));
-            let mut tx = self.db.pool().begin().await.map_err(|e| self.err(e))?;
+            let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
             for same in report.changes.chunk_by(|a, b| {
                 (&a.run_id, &a.tenant, &a.flow, &a.provider, &a.object)
                     == (&b.run_id, &b.tenant, &b.flow, &b.provider, &b.object)
