@@ -11,6 +11,7 @@ use rulebridge::exec::ledger::Recorder;
 use rulebridge::exec::pipeline::{Completion, Job, NdjsonOutput};
 use rulebridge::exec::send::SendOptions;
 use rulebridge::exec::{Outcome, RunOptions, Sink, Status};
+use rulebridge::functions::Clock;
 use rulebridge::state::{ChangeFilter, Claiming, RunStart, Scope, Settle, SqlStore, Store, Target};
 use serde_json::Value;
 
@@ -42,6 +43,11 @@ struct Setup {
 }
 
 async fn setup(audit: bool) -> Setup {
+    let rules = RULES.replace("AUDIT", if audit { "true" } else { "false" });
+    setup_with(rules, Arc::new(rulebridge::functions::SystemClock)).await
+}
+
+async fn setup_with(rules: String, clock: Arc<dyn Clock>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqlStore::open(dir.path().join("s.db").to_str().unwrap())
@@ -50,10 +56,8 @@ async fn setup(audit: bool) -> Setup {
     );
     let crm = Arc::new(MemoryConnector::new().unique("contact", "email"));
     let engine = Engine::builder()
-        .rules_str(
-            "rules.yaml",
-            RULES.replace("AUDIT", if audit { "true" } else { "false" }),
-        )
+        .rules_str("rules.yaml", rules)
+        .clock(clock)
         .connector("crm", crm.clone())
         .build()
         .unwrap();
@@ -133,6 +137,36 @@ async fn unchanged_records_make_no_call_and_changed_ones_update_by_stored_id() {
         "created, then one update; unchanged records did nothing"
     );
     assert!(log.iter().all(|c| c.payload.is_none()));
+}
+
+/// A clock a minute further on at every reading.
+struct Ticking(std::sync::atomic::AtomicI64);
+
+impl Clock for Ticking {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let minutes = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        chrono::DateTime::from_timestamp(1_705_314_600 + 60 * minutes, 0).unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_stamped_from_the_clock_do_not_make_a_record_changed() {
+    // `synced_at` straight from the clock, `meta.day` through a named value and a template.
+    let rules = RULES.replace("AUDIT", "false").replace(
+        "  name: name\n",
+        "  name: name\n  synced_at: now()\n  meta:\n    day: { template: \"{{ today }}\" }\n    source: { value: import }\n",
+    ).replace("mapping:\n", "let:\n  today: format_date(now(), \"%Y-%m-%d %H:%M\")\nmapping:\n");
+    let s = setup_with(rules, Arc::new(Ticking(Default::default()))).await;
+    let flow = s.engine.plan().flow("sync").map(|f| f.stamps.clone());
+    assert_eq!(flow.unwrap_or_default(), ["synced_at", "meta.day"]);
+
+    assert_eq!(statuses(&send(&s, THREE).await), ["created"; 3]);
+    let calls = s.crm.calls().len();
+    assert_eq!(statuses(&send(&s, THREE).await), ["unchanged"; 3]);
+    assert_eq!(s.crm.calls().len(), calls, "no call at all");
+    // A change elsewhere is still a change, and its write carries a fresh stamp.
+    let out = send(&s, &THREE.replace("\"B\"", "\"Bee\"")).await;
+    assert_eq!(statuses(&out), ["unchanged", "updated", "unchanged"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

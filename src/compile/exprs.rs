@@ -2,6 +2,7 @@
 
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::expr::{self, Expr, ExprKind, Scope};
+use crate::functions::Registry;
 use crate::plan::ExprAt;
 use crate::syntax::doc::Spanned;
 
@@ -286,4 +287,18 @@ pub fn leaks_secret_with(e: &Expr, leaky: &dyn Fn(&str) -> bool) -> bool {
         ExprKind::Call { args, .. } => args.iter().any(leaks),
         ExprKind::Interpolated(_) => e.children().into_iter().any(leaks),
     }
+}
+
+/// Whether the expression's value depends on the engine's clock: it calls a function that
+/// reads it, or names a value (`clocked(name)`) that does.
+pub fn reads_clock(e: &Expr, registry: &Registry, clocked: &dyn Fn(&str) -> bool) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| {
+        found |= match &x.kind {
+            ExprKind::Name(n) => clocked(n),
+            ExprKind::Call { name, .. } => registry.get(name).is_some_and(|f| f.reads_clock()),
+            _ => false,
+        }
+    });
+    found
 }

@@ -18,7 +18,7 @@ use crate::syntax::doc::{
 use crate::types::Type;
 
 use super::Context;
-use super::exprs::{leaks_secret_with, root_names};
+use super::exprs::{leaks_secret_with, reads_clock, root_names};
 
 /// Root names bound in every flow expression, in slot order (see [`crate::exec`]).
 pub const BINDINGS: [&str; 3] = ["policy", "secrets", "record"];
@@ -223,9 +223,12 @@ impl Context<'_> {
 
         let mut redacted = Vec::new();
         let mut refs = Vec::new();
+        let mut stamps = Vec::new();
         let mut names = MappingNames {
             secrets: &secret_names,
             leaky: &lets.leaky,
+            clocked: &lets.clocked,
+            stamps: &mut stamps,
             read: &mut read,
             provider: r.providers.get(doc.target.provider.value.as_str()).copied(),
             refs: &mut refs,
@@ -380,6 +383,7 @@ impl Context<'_> {
             refs,
             depends_on: doc.depends_on.iter().map(|d| d.value.clone()).collect(),
             redacted,
+            stamps,
             sensitive_input: doc
                 .source
                 .record
@@ -709,6 +713,9 @@ impl Context<'_> {
                     let Some(at) = self.compile_ast(&ast, text, scope) else {
                         continue;
                     };
+                    if reads_clock(&ast, self.registry, &|n| names.clocked.contains(n)) {
+                        names.stamps.push(format!("{prefix}{}", target.value));
+                    }
                     let ty = at.ty.clone();
                     (ValuePlan::Expr(at), ty, text.span)
                 }
@@ -730,6 +737,9 @@ impl Context<'_> {
                         &target.value,
                     );
                     names.read.extend(t.vars.iter().cloned());
+                    if t.vars.iter().any(|v| names.clocked.contains(v)) {
+                        names.stamps.push(format!("{prefix}{}", target.value));
+                    }
                     (ValuePlan::Template(t), Type::String, text.span)
                 }
                 MappingValue::Nested(inner, span) => {
@@ -928,6 +938,10 @@ struct MappingNames<'x> {
     secrets: &'x [&'x str],
     /// Named values that carry a secret unsealed.
     leaky: &'x BTreeSet<String>,
+    /// Named values computed from the engine's clock.
+    clocked: &'x BTreeSet<String>,
+    /// Payload paths of fields computed from the clock, found so far.
+    stamps: &'x mut Vec<String>,
     read: &'x mut BTreeSet<String>,
     /// The flow's provider, whose objects references point at.
     provider: Option<&'x ProviderDoc>,

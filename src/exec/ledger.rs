@@ -209,7 +209,7 @@ impl LedgerSink {
                 todo.push((job, None, String::new()));
                 continue;
             };
-            let hash = match serde_json::to_vec(&job.payload) {
+            let hash = match super::change_bytes(&self.rec.flow, &job.payload) {
                 Ok(bytes) => hash_bytes(&bytes),
                 Err(e) => {
                     done.push(self.fail(job, format!("the payload cannot be hashed: {e}")));

@@ -602,25 +602,46 @@ fn key_string(v: &Value) -> Option<String> {
 /// The payload with secret-derived fields replaced by `***`, for output. Flows without
 /// secrets in their payload pass it through untouched (no copy).
 pub fn redact(flow: &FlowPlan, payload: Value) -> Value {
-    if flow.redacted.is_empty() {
-        return payload;
-    }
     let mut out = payload;
     for path in &flow.redacted {
-        let mut node = &mut out;
-        let mut parts = path.split('.').peekable();
-        while let Some(part) = parts.next() {
-            let Some(child) = node.as_object_mut().and_then(|m| m.get_mut(part)) else {
-                break;
-            };
-            if parts.peek().is_none() {
-                *child = Value::String("***".into());
-                break;
-            }
-            node = child;
+        if let Some((parent, last)) = parent_of(&mut out, path)
+            && let Some(child) = parent.get_mut(last)
+        {
+            *child = Value::String("***".into());
         }
     }
     out
+}
+
+/// The bytes the ledger hashes to tell a changed record: the payload as JSON, without the
+/// fields computed from the clock ([`FlowPlan::stamps`]).
+pub fn change_bytes(flow: &FlowPlan, payload: &Value) -> serde_json::Result<Vec<u8>> {
+    if flow.stamps.is_empty() {
+        return serde_json::to_vec(payload);
+    }
+    let mut rest = payload.clone();
+    for path in &flow.stamps {
+        if let Some((parent, last)) = parent_of(&mut rest, path) {
+            parent.remove(last);
+        }
+    }
+    serde_json::to_vec(&rest)
+}
+
+/// The object holding the field at the dotted `path`, and the field's name in it.
+fn parent_of<'v, 'p>(
+    value: &'v mut Value,
+    path: &'p str,
+) -> Option<(&'v mut serde_json::Map<String, Value>, &'p str)> {
+    let (head, last) = match path.rsplit_once('.') {
+        Some((head, last)) => (Some(head), last),
+        None => (None, path),
+    };
+    let mut node = value;
+    for part in head.into_iter().flat_map(|h| h.split('.')) {
+        node = node.as_object_mut()?.get_mut(part)?;
+    }
+    Some((node.as_object_mut()?, last))
 }
 
 /// Evaluates a policy table alone on a record (used by policy tests).

@@ -211,6 +211,12 @@ pub trait Function: Send + Sync + 'static {
         &[]
     }
 
+    /// Whether the result depends on the engine's clock (`now()`). A payload field computed
+    /// from the clock is a time stamp: it alone does not make a record changed.
+    fn reads_clock(&self) -> bool {
+        false
+    }
+
     /// The return type for these (already checked) argument types; refine the declared one,
     /// e.g. `first(array<string>)` is `string?`.
     fn return_type(&self, _args: &[Type]) -> Type {

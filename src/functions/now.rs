@@ -19,10 +19,15 @@ impl Function for Now {
     fn doc(&self) -> &'static str {
         "The current instant as RFC 3339 in UTC, to the second (`2024-01-15T10:30:00Z`). It comes \
          from the engine's clock, which tests, `rulebridge test` and examples fix at \
-         2024-01-15T10:30:00Z, so results stay reproducible."
+         2024-01-15T10:30:00Z, so results stay reproducible. A payload field computed from it \
+         is a time stamp: the state store's change detection leaves it out, so a record \
+         whose other fields are as last written stays `unchanged`."
     }
     fn signature(&self) -> Signature {
         Signature::new(vec![], Type::String)
+    }
+    fn reads_clock(&self) -> bool {
+        true
     }
     fn examples(&self) -> &'static [Example] {
         &[

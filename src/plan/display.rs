@@ -116,6 +116,9 @@ pub struct FieldView {
     #[serde(rename = "type")]
     pub ty: String,
     pub redacted: bool,
+    /// Computed from the clock: left out when the ledger compares payloads.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stamp: bool,
     pub at: String,
 }
 
@@ -356,9 +359,14 @@ fn write_fields(s: &mut String, fields: &[FieldView], depth: usize) {
         } else {
             ""
         };
+        let stamp = if f.stamp {
+            " [time stamp, not compared]"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            "{pad}{} ← {what}  : {}{red}   ({})",
+            "{pad}{} ← {what}  : {}{red}{stamp}   ({})",
             f.target, f.ty, f.at
         );
         if f.kind == "nested" {
@@ -397,6 +405,7 @@ fn fields(m: &MappingPlan, flow: &FlowPlan, prefix: &str) -> Vec<FieldView> {
         .map(|f| {
             let path = format!("{prefix}{}", f.target);
             let redacted = flow.redacted.contains(&path);
+            let stamp = flow.stamps.contains(&path);
             let (kind, source, value, nested) = match &f.value {
                 ValuePlan::Expr(e) => ("expr", Some(e.source.clone()), None, Vec::new()),
                 ValuePlan::Const(v) => ("const", None, Some(v.clone()), Vec::new()),
@@ -417,6 +426,7 @@ fn fields(m: &MappingPlan, flow: &FlowPlan, prefix: &str) -> Vec<FieldView> {
                 fields: nested,
                 ty: f.ty.to_string(),
                 redacted,
+                stamp,
                 at: f.location.to_string(),
             }
         })

@@ -156,6 +156,10 @@ pub struct FlowPlan {
     pub depends_on: Vec<String>,
     /// Top-level payload fields computed from secrets: shown as `***` in dry-run output.
     pub redacted: Vec<String>,
+    /// Payload fields (dotted paths) computed from the engine's clock, such as a
+    /// `last_synced_at: now()` stamp: left out of the ledger's change hash, so a record whose
+    /// other fields are as last written stays `unchanged`.
+    pub stamps: Vec<String>,
     /// Fields of the declared record marked `sensitive`: a failed record's input is kept
     /// in the dead-letter queue only encrypted (or, with no master key, without them).
     pub sensitive_input: Vec<String>,
