@@ -82,6 +82,12 @@ fn plan_shows_the_flow() {
     assert_cmd_snapshot!(rulebridge().args(["plan", "lead_to_hubspot"]));
 }
 
+/// `last_synced_at: now()` is marked as a time stamp the ledger does not compare.
+#[test]
+fn plan_marks_fields_stamped_from_the_clock() {
+    assert_cmd_snapshot!(rulebridge().args(["plan", "user_sync"]));
+}
+
 #[test]
 fn plan_as_json() {
     assert_cmd_snapshot!(rulebridge().args(["plan", "employee_to_jamf", "--format", "json"]));
