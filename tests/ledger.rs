@@ -151,14 +151,30 @@ impl Clock for Ticking {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_stamped_from_the_clock_do_not_make_a_record_changed() {
-    // `synced_at` straight from the clock, `meta.day` through a named value and a template.
+    // `synced_at` straight from the clock, `meta.day` through a named value and a template:
+    // time stamps, not compared.
     let rules = RULES.replace("AUDIT", "false").replace(
         "  name: name\n",
         "  name: name\n  synced_at: now()\n  meta:\n    day: { template: \"{{ today }}\" }\n    source: { value: import }\n",
     ).replace("mapping:\n", "let:\n  today: format_date(now(), \"%Y-%m-%d %H:%M\")\nmapping:\n");
+    // Values that also read the record change with it, so they are compared: a lead's age
+    // in days is a change when the day turns.
+    let aged = rules.replace(
+        "  synced_at: now()\n",
+        "  synced_at: now()\n  age: date_diff(joined, now())\n  seen: { template: \"{{ name }} {{ today }}\" }\n",
+    );
+    let aged = Engine::builder()
+        .rules_str("rules.yaml", aged)
+        .build()
+        .unwrap();
+    let stamps = |e: &Engine| e.plan().flow("sync").map(|f| f.stamps.clone());
+    assert_eq!(stamps(&aged).unwrap_or_default(), ["synced_at", "meta.day"]);
+
     let s = setup_with(rules, Arc::new(Ticking(Default::default()))).await;
-    let flow = s.engine.plan().flow("sync").map(|f| f.stamps.clone());
-    assert_eq!(flow.unwrap_or_default(), ["synced_at", "meta.day"]);
+    assert_eq!(
+        stamps(&s.engine).unwrap_or_default(),
+        ["synced_at", "meta.day"]
+    );
 
     assert_eq!(statuses(&send(&s, THREE).await), ["created"; 3]);
     let calls = s.crm.calls().len();

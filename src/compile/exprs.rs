@@ -289,16 +289,20 @@ pub fn leaks_secret_with(e: &Expr, leaky: &dyn Fn(&str) -> bool) -> bool {
     }
 }
 
-/// Whether the expression's value depends on the engine's clock: it calls a function that
-/// reads it, or names a value (`clocked(name)`) that does.
-pub fn reads_clock(e: &Expr, registry: &Registry, clocked: &dyn Fn(&str) -> bool) -> bool {
-    let mut found = false;
-    e.walk(&mut |x| {
-        found |= match &x.kind {
-            ExprKind::Name(n) => clocked(n),
-            ExprKind::Call { name, .. } => registry.get(name).is_some_and(|f| f.reads_clock()),
-            _ => false,
+/// Whether the expression's value comes from the engine's clock alone: it calls a function
+/// that reads the clock or names a value that does (`clock_only(name)`), and reads nothing
+/// else — no field of the record, no other named value, no policy. `now()` and
+/// `format_date(now(), "%Y-%m-%d")` are; `date_diff(signed_up, now())` is not, since it
+/// changes with the record too.
+pub fn clock_only(e: &Expr, registry: &Registry, clock_only: &dyn Fn(&str) -> bool) -> bool {
+    let (mut clock, mut other) = (false, false);
+    e.walk(&mut |x| match &x.kind {
+        ExprKind::Name(n) if clock_only(n) => clock = true,
+        ExprKind::Name(_) | ExprKind::JsonPath(_) => other = true,
+        ExprKind::Call { name, .. } if registry.get(name).is_some_and(|f| f.reads_clock()) => {
+            clock = true
         }
+        _ => {}
     });
-    found
+    clock && !other
 }

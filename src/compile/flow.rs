@@ -18,7 +18,7 @@ use crate::syntax::doc::{
 use crate::types::Type;
 
 use super::Context;
-use super::exprs::{leaks_secret_with, reads_clock, root_names};
+use super::exprs::{clock_only, leaks_secret_with, root_names};
 
 /// Root names bound in every flow expression, in slot order (see [`crate::exec`]).
 pub const BINDINGS: [&str; 3] = ["policy", "secrets", "record"];
@@ -227,7 +227,7 @@ impl Context<'_> {
         let mut names = MappingNames {
             secrets: &secret_names,
             leaky: &lets.leaky,
-            clocked: &lets.clocked,
+            clock_only: &lets.clock_only,
             stamps: &mut stamps,
             read: &mut read,
             provider: r.providers.get(doc.target.provider.value.as_str()).copied(),
@@ -713,7 +713,7 @@ impl Context<'_> {
                     let Some(at) = self.compile_ast(&ast, text, scope) else {
                         continue;
                     };
-                    if reads_clock(&ast, self.registry, &|n| names.clocked.contains(n)) {
+                    if clock_only(&ast, self.registry, &|n| names.clock_only.contains(n)) {
                         names.stamps.push(format!("{prefix}{}", target.value));
                     }
                     let ty = at.ty.clone();
@@ -737,7 +737,7 @@ impl Context<'_> {
                         &target.value,
                     );
                     names.read.extend(t.vars.iter().cloned());
-                    if t.vars.iter().any(|v| names.clocked.contains(v)) {
+                    if !t.vars.is_empty() && t.vars.iter().all(|v| names.clock_only.contains(v)) {
                         names.stamps.push(format!("{prefix}{}", target.value));
                     }
                     (ValuePlan::Template(t), Type::String, text.span)
@@ -938,9 +938,9 @@ struct MappingNames<'x> {
     secrets: &'x [&'x str],
     /// Named values that carry a secret unsealed.
     leaky: &'x BTreeSet<String>,
-    /// Named values computed from the engine's clock.
-    clocked: &'x BTreeSet<String>,
-    /// Payload paths of fields computed from the clock, found so far.
+    /// Named values computed from the engine's clock alone.
+    clock_only: &'x BTreeSet<String>,
+    /// Payload paths of fields computed from the clock alone, found so far.
     stamps: &'x mut Vec<String>,
     read: &'x mut BTreeSet<String>,
     /// The flow's provider, whose objects references point at.

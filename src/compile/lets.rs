@@ -11,7 +11,7 @@ use crate::syntax::doc::{FlowDoc, Spanned};
 use crate::types::Type;
 
 use super::Context;
-use super::exprs::{leaks_secret_with, reads_clock};
+use super::exprs::leaks_secret_with;
 use super::flow::BINDINGS;
 
 /// What the flow's other expressions need from its named values.
@@ -23,8 +23,8 @@ pub(super) struct Lets {
     pub steps: Vec<FlowStep>,
     /// Named values that carry a secret unsealed.
     pub leaky: BTreeSet<String>,
-    /// Named values computed from the engine's clock.
-    pub clocked: BTreeSet<String>,
+    /// Named values computed from the engine's clock alone.
+    pub clock_only: BTreeSet<String>,
     /// Names read by the named values themselves.
     pub read: BTreeSet<String>,
 }
@@ -188,7 +188,7 @@ impl Context<'_> {
         bindings.extend(names.iter().map(|n| (n.to_string(), Type::Any)));
         let mut compiled: Vec<Option<(ExprAt, Option<Type>)>> = (0..n).map(|_| None).collect();
         let mut leaky = BTreeSet::new();
-        let mut clocked = BTreeSet::new();
+        let mut clock_only = BTreeSet::new();
         for &node in &order {
             let Some(Some(ast)) = asts.get(node) else {
                 continue;
@@ -198,8 +198,8 @@ impl Context<'_> {
             if leaks_secret_with(ast, &|name| leaky.contains(name)) {
                 leaky.insert(decl.name.value.clone());
             }
-            if reads_clock(ast, self.registry, &|name| clocked.contains(name)) {
-                clocked.insert(decl.name.value.clone());
+            if super::exprs::clock_only(ast, self.registry, &|name| clock_only.contains(name)) {
+                clock_only.insert(decl.name.value.clone());
             }
             // Calls in this and later expressions of the flow withhold what they read.
             self.leaky.clone_from(&leaky);
@@ -270,7 +270,7 @@ impl Context<'_> {
             plans,
             steps,
             leaky,
-            clocked,
+            clock_only,
             read,
         }
     }

@@ -614,7 +614,7 @@ pub fn redact(flow: &FlowPlan, payload: Value) -> Value {
 }
 
 /// The bytes the ledger hashes to tell a changed record: the payload as JSON, without the
-/// fields computed from the clock ([`FlowPlan::stamps`]).
+/// fields computed from the clock alone ([`FlowPlan::stamps`]).
 pub fn change_bytes(flow: &FlowPlan, payload: &Value) -> serde_json::Result<Vec<u8>> {
     if flow.stamps.is_empty() {
         return serde_json::to_vec(payload);

@@ -212,7 +212,7 @@ pub trait Function: Send + Sync + 'static {
     }
 
     /// Whether the result depends on the engine's clock (`now()`). A payload field computed
-    /// from the clock is a time stamp: it alone does not make a record changed.
+    /// from the clock alone is a time stamp: it does not make a record changed.
     fn reads_clock(&self) -> bool {
         false
     }

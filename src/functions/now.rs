@@ -20,8 +20,10 @@ impl Function for Now {
         "The current instant as RFC 3339 in UTC, to the second (`2024-01-15T10:30:00Z`). It comes \
          from the engine's clock, which tests, `rulebridge test` and examples fix at \
          2024-01-15T10:30:00Z, so results stay reproducible. A payload field computed from it \
-         is a time stamp: the state store's change detection leaves it out, so a record \
-         whose other fields are as last written stays `unchanged`."
+         alone (`now()`, `format_date(now(), \"%Y-%m-%d\")`) is a time stamp: the state \
+         store's change detection leaves it out, so a record whose other fields are as last \
+         written stays `unchanged`. One that also reads the record, such as \
+         `date_diff(signed_up, now())`, is compared."
     }
     fn signature(&self) -> Signature {
         Signature::new(vec![], Type::String)

@@ -156,7 +156,7 @@ pub struct FlowPlan {
     pub depends_on: Vec<String>,
     /// Top-level payload fields computed from secrets: shown as `***` in dry-run output.
     pub redacted: Vec<String>,
-    /// Payload fields (dotted paths) computed from the engine's clock, such as a
+    /// Payload fields (dotted paths) computed from the engine's clock alone, such as a
     /// `last_synced_at: now()` stamp: left out of the ledger's change hash, so a record whose
     /// other fields are as last written stays `unchanged`.
     pub stamps: Vec<String>,
