@@ -186,6 +186,26 @@ async fn fields_stamped_from_the_clock_do_not_make_a_record_changed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ciphertext_field_is_compared_by_the_input_it_was_made_from() {
+    // A Fernet token differs at every encryption (random IV, time stamp).
+    let rules = RULES.replace("AUDIT", "false").replace(
+        "  name: name\n",
+        "  name: name\n  sealed: fernet_encrypt(name, \"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=\")\n",
+    );
+    let s = setup_with(rules, Arc::new(rulebridge::functions::SystemClock)).await;
+    let random = s.engine.plan().flow("sync").map(|f| f.randomized.clone());
+    assert_eq!(random.unwrap_or_default(), ["sealed"]);
+
+    assert_eq!(statuses(&send(&s, THREE).await), ["created"; 3]);
+    let calls = s.crm.calls().len();
+    assert_eq!(statuses(&send(&s, THREE).await), ["unchanged"; 3]);
+    assert_eq!(s.crm.calls().len(), calls, "no call at all");
+    // A changed input is a change, though the ciphertext alone could not tell.
+    let out = send(&s, &THREE.replace("\"B\"", "\"Bee\"")).await;
+    assert_eq!(statuses(&out), ["unchanged", "updated", "unchanged"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_can_keep_its_payloads_in_the_changelog() {
     let s = setup(true).await;
     send(&s, THREE).await;

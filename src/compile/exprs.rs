@@ -306,3 +306,18 @@ pub fn clock_only(e: &Expr, registry: &Registry, clock_only: &dyn Fn(&str) -> bo
     });
     clock && !other
 }
+
+/// Whether the expression's value differs from evaluation to evaluation: it calls a function
+/// whose result does ([`crate::functions::Function::randomized`]) or names a value
+/// (`randomized(name)`) that does.
+pub fn randomized(e: &Expr, registry: &Registry, randomized: &dyn Fn(&str) -> bool) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| {
+        found |= match &x.kind {
+            ExprKind::Name(n) => randomized(n),
+            ExprKind::Call { name, .. } => registry.get(name).is_some_and(|f| f.randomized()),
+            _ => false,
+        }
+    });
+    found
+}

@@ -18,7 +18,7 @@ use crate::syntax::doc::{
 use crate::types::Type;
 
 use super::Context;
-use super::exprs::{clock_only, leaks_secret_with, root_names};
+use super::exprs::{clock_only, leaks_secret_with, randomized, root_names};
 
 /// Root names bound in every flow expression, in slot order (see [`crate::exec`]).
 pub const BINDINGS: [&str; 3] = ["policy", "secrets", "record"];
@@ -224,11 +224,14 @@ impl Context<'_> {
         let mut redacted = Vec::new();
         let mut refs = Vec::new();
         let mut stamps = Vec::new();
+        let mut random_fields = Vec::new();
         let mut names = MappingNames {
             secrets: &secret_names,
             leaky: &lets.leaky,
             clock_only: &lets.clock_only,
             stamps: &mut stamps,
+            randomized_lets: &lets.randomized,
+            randomized: &mut random_fields,
             read: &mut read,
             provider: r.providers.get(doc.target.provider.value.as_str()).copied(),
             refs: &mut refs,
@@ -384,6 +387,7 @@ impl Context<'_> {
             depends_on: doc.depends_on.iter().map(|d| d.value.clone()).collect(),
             redacted,
             stamps,
+            randomized: random_fields,
             sensitive_input: doc
                 .source
                 .record
@@ -715,6 +719,10 @@ impl Context<'_> {
                     };
                     if clock_only(&ast, self.registry, &|n| names.clock_only.contains(n)) {
                         names.stamps.push(format!("{prefix}{}", target.value));
+                    } else if randomized(&ast, self.registry, &|n| {
+                        names.randomized_lets.contains(n)
+                    }) {
+                        names.randomized.push(format!("{prefix}{}", target.value));
                     }
                     let ty = at.ty.clone();
                     (ValuePlan::Expr(at), ty, text.span)
@@ -739,6 +747,8 @@ impl Context<'_> {
                     names.read.extend(t.vars.iter().cloned());
                     if !t.vars.is_empty() && t.vars.iter().all(|v| names.clock_only.contains(v)) {
                         names.stamps.push(format!("{prefix}{}", target.value));
+                    } else if t.vars.iter().any(|v| names.randomized_lets.contains(v)) {
+                        names.randomized.push(format!("{prefix}{}", target.value));
                     }
                     (ValuePlan::Template(t), Type::String, text.span)
                 }
@@ -942,6 +952,10 @@ struct MappingNames<'x> {
     clock_only: &'x BTreeSet<String>,
     /// Payload paths of fields computed from the clock alone, found so far.
     stamps: &'x mut Vec<String>,
+    /// Named values that differ from evaluation to evaluation.
+    randomized_lets: &'x BTreeSet<String>,
+    /// Payload paths of fields that differ from evaluation to evaluation, found so far.
+    randomized: &'x mut Vec<String>,
     read: &'x mut BTreeSet<String>,
     /// The flow's provider, whose objects references point at.
     provider: Option<&'x ProviderDoc>,

@@ -25,6 +25,8 @@ pub(super) struct Lets {
     pub leaky: BTreeSet<String>,
     /// Named values computed from the engine's clock alone.
     pub clock_only: BTreeSet<String>,
+    /// Named values that differ from evaluation to evaluation (a ciphertext).
+    pub randomized: BTreeSet<String>,
     /// Names read by the named values themselves.
     pub read: BTreeSet<String>,
 }
@@ -189,6 +191,7 @@ impl Context<'_> {
         let mut compiled: Vec<Option<(ExprAt, Option<Type>)>> = (0..n).map(|_| None).collect();
         let mut leaky = BTreeSet::new();
         let mut clock_only = BTreeSet::new();
+        let mut randomized = BTreeSet::new();
         for &node in &order {
             let Some(Some(ast)) = asts.get(node) else {
                 continue;
@@ -200,6 +203,9 @@ impl Context<'_> {
             }
             if super::exprs::clock_only(ast, self.registry, &|name| clock_only.contains(name)) {
                 clock_only.insert(decl.name.value.clone());
+            }
+            if super::exprs::randomized(ast, self.registry, &|name| randomized.contains(name)) {
+                randomized.insert(decl.name.value.clone());
             }
             // Calls in this and later expressions of the flow withhold what they read.
             self.leaky.clone_from(&leaky);
@@ -271,6 +277,7 @@ impl Context<'_> {
             steps,
             leaky,
             clock_only,
+            randomized,
             read,
         }
     }

@@ -209,7 +209,12 @@ impl LedgerSink {
                 todo.push((job, None, String::new()));
                 continue;
             };
-            let hash = match super::change_bytes(&self.rec.flow, &job.payload) {
+            let hash = match super::change_bytes(
+                &self.rec.flow,
+                &job.payload,
+                job.basis.as_deref(),
+                &self.rec.run.rules_hash,
+            ) {
                 Ok(bytes) => hash_bytes(&bytes),
                 Err(e) => {
                     done.push(self.fail(job, format!("the payload cannot be hashed: {e}")));

@@ -614,18 +614,33 @@ pub fn redact(flow: &FlowPlan, payload: Value) -> Value {
 }
 
 /// The bytes the ledger hashes to tell a changed record: the payload as JSON, without the
-/// fields computed from the clock alone ([`FlowPlan::stamps`]).
-pub fn change_bytes(flow: &FlowPlan, payload: &Value) -> serde_json::Result<Vec<u8>> {
-    if flow.stamps.is_empty() {
+/// fields computed from the clock alone ([`FlowPlan::stamps`]) and the randomized ones
+/// ([`FlowPlan::randomized`]). For the latter, `basis` (a hash of the input record) and
+/// `rules` (the rule set's hash) stand in: such a record counts as changed when its input
+/// or the rules that encrypt it did.
+pub fn change_bytes(
+    flow: &FlowPlan,
+    payload: &Value,
+    basis: Option<&str>,
+    rules: &str,
+) -> serde_json::Result<Vec<u8>> {
+    if flow.stamps.is_empty() && flow.randomized.is_empty() {
         return serde_json::to_vec(payload);
     }
     let mut rest = payload.clone();
-    for path in &flow.stamps {
+    for path in flow.stamps.iter().chain(&flow.randomized) {
         if let Some((parent, last)) = parent_of(&mut rest, path) {
             parent.remove(last);
         }
     }
-    serde_json::to_vec(&rest)
+    let mut bytes = serde_json::to_vec(&rest)?;
+    if !flow.randomized.is_empty() {
+        for part in [basis.unwrap_or_default(), rules] {
+            bytes.push(0x1e);
+            bytes.extend_from_slice(part.as_bytes());
+        }
+    }
+    Ok(bytes)
 }
 
 /// The object holding the field at the dotted `path`, and the field's name in it.

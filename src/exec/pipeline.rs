@@ -100,6 +100,9 @@ pub struct Job {
     /// An earlier attempt may have created the record (its result was unknown): a record
     /// found now is our own create.
     pub maybe_created: bool,
+    /// For a flow whose payload has randomized fields ([`FlowPlan::randomized`]), a hash of
+    /// the input record, which the ledger compares in their place.
+    pub basis: Option<String>,
 }
 
 /// What a sink did with a job.
@@ -113,7 +116,7 @@ pub enum Completion {
     },
     /// A transient failure that outlived its retries: the job gets one more pass at the end of
     /// the run; `outcome` stands if that fails too.
-    Retry { job: Job, outcome: Outcome },
+    Retry { job: Box<Job>, outcome: Outcome },
 }
 
 impl Completion {
@@ -665,6 +668,10 @@ fn evaluate_record(
                 .enumerate()
                 .map(|(n, k)| hasher.hash(n, k))
                 .collect();
+            let basis = (!flow.randomized.is_empty())
+                .then(|| serde_json::to_vec(record).ok())
+                .flatten()
+                .map(|bytes| crate::state::hash_bytes(&bytes));
             Evaluated::Mapped {
                 job: Job {
                     index,
@@ -676,6 +683,7 @@ fn evaluate_record(
                     deadline: None,
                     pass: 0,
                     maybe_created: false,
+                    basis,
                 },
                 hashes,
                 bytes,
@@ -1057,7 +1065,7 @@ impl<'p> Driver<'p> {
             self.jobs_in_flight = self.jobs_in_flight.saturating_sub(1);
             match c {
                 Completion::Retry { job, outcome } if job.pass == 0 => {
-                    self.deferred.push((job, outcome));
+                    self.deferred.push((*job, outcome));
                 }
                 Completion::Retry { outcome, .. } => self.finish(outcome, None),
                 Completion::Done { outcome, written } => self.finish(outcome, written),

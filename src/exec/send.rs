@@ -645,7 +645,10 @@ impl ConnectorSink {
         let transient = e.kind == ErrorKind::Transient;
         if transient && job.pass == 0 {
             let outcome = self.failed_outcome(job.clone(), err);
-            return Completion::Retry { job, outcome };
+            return Completion::Retry {
+                job: Box::new(job),
+                outcome,
+            };
         }
         Completion::Done {
             outcome: self.failed_outcome(job, err),

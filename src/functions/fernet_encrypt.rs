@@ -48,7 +48,12 @@ impl Function for FernetEncrypt {
          bytes in URL-safe Base64, as `Fernet.generate_key()` makes; take it from a secret. A \
          bad literal key is a lint error. Tokens embed the encryption time and a random IV, so \
          the result differs on every call: it is the only non-deterministic function, and \
-         examples check it by decrypting it again."
+         examples check it by decrypting it again. The state store's change detection \
+         therefore compares a payload field made with it by the input record (and the rule \
+         set) it came from, not by its value."
+    }
+    fn randomized(&self) -> bool {
+        true
     }
     fn signature(&self) -> Signature {
         Signature::new(

@@ -217,6 +217,13 @@ pub trait Function: Send + Sync + 'static {
         false
     }
 
+    /// Whether the result differs from call to call for the same arguments (a ciphertext
+    /// with a random IV). A payload field made with it cannot tell whether the record
+    /// changed; the ledger compares the input record instead (see `FlowPlan::randomized`).
+    fn randomized(&self) -> bool {
+        false
+    }
+
     /// The return type for these (already checked) argument types; refine the declared one,
     /// e.g. `first(array<string>)` is `string?`.
     fn return_type(&self, _args: &[Type]) -> Type {

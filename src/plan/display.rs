@@ -119,6 +119,9 @@ pub struct FieldView {
     /// Computed from the clock: left out when the ledger compares payloads.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stamp: bool,
+    /// Differs at every evaluation: the ledger compares the input record instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub randomized: bool,
     pub at: String,
 }
 
@@ -361,6 +364,8 @@ fn write_fields(s: &mut String, fields: &[FieldView], depth: usize) {
         };
         let stamp = if f.stamp {
             " [time stamp, not compared]"
+        } else if f.randomized {
+            " [randomized, compared by its input]"
         } else {
             ""
         };
@@ -406,6 +411,7 @@ fn fields(m: &MappingPlan, flow: &FlowPlan, prefix: &str) -> Vec<FieldView> {
             let path = format!("{prefix}{}", f.target);
             let redacted = flow.redacted.contains(&path);
             let stamp = flow.stamps.contains(&path);
+            let randomized = flow.randomized.contains(&path);
             let (kind, source, value, nested) = match &f.value {
                 ValuePlan::Expr(e) => ("expr", Some(e.source.clone()), None, Vec::new()),
                 ValuePlan::Const(v) => ("const", None, Some(v.clone()), Vec::new()),
@@ -427,6 +433,7 @@ fn fields(m: &MappingPlan, flow: &FlowPlan, prefix: &str) -> Vec<FieldView> {
                 ty: f.ty.to_string(),
                 redacted,
                 stamp,
+                randomized,
                 at: f.location.to_string(),
             }
         })

@@ -160,6 +160,10 @@ pub struct FlowPlan {
     /// `last_synced_at: now()` stamp: left out of the ledger's change hash, so a record whose
     /// other fields are as last written stays `unchanged`.
     pub stamps: Vec<String>,
+    /// Payload fields (dotted paths) that differ from evaluation to evaluation, such as a
+    /// `fernet_encrypt` ciphertext. They are left out of the ledger's change hash, and the
+    /// input record stands in for them: the record counts as changed when its input did.
+    pub randomized: Vec<String>,
     /// Fields of the declared record marked `sensitive`: a failed record's input is kept
     /// in the dead-letter queue only encrypted (or, with no master key, without them).
     pub sensitive_input: Vec<String>,
