@@ -615,7 +615,7 @@ pub fn redact(flow: &FlowPlan, payload: Value) -> Value {
 
 /// The bytes the ledger hashes to tell a changed record: the payload as JSON, without the
 /// fields computed from the clock alone ([`FlowPlan::stamps`]) and the randomized ones
-/// ([`FlowPlan::randomized`]). For the latter, `basis` (a hash of the input record) and
+/// ([`FlowPlan::randomized`]). For the latter, `basis` (a hash of the input line) and
 /// `rules` (the rule set's hash) stand in: such a record counts as changed when its input
 /// or the rules that encrypt it did.
 pub fn change_bytes(

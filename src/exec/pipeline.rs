@@ -101,7 +101,8 @@ pub struct Job {
     /// found now is our own create.
     pub maybe_created: bool,
     /// For a flow whose payload has randomized fields ([`FlowPlan::randomized`]), a hash of
-    /// the input record, which the ledger compares in their place.
+    /// the input line, which the ledger compares in their place (set when the run keeps its
+    /// input lines, as recorded runs do).
     pub basis: Option<String>,
 }
 
@@ -622,7 +623,7 @@ fn evaluate_line(
                 }
             };
             if keep_source {
-                with_source(evaluated, bytes.into_boxed_slice())
+                with_source(flow, evaluated, bytes.into_boxed_slice())
             } else {
                 evaluated
             }
@@ -630,21 +631,30 @@ fn evaluate_line(
     }
 }
 
-/// Keeps the input line with its record (dead letters hold the input as read).
-fn with_source(evaluated: Evaluated, line: Box<[u8]>) -> Evaluated {
+/// Keeps the input line with its record (dead letters hold the input as read), and for a
+/// flow with randomized fields its hash, which the ledger compares in their place.
+fn with_source(flow: &FlowPlan, evaluated: Evaluated, line: Box<[u8]>) -> Evaluated {
     match evaluated {
         Evaluated::Final(mut o) => {
             o.provenance.get_or_insert_default().source = Some(line);
             Evaluated::Final(o)
         }
         Evaluated::Mapped {
-            job, hashes, bytes, ..
-        } => Evaluated::Mapped {
-            job,
+            mut job,
             hashes,
             bytes,
-            source: Some(line),
-        },
+            ..
+        } => {
+            if !flow.randomized.is_empty() {
+                job.basis = Some(crate::state::hash_bytes(&line));
+            }
+            Evaluated::Mapped {
+                job,
+                hashes,
+                bytes,
+                source: Some(line),
+            }
+        }
     }
 }
 
@@ -668,10 +678,6 @@ fn evaluate_record(
                 .enumerate()
                 .map(|(n, k)| hasher.hash(n, k))
                 .collect();
-            let basis = (!flow.randomized.is_empty())
-                .then(|| serde_json::to_vec(record).ok())
-                .flatten()
-                .map(|bytes| crate::state::hash_bytes(&bytes));
             Evaluated::Mapped {
                 job: Job {
                     index,
@@ -683,7 +689,7 @@ fn evaluate_record(
                     deadline: None,
                     pass: 0,
                     maybe_created: false,
-                    basis,
+                    basis: None,
                 },
                 hashes,
                 bytes,
