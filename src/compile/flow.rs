@@ -717,13 +717,10 @@ impl Context<'_> {
                     let Some(at) = self.compile_ast(&ast, text, scope) else {
                         continue;
                     };
-                    if clock_only(&ast, self.registry, &|n| names.clock_only.contains(n)) {
-                        names.stamps.push(format!("{prefix}{}", target.value));
-                    } else if randomized(&ast, self.registry, &|n| {
-                        names.randomized_lets.contains(n)
-                    }) {
-                        names.randomized.push(format!("{prefix}{}", target.value));
-                    }
+                    let stamp = clock_only(&ast, self.registry, &|n| names.clock_only.contains(n));
+                    let random =
+                        randomized(&ast, self.registry, &|n| names.randomized_lets.contains(n));
+                    names.note_unstable(prefix, &target.value, stamp, random);
                     let ty = at.ty.clone();
                     (ValuePlan::Expr(at), ty, text.span)
                 }
@@ -745,11 +742,10 @@ impl Context<'_> {
                         &target.value,
                     );
                     names.read.extend(t.vars.iter().cloned());
-                    if !t.vars.is_empty() && t.vars.iter().all(|v| names.clock_only.contains(v)) {
-                        names.stamps.push(format!("{prefix}{}", target.value));
-                    } else if t.vars.iter().any(|v| names.randomized_lets.contains(v)) {
-                        names.randomized.push(format!("{prefix}{}", target.value));
-                    }
+                    let stamp =
+                        !t.vars.is_empty() && t.vars.iter().all(|v| names.clock_only.contains(v));
+                    let random = t.vars.iter().any(|v| names.randomized_lets.contains(v));
+                    names.note_unstable(prefix, &target.value, stamp, random);
                     (ValuePlan::Template(t), Type::String, text.span)
                 }
                 MappingValue::Nested(inner, span) => {
@@ -961,6 +957,20 @@ struct MappingNames<'x> {
     provider: Option<&'x ProviderDoc>,
     /// References found so far, by payload path.
     refs: &'x mut Vec<RefField>,
+}
+
+impl MappingNames<'_> {
+    /// Lists the field `prefix` + `target` as a time stamp (its value comes from the clock
+    /// alone) or as randomized (it differs at every evaluation); a stamp is never compared,
+    /// so it is not listed twice.
+    fn note_unstable(&mut self, prefix: &str, target: &str, stamp: bool, randomized: bool) {
+        let list = match (stamp, randomized) {
+            (true, _) => &mut *self.stamps,
+            (false, true) => &mut *self.randomized,
+            (false, false) => return,
+        };
+        list.push(format!("{prefix}{target}"));
+    }
 }
 
 /// Adds the root names `source` reads to `read`.
