@@ -627,13 +627,16 @@ pub fn change_bytes(
     if flow.stamps.is_empty() && flow.randomized.is_empty() {
         return serde_json::to_vec(payload);
     }
-    let mut rest = payload.clone();
-    for path in flow.stamps.iter().chain(&flow.randomized) {
-        if let Some((parent, last)) = parent_of(&mut rest, path) {
-            parent.remove(last);
-        }
-    }
-    let mut bytes = serde_json::to_vec(&rest)?;
+    let skip: Vec<&str> = flow
+        .stamps
+        .iter()
+        .chain(&flow.randomized)
+        .map(String::as_str)
+        .collect();
+    let mut bytes = serde_json::to_vec(&Without {
+        value: payload,
+        skip,
+    })?;
     if !flow.randomized.is_empty() {
         for part in [basis.unwrap_or_default(), rules] {
             bytes.push(0x1e);
@@ -641,6 +644,41 @@ pub fn change_bytes(
         }
     }
     Ok(bytes)
+}
+
+/// A JSON value serialized without the fields at the dotted paths `skip` (relative to the
+/// value), as the value with those fields removed would be, but without copying it.
+struct Without<'a> {
+    value: &'a Value,
+    skip: Vec<&'a str>,
+}
+
+impl serde::Serialize for Without<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(map) = self.value else {
+            return self.value.serialize(s);
+        };
+        let mut out = s.serialize_map(None)?;
+        for (key, value) in map {
+            if self.skip.iter().any(|p| p == key) {
+                continue;
+            }
+            // The paths below this key, relative to its value (none for most keys: no
+            // allocation then).
+            let below: Vec<&str> = self
+                .skip
+                .iter()
+                .filter_map(|p| p.strip_prefix(key.as_str())?.strip_prefix('.'))
+                .collect();
+            if below.is_empty() {
+                out.serialize_entry(key, value)?;
+            } else {
+                out.serialize_entry(key, &Without { value, skip: below })?;
+            }
+        }
+        out.end()
+    }
 }
 
 /// The object holding the field at the dotted `path`, and the field's name in it.
@@ -673,6 +711,24 @@ pub fn evaluate_policy(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn skipped_fields_serialize_as_the_payload_without_them() {
+        let payload = json!({
+            "a": 1, "at": "now", "meta": {"day": "d", "keep": [1, {"day": 2}], "daytime": 3},
+            "other": {"day": 4}, "s": "x"
+        });
+        let skip = vec!["at", "meta.day", "missing.field", "s.not_an_object"];
+        let got = serde_json::to_string(&Without {
+            value: &payload,
+            skip,
+        });
+        // In the payload's order, as written without those fields.
+        assert_eq!(
+            got.ok().as_deref(),
+            Some(r#"{"a":1,"meta":{"keep":[1,{"day":2}],"daytime":3},"other":{"day":4},"s":"x"}"#)
+        );
+    }
 
     const PROVIDER: &str = r#"
 kind: provider
