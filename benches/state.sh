@@ -11,9 +11,15 @@
 #   With LIMITED=1 the kit keeps HubSpot's own limit (100 requests per 10 s), so the sends
 #   run at the pace a real portal allows and the table shows what the store costs then.
 #
+#   KEYS=random (the default) gives the leads e-mails in no particular order, as real ones
+#   come, so each record's ledger, id-map and changelog rows land on pages of their own;
+#   KEYS=sequential numbers them in order (neighbouring records share pages), as the
+#   figures before 2026-12-04 were measured.
+#
 #   benches/state.sh
 #   RECORDS=5000 ROUNDS=1 RERUN=20000 benches/state.sh
 #   LIMITED=1 RECORDS=30000 RERUN=0 benches/state.sh
+#   BIN=/tmp/other/rulebridge KEYS=sequential benches/state.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +27,13 @@ RECORDS=${RECORDS:-20000}
 ROUNDS=${ROUNDS:-3}
 RERUN=${RERUN:-100000}
 LIMITED=${LIMITED:-0}
+KEYS=${KEYS:-random}
 
-cargo build -q --release -p rulebridge-cli
-BIN=$PWD/target/release/rulebridge
+# BIN=/path/to/rulebridge measures another build (nothing is built then).
+if [ -z "${BIN:-}" ]; then
+    cargo build -q --release -p rulebridge-cli
+    BIN=$PWD/target/release/rulebridge
+fi
 WORK=$(mktemp -d)
 trap 'kill "$SANDBOX_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -51,13 +61,17 @@ fi
 
 # leads PREFIX N FILE: N leads with distinct e-mails under PREFIX.
 leads() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import json, sys
-prefix, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    python3 - "$1" "$2" "$3" "$KEYS" <<'PY'
+import hashlib, json, sys
+prefix, n, path, keys = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def local(i):
+    if keys == "sequential":
+        return f"{prefix}.{i}"
+    return f"{hashlib.sha1(f'{prefix}.{i}'.encode()).hexdigest()[:10]}.{prefix}.{i}"
 with open(path, "w") as f:
     for i in range(n):
         f.write(json.dumps({
-            "email": f"{prefix}.{i}@example.com", "name": f"Lead{i} Person{i}",
+            "email": f"{local(i)}@example.com", "name": f"Lead{i} Person{i}",
             "company": f"Company {i % 97}", "phone": f"+1415555{i % 10000:04d}",
             "country": "US", "score": (i * 7) % 100, "source": "web",
         }) + "\n")
@@ -78,7 +92,7 @@ timed() {
 echo "# State store benchmarks"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "- machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); keys: $KEYS"
 echo
 limit="the kit's rate limit removed"
 [ "$LIMITED" = 1 ] && limit="HubSpot's rate limit kept (100 requests per 10 s)"

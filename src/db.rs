@@ -411,6 +411,13 @@ async fn prepare(
             }
         }
         conn.execute("PRAGMA synchronous = NORMAL").await?;
+        // Each commit appends every page it changed to the WAL, and a checkpoint copies the
+        // WAL's pages back into the file. The ledger's keys (e-mails, ids) land on random
+        // pages, so SQLite's default of a checkpoint every 1,000 pages copies nearly every
+        // page written; at 16,384 the pages rewritten between checkpoints are copied once.
+        // The WAL left on disk after a checkpoint is cut back to the same 64 MiB.
+        conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
+        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
     }
     Ok(())
 }
@@ -552,5 +559,34 @@ mod tests {
             sqlite_url(Path::new("/tmp/a b/state.db")),
             "sqlite:///tmp/a%20b/state.db?mode=rwc"
         );
+    }
+    /// The WAL is copied back into the file every 16,384 pages, not SQLite's 1,000, on
+    /// every pooled connection: 2,000 pages written in 20 commits are all still in the WAL.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_every_16384_pages() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(Location::File(dir.path().join("w.db")))
+            .await
+            .expect("open");
+        sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+            .execute(db.pool())
+            .await
+            .expect("create");
+        for commit in 0..20i64 {
+            let mut tx = db.begin_write().await.expect("begin");
+            for n in 0..100i64 {
+                sqlx::query("INSERT INTO t (k, v) VALUES ($1, zeroblob(4000))")
+                    .bind(commit * 100 + n)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+            }
+            tx.commit().await.expect("commit");
+        }
+        let frames = std::fs::metadata(dir.path().join("w.db-wal"))
+            .expect("wal")
+            .len()
+            / 4120;
+        assert!(frames >= 2000, "the WAL holds {frames} pages");
     }
 }
