@@ -694,3 +694,99 @@ async fn a_send_can_override_on_match() {
     assert_eq!(statuses, ["updated", "skipped", "created"]);
     assert_eq!(crm.records("contact").len(), 2);
 }
+
+/// A sink taking `delay` per call that "creates" every record and notes each group's size.
+struct Slow {
+    delay: std::time::Duration,
+    groups: std::sync::Mutex<Vec<usize>>,
+}
+
+impl rulebridge::exec::Sink for Slow {
+    fn group_size(&self) -> usize {
+        100
+    }
+
+    fn write(
+        &self,
+        jobs: Vec<rulebridge::exec::pipeline::Job>,
+    ) -> futures::future::BoxFuture<'_, Vec<rulebridge::exec::pipeline::Completion>> {
+        Box::pin(async move {
+            self.groups.lock().unwrap().push(jobs.len());
+            tokio::time::sleep(self.delay).await;
+            jobs.into_iter()
+                .map(|job| rulebridge::exec::pipeline::Completion::Done {
+                    outcome: rulebridge::Outcome {
+                        index: job.index,
+                        key: job.key,
+                        status: rulebridge::exec::Status::Created,
+                        target_id: Some(format!("t{}", job.index)),
+                        payload: None,
+                        policy: None,
+                        reason: None,
+                        error: None,
+                        provenance: None,
+                    },
+                    written: None,
+                })
+                .collect()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_group_waits_while_requests_are_in_flight() {
+    // 1,000 records read in chunks of 512 lines: the first chunk fills five groups and
+    // leaves 12 records over. While those five are on their way, the 12 wait for the next
+    // chunk instead of going out as a request of their own, so every request is full.
+    let rules = RULES
+        .replace("ON_MATCH", "update")
+        .replace("ON_MULTIPLE", "fail")
+        .replace("REPEATS", "in_order");
+    let engine = Engine::builder()
+        .rules_str("rules.yaml", rules)
+        .connector("crm", Arc::new(MemoryConnector::new()))
+        .build()
+        .expect("rules compile");
+    let sink = Arc::new(Slow {
+        delay: std::time::Duration::from_millis(50),
+        groups: std::sync::Mutex::default(),
+    });
+    let options = RunOptions {
+        threads: 1,
+        concurrency: 8,
+        ..RunOptions::default()
+    };
+    let pipeline = engine
+        .runner("sync")
+        .expect("runner")
+        .pipeline(sink.clone(), options);
+    let input: String = (0..1000)
+        .map(|i| format!("{{\"email\":\"lead{i}@x.io\",\"name\":\"L{i}\"}}\n"))
+        .collect();
+    let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
+        .run(std::io::Cursor::new(input.into_bytes()), Vec::new(), |_| {})
+        .await
+        .expect("run");
+    assert_eq!(out.len(), 1000);
+    assert!(out.iter().all(|o| o.status.as_str() == "created"));
+    assert_eq!(*sink.groups.lock().unwrap(), [100; 10]);
+
+    // The last records go at once when the input ends, full group or not.
+    let sink = Arc::new(Slow {
+        delay: std::time::Duration::from_millis(50),
+        groups: std::sync::Mutex::default(),
+    });
+    let pipeline = engine
+        .runner("sync")
+        .expect("runner")
+        .pipeline(sink.clone(), RunOptions::default());
+    let input: String = (0..250)
+        .map(|i| format!("{{\"email\":\"lead{i}@x.io\"}}\n"))
+        .collect();
+    let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
+        .run(std::io::Cursor::new(input.into_bytes()), Vec::new(), |_| {})
+        .await
+        .expect("run");
+    assert_eq!(out.len(), 250);
+    assert_eq!(*sink.groups.lock().unwrap(), [100, 100, 50]);
+}

@@ -725,6 +725,19 @@ type HashMapU64<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 /// index is most of what such a lookup costs.
 type ByIndex<V> = HashMap<usize, V, BuildHasherDefault<IndexHash>>;
 
+/// Whether a group short of the sink's size goes out ([`Driver::dispatch`]).
+#[derive(Clone, Copy)]
+enum Partial {
+    /// More records are evaluated already: fill the group first.
+    Wait,
+    /// Only when nothing else is on its way (as Nagle's rule for TCP): a request in flight
+    /// wakes the driver when it returns, by which time the next records have usually been
+    /// evaluated, and vendors' limits count requests, not records.
+    WhenIdle,
+    /// The input has ended: nothing more is coming.
+    Send,
+}
+
 /// Per-identity sequencing, dispatch and in-order reporting.
 struct Driver<'p> {
     pipeline: &'p Pipeline,
@@ -833,9 +846,14 @@ impl<'p> Driver<'p> {
                     Batch::Text(text) => self.report_text(text),
                 }
             }
-            // A partial group waits for more records only while more can come in at once.
             let more_soon = !input_done && self.admitting() && chunks.contains_key(&next_chunk);
-            self.dispatch(!more_soon);
+            self.dispatch(if more_soon {
+                Partial::Wait
+            } else if input_done {
+                Partial::Send
+            } else {
+                Partial::WhenIdle
+            });
             self.flush_out().await?;
 
             let idle = self.in_flight.is_empty() && self.ready.is_empty();
@@ -1014,13 +1032,18 @@ impl<'p> Driver<'p> {
         job
     }
 
-    /// Sends ready jobs in groups while concurrency allows. A partial group waits for more
-    /// records unless `flush` (no more are coming soon).
-    fn dispatch(&mut self, flush: bool) {
+    /// Sends ready jobs in groups while concurrency allows; `partial` says whether a group
+    /// short of the sink's size goes too.
+    fn dispatch(&mut self, partial: Partial) {
         let group = self.pipeline.sink.group_size().max(1);
         let concurrency = self.pipeline.options.concurrency.max(1);
         while !self.ready.is_empty() && self.in_flight.len() < concurrency {
-            if self.ready.len() < group && !flush {
+            let send_partial = match partial {
+                Partial::Wait => false,
+                Partial::WhenIdle => self.in_flight.is_empty(),
+                Partial::Send => true,
+            };
+            if self.ready.len() < group && !send_partial {
                 break;
             }
             let n = group.min(self.ready.len());
