@@ -735,3 +735,53 @@ async fn reports_without_changes_and_settles_at_once_do_not_meet_a_lock() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[tokio::test]
+async fn an_id_mapping_is_rewritten_only_when_its_target_changes() {
+    // An update re-settles a record whose target id is the one the map holds: the row is
+    // left as it is (no page written for it), and its `updated_at` says when it last changed.
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
+        let store = SqlStore::open(&spec).await.unwrap();
+        let run = store.begin_run(&start(None)).await.unwrap();
+        let stamp = || async {
+            let row: (i64,) = sqlx::query_as(
+                "SELECT updated_at FROM rb_idmap WHERE field = 'email' AND value = 'a@x'",
+            )
+            .fetch_one(store.db().pool())
+            .await
+            .unwrap();
+            row.0
+        };
+        let settle = |hash: &'static str, id: &'static str, outcome: &'static str| {
+            let store = &store;
+            let run_id = run.id.clone();
+            async move {
+                store
+                    .settle(
+                        &scope(),
+                        &target(),
+                        &run_id,
+                        &[done("a@x", hash, id, outcome)],
+                    )
+                    .await
+                    .unwrap();
+            }
+        };
+        let ids = || async {
+            store
+                .ids(&target(), "email", &["a@x".to_string()])
+                .await
+                .unwrap()
+        };
+        settle("h1", "101", "created").await;
+        let first = stamp().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        settle("h2", "101", "updated").await;
+        assert_eq!(stamp().await, first, "{name}");
+        assert_eq!(ids().await, [Some("101".to_string())], "{name}");
+        settle("h3", "202", "created").await;
+        assert!(stamp().await > first, "{name}");
+        assert_eq!(ids().await, [Some("202".to_string())], "{name}");
+    }
+}

@@ -546,10 +546,13 @@ impl Store for SqlStore {
                    outcome = excluded.outcome, run_id = excluded.run_id, updated_at = excluded.updated_at",
                 self.db.json_rows(5)
             ));
+            // A mapping that holds already (an update of a known record) is left alone:
+            // rewriting it would write its page again for nothing.
             let ids_sql = self.db.sql(format!(
                 "INSERT INTO rb_idmap (tenant, provider, object, field, value, target_id, updated_at) \
                  SELECT $1, $2, $3, j.value ->> 0, j.value ->> 1, j.value ->> 2, $4 FROM {} WHERE true \
-                 ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at",
+                 ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at \
+                 WHERE rb_idmap.target_id <> excluded.target_id",
                 self.db.json_rows(5)
             ));
             let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
