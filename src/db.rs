@@ -563,14 +563,21 @@ mod tests {
             "sqlite:///tmp/a%20b/state.db?mode=rwc"
         );
     }
+
+    /// A new SQLite database in a directory of its own (kept while the directory lives).
+    async fn temp_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(Location::File(dir.path().join("t.db")))
+            .await
+            .expect("open");
+        (dir, db)
+    }
+
     /// The WAL is copied back into the file every 16,384 pages, not SQLite's 1,000, on
     /// every pooled connection: 2,000 pages written in 20 commits are all still in the WAL.
     #[tokio::test]
     async fn the_wal_is_checkpointed_every_16384_pages() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = Db::open(Location::File(dir.path().join("w.db")))
-            .await
-            .expect("open");
+        let (dir, db) = temp_db().await;
         sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
             .execute(db.pool())
             .await
@@ -586,19 +593,17 @@ mod tests {
             }
             tx.commit().await.expect("commit");
         }
-        let frames = std::fs::metadata(dir.path().join("w.db-wal"))
+        let frames = std::fs::metadata(dir.path().join("t.db-wal"))
             .expect("wal")
             .len()
             / 4120;
         assert!(frames >= 2000, "the WAL holds {frames} pages");
     }
+
     /// Every pooled connection keeps 16 MiB of pages, not SQLite's 2 MiB.
     #[tokio::test]
     async fn pooled_connections_cache_16_mib_of_pages() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = Db::open(Location::File(dir.path().join("c.db")))
-            .await
-            .expect("open");
+        let (_dir, db) = temp_db().await;
         let mut held = Vec::new();
         for _ in 0..3 {
             let mut conn = db.pool().acquire().await.expect("connection");

@@ -44,8 +44,8 @@ const UPDATE: Run<'static> = Run {
     repeats: "in_order",
 };
 
-/// The `sync` flow of [`RULES`] sending to `crm`.
-fn pipeline(crm: Arc<MemoryConnector>, how: &Run<'_>, options: RunOptions) -> Pipeline {
+/// [`RULES`] with `how`'s duplicate rule, `crm` as the provider.
+fn engine(how: &Run<'_>, crm: Arc<MemoryConnector>) -> Engine {
     let rules = RULES
         .replace("ON_MATCH", how.on_match)
         .replace("ON_MULTIPLE", how.on_multiple)
@@ -55,6 +55,11 @@ fn pipeline(crm: Arc<MemoryConnector>, how: &Run<'_>, options: RunOptions) -> Pi
         .connector("crm", crm)
         .build()
         .expect("rules compile")
+}
+
+/// The `sync` flow of [`RULES`] sending to `crm`.
+fn pipeline(crm: Arc<MemoryConnector>, how: &Run<'_>, options: RunOptions) -> Pipeline {
+    engine(how, crm)
         .sender("sync", options, SendOptions::default())
         .expect("sender")
 }
@@ -666,15 +671,7 @@ async fn a_send_can_override_on_match() {
         "contact",
         json!({"email": "ada@example.com", "name": "Ada"}),
     );
-    let rules = RULES
-        .replace("ON_MATCH", "update")
-        .replace("ON_MULTIPLE", "fail")
-        .replace("REPEATS", "in_order");
-    let engine = Engine::builder()
-        .rules_str("rules.yaml", rules)
-        .connector("crm", crm.clone())
-        .build()
-        .expect("rules compile");
+    let engine = engine(&UPDATE, crm.clone());
     let mut statuses = Vec::new();
     for on_match in [None, Some(OnMatch::Skip), Some(OnMatch::CreateNew)] {
         let send = SendOptions {
@@ -733,60 +730,49 @@ impl rulebridge::exec::Sink for Slow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partial_group_waits_while_requests_are_in_flight() {
-    // 1,000 records read in chunks of 512 lines: the first chunk fills five groups and
-    // leaves 12 records over. While those five are on their way, the 12 wait for the next
-    // chunk instead of going out as a request of their own, so every request is full.
-    let rules = RULES
-        .replace("ON_MATCH", "update")
-        .replace("ON_MULTIPLE", "fail")
-        .replace("REPEATS", "in_order");
-    let engine = Engine::builder()
-        .rules_str("rules.yaml", rules)
-        .connector("crm", Arc::new(MemoryConnector::new()))
-        .build()
-        .expect("rules compile");
+/// `n` leads through the `sync` flow into a [`Slow`] sink taking 50 ms per call: the
+/// outcomes, and the size of each group the sink was given.
+async fn through_slow_sink(
+    n: usize,
+    options: RunOptions,
+) -> (Vec<rulebridge::Outcome>, Vec<usize>) {
+    let engine = engine(&UPDATE, Arc::new(MemoryConnector::new()));
     let sink = Arc::new(Slow {
         delay: std::time::Duration::from_millis(50),
         groups: std::sync::Mutex::default(),
     });
-    let options = RunOptions {
-        threads: 1,
-        concurrency: 8,
-        ..RunOptions::default()
-    };
     let pipeline = engine
         .runner("sync")
         .expect("runner")
         .pipeline(sink.clone(), options);
-    let input: String = (0..1000)
+    let input: String = (0..n)
         .map(|i| format!("{{\"email\":\"lead{i}@x.io\",\"name\":\"L{i}\"}}\n"))
         .collect();
     let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
         .run(std::io::Cursor::new(input.into_bytes()), Vec::new(), |_| {})
         .await
         .expect("run");
+    let groups = sink.groups.lock().unwrap().clone();
+    (out, groups)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_group_waits_while_requests_are_in_flight() {
+    // 1,000 records read in chunks of 512 lines: the first chunk fills five groups and
+    // leaves 12 records over. While those five are on their way, the 12 wait for the next
+    // chunk instead of going out as a request of their own, so every request is full.
+    let options = RunOptions {
+        threads: 1,
+        concurrency: 8,
+        ..RunOptions::default()
+    };
+    let (out, groups) = through_slow_sink(1000, options).await;
     assert_eq!(out.len(), 1000);
     assert!(out.iter().all(|o| o.status.as_str() == "created"));
-    assert_eq!(*sink.groups.lock().unwrap(), [100; 10]);
+    assert_eq!(groups, [100; 10]);
 
     // The last records go at once when the input ends, full group or not.
-    let sink = Arc::new(Slow {
-        delay: std::time::Duration::from_millis(50),
-        groups: std::sync::Mutex::default(),
-    });
-    let pipeline = engine
-        .runner("sync")
-        .expect("runner")
-        .pipeline(sink.clone(), RunOptions::default());
-    let input: String = (0..250)
-        .map(|i| format!("{{\"email\":\"lead{i}@x.io\"}}\n"))
-        .collect();
-    let (_, out): (_, Vec<rulebridge::Outcome>) = pipeline
-        .run(std::io::Cursor::new(input.into_bytes()), Vec::new(), |_| {})
-        .await
-        .expect("run");
+    let (out, groups) = through_slow_sink(250, RunOptions::default()).await;
     assert_eq!(out.len(), 250);
-    assert_eq!(*sink.groups.lock().unwrap(), [100, 100, 50]);
+    assert_eq!(groups, [100, 100, 50]);
 }
