@@ -8,8 +8,9 @@ use std::sync::Arc;
 use rulebridge::Engine;
 use rulebridge::connect::Capabilities;
 use rulebridge::connect::memory::{Fault, MemoryConnector};
+use rulebridge::exec::pipeline::{Completion, Job};
 use rulebridge::exec::send::SendOptions;
-use rulebridge::exec::{Pipeline, RunOptions};
+use rulebridge::exec::{Pipeline, RunOptions, Sink, Status};
 use serde_json::{Value, json};
 
 const RULES: &str = r#"
@@ -698,24 +699,21 @@ struct Slow {
     groups: std::sync::Mutex<Vec<usize>>,
 }
 
-impl rulebridge::exec::Sink for Slow {
+impl Sink for Slow {
     fn group_size(&self) -> usize {
         100
     }
 
-    fn write(
-        &self,
-        jobs: Vec<rulebridge::exec::pipeline::Job>,
-    ) -> futures::future::BoxFuture<'_, Vec<rulebridge::exec::pipeline::Completion>> {
+    fn write(&self, jobs: Vec<Job>) -> futures::future::BoxFuture<'_, Vec<Completion>> {
         Box::pin(async move {
             self.groups.lock().unwrap().push(jobs.len());
             tokio::time::sleep(self.delay).await;
             jobs.into_iter()
-                .map(|job| rulebridge::exec::pipeline::Completion::Done {
+                .map(|job| Completion::Done {
                     outcome: rulebridge::Outcome {
                         index: job.index,
                         key: job.key,
-                        status: rulebridge::exec::Status::Created,
+                        status: Status::Created,
                         target_id: Some(format!("t{}", job.index)),
                         payload: None,
                         policy: None,
