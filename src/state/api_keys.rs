@@ -278,7 +278,13 @@ mod tests {
         assert!(listed[0].last_used_at.is_some());
         assert!(keys.list(Some("globex")).await.expect("list").is_empty());
         let shown = serde_json::to_string(&listed).expect("json");
-        let secret = a.key.expose().rsplit('_').next().unwrap_or_default();
+        // The secret is everything after the id: base64url, which may hold `_` itself.
+        let secret = a
+            .key
+            .expose()
+            .strip_prefix(&format!("{KEY_PREFIX}{}_", a.info.id))
+            .expect("the key's form");
+        assert_eq!(secret.len(), 43);
         assert!(!shown.contains(secret), "{shown}");
         let rows = sqlx::query("SELECT hash FROM rb_api_keys")
             .fetch_all(keys.db.pool())
