@@ -20,6 +20,7 @@ pub mod engine;
 pub mod exec;
 pub mod expr;
 pub mod functions;
+pub mod http_client;
 pub mod plan;
 pub mod secrets;
 pub mod span;

@@ -158,18 +158,19 @@ impl OAuthApp {
         code: &str,
         timeout: Duration,
     ) -> Result<TokenSet, ConnectError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cannot = |e: &dyn std::fmt::Display| {
+            ConnectError::new(
+                ErrorKind::Fatal,
+                format!("cannot create the HTTP client: {e}"),
+            )
+        };
         // A token endpoint that redirects is not followed: the form carries the secret.
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
+            .map_err(|e| cannot(&e))?
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
-            .map_err(|e| {
-                ConnectError::new(
-                    ErrorKind::Fatal,
-                    format!("cannot create the HTTP client: {e}"),
-                )
-            })?;
+            .map_err(|e| cannot(&e))?;
         // The code is a credential until it is used.
         let code = Secret::new(code.to_string());
         let form = [

@@ -85,8 +85,8 @@ impl VaultClient {
     /// of its own that ends with it (see `Resolver::resolve_blocking`), taking a shared
     /// client's pooled connections along.
     fn http(&self) -> Result<reqwest::Client, SecretError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
+        crate::http_client::builder()
+            .map_err(|e| SecretError::Source(format!("Vault: {e}")))?
             .timeout(self.config.timeout.unwrap_or(Duration::from_secs(10)))
             .build()
             .map_err(|_| SecretError::Source("Vault: cannot create an HTTP client".into()))

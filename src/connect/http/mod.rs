@@ -258,9 +258,6 @@ impl HttpConnector {
             resolver: &resolver,
             remote: Default::default(),
         };
-        // rustls needs a process-wide crypto provider; a second install is refused harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-
         let missing: Vec<&str> = plan
             .vars
             .iter()
@@ -284,7 +281,8 @@ impl HttpConnector {
         url::Url::parse(&base_url).map_err(|e| fail(format!("base_url `{base_url}`: {e}")))?;
 
         let timeout = plan.timeout.unwrap_or(options.timeout);
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
+            .map_err(|e| fail(e.to_string()))?
             .user_agent(options.user_agent.clone())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()

@@ -333,9 +333,12 @@ fn deadline_passed() -> ConnectError {
 ///   the request was (at least partly) written: the server may have processed it.
 ///
 /// A connect timeout is both `is_connect()` and `is_timeout()`: not sent.
+///
+/// A server certificate the process does not trust (unknown issuer, expired, another host's)
+/// is fatal: retrying cannot change the answer, the trust store or the URL must.
 fn classify_transport(e: &reqwest::Error, timeout: Duration) -> Failure {
     let err = transport_error(e, Some(timeout));
-    if e.is_builder() || e.is_redirect() {
+    if e.is_builder() || e.is_redirect() || refused_certificate(e) {
         Failure::Fatal(ConnectError {
             kind: ErrorKind::Fatal,
             ..err
@@ -346,6 +349,22 @@ fn classify_transport(e: &reqwest::Error, timeout: Duration) -> Failure {
             sent: !e.is_connect(),
         }
     }
+}
+
+/// Whether the TLS handshake refused the server's certificate. The connector wraps rustls's
+/// error in I/O errors, whose `source()` skips the error they carry: those are opened too.
+fn refused_certificate(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// A transport failure in words, without the URL (which may carry an API key).
