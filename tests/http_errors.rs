@@ -131,13 +131,14 @@ async fn defaults_without_a_matching_rule() {
     let server = serve(|s, _| match s.path.as_str() {
         "/contacts/404" => Reply::json(404, json!({"message": "not here"})),
         "/contacts/403" => Reply::json(403, json!({"message": "forbidden"})),
-        "/contacts/418" => Reply {
-            status: 418,
-            headers: vec![],
-            body: "I'm a teapot".into(),
-            delay: std::time::Duration::ZERO,
-            hang_up: false,
-        },
+        "/contacts/418" => Reply::raw(418, "text/plain", b"I'm a teapot"),
+        // A vendor's Latin-1 message inside JSON ("caf\xe9"): still read as JSON.
+        "/contacts/422" => Reply::raw(
+            422,
+            "application/json",
+            b"{\"message\": \"caf\xe9 closed\"}",
+        ),
+        "/contacts/500" => Reply::raw(500, "text/html", b"<h1>caf\xe9</h1>"),
         _ => Reply::json(200, json!({})),
     })
     .await;
@@ -162,6 +163,14 @@ async fn defaults_without_a_matching_rule() {
     assert_eq!(
         kind("418").await,
         Err((ErrorKind::Fatal, "I'm a teapot".into()))
+    );
+    assert_eq!(
+        kind("422").await,
+        Err((ErrorKind::Validation, "caf\u{fffd} closed".into()))
+    );
+    assert_eq!(
+        kind("500").await,
+        Err((ErrorKind::Transient, "<h1>caf\u{fffd}</h1>".into()))
     );
     // An update whose response has no id reports the id it was given.
     let w = c

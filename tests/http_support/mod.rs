@@ -44,7 +44,7 @@ impl Seen {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
     pub delay: Duration,
     /// Close the connection instead of answering (after the request was read in full).
     pub hang_up: bool,
@@ -55,9 +55,18 @@ impl Reply {
         Reply {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string(),
+            body: body.to_string().into_bytes(),
             delay: Duration::ZERO,
             hang_up: false,
+        }
+    }
+
+    /// A body of raw bytes, as a vendor may send them (not necessarily UTF-8).
+    pub fn raw(status: u16, content_type: &str, body: &[u8]) -> Reply {
+        Reply {
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.to_vec(),
+            ..Reply::empty(status)
         }
     }
 
@@ -65,7 +74,7 @@ impl Reply {
         Reply {
             status,
             headers: Vec::new(),
-            body: String::new(),
+            body: Vec::new(),
             delay: Duration::ZERO,
             hang_up: false,
         }

@@ -37,7 +37,8 @@ pub(crate) struct Prepared {
 pub(crate) struct Response {
     pub status: u16,
     pub headers: HeaderMap,
-    pub text: String,
+    /// The body as received; only a failure's classification reads it as text.
+    pub bytes: bytes::Bytes,
     /// The body as JSON; a body that is not JSON is kept as a string.
     pub body: Value,
 }
@@ -45,6 +46,11 @@ pub(crate) struct Response {
 impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The body as text (invalid UTF-8 replaced), borrowed where it is valid.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
     }
 }
 
@@ -158,7 +164,7 @@ impl HttpConnector {
                         rules,
                         &self.plan.errors,
                         resp.status,
-                        &resp.text,
+                        &resp.text(),
                         &resp.body,
                     );
                     tracing::debug!(provider = %self.plan.name, op = %req.what, attempt, status = resp.status, kind = ?err.kind, "failed");
@@ -294,17 +300,23 @@ impl HttpConnector {
             error: transport_error(&e, Some(self.timeout)),
             sent: true,
         })?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = if text.trim().is_empty() {
+        // Parsed from the bytes as they came: a batch's answer is not copied into a string
+        // first (only a failure's classification reads the text).
+        let body = if bytes.trim_ascii().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                // Invalid UTF-8 inside JSON (a vendor's Latin-1 message) still parses once
+                // replaced; anything else is kept as text.
+                let text = String::from_utf8_lossy(&bytes);
+                serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
+            })
         };
         Ok((
             Response {
                 status,
                 headers,
-                text,
+                bytes,
                 body,
             },
             generation,
