@@ -421,6 +421,12 @@ async fn prepare(
         // For the same reason most lookups miss SQLite's default 2 MiB of cached pages and
         // cost a read from the file; 16 MiB per connection (taken as pages are read).
         conn.execute("PRAGMA cache_size = -16384").await?;
+        // A statement inside a transaction (a settle's ledger and id-map upserts, a report's
+        // changelog rows) keeps a journal of the pages it changes, to undo it alone on a
+        // constraint error. SQLite spills that journal to a temporary file past 64 KiB, and
+        // a batch of random keys changes a page per row: hundreds of `pwrite`s to a file
+        // that is deleted unread. In memory it costs at most the pages of one statement.
+        conn.execute("PRAGMA temp_store = MEMORY").await?;
     }
     Ok(())
 }
@@ -600,9 +606,10 @@ mod tests {
         assert!(frames >= 2000, "the WAL holds {frames} pages");
     }
 
-    /// Every pooled connection keeps 16 MiB of pages, not SQLite's 2 MiB.
+    /// Every pooled connection keeps 16 MiB of pages, not SQLite's 2 MiB, and its statement
+    /// journals in memory.
     #[tokio::test]
-    async fn pooled_connections_cache_16_mib_of_pages() {
+    async fn pooled_connections_cache_16_mib_of_pages_and_journal_in_memory() {
         let (_dir, db) = temp_db().await;
         let mut held = Vec::new();
         for _ in 0..3 {
@@ -612,6 +619,11 @@ mod tests {
                 .await
                 .expect("pragma");
             assert_eq!(kib, -16384);
+            let (temp,): (i64,) = sqlx::query_as("PRAGMA temp_store")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("pragma");
+            assert_eq!(temp, 2, "statement journals are kept in memory");
             held.push(conn);
         }
     }
