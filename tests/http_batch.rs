@@ -125,6 +125,54 @@ async fn batches_are_chunked_and_matched_by_position() {
     assert_eq!(first.body["first"], json!("4"));
 }
 
+/// A successful answer is read only for the members results are matched by, but a result
+/// that failed is classified from all of its members, as the kit's rules may read any.
+#[tokio::test]
+async fn a_failed_result_is_classified_from_all_its_members() {
+    let server = serve(|_, _| {
+        Reply::json(200, json!({
+            "results": [
+                {"id": "u-1", "status": "ok", "created": true, "profile": {"theme": "dark", "tags": [1, 2]}},
+                {"userId": null, "status": "failed", "error": "email domain not allowed", "code": "DOMAIN_BLOCKED"},
+                {"id": "u-3", "status": "ok", "created": false, "audit": [{"at": 1}]}
+            ]
+        }))
+    })
+    .await;
+    let yaml = CRM.replace(
+        "        max_batch: 3\n",
+        "        max_batch: 3\nerrors:\n  - { contains: DOMAIN_BLOCKED, kind: validation, message: 'join([body.code, body.error], \": \")' }\n",
+    );
+    let mut opts = options(&server, &[]);
+    opts.vars.insert("tenant_id".into(), json!("t-1"));
+    let c = HttpConnector::new(&http_support::provider(&yaml), opts).expect("build");
+    let keys = ["a@x.com", "b@x.com", "c@x.com"];
+    let p = payloads(&keys);
+    let results = c
+        .upsert_batch(&Call::default(), "user", "email", &items(&keys, &p))
+        .await;
+    let written: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().ok().map(|w| (w.id.clone(), w.created)))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            Some((Some("u-1".to_string()), Some(true))),
+            None,
+            Some((Some("u-3".to_string()), Some(false)))
+        ]
+    );
+    let e = results[1].as_ref().expect_err("failed");
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (
+            ErrorKind::Validation,
+            "DOMAIN_BLOCKED: email domain not allowed"
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_batch_refused_as_a_whole_is_split_until_the_bad_items_are_alone() {
     let bad = |u: &Value| u["email"] == json!("3") || u["email"] == json!("6");

@@ -729,6 +729,11 @@ impl Query {
             .map_err(|e| crate::expr::jsonpath_error(text, e))
     }
 
+    /// The query's steps when it is made of member names and wildcards only.
+    pub fn steps(&self) -> Option<&[super::member_path::Step]> {
+        self.simple.as_deref()
+    }
+
     /// Every match, borrowed, in document order.
     pub fn refs<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
         if let Some(steps) = &self.simple {

@@ -32,10 +32,12 @@ use super::classify::classify_item;
 use super::context::{Context, Part};
 use super::group;
 use super::operation::id_text;
-use super::send::Failed;
+use super::send::{Failed, Response};
+use super::shape::Shape;
 use super::{HttpConnector, item_fields, response_id};
 use crate::connect::{ConnectError, ErrorKind, UpsertItem, Written};
-use crate::plan::provider::{ObjectPlan, OperationPlan, ResponsePlan};
+use crate::plan::member_path::Step;
+use crate::plan::provider::{ObjectPlan, OperationPlan, Query, ResponsePlan};
 
 /// Chunk size of a batch operation without `max_batch`.
 pub const DEFAULT_MAX_BATCH: usize = 100;
@@ -149,8 +151,12 @@ impl HttpConnector {
             Err(e) => return all_fail(e),
         };
         let keys: Vec<&str> = group.iter().map(|&i| items[i].key).collect();
-        match self.run_keeping_response(obj, op, &cx, deadline).await {
-            Ok(resp) => self.map_results(obj, op, field, group, &keys, &resp.body),
+        let shape = result_shape(op, &obj.response, field);
+        match self
+            .run_keeping_response(obj, op, &cx, deadline, shape)
+            .await
+        {
+            Ok(resp) => self.map_results(obj, op, field, group, &keys, &resp),
             Err(failed) => self.refused(obj, op, field, group, &keys, failed),
         }
     }
@@ -221,8 +227,17 @@ impl HttpConnector {
         field: &str,
         group: &[usize],
         keys: &[&str],
-        body: &Value,
+        resp: &Response,
     ) -> Outcome {
+        // A failed result is classified by the kit's rules, which may read any of its
+        // members: then the whole answer is read.
+        let whole;
+        let body = if resp.projected && results(op, &resp.body).into_iter().any(failed) {
+            whole = resp.whole();
+            &*whole
+        } else {
+            &resp.body
+        };
         let mut assigned: Vec<Option<ItemResult>> = vec![None; group.len()];
         // Per-item errors first: they say which item they belong to.
         let mut unplaced_errors = Vec::new();
@@ -238,19 +253,9 @@ impl HttpConnector {
             }
         }
         // Borrowed from the response: results are read, not copied.
-        let results: Vec<&Value> = match &op.results {
-            Some(q) => q.refs(body),
-            None => match body {
-                Value::Array(a) => a.iter().collect(),
-                _ => body
-                    .get("results")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().collect())
-                    .unwrap_or_default(),
-            },
-        };
+        let results = results(op, body);
         let to_result = |r: &Value| -> ItemResult {
-            if r.get("success") == Some(&Value::Bool(false)) || failed_status(r) {
+            if failed(r) {
                 let first_error = r.get("errors").and_then(|e| e.get(0)).unwrap_or(r);
                 return Err(classify_item(&obj.errors, &self.plan.errors, first_error));
             }
@@ -317,6 +322,71 @@ impl HttpConnector {
             resend: Vec::new(),
         }
     }
+}
+
+/// A batch answer's results: the operation's `results` query, else a top-level array or
+/// `results`.
+fn results<'v>(op: &OperationPlan, body: &'v Value) -> Vec<&'v Value> {
+    match &op.results {
+        Some(q) => q.refs(body),
+        None => match body {
+            Value::Array(a) => a.iter().collect(),
+            _ => body
+                .get("results")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default(),
+        },
+    }
+}
+
+/// What `map_results` reads of a successful answer, for a chunk matched by `field`: the
+/// item errors whole, and of each result its flags, errors, id, `created` and identity.
+/// `None` (the whole answer) when a query is not a plain member path.
+pub(super) fn result_shape(
+    op: &OperationPlan,
+    response: &ResponsePlan,
+    field: &str,
+) -> Option<Shape> {
+    let name = |n: &str| Step::Name(n.to_string());
+    let steps = |q: &Option<Query>| q.as_ref().map(|q| q.steps().map(<[Step]>::to_vec));
+    let mut paths: Vec<Vec<Step>> =
+        vec![steps(&op.item_errors).unwrap_or(Some(vec![name("errors")]))?];
+    let results = match steps(&op.results) {
+        Some(r) => vec![r?],
+        None => vec![vec![Step::All], vec![name("results"), Step::All]],
+    };
+    let mut item: Vec<Vec<Step>> = ["success", "status", "errors"]
+        .iter()
+        .map(|n| vec![name(n)])
+        .collect();
+    match steps(&op.id) {
+        Some(id) => item.push(id?),
+        None => item.push(vec![name("id")]),
+    }
+    match steps(&op.created) {
+        Some(created) => item.push(created?),
+        None => item.extend([vec![name("new")], vec![name("created")]]),
+    }
+    if !field.is_empty() {
+        item.push(vec![name(field)]);
+        if let Some(fields) = steps(&response.fields) {
+            let mut path = fields?;
+            path.push(name(field));
+            item.push(path);
+        }
+    }
+    for r in &results {
+        for i in &item {
+            paths.push(r.iter().chain(i).cloned().collect());
+        }
+    }
+    Some(Shape::of(paths.iter().map(Vec::as_slice)))
+}
+
+/// A result that says its item failed: `success: false`, or a failed `status` word.
+fn failed(r: &Value) -> bool {
+    r.get("success") == Some(&Value::Bool(false)) || failed_status(r)
 }
 
 /// The context of one chunk over its rendered items (`items`, `inputs`, `records`).

@@ -167,8 +167,12 @@ impl HttpConnector {
         } else {
             ""
         };
-        match self.run_keeping_response(obj, op, &cx, deadline).await {
-            Ok(resp) => self.map_results(obj, op, field, group, &ids, &resp.body),
+        let shape = batch::result_shape(op, &obj.response, field);
+        match self
+            .run_keeping_response(obj, op, &cx, deadline, shape)
+            .await
+        {
+            Ok(resp) => self.map_results(obj, op, field, group, &ids, &resp),
             Err(failed) => self.refused(obj, op, field, group, &ids, failed),
         }
     }

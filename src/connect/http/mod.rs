@@ -88,6 +88,7 @@ mod operation;
 mod pacing;
 mod retry;
 mod send;
+mod shape;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -486,6 +487,7 @@ impl HttpConnector {
             headers,
             body,
             repeatable: op.repeatable(),
+            shape: None,
         })
     }
 
@@ -496,21 +498,24 @@ impl HttpConnector {
         cx: &Context<'_>,
         deadline: Option<Instant>,
     ) -> Result<Response, ConnectError> {
-        self.run_keeping_response(obj, op, cx, deadline)
+        self.run_keeping_response(obj, op, cx, deadline, None)
             .await
             .map_err(|f| f.error)
     }
 
-    /// Like `run`, keeping the response of a failure (batches read per-item errors from it).
+    /// Like `run`, keeping the response of a failure (batches read per-item errors from it);
+    /// a success is parsed only as far as `shape` reads it.
     async fn run_keeping_response(
         &self,
         obj: &ObjectPlan,
         op: &OperationPlan,
         cx: &Context<'_>,
         deadline: Option<Instant>,
+        shape: Option<shape::Shape>,
     ) -> Result<Response, Failed> {
         let generation = self.creds_generation().await;
-        let req = self.prepare(op, cx)?;
+        let mut req = self.prepare(op, cx)?;
+        req.shape = shape;
         let deadline = deadline.map(tokio::time::Instant::from_std);
         let limiter = self.limiters.get(&op.what);
         match self.send(&req, limiter, &obj.errors, deadline).await {
@@ -521,7 +526,9 @@ impl HttpConnector {
             {
                 let creds = self.creds();
                 let cx = cx.rebased(&creds.context);
-                let req = self.prepare(op, &cx)?;
+                let shape = req.shape.take();
+                let mut req = self.prepare(op, &cx)?;
+                req.shape = shape;
                 self.send(&req, limiter, &obj.errors, deadline).await
             }
             other => other,

@@ -1,5 +1,6 @@
 //! Sending one request: pacing, credentials, attempts and their outcome.
 
+use std::borrow::Cow;
 use std::error::Error as _;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::auth::Credentials;
 use super::classify;
 use super::pacing::Limiter;
 use super::retry;
+use super::shape::Shape;
 use crate::connect::{ConnectError, ErrorKind};
 use crate::plan::provider::ErrorRulePlan;
 
@@ -30,6 +32,8 @@ pub(crate) struct Prepared {
     /// Whether it may be sent again after it reached the server and its answer was lost
     /// (false for a create the kit does not declare idempotent).
     pub repeatable: bool,
+    /// What a successful answer is read for; the rest of it is not built.
+    pub shape: Option<Shape>,
 }
 
 /// A response, read in full.
@@ -39,8 +43,10 @@ pub(crate) struct Response {
     pub headers: HeaderMap,
     /// The body as received; only a failure's classification reads it as text.
     pub bytes: bytes::Bytes,
-    /// The body as JSON; a body that is not JSON is kept as a string.
+    /// The body as JSON; a body that is not JSON is kept as a string. Only the request's
+    /// shape of it when `projected`.
     pub body: Value,
+    pub projected: bool,
 }
 
 impl Response {
@@ -49,9 +55,31 @@ impl Response {
     }
 
     /// The body as text (invalid UTF-8 replaced), borrowed where it is valid.
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+    pub fn text(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
     }
+
+    /// The whole body as JSON, parsed again when only a shape of it was built.
+    pub fn whole(&self) -> Cow<'_, Value> {
+        if self.projected {
+            Cow::Owned(parse_body(&self.bytes))
+        } else {
+            Cow::Borrowed(&self.body)
+        }
+    }
+}
+
+/// A body as JSON, from the bytes as they came; a body that is not JSON is kept as text.
+fn parse_body(bytes: &[u8]) -> Value {
+    if bytes.trim_ascii().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes).unwrap_or_else(|_| {
+        // Invalid UTF-8 inside JSON (a vendor's Latin-1 message) still parses once
+        // replaced; anything else is kept as text.
+        let text = String::from_utf8_lossy(bytes);
+        serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
+    })
 }
 
 /// A request that failed for good: the classified error, and the response when there was one.
@@ -301,16 +329,12 @@ impl HttpConnector {
             sent: true,
         })?;
         // Parsed from the bytes as they came: a batch's answer is not copied into a string
-        // first (only a failure's classification reads the text).
-        let body = if bytes.trim_ascii().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                // Invalid UTF-8 inside JSON (a vendor's Latin-1 message) still parses once
-                // replaced; anything else is kept as text.
-                let text = String::from_utf8_lossy(&bytes);
-                serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
-            })
+        // first (only a failure's classification reads the text). A success is built only
+        // as far as the request's shape reads it; a failure is classified from all of it.
+        let shape = req.shape.as_ref().filter(|_| (200..300).contains(&status));
+        let (body, projected) = match shape.map(|s| s.parse(&bytes)) {
+            Some(Ok(body)) => (body, true),
+            _ => (parse_body(&bytes), false),
         };
         Ok((
             Response {
@@ -318,6 +342,7 @@ impl HttpConnector {
                 headers,
                 bytes,
                 body,
+                projected,
             },
             generation,
         ))
