@@ -8,7 +8,7 @@ use rulebridge::Engine;
 use rulebridge::connect::Found;
 use rulebridge::connect::memory::MemoryConnector;
 use rulebridge::exec::ledger::Recorder;
-use rulebridge::exec::pipeline::{Completion, Job, NdjsonOutput};
+use rulebridge::exec::pipeline::{Completion, Job, NdjsonOutput, Wrote};
 use rulebridge::exec::send::SendOptions;
 use rulebridge::exec::{Outcome, RunOptions, Sink, Status};
 use rulebridge::functions::Clock;
@@ -497,14 +497,15 @@ impl Sink for Capture {
                             error: None,
                             provenance: None,
                         },
-                        written: Some((
-                            job.identity,
-                            Found {
+                        written: Some(Wrote {
+                            identity: job.identity,
+                            found: Found {
                                 id,
                                 updated_at: None,
                                 fields: Value::Null,
                             },
-                        )),
+                            origin: job.origin,
+                        }),
                     }
                 })
                 .collect()

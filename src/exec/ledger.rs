@@ -30,7 +30,7 @@ use crate::state::{
 };
 use crate::syntax::doc::OnMatch;
 
-use super::pipeline::{Completion, Job, Output, Sink};
+use super::pipeline::{Completion, Job, Output, Sink, Wrote};
 use super::{FailureKind, Outcome, RecordError, Status};
 
 /// How long a record another live run holds is waited for before it fails, at most (its
@@ -587,9 +587,11 @@ fn stored_found(id: String) -> Found {
 }
 
 fn unchanged(job: Job, identity: String, status: Status, target_id: Option<String>) -> Completion {
-    let written = target_id
-        .clone()
-        .map(|id| (job.identity.clone(), stored_found(id)));
+    let written = target_id.clone().map(|id| Wrote {
+        identity: job.identity.clone(),
+        found: stored_found(id),
+        origin: job.origin,
+    });
     let mut outcome = Outcome {
         index: job.index,
         key: job.key,

@@ -17,6 +17,7 @@ pub mod reader;
 mod record;
 pub mod refs;
 mod rendered;
+mod returns;
 pub mod send;
 
 use std::borrow::Cow;

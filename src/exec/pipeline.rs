@@ -33,9 +33,10 @@ use crate::connect::Found;
 use crate::plan::FlowPlan;
 use crate::syntax::doc::Repeats;
 
-use super::known::{Known, KnownIdentities};
+use super::known::KnownIdentities;
 use super::reader::{DEFAULT_MAX_RECORD, Line, LineReader};
 use super::rendered::{Buffers, Text, render};
+use super::returns::{Home, Returns};
 use super::{Evaluation, ExecContext, FailureKind, Outcome, RecordError, Status};
 
 /// How a run reads, evaluates and sends.
@@ -104,16 +105,33 @@ pub struct Job {
     /// the input line, which the ledger compares in their place (set when the run keeps its
     /// input lines, as recorded runs do).
     pub basis: Option<String>,
+    /// The evaluation thread that built the payload, where its memory is freed.
+    pub origin: u8,
+}
+
+/// The [`Job::origin`] of a payload built elsewhere than on an evaluation thread: it is
+/// freed wherever it is dropped.
+pub const NO_HOME: u8 = u8::MAX;
+
+/// What the target holds for a record's identity after a write of it.
+#[derive(Debug)]
+pub struct Wrote {
+    /// The job's identity (its match keys' values).
+    pub identity: Vec<String>,
+    /// The target's id and the fields written.
+    pub found: Found,
+    /// The job's [`Job::origin`].
+    pub origin: u8,
 }
 
 /// What a sink did with a job.
 #[derive(Debug)]
 pub enum Completion {
-    /// Final. `written` is what the target now holds for the record's identity (its id and
-    /// fields) and the job's identity, for later records of the same identity.
+    /// Final. `written` is what the target now holds for the record's identity, for later
+    /// records of the same identity.
     Done {
         outcome: Outcome,
-        written: Option<(Vec<String>, Found)>,
+        written: Option<Wrote>,
     },
     /// A transient failure that outlived its retries: the job gets one more pass at the end of
     /// the run; `outcome` stands if that fails too.
@@ -367,11 +385,17 @@ struct Stage {
 }
 
 impl Stage {
-    fn evaluate(&self, chunk: Vec<Line>) -> Batch {
+    /// Evaluates a chunk on evaluation thread `origin`.
+    fn evaluate(&self, chunk: Vec<Line>, origin: u8) -> Batch {
         let mut evaluated: Vec<Evaluated> = chunk
             .into_iter()
             .map(|line| {
-                match evaluate_line(&self.flow, &self.cx, &self.hasher, line, self.keep_source) {
+                let mut e =
+                    evaluate_line(&self.flow, &self.cx, &self.hasher, line, self.keep_source);
+                if let Evaluated::Mapped { job, .. } = &mut e {
+                    job.origin = origin;
+                }
+                match e {
                     Evaluated::Mapped { job, source, .. } if self.answer_now => {
                         let mut o = self.sink.answer(job);
                         if let Some(source) = source {
@@ -477,21 +501,40 @@ impl Pipeline {
             render: output.takes_lines().then(Buffers::default),
         });
         let buffers = stage.render.clone();
+        // Written payloads come back to the thread that built them to be freed (see
+        // `returns`); threads past the 255th free theirs where they are.
+        let (returns, homes) = Returns::new(threads.min(usize::from(NO_HOME)));
+        let mut homes = homes.into_iter();
         let mut workers = Vec::with_capacity(threads);
-        for _ in 0..threads {
+        for n in 0..threads {
             let input = input.clone();
             let eval_tx = eval_tx.clone();
             let stage = stage.clone();
+            let home: Option<Home<Wrote>> = homes.next();
+            let origin = u8::try_from(n).unwrap_or(u8::MAX);
             workers.push(std::thread::spawn(move || {
                 loop {
+                    if let Some(home) = &home {
+                        home.collect();
+                    }
                     let next = match input.lock() {
                         Ok(mut input) => input.next_chunk(),
-                        Err(_) => return,
+                        Err(_) => break,
                     };
-                    let Some((seq, chunk)) = next else { return };
-                    if eval_tx.blocking_send((seq, stage.evaluate(chunk))).is_err() {
-                        return;
+                    let Some((seq, chunk)) = next else { break };
+                    if eval_tx
+                        .blocking_send((seq, stage.evaluate(chunk, origin)))
+                        .is_err()
+                    {
+                        break;
                     }
+                }
+                // The input has ended here (the driver sees it end once every thread lets
+                // go of its sender); the payloads still in flight come back until the run
+                // ends.
+                drop(eval_tx);
+                if let Some(home) = home {
+                    home.until_done();
                 }
             }));
         }
@@ -500,7 +543,7 @@ impl Pipeline {
         // Reporting, in order, on a thread of its own (writing outcomes is real work).
         let writer = std::thread::spawn(move || write_outcomes(out_rx, output, progress, buffers));
 
-        let driven = Driver::new(self, out_tx).drive(&mut eval_rx).await;
+        let driven = Driver::new(self, out_tx, returns).drive(&mut eval_rx).await;
         // Stop the evaluators whatever happened (their next send fails), then collect the
         // results.
         drop(eval_rx);
@@ -690,6 +733,7 @@ fn evaluate_record(
                     pass: 0,
                     maybe_created: false,
                     basis: None,
+                    origin: 0,
                 },
                 hashes,
                 bytes,
@@ -768,6 +812,8 @@ struct Driver<'p> {
     known: KnownIdentities,
     /// Whether the sink reads [`Job::prior`] (else `known` stays empty).
     reads_prior: bool,
+    /// Where written payloads go to be freed.
+    returns: Returns<Wrote>,
     ready: VecDeque<Job>,
     deferred: Vec<(Job, Outcome)>,
     in_flight: FuturesUnordered<BoxFuture<'p, Vec<Completion>>>,
@@ -775,7 +821,7 @@ struct Driver<'p> {
 }
 
 impl<'p> Driver<'p> {
-    fn new(pipeline: &'p Pipeline, out: mpsc::Sender<Vec<Piece>>) -> Self {
+    fn new(pipeline: &'p Pipeline, out: mpsc::Sender<Vec<Piece>>, returns: Returns<Wrote>) -> Self {
         let repeats = pipeline
             .flow
             .duplicates
@@ -801,6 +847,7 @@ impl<'p> Driver<'p> {
             held_jobs: ByIndex::default(),
             known: KnownIdentities::new(pipeline.options.known_identities),
             reads_prior: pipeline.sink.reads_prior(),
+            returns,
             ready: VecDeque::new(),
             deferred: Vec::new(),
             in_flight: FuturesUnordered::new(),
@@ -1112,7 +1159,7 @@ impl<'p> Driver<'p> {
     }
 
     /// A record is done: report it and release the records of its identity waiting for it.
-    fn finish(&mut self, outcome: Outcome, written: Option<(Vec<String>, Found)>) {
+    fn finish(&mut self, outcome: Outcome, written: Option<Wrote>) {
         let index = outcome.index;
         let hashes = self.hashes_of.remove(&index).unwrap_or_default();
         if self.repeats == Repeats::InOrder {
@@ -1126,21 +1173,24 @@ impl<'p> Driver<'p> {
                 }
             }
         }
-        if let Some((identity, found)) = written
-            && self.reads_prior
-            && let Some((last, rest)) = hashes.split_last()
-        {
-            for h in rest {
-                self.known.insert(
-                    *h,
-                    Known {
-                        identity: identity.clone(),
-                        found: found.clone(),
-                    },
-                );
+        if let Some(wrote) = written {
+            let returns = &mut self.returns;
+            let mut give_back = |w: Wrote| returns.give_back(usize::from(w.origin), w);
+            match hashes.split_last() {
+                Some((last, rest)) if self.reads_prior => {
+                    for h in rest {
+                        let copy = Wrote {
+                            identity: wrote.identity.clone(),
+                            found: wrote.found.clone(),
+                            origin: NO_HOME,
+                        };
+                        self.known.insert(*h, copy, &mut give_back);
+                    }
+                    // One match key (the usual case): the written fields move in, uncopied.
+                    self.known.insert(*last, wrote, &mut give_back);
+                }
+                _ => give_back(wrote),
             }
-            // One match key (the usual case): the written fields move in, uncopied.
-            self.known.insert(*last, Known { identity, found });
         }
         self.report(outcome);
         for s in self.successors.remove(&index).unwrap_or_default() {

@@ -24,7 +24,7 @@ use crate::plan::{DuplicatePlan, FlowPlan};
 use crate::syntax::doc::OnMatch;
 
 use super::decide::{Decision, decide};
-use super::pipeline::{Completion, Job, Sink};
+use super::pipeline::{Completion, Job, Sink, Wrote};
 use super::refs::{self, Resolver, Unresolved};
 use super::{Outcome, RecordError, Status};
 
@@ -613,14 +613,15 @@ impl ConnectorSink {
                 Some(p) => overlay(&p.fields, fields),
                 None => fields,
             };
-            (
-                job.identity,
-                Found {
+            Wrote {
+                identity: job.identity,
+                found: Found {
                     id,
                     updated_at: None,
                     fields,
                 },
-            )
+                origin: job.origin,
+            }
         });
         Completion::Done {
             outcome: Outcome {
