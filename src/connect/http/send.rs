@@ -51,7 +51,7 @@ pub(crate) struct Response {
 
 impl Response {
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
+        is_success(self.status)
     }
 
     /// The body as text (invalid UTF-8 replaced), borrowed where it is valid.
@@ -67,6 +67,10 @@ impl Response {
             Cow::Borrowed(&self.body)
         }
     }
+}
+
+fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 /// A body as JSON, from the bytes as they came; a body that is not JSON is kept as text.
@@ -331,7 +335,7 @@ impl HttpConnector {
         // Parsed from the bytes as they came: a batch's answer is not copied into a string
         // first (only a failure's classification reads the text). A success is built only
         // as far as the request's shape reads it; a failure is classified from all of it.
-        let shape = req.shape.as_ref().filter(|_| (200..300).contains(&status));
+        let shape = req.shape.as_ref().filter(|_| is_success(status));
         let (body, projected) = match shape.map(|s| s.parse(&bytes)) {
             Some(Ok(body)) => (body, true),
             _ => (parse_body(&bytes), false),
