@@ -631,7 +631,7 @@ async fn bad_state_files_are_refused_with_what_to_do() {
             e,
             StoreError::Db(DbError::NewerSchema {
                 found: 99,
-                known: 6,
+                known: 7,
                 ..
             })
         ),
@@ -745,6 +745,7 @@ async fn an_id_mapping_is_rewritten_only_when_its_target_changes() {
         let store = SqlStore::open(&spec).await.unwrap();
         let run = store.begin_run(&start(None)).await.unwrap();
         let stamp = || async {
+            store.fold_journal().await.unwrap();
             let row: (i64,) = sqlx::query_as(
                 "SELECT updated_at FROM rb_idmap WHERE field = 'email' AND value = 'a@x'",
             )

@@ -1,11 +1,17 @@
 //! [`Store`] on SQL: one implementation for SQLite and PostgreSQL through [`Db`].
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::*;
 use crate::db::{Backend, Db, Location};
+
+mod journal;
+
+use journal::{Fold, Journal};
 
 /// The store's migrations, applied on open; a file with a later version is refused.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -20,11 +26,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// Migrations after [`BACKEND_MIGRATIONS`], the same for both backends.
-const LATER_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    6,
-    "claim_hash",
-    include_str!("migrations/0006_claim_hash.sql"),
-)];
+const LATER_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        6,
+        "claim_hash",
+        include_str!("migrations/0006_claim_hash.sql"),
+    ),
+    (
+        7,
+        "settle_journal",
+        include_str!("migrations/0007_settle_journal.sql"),
+    ),
+];
 
 /// Migrations whose SQL differs by backend, after [`MIGRATIONS`]: (version, description,
 /// SQLite, PostgreSQL).
@@ -64,6 +77,8 @@ pub struct SqlStore {
     db: Db,
     /// This process, as it marks the runs and ledger entries it holds: `host:pid:nonce`.
     owner: String,
+    /// Settles appended and not yet folded into the ledger ([`journal`]).
+    journal: Arc<Journal>,
 }
 
 impl SqlStore {
@@ -96,6 +111,7 @@ impl SqlStore {
                 std::process::id(),
                 rand::random::<u32>()
             ),
+            journal: Arc::default(),
         })
     }
 
@@ -121,6 +137,89 @@ impl SqlStore {
         }
         now - heartbeat_at > STALE_MS
     }
+
+    /// One claim statement over `claims` (see [`Store::claim`]).
+    async fn claim_once(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        claims: &[Claiming],
+    ) -> StoreResult<Vec<Claim>> {
+        let now = now_ms();
+        let mut won = std::collections::HashMap::with_capacity(claims.len());
+        // The update applies only where no other live process holds the entry, a dead one
+        // has no journaled settle that may be its own (folded first), and the payload is
+        // not the one last written; `prev_state` keeps what the entry was, `own` when this
+        // process held it.
+        let sql = self.db.sql(format!(
+            "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, pending_hash, updated_at) \
+             SELECT $1, $2, j.value ->> 0, j.value ->> 1, 'pending', NULL, $3, $4, j.value ->> 2, $5 FROM {} WHERE true \
+             ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
+               prev_state = CASE WHEN rb_ledger.owner = excluded.owner THEN 'own' ELSE rb_ledger.state END, \
+               state = 'pending', owner = excluded.owner, record_key = excluded.record_key, \
+               pending_hash = excluded.pending_hash, updated_at = excluded.updated_at \
+             WHERE (rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
+               OR (NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > $7 - {STALE_MS}) \
+                   AND NOT EXISTS (SELECT 1 FROM rb_settles s WHERE s.owner = rb_ledger.owner))) \
+               AND (excluded.pending_hash IS NULL OR rb_ledger.state <> 'done' \
+               OR COALESCE(rb_ledger.done_hash, '') <> excluded.pending_hash) \
+             RETURNING identity, prev_state, target_id",
+            self.db.json_rows(6)
+        ));
+        for part in claims.chunks(ROWS_PER_STATEMENT) {
+            let rows = json_rows(part.iter().map(|c| (&c.identity, &c.record_key, &c.hash)))?;
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&scope.tenant)
+                .bind(&scope.flow)
+                .bind(&self.owner)
+                .bind(run_id)
+                .bind(now)
+                .bind(rows)
+                .bind(now);
+            for r in q.fetch_all(self.db.pool()).await.map_err(|e| self.err(e))? {
+                let was_pending = opt_text(&r, "prev_state").as_deref() == Some("pending");
+                won.insert(
+                    text(&r, "identity"),
+                    Claim::Claimed {
+                        was_pending,
+                        target_id: opt_text(&r, "target_id"),
+                    },
+                );
+            }
+        }
+        // The rest are unchanged or held: their entries tell which. A new record's
+        // claim needs no read at all.
+        let rest: Vec<String> = claims
+            .iter()
+            .filter(|c| !won.contains_key(&c.identity))
+            .map(|c| c.identity.clone())
+            .collect();
+        let mut entries = std::collections::HashMap::with_capacity(rest.len());
+        if !rest.is_empty() {
+            for e in self.entries(scope, &rest).await?.into_iter().flatten() {
+                entries.insert(e.identity.clone(), e);
+            }
+        }
+        Ok(claims
+            .iter()
+            .map(|c| {
+                if let Some(claim) = won.remove(&c.identity) {
+                    return claim;
+                }
+                match entries.remove(&c.identity) {
+                    Some(e)
+                        if c.hash.is_some()
+                            && e.state == EntryState::Done
+                            && e.done_hash == c.hash =>
+                    {
+                        Claim::Unchanged(e)
+                    }
+                    _ => Claim::Busy,
+                }
+            })
+            .collect())
+}
+
 
     async fn interrupt_dead_runs(&self, tenant: &str, flow: &str) -> StoreResult<()> {
         let now = now_ms();
@@ -307,6 +406,12 @@ impl Store for SqlStore {
         let start = start.clone();
         Box::pin(async move {
             self.interrupt_dead_runs(&start.tenant, &start.flow).await?;
+            // What earlier runs journaled is in the ledger before this one reads it.
+            let scope = Scope {
+                tenant: start.tenant.clone(),
+                flow: start.flow.clone(),
+            };
+            self.fold(Fold::Flow(&scope)).await?;
             let now = now_ms();
             if let Some(input) = &start.input {
                 let sql = format!(
@@ -376,6 +481,7 @@ impl Store for SqlStore {
         checkpoint: u64,
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
+            self.fold_own_if(true).await?;
             let now = now_ms();
             sqlx::query(
                 "UPDATE rb_runs SET status = 'done', ended_at = $1, heartbeat_at = $1, checkpoint = $2, total = $3, created = $4, updated = $5, unchanged = $6, skipped = $7, failed = $8 WHERE run_id = $9",
@@ -414,6 +520,11 @@ impl Store for SqlStore {
         identities: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<Option<Entry>>>> {
         Box::pin(async move {
+            self.fold_own_if(
+                self.journal
+                    .holds_identities(scope, identities.iter().map(String::as_str)),
+            )
+            .await?;
             let mut by_identity = std::collections::HashMap::with_capacity(identities.len());
             // CROSS JOIN: SQLite keeps the written order, so each JSON value probes the
             // key (left to itself it scans the table and reads the JSON per row).
@@ -450,77 +561,25 @@ impl Store for SqlStore {
         claims: &'a [Claiming],
     ) -> BoxFuture<'a, StoreResult<Vec<Claim>>> {
         Box::pin(async move {
-            let now = now_ms();
-            let mut won = std::collections::HashMap::with_capacity(claims.len());
-            // The update applies only where no other live process holds the entry and the
-            // payload is not the one last written; `prev_state` keeps what the entry was,
-            // `own` when this process held it.
-            let sql = self.db.sql(format!(
-                "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, prev_state, owner, run_id, pending_hash, updated_at) \
-                 SELECT $1, $2, j.value ->> 0, j.value ->> 1, 'pending', NULL, $3, $4, j.value ->> 2, $5 FROM {} WHERE true \
-                 ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
-                   prev_state = CASE WHEN rb_ledger.owner = excluded.owner THEN 'own' ELSE rb_ledger.state END, \
-                   state = 'pending', owner = excluded.owner, record_key = excluded.record_key, \
-                   pending_hash = excluded.pending_hash, updated_at = excluded.updated_at \
-                 WHERE (rb_ledger.state <> 'pending' OR rb_ledger.owner IS NULL OR rb_ledger.owner = excluded.owner \
-                   OR NOT EXISTS (SELECT 1 FROM rb_runs r WHERE r.owner = rb_ledger.owner AND r.status = 'running' AND r.heartbeat_at > $7 - {STALE_MS})) \
-                   AND (excluded.pending_hash IS NULL OR rb_ledger.state <> 'done' \
-                   OR COALESCE(rb_ledger.done_hash, '') <> excluded.pending_hash) \
-                 RETURNING identity, prev_state, target_id",
-                self.db.json_rows(6)
-            ));
-            for part in claims.chunks(ROWS_PER_STATEMENT) {
-                let rows = json_rows(part.iter().map(|c| (&c.identity, &c.record_key, &c.hash)))?;
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&scope.tenant)
-                    .bind(&scope.flow)
-                    .bind(&self.owner)
-                    .bind(run_id)
-                    .bind(now)
-                    .bind(rows)
-                    .bind(now);
-                for r in q.fetch_all(self.db.pool()).await.map_err(|e| self.err(e))? {
-                    let was_pending = opt_text(&r, "prev_state").as_deref() == Some("pending");
-                    won.insert(
-                        text(&r, "identity"),
-                        Claim::Claimed {
-                            was_pending,
-                            target_id: opt_text(&r, "target_id"),
-                        },
-                    );
-                }
-            }
-            // The rest are unchanged or held: their entries tell which. A new record's
-            // claim needs no read at all.
-            let rest: Vec<String> = claims
-                .iter()
-                .filter(|c| !won.contains_key(&c.identity))
-                .map(|c| c.identity.clone())
+            self.fold_own_if(
+                self.journal
+                    .holds_identities(scope, claims.iter().map(|c| c.identity.as_str())),
+            )
+            .await?;
+            let mut results = self.claim_once(scope, run_id, claims).await?;
+            let busy: Vec<usize> = (0..results.len())
+                .filter(|&n| matches!(results[n], Claim::Busy))
                 .collect();
-            let mut entries = std::collections::HashMap::with_capacity(rest.len());
-            if !rest.is_empty() {
-                for e in self.entries(scope, &rest).await?.into_iter().flatten() {
-                    entries.insert(e.identity.clone(), e);
+            // A busy entry may be one another process settled in its journal: fold the
+            // flow's rows and look again once.
+            if !busy.is_empty() && self.fold(Fold::Flow(scope)).await? > 0 {
+                let again: Vec<Claiming> = busy.iter().map(|&n| claims[n].clone()).collect();
+                let second = self.claim_once(scope, run_id, &again).await?;
+                for (n, claim) in busy.into_iter().zip(second) {
+                    results[n] = claim;
                 }
             }
-            Ok(claims
-                .iter()
-                .map(|c| {
-                    if let Some(claim) = won.remove(&c.identity) {
-                        return claim;
-                    }
-                    match entries.remove(&c.identity) {
-                        Some(e)
-                            if c.hash.is_some()
-                                && e.state == EntryState::Done
-                                && e.done_hash == c.hash =>
-                        {
-                            Claim::Unchanged(e)
-                        }
-                        _ => Claim::Busy,
-                    }
-                })
-                .collect())
+            Ok(results)
         })
     }
 
@@ -535,73 +594,7 @@ impl Store for SqlStore {
             if settled.is_empty() {
                 return Ok(());
             }
-            let now = now_ms();
-            let ledger_sql = self.db.sql(format!(
-                "INSERT INTO rb_ledger (tenant, flow, identity, record_key, state, owner, done_hash, target_id, outcome, run_id, updated_at) \
-                 SELECT $1, $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, NULL, j.value ->> 3, j.value ->> 4, j.value ->> 5, $3, $4 FROM {} WHERE true \
-                 ON CONFLICT (tenant, flow, identity) DO UPDATE SET \
-                   state = excluded.state, owner = NULL, prev_state = NULL, pending_hash = NULL, record_key = excluded.record_key, \
-                   done_hash = COALESCE(excluded.done_hash, rb_ledger.done_hash), \
-                   target_id = COALESCE(excluded.target_id, rb_ledger.target_id), \
-                   outcome = excluded.outcome, run_id = excluded.run_id, updated_at = excluded.updated_at",
-                self.db.json_rows(5)
-            ));
-            // A mapping that holds already (an update of a known record) is left alone:
-            // rewriting it would write its page again for nothing.
-            let ids_sql = self.db.sql(format!(
-                "INSERT INTO rb_idmap (tenant, provider, object, field, value, target_id, updated_at) \
-                 SELECT $1, $2, $3, j.value ->> 0, j.value ->> 1, j.value ->> 2, $4 FROM {} WHERE true \
-                 ON CONFLICT (tenant, provider, object, field, value) DO UPDATE SET target_id = excluded.target_id, updated_at = excluded.updated_at \
-                 WHERE rb_idmap.target_id <> excluded.target_id",
-                self.db.json_rows(5)
-            ));
-            let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
-            for part in settled.chunks(ROWS_PER_STATEMENT) {
-                let rows = json_rows(part.iter().map(|s| {
-                    let state = if s.outcome == "failed" {
-                        EntryState::Failed
-                    } else {
-                        EntryState::Done
-                    };
-                    (
-                        &s.identity,
-                        &s.record_key,
-                        state.as_str(),
-                        &s.hash,
-                        &s.target_id,
-                        s.outcome,
-                    )
-                }))?;
-                sqlx::query(sqlx::AssertSqlSafe(ledger_sql.as_str()))
-                    .bind(&scope.tenant)
-                    .bind(&scope.flow)
-                    .bind(run_id)
-                    .bind(now)
-                    .bind(rows)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
-            let ids: Vec<(&str, &str, &str)> = settled
-                .iter()
-                .filter_map(|s| Some((s.target_id.as_deref()?, &s.ids)))
-                .flat_map(|(id, pairs)| {
-                    pairs.iter().map(move |(f, v)| (f.as_str(), v.as_str(), id))
-                })
-                .collect();
-            for part in ids.chunks(ROWS_PER_STATEMENT) {
-                sqlx::query(sqlx::AssertSqlSafe(ids_sql.as_str()))
-                    .bind(&target.tenant)
-                    .bind(&target.provider)
-                    .bind(&target.object)
-                    .bind(now)
-                    .bind(json_rows(part.iter())?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
-            tx.commit().await.map_err(|e| self.err(e))?;
-            Ok(())
+            self.journal_settled(scope, target, run_id, settled).await
         })
     }
 
@@ -612,6 +605,8 @@ impl Store for SqlStore {
         values: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<Option<String>>>> {
         Box::pin(async move {
+            self.fold_own_if(self.journal.holds_ids(target, field, values))
+                .await?;
             let mut found = std::collections::HashMap::with_capacity(values.len());
             let sql = self.db.sql(format!(
                 "SELECT m.value, m.target_id FROM {} CROSS JOIN rb_idmap m WHERE m.tenant = $2 AND m.provider = $3 \
@@ -639,6 +634,8 @@ impl Store for SqlStore {
         target_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
+            // A journaled mapping folded later would bring the forgotten id back.
+            self.fold_own_if(true).await?;
             let sql = self.db.sql(format!(
                 "DELETE FROM rb_idmap WHERE tenant = $1 AND provider = $2 AND object = $3 \
                  AND target_id IN (SELECT j.value FROM {})",
@@ -897,6 +894,7 @@ impl Store for SqlStore {
 
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, StoreResult<Pruned>> {
         Box::pin(async move {
+            self.fold_own_if(true).await?;
             let now = now_ms();
             let mut pruned = Pruned::default();
             if let Some(age) = retention.changelog_ms {

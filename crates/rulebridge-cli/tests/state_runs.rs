@@ -494,6 +494,8 @@ fn checkpoint(rt: &tokio::runtime::Runtime, state: &str) -> u64 {
 fn pending(rt: &tokio::runtime::Runtime, state: &str) -> i64 {
     rt.block_on(async {
         let store = rulebridge::state::SqlStore::open(state).await.unwrap();
+        // Settles the dead process journaled are outcomes known, not writes in flight.
+        store.fold_journal().await.unwrap();
         let n: i64 = sqlx_count(
             &store,
             "SELECT count(*) AS n FROM rb_ledger WHERE state = 'pending'",
