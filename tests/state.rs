@@ -311,6 +311,95 @@ async fn a_live_run_holds_its_claims_and_a_dead_one_leaves_them_pending() {
 }
 
 #[tokio::test]
+async fn a_settle_another_process_journaled_is_seen_before_anything_is_claimed() {
+    // Settles wait in the journal until folded. Another process must still see them: the
+    // entry it meets pending under a live run is folded and claimed again, and a dead
+    // run's pending entry is not taken for a write of unknown result while its settle waits.
+    let claiming = |id: &str, hash: &str| Claiming {
+        identity: id.into(),
+        record_key: Some(id.into()),
+        hash: Some(hash.into()),
+    };
+    for at in rulebridge::testing::store_backends("store").await.unwrap() {
+        let (name, spec) = (at.backend, at.spec.clone());
+        let first = SqlStore::open(&spec).await.unwrap();
+        let second = SqlStore::open(&spec).await.unwrap();
+        let run_a = first.begin_run(&start(None)).await.unwrap();
+        let run_b = second.begin_run(&start(None)).await.unwrap();
+        let claims = vec![claiming("x@x", "h1"), claiming("w@x", "h2")];
+        let got = first.claim(&scope(), &run_a.id, &claims).await.unwrap();
+        assert!(got.iter().all(|c| matches!(c, Claim::Claimed { .. })), "{name}");
+        let settled = vec![
+            done("x@x", "h1", "id-x", "created"),
+            done("w@x", "h2", "id-w", "created"),
+        ];
+        first
+            .settle(&scope(), &target(), &run_a.id, &settled)
+            .await
+            .unwrap();
+
+        // The same payload from the other process, the writer still alive: unchanged.
+        match &second
+            .claim(&scope(), &run_b.id, &[claiming("x@x", "h1")])
+            .await
+            .unwrap()[0]
+        {
+            Claim::Unchanged(e) => assert_eq!(e.target_id.as_deref(), Some("id-x"), "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        // The writer's own reads are right after another process folded its rows.
+        assert!(
+            matches!(
+                first
+                    .claim(&scope(), &run_a.id, &[claiming("x@x", "h1")])
+                    .await
+                    .unwrap()[0],
+                Claim::Unchanged(_)
+            ),
+            "{name}"
+        );
+        let journaled = vec![claiming("v@x", "h4")];
+        first.claim(&scope(), &run_a.id, &journaled).await.unwrap();
+        first
+            .settle(
+                &scope(),
+                &target(),
+                &run_a.id,
+                &[done("v@x", "h4", "id-v", "created")],
+            )
+            .await
+            .unwrap();
+
+        // The writer dies with that settle journaled: a changed payload is an update of the
+        // known record, not a write that may have landed.
+        kill_run(&first, &run_a.id).await;
+        match &second
+            .claim(&scope(), &run_b.id, &[claiming("v@x", "h5")])
+            .await
+            .unwrap()[0]
+        {
+            Claim::Claimed {
+                was_pending,
+                target_id,
+            } => {
+                assert!(!was_pending, "{name}");
+                assert_eq!(target_id.as_deref(), Some("id-v"), "{name}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        // And the id map has what the journal held.
+        assert_eq!(
+            second
+                .ids(&target(), "email", &["w@x".into(), "v@x".into(), "u@x".into()])
+                .await
+                .unwrap(),
+            vec![Some("id-w".into()), Some("id-v".into()), None],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn concurrent_claims_give_each_identity_to_one_process() {
     for at in rulebridge::testing::store_backends("store").await.unwrap() {
         let (name, spec) = (at.backend, at.spec.clone());
