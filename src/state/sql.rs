@@ -594,7 +594,7 @@ impl Store for SqlStore {
             if settled.is_empty() {
                 return Ok(());
             }
-            self.journal_settled(scope, target, run_id, settled).await
+            self.record_settled(scope, target, run_id, settled).await
         })
     }
 

@@ -1,5 +1,7 @@
 //! The settle journal: a group's settled outcomes appended as one row (`rb_settles`) and
-//! folded into the ledger and the id map later, many groups in one transaction.
+//! folded into the ledger and the id map later, many groups in one transaction. SQLite
+//! stores journal; PostgreSQL ones write settles at once ([`SqlStore::record_settled`]
+//! says why), and the same folds find nothing to apply there.
 //!
 //! Written straight into the ledger and the id map, a group of records with identities in
 //! no order changes one b-tree page per record and table, and every commit writes each page
@@ -157,9 +159,80 @@ fn id_rows(settled: &[Settle]) -> StoreResult<String> {
     )
 }
 
+/// Where a batch of settled rows belongs, and when it was settled.
+struct Applied<'a> {
+    tenant: &'a str,
+    flow: &'a str,
+    provider: &'a str,
+    object: &'a str,
+    run_id: &'a str,
+    at: i64,
+}
+
 impl SqlStore {
+    /// Writes settled rows ([`ledger_rows`], [`id_rows`]) into the ledger and the id map.
+    async fn apply(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        to: &Applied<'_>,
+        ledger_rows: String,
+        id_rows: String,
+    ) -> StoreResult<()> {
+        sqlx::query(sqlx::AssertSqlSafe(ledger_sql(&self.db)))
+            .bind(to.tenant)
+            .bind(to.flow)
+            .bind(to.run_id)
+            .bind(to.at)
+            .bind(ledger_rows)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        if id_rows != "[]" {
+            sqlx::query(sqlx::AssertSqlSafe(ids_sql(&self.db)))
+                .bind(to.tenant)
+                .bind(to.provider)
+                .bind(to.object)
+                .bind(to.at)
+                .bind(id_rows)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Records settled outcomes: journaled on SQLite, where a commit writes every b-tree
+    /// page it changed; written at once on PostgreSQL, whose log holds the rows changed
+    /// rather than their pages, so a fold would only move the same work to the run's end.
+    pub(super) async fn record_settled(
+        &self,
+        scope: &Scope,
+        target: &Target,
+        run_id: &str,
+        settled: &[Settle],
+    ) -> StoreResult<()> {
+        if self.db.backend() == Backend::Sqlite {
+            return self.journal_settled(scope, target, run_id, settled).await;
+        }
+        let to = Applied {
+            tenant: &scope.tenant,
+            flow: &scope.flow,
+            provider: &target.provider,
+            object: &target.object,
+            run_id,
+            at: now_ms(),
+        };
+        let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
+        for part in settled.chunks(ROWS_PER_STATEMENT) {
+            self.apply(&mut tx, &to, ledger_rows(part)?, id_rows(part)?)
+                .await?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Appends settled outcomes to the journal, one row per chunk, in one transaction.
-    pub(super) async fn journal_settled(
+    async fn journal_settled(
         &self,
         scope: &Scope,
         target: &Target,
@@ -240,35 +313,30 @@ impl SqlStore {
             Fold::Flow(scope) => q = q.bind(&scope.tenant).bind(&scope.flow),
             Fold::All => {}
         }
+        let started = std::time::Instant::now();
         let mut tx = self.db.begin_write().await.map_err(|e| self.err(e))?;
         let mut rows = q.fetch_all(&mut *tx).await.map_err(|e| self.err(e))?;
         rows.sort_by_cached_key(|r| (text(r, "owner"), int(r, "seq")));
-        let (ledger, ids) = (ledger_sql(&self.db), ids_sql(&self.db));
         for r in &rows {
-            let (tenant, at) = (text(r, "tenant"), int(r, "at"));
-            sqlx::query(sqlx::AssertSqlSafe(ledger.as_str()))
-                .bind(&tenant)
-                .bind(text(r, "flow"))
-                .bind(text(r, "run_id"))
-                .bind(at)
-                .bind(text(r, "ledger_rows"))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-            let id_rows = text(r, "id_rows");
-            if id_rows != "[]" {
-                sqlx::query(sqlx::AssertSqlSafe(ids.as_str()))
-                    .bind(&tenant)
-                    .bind(text(r, "provider"))
-                    .bind(text(r, "object"))
-                    .bind(at)
-                    .bind(id_rows)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
+            let applied = Applied {
+                tenant: &text(r, "tenant"),
+                flow: &text(r, "flow"),
+                provider: &text(r, "provider"),
+                object: &text(r, "object"),
+                run_id: &text(r, "run_id"),
+                at: int(r, "at"),
+            };
+            self.apply(&mut tx, &applied, text(r, "ledger_rows"), text(r, "id_rows"))
+                .await?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
+        if !rows.is_empty() {
+            tracing::debug!(
+                rows = rows.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "settle journal folded"
+            );
+        }
         // A flow's fold may leave rows of this store's other flows: its keys stay (only a
         // later fold that was not needed).
         if matches!(which, Fold::Own | Fold::All) {
