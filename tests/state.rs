@@ -328,7 +328,10 @@ async fn a_settle_another_process_journaled_is_seen_before_anything_is_claimed()
         let run_b = second.begin_run(&start(None)).await.unwrap();
         let claims = vec![claiming("x@x", "h1"), claiming("w@x", "h2")];
         let got = first.claim(&scope(), &run_a.id, &claims).await.unwrap();
-        assert!(got.iter().all(|c| matches!(c, Claim::Claimed { .. })), "{name}");
+        assert!(
+            got.iter().all(|c| matches!(c, Claim::Claimed { .. })),
+            "{name}"
+        );
         let settled = vec![
             done("x@x", "h1", "id-x", "created"),
             done("w@x", "h2", "id-w", "created"),
@@ -390,7 +393,11 @@ async fn a_settle_another_process_journaled_is_seen_before_anything_is_claimed()
         // And the id map has what the journal held.
         assert_eq!(
             second
-                .ids(&target(), "email", &["w@x".into(), "v@x".into(), "u@x".into()])
+                .ids(
+                    &target(),
+                    "email",
+                    &["w@x".into(), "v@x".into(), "u@x".into()]
+                )
                 .await
                 .unwrap(),
             vec![Some("id-w".into()), Some("id-v".into()), None],

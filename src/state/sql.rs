@@ -218,8 +218,7 @@ impl SqlStore {
                 }
             })
             .collect())
-}
-
+    }
 
     async fn interrupt_dead_runs(&self, tenant: &str, flow: &str) -> StoreResult<()> {
         let now = now_ms();

@@ -296,11 +296,14 @@ impl SqlStore {
             Fold::Flow(_) => "tenant = $1 AND flow = $2",
             Fold::All => "true",
         };
-        let returning = "owner, seq, tenant, flow, provider, object, run_id, at, ledger_rows, id_rows";
+        let returning =
+            "owner, seq, tenant, flow, provider, object, run_id, at, ledger_rows, id_rows";
         // PostgreSQL: rows taken in key order, so two folds at once wait for each other
         // instead of each holding rows the other needs.
         let take = match self.db.backend() {
-            Backend::Sqlite => format!("DELETE FROM rb_settles WHERE {filter} RETURNING {returning}"),
+            Backend::Sqlite => {
+                format!("DELETE FROM rb_settles WHERE {filter} RETURNING {returning}")
+            }
             Backend::Postgres => format!(
                 "DELETE FROM rb_settles WHERE (owner, seq) IN \
                  (SELECT owner, seq FROM rb_settles WHERE {filter} ORDER BY owner, seq FOR UPDATE) \
@@ -326,8 +329,13 @@ impl SqlStore {
                 run_id: &text(r, "run_id"),
                 at: int(r, "at"),
             };
-            self.apply(&mut tx, &applied, text(r, "ledger_rows"), text(r, "id_rows"))
-                .await?;
+            self.apply(
+                &mut tx,
+                &applied,
+                text(r, "ledger_rows"),
+                text(r, "id_rows"),
+            )
+            .await?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         if !rows.is_empty() {
